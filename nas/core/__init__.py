@@ -1,0 +1,41 @@
+"""The kernel: architecture value, space interface, registry and errors.
+
+Imports only the standard library, numpy and networkx, so every other layer
+(and every plugin) can depend on it cheaply.
+"""
+
+from nas.core.architecture import Architecture, Scalar
+from nas.core.errors import (
+    ArchitectureError,
+    ConfigError,
+    DependencyError,
+    NASError,
+    StorageError,
+    UnknownNameError,
+)
+from nas.core.registry import Registry
+from nas.core.space import SPACES, SearchSpace, as_rng, positive_int
+from nas.core.strategy import STRATEGIES, Strategy
+from nas.core.trial import Direction, Trial, TrialState, parse_objectives
+
+__all__ = [
+    "Architecture",
+    "ArchitectureError",
+    "ConfigError",
+    "DependencyError",
+    "NASError",
+    "Registry",
+    "Scalar",
+    "SPACES",
+    "STRATEGIES",
+    "Strategy",
+    "Direction",
+    "Trial",
+    "TrialState",
+    "parse_objectives",
+    "SearchSpace",
+    "StorageError",
+    "UnknownNameError",
+    "as_rng",
+    "positive_int",
+]

@@ -1,0 +1,61 @@
+"""A small plugin registry in the style of timm's model registry.
+
+Plugins (spaces, strategies, evaluators, predictors) register under a name
+with a decorator; lookups of unknown names fail fast with the allowed names
+and close matches. A registry may name the package whose import registers its
+built-in plugins, so ``get`` works without the caller importing it first and
+the kernel never imports the plugin layers at module import time.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from nas.core.errors import ConfigError, UnknownNameError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Name -> plugin factory, with lazy loading of the built-in plugins."""
+
+    def __init__(self, kind: str, builtins: str | None = None) -> None:
+        self.kind = kind
+        self._builtins = builtins
+        self._entries: dict[str, T] = {}
+        self._loaded = builtins is None
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            importlib.import_module(self._builtins)  # type: ignore[arg-type]
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator registering ``obj`` under ``name``; a second registration is an error."""
+
+        def decorator(obj: T) -> T:
+            if name in self._entries and self._entries[name] is not obj:
+                raise ConfigError(f"{self.kind} {name!r} is already registered")
+            self._entries[name] = obj
+            return obj
+
+        return decorator
+
+    def get(self, name: str) -> T:
+        self._load()
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownNameError(self.kind, name, self._entries) from None
+
+    def names(self, pattern: str = "*") -> list[str]:
+        """Registered names matching a shell-style ``pattern``, sorted."""
+        self._load()
+        return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
+
+    def __contains__(self, name: object) -> bool:
+        self._load()
+        return name in self._entries

@@ -1,0 +1,194 @@
+"""The search-space interface.
+
+A space is a set of architectures described by independent categorical
+decisions (``choices``) plus optional validity rules (``check``). From that
+description this base class derives sampling, mutation, neighbourhoods and a
+one-hot encoding, so a new space mostly writes its string form, its graph and
+its PyTorch builder. Randomness always comes from an explicit
+``numpy.random.Generator``: nothing here touches global RNG state.
+
+This module is part of the kernel: stdlib, numpy and networkx only. The torch
+side (``build`` and model statistics) lives in ``search_spaces``.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import networkx as nx
+import numpy as np
+
+from nas.core.architecture import Architecture, Scalar
+from nas.core.errors import ArchitectureError, ConfigError
+from nas.core.registry import Registry
+
+#: How often rejection sampling may fail before the space is declared broken.
+_MAX_TRIES = 10_000
+
+
+def as_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """An explicit generator from a seed (or the generator itself)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(seed)
+
+
+class SearchSpace(abc.ABC):
+    """Base class of every search space plugin."""
+
+    #: Registered name; also the ``space`` field of its architectures.
+    name: ClassVar[str]
+
+    # -- description -----------------------------------------------------------
+    @abc.abstractmethod
+    def choices(self) -> Mapping[str, Sequence[Scalar]]:
+        """Ordered decision name -> allowed values."""
+
+    def check(self, decisions: Mapping[str, Scalar]) -> None:
+        """Raise :class:`ArchitectureError` if a combination of decisions is invalid.
+
+        Override for rules that span decisions (e.g. distinct cell inputs).
+        """
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The options this space instance was created with (JSON-serialisable)."""
+        return {}
+
+    # -- validation ---------------------------------------------------------------
+    def validate(self, arch: Architecture) -> Architecture:
+        """Return ``arch`` if it is a member of this space, else raise ArchitectureError."""
+        if not isinstance(arch, Architecture):
+            raise ArchitectureError(f"expected an Architecture, got {type(arch).__name__}")
+        if arch.space != self.name:
+            raise ArchitectureError(
+                f"architecture belongs to space {arch.space!r}, not {self.name!r}"
+            )
+        choices = self.choices()
+        names = list(arch)
+        if names != list(choices):
+            missing = [n for n in choices if n not in names]
+            extra = [n for n in names if n not in choices]
+            raise ArchitectureError(
+                f"{self.name} architecture has wrong decisions (missing {missing}, unexpected {extra}); "
+                f"expected, in order: {list(choices)}"
+            )
+        for name, value in arch.decisions:
+            allowed = choices[name]
+            if not any(value == a and type(value) is type(a) for a in allowed):
+                raise ArchitectureError(
+                    f"{self.name} decision {name!r} has value {value!r}; allowed: {list(allowed)}"
+                )
+        self.check(arch.as_dict())
+        return arch
+
+    def is_valid(self, arch: Architecture) -> bool:
+        try:
+            self.validate(arch)
+        except ArchitectureError:
+            return False
+        return True
+
+    def make(self, decisions: Mapping[str, Scalar]) -> Architecture:
+        """A validated architecture of this space from a decision mapping."""
+        order = list(self.choices())
+        ordered = [(n, decisions[n]) for n in order if n in decisions]
+        ordered += [(n, v) for n, v in decisions.items() if n not in order]
+        return self.validate(Architecture(self.name, tuple(ordered)))
+
+    def from_json(self, text: str | bytes) -> Architecture:
+        """Parse untrusted JSON and check membership of this space."""
+        return self.validate(Architecture.from_json(text))
+
+    # -- size -----------------------------------------------------------------------
+    def size(self) -> int:
+        """Number of architectures (the product of choices; override if ``check`` prunes)."""
+        return math.prod(len(v) for v in self.choices().values())
+
+    # -- sampling and moves ----------------------------------------------------------
+    def sample(self, rng: int | np.random.Generator | None = None) -> Architecture:
+        """A uniformly random architecture (rejection sampling against ``check``)."""
+        rng = as_rng(rng)
+        choices = self.choices()
+        for _ in range(_MAX_TRIES):
+            decisions = {n: vals[int(rng.integers(len(vals)))] for n, vals in choices.items()}
+            arch = Architecture(self.name, tuple(decisions.items()))
+            if self.is_valid(arch):
+                return arch
+        raise ArchitectureError(f"could not sample a valid {self.name} architecture")
+
+    def mutate(self, arch: Architecture, rng: int | np.random.Generator | None = None) -> Architecture:
+        """Change exactly one decision to another value, keeping the result valid."""
+        rng = as_rng(rng)
+        self.validate(arch)
+        options = self.neighbours(arch)
+        if not options:
+            raise ArchitectureError(f"{self.name} architecture has no valid single-decision mutation")
+        return options[int(rng.integers(len(options)))]
+
+    def neighbours(self, arch: Architecture) -> list[Architecture]:
+        """Every valid architecture that differs from ``arch`` in exactly one decision."""
+        self.validate(arch)
+        result = []
+        for name, allowed in self.choices().items():
+            for value in allowed:
+                if value != arch[name]:
+                    candidate = arch.replace(**{name: value})
+                    if self.is_valid(candidate):
+                        result.append(candidate)
+        return result
+
+    # -- encodings ----------------------------------------------------------------------
+    def encode(self, arch: Architecture) -> np.ndarray:
+        """Fixed-length one-hot encoding of every decision (float32)."""
+        self.validate(arch)
+        parts = []
+        for name, allowed in self.choices().items():
+            onehot = np.zeros(len(allowed), dtype=np.float32)
+            onehot[list(allowed).index(arch[name])] = 1.0
+            parts.append(onehot)
+        return np.concatenate(parts)
+
+    def encoding_size(self) -> int:
+        return sum(len(v) for v in self.choices().values())
+
+    # -- identity -------------------------------------------------------------------------
+    def canonical_key(self, arch: Architecture) -> str:
+        """Key equal for functionally identical architectures; default: the exact key."""
+        return self.validate(arch).key
+
+    # -- derived views -----------------------------------------------------------------
+    @abc.abstractmethod
+    def to_graph(self, arch: Architecture) -> nx.DiGraph:
+        """A DAG view: nodes and edges carry op names (for drawing and predictors)."""
+
+    @abc.abstractmethod
+    def parse(self, text: str) -> Architecture:
+        """Parse the space's human string form; raise ArchitectureError if malformed."""
+
+    @abc.abstractmethod
+    def format(self, arch: Architecture) -> str:
+        """The space's human string form (inverse of :meth:`parse`)."""
+
+    @abc.abstractmethod
+    def build(
+        self,
+        arch: Architecture,
+        num_classes: int = 10,
+        input_shape: tuple[int, int, int] = (3, 32, 32),
+    ) -> Any:
+        """The PyTorch ``nn.Module`` for ``arch`` (implemented where torch may be imported)."""
+
+
+#: Every registered search space; importing ``search_spaces`` registers the built-ins.
+SPACES: Registry[type[SearchSpace]] = Registry("search space", builtins="search_spaces")
+
+
+def positive_int(space: str, option: str, value: object, minimum: int = 1) -> int:
+    """Validate an integer space option, naming the option and the allowed range."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{space} option {option}={value!r} is not allowed; expected an integer >= {minimum}")
+    return value

@@ -1,0 +1,35 @@
+"""Search-space plugins: NAS-Bench-201, DARTS, FBNet and a hybrid CNN-transformer.
+
+``get_space(name, **options)`` creates a space; ``list_spaces()`` names them.
+A new space is added by subclassing :class:`search_spaces.base.TorchSpace` and
+decorating it with ``@SPACES.register("name")``; the contract tests in
+``tests/test_space_contract.py`` then cover it automatically.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from nas.core import SPACES, ConfigError, SearchSpace
+
+# Importing the modules registers the built-in spaces.
+from search_spaces import darts, fbnet, hybrid, nb201  # noqa: F401,E402
+
+
+def list_spaces(pattern: str = "*") -> list[str]:
+    """Names of the registered search spaces matching a shell-style pattern."""
+    return SPACES.names(pattern)
+
+
+def get_space(name: str, **options: Any) -> SearchSpace:
+    """Create the space ``name`` with ``options``; unknown names or options raise ConfigError."""
+    cls = SPACES.get(name)
+    allowed = [p for p in inspect.signature(cls).parameters if p != "self"]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ConfigError(f"space {name!r} has no option(s) {unknown}; allowed: {allowed}")
+    return cls(**options)
+
+
+__all__ = ["get_space", "list_spaces"]
