@@ -29,7 +29,9 @@ def check_input_shape(space: str, input_shape: object) -> tuple[int, int, int]:
         or len(input_shape) != 3
         or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in input_shape)
     ):
-        raise ConfigError(f"{space}: input_shape={input_shape!r} is not allowed; expected (C, H, W) positive ints")
+        raise ConfigError(
+            f"{space}: input_shape={input_shape!r} is not allowed; expected (C, H, W) positive ints"
+        )
     return tuple(input_shape)  # type: ignore[return-value]
 
 

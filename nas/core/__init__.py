@@ -13,6 +13,7 @@ from nas.core.errors import (
     StorageError,
     UnknownNameError,
 )
+from nas.core.evaluator import EVALUATORS, EvalResult, Evaluator, Reporter
 from nas.core.registry import Registry
 from nas.core.space import SPACES, SearchSpace, as_rng, positive_int
 from nas.core.strategy import STRATEGIES, Strategy
@@ -27,6 +28,10 @@ __all__ = [
     "Registry",
     "Scalar",
     "SPACES",
+    "EVALUATORS",
+    "EvalResult",
+    "Evaluator",
+    "Reporter",
     "STRATEGIES",
     "Strategy",
     "Direction",

@@ -83,9 +83,7 @@ class Architecture:
         current = self.as_dict()
         unknown = set(changes) - set(current)
         if unknown:
-            raise ArchitectureError(
-                f"unknown decision(s) {sorted(unknown)}; allowed: {list(current)}"
-            )
+            raise ArchitectureError(f"unknown decision(s) {sorted(unknown)}; allowed: {list(current)}")
         current.update(changes)
         return Architecture(self.space, tuple(current.items()))
 

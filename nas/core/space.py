@@ -64,9 +64,7 @@ class SearchSpace(abc.ABC):
         if not isinstance(arch, Architecture):
             raise ArchitectureError(f"expected an Architecture, got {type(arch).__name__}")
         if arch.space != self.name:
-            raise ArchitectureError(
-                f"architecture belongs to space {arch.space!r}, not {self.name!r}"
-            )
+            raise ArchitectureError(f"architecture belongs to space {arch.space!r}, not {self.name!r}")
         choices = self.choices()
         names = list(arch)
         if names != list(choices):
@@ -155,6 +153,13 @@ class SearchSpace(abc.ABC):
     def encoding_size(self) -> int:
         return sum(len(v) for v in self.choices().values())
 
+    #: True for spaces that implement :meth:`path_encode` (BANANAS' path encoding).
+    has_path_encoding: ClassVar[bool] = False
+
+    def path_encode(self, arch: Architecture) -> np.ndarray:
+        """Fixed-length path encoding (one bit per input-to-output op path); cell spaces only."""
+        raise ArchitectureError(f"space {self.name!r} has no path encoding; use encode()")
+
     # -- identity -------------------------------------------------------------------------
     def canonical_key(self, arch: Architecture) -> str:
         """Key equal for functionally identical architectures; default: the exact key."""
@@ -190,5 +195,7 @@ SPACES: Registry[type[SearchSpace]] = Registry("search space", builtins="search_
 def positive_int(space: str, option: str, value: object, minimum: int = 1) -> int:
     """Validate an integer space option, naming the option and the allowed range."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{space} option {option}={value!r} is not allowed; expected an integer >= {minimum}")
+        raise ConfigError(
+            f"{space} option {option}={value!r} is not allowed; expected an integer >= {minimum}"
+        )
     return value
