@@ -14,11 +14,11 @@ import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from nas.core.errors import ArchitectureError
 
-Scalar = Union[str, int, float, bool]
+Scalar = str | int | float | bool
 
 #: Upper bounds for JSON read from untrusted files: a genotype is small, so a
 #: huge document is an attack or a mistake, never an architecture.

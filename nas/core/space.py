@@ -52,6 +52,7 @@ class SearchSpace(abc.ABC):
 
         Override for rules that span decisions (e.g. distinct cell inputs).
         """
+        return None
 
     @property
     def options(self) -> dict[str, Any]:
