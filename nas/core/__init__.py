@@ -14,6 +14,7 @@ from nas.core.errors import (
     UnknownNameError,
 )
 from nas.core.evaluator import EVALUATORS, EvalResult, Evaluator, Reporter
+from nas.core.predictor import PREDICTORS, Predictor
 from nas.core.registry import Registry
 from nas.core.space import SPACES, SearchSpace, as_rng, positive_int
 from nas.core.strategy import STRATEGIES, Strategy
@@ -28,6 +29,8 @@ __all__ = [
     "Registry",
     "Scalar",
     "SPACES",
+    "PREDICTORS",
+    "Predictor",
     "EVALUATORS",
     "EvalResult",
     "Evaluator",
