@@ -53,5 +53,8 @@ class Evaluator(abc.ABC):
         """Evaluate ``arch``; ``budget`` is a fidelity such as epochs (None: the default)."""
 
 
-#: Registered evaluators; importing ``nas.evaluators`` registers the built-ins.
-EVALUATORS: Registry[type[Evaluator]] = Registry("evaluator", builtins="nas.evaluators")
+#: Registered evaluators: training and tabular ones in ``nas.evaluators``,
+#: zero-cost proxy scorers in ``predictors`` (both plugin packages register here).
+EVALUATORS: Registry[type[Evaluator]] = Registry(
+    "evaluator", builtins=("nas.evaluators", "predictors.evaluators")
+)

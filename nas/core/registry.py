@@ -22,16 +22,17 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Name -> plugin factory, with lazy loading of the built-in plugins."""
 
-    def __init__(self, kind: str, builtins: str | None = None) -> None:
+    def __init__(self, kind: str, builtins: str | tuple[str, ...] = ()) -> None:
         self.kind = kind
-        self._builtins = builtins
+        self._builtins = (builtins,) if isinstance(builtins, str) else builtins
         self._entries: dict[str, T] = {}
-        self._loaded = builtins is None
+        self._loaded = False
 
     def _load(self) -> None:
         if not self._loaded:
             self._loaded = True
-            importlib.import_module(self._builtins)  # type: ignore[arg-type]
+            for module in self._builtins:
+                importlib.import_module(module)
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator registering ``obj`` under ``name``; a second registration is an error."""
