@@ -12,6 +12,7 @@ from nas.core.errors import (
     NASError,
     StorageError,
     UnknownNameError,
+    UnknownOpError,
 )
 from nas.core.evaluator import EVALUATORS, EvalResult, Evaluator, Reporter
 from nas.core.predictor import PREDICTORS, Predictor
@@ -44,6 +45,7 @@ __all__ = [
     "SearchSpace",
     "StorageError",
     "UnknownNameError",
+    "UnknownOpError",
     "as_rng",
     "positive_int",
 ]

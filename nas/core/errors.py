@@ -43,6 +43,10 @@ class ArchitectureError(ConfigError):
     """An architecture, its string form, graph or JSON is malformed or invalid."""
 
 
+class UnknownOpError(UnknownNameError, ArchitectureError):
+    """An architecture names an op (or block) that its space does not have."""
+
+
 class StorageError(NASError):
     """The trial store cannot be opened, read or written."""
 

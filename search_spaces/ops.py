@@ -1,0 +1,25 @@
+"""Torch building blocks shared by several cell spaces."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+class ReLUConvBN(nn.Sequential):
+    """ReLU -> Conv (no bias) -> BatchNorm: the conv op of NAS-Bench-201 and DARTS."""
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        dilation: int = 1,
+        affine: bool = True,
+    ) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, dilation=dilation, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
