@@ -14,7 +14,10 @@ from typing import Any
 from nas.core import SPACES, ConfigError, SearchSpace
 
 # Importing the modules registers the built-in spaces.
-from search_spaces import nb201  # noqa: F401,E402
+from search_spaces import (
+    fbnet,  # noqa: F401,E402
+    nb201,  # noqa: F401,E402
+)
 
 
 def list_spaces(pattern: str = "*") -> list[str]:

@@ -1,0 +1,357 @@
+"""FBNet: the layer-wise space of FBNet (Wu et al. 2019) as used by HW-NAS-Bench and HELP.
+
+A fixed macro skeleton with 22 searchable layers; each layer is one of nine
+blocks. Eight are FBNet's inverted-residual (MBConv) blocks ``k{kernel}_e{expansion}``
+(``_g2``: grouped 1x1 convs with 2 groups and a channel shuffle), the ninth is
+``skip``. The skeleton, from FBNet's paper and its reference builder:
+
+* stem: conv 3x3 stride 2 to 16 channels + BN + ReLU;
+* stages ``(layers, channels, first stride)``: (1,16,1) (4,24,2) (4,32,2)
+  (4,64,2) (4,112,1) (4,184,2) (1,352,1) -- 22 layers, only a stage's first
+  layer strides or changes channels;
+* head: conv 1x1 to 1984 + BN + ReLU, global average pool, linear classifier.
+
+An MBConv block is 1x1 expand (groups g) + BN + ReLU, [channel shuffle if
+g=2], kxk depthwise (stride) + BN + ReLU, 1x1 project (groups g) + BN, plus a
+residual add when the layer keeps stride 1 and its channel count; the middle
+width is ``in_channels * expansion`` as in FBNet's ``IRFBlock``. ``skip`` is the
+identity where the layer keeps shape; where it strides or changes channels it
+becomes FBNet's ``Identity`` projection, conv 1x1 (stride) + BN + ReLU (FBNet's
+reference code includes the ReLU, so we do too).
+
+The string form is the 22 block names joined by ``-``, exactly the ``arch``
+column of HELP's FBNet latency table, so the benchmark data parses directly.
+
+Canonical key: a ``skip`` on a shape-keeping layer is the identity, and every
+shape-keeping layer of a run of consecutive shape-keeping layers has the same
+input and output shape, so a skip may move anywhere inside that run without
+changing the network (the modules built are the same, in the same order). The
+canonical form therefore moves the skips of each run to its end; everything
+else (kernel, expansion, groups, position relative to strided layers) changes
+the function and is kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+import torch
+from torch import nn
+
+from nas.core import SPACES, Architecture, ArchitectureError, ConfigError, Scalar, UnknownOpError
+from search_spaces.base import TorchSpace, check_input_shape, check_num_classes
+
+#: Block name -> (kernel, expansion, groups of the 1x1 convs); ``skip`` has no entry.
+MBCONV: dict[str, tuple[int, int, int]] = {
+    "k3_e1": (3, 1, 1),
+    "k3_e1_g2": (3, 1, 2),
+    "k3_e3": (3, 3, 1),
+    "k3_e6": (3, 6, 1),
+    "k5_e1": (5, 1, 1),
+    "k5_e1_g2": (5, 1, 2),
+    "k5_e3": (5, 3, 1),
+    "k5_e6": (5, 6, 1),
+}
+SKIP = "skip"
+#: The nine blocks in HW-NAS-Bench's order.
+BLOCKS: tuple[str, ...] = (*MBCONV, SKIP)
+
+STEM_CHANNELS = 16
+#: (layers, channels, stride of the first layer) per stage.
+STAGES: tuple[tuple[int, int, int], ...] = (
+    (1, 16, 1),
+    (4, 24, 2),
+    (4, 32, 2),
+    (4, 64, 2),
+    (4, 112, 1),
+    (4, 184, 2),
+    (1, 352, 1),
+)
+HEAD_CHANNELS = 1984
+NUM_LAYERS = sum(n for n, _, _ in STAGES)
+LAYER_NAMES: tuple[str, ...] = tuple(f"layer{i:02d}" for i in range(NUM_LAYERS))
+
+#: Channel counts are multiples of this (FBNet's and MobileNet's divisor).
+CHANNEL_DIVISOR = 8
+MAX_WIDTH_MULT = 4.0
+
+
+def round_channels(channels: float, divisor: int = CHANNEL_DIVISOR) -> int:
+    """Nearest multiple of ``divisor`` (at least ``divisor``), never more than 10% below.
+
+    MobileNet's ``make_divisible`` rule: multiples of 8 keep grouped convs and
+    hardware kernels happy, and the 10% rule stops small widths collapsing.
+    """
+    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * channels:
+        rounded += divisor
+    return rounded
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """Shape of one searchable layer for a given width multiplier."""
+
+    name: str
+    stage: int
+    c_in: int
+    c_out: int
+    stride: int
+
+    @property
+    def keeps_shape(self) -> bool:
+        """True where ``skip`` is the identity and MBConv blocks add a residual."""
+        return self.stride == 1 and self.c_in == self.c_out
+
+
+def layer_plan(width_mult: float) -> tuple[LayerPlan, ...]:
+    """The 22 layers' shapes for ``width_mult``."""
+    plans = []
+    c_in = round_channels(STEM_CHANNELS * width_mult)
+    for stage, (layers, channels, stride) in enumerate(STAGES):
+        c_out = round_channels(channels * width_mult)
+        for j in range(layers):
+            plans.append(LayerPlan(LAYER_NAMES[len(plans)], stage, c_in, c_out, stride if j == 0 else 1))
+            c_in = c_out
+    return tuple(plans)
+
+
+# -- torch ops ------------------------------------------------------------------------------
+
+
+def conv_bn(
+    c_in: int,
+    c_out: int,
+    kernel: int,
+    stride: int = 1,
+    groups: int = 1,
+    relu: bool = True,
+    padding: int | None = None,
+) -> nn.Sequential:
+    """Conv (no bias) + BN [+ ReLU]: FBNet's ``ConvBNRelu``, the unit of every block."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(
+            c_in,
+            c_out,
+            kernel,
+            stride=stride,
+            padding=kernel // 2 if padding is None else padding,
+            groups=groups,
+            bias=False,
+        ),
+        nn.BatchNorm2d(c_out),
+    ]
+    if relu:
+        layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle, mixing the groups of a grouped 1x1 conv.
+
+    Written with shape-derived reshapes (no data-dependent branches) so it
+    traces and exports to ONNX as Reshape/Transpose.
+    """
+
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        return x.reshape(b, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+class Residual(nn.Module):
+    """``x + body(x)``: a separate module rather than a flag, so forward has no branches."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def mbconv(kernel: int, expansion: int, groups: int, c_in: int, c_out: int, stride: int) -> nn.Module:
+    """FBNet's inverted-residual block (``IRFBlock``), residual when the shape is kept."""
+    mid = c_in * expansion
+    layers: list[nn.Module] = [conv_bn(c_in, mid, 1, groups=groups)]
+    if groups > 1:
+        layers.append(ChannelShuffle(groups))
+    layers.append(conv_bn(mid, mid, kernel, stride=stride, groups=mid))
+    layers.append(conv_bn(mid, c_out, 1, groups=groups, relu=False))
+    body = nn.Sequential(*layers)
+    return Residual(body) if stride == 1 and c_in == c_out else body
+
+
+def block_module(block: str, plan: LayerPlan) -> nn.Module:
+    """The module of ``block`` at a layer of shape ``plan``."""
+    if block == SKIP:
+        if plan.keeps_shape:
+            return nn.Identity()
+        return conv_bn(plan.c_in, plan.c_out, 1, stride=plan.stride)
+    if block not in MBCONV:
+        raise UnknownOpError("fbnet block", block, BLOCKS)
+    kernel, expansion, groups = MBCONV[block]
+    return mbconv(kernel, expansion, groups, plan.c_in, plan.c_out, plan.stride)
+
+
+class FBNetNetwork(nn.Module):
+    """Stem, the 22 chosen layers and FBNet's classification head."""
+
+    def __init__(
+        self,
+        blocks: Sequence[str],
+        plans: Sequence[LayerPlan],
+        head_channels: int,
+        num_classes: int,
+        in_channels: int,
+    ) -> None:
+        super().__init__()
+        self.stem = conv_bn(in_channels, plans[0].c_in, 3, stride=2)
+        self.layers = nn.Sequential(
+            OrderedDict((plan.name, block_module(block, plan)) for block, plan in zip(blocks, plans, strict=True))
+        )
+        self.head = conv_bn(plans[-1].c_out, head_channels, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(head_channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(self.layers(self.stem(x)))
+        return self.classifier(torch.flatten(self.pool(x), 1))
+
+
+# -- the space ----------------------------------------------------------------------------------
+
+
+def check_width_mult(space: str, value: object) -> float:
+    """Validate a width multiplier: a finite number in (0, MAX_WIDTH_MULT]."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_WIDTH_MULT
+    ):
+        raise ConfigError(
+            f"{space} option width_mult={value!r} is not allowed; expected a number in (0, {MAX_WIDTH_MULT:g}]"
+        )
+    return float(value)
+
+
+@SPACES.register("fbnet")
+class FBNetSpace(TorchSpace):
+    """The FBNet / HW-NAS-Bench layer-wise space: 9**22 architectures.
+
+    ``width_mult`` scales every channel count (rounded to multiples of 8, at
+    least 8), e.g. 0.25 for quick tests. As in FBNet's builder the 1984-channel
+    head only grows with ``width_mult > 1``, never shrinks.
+    """
+
+    name = "fbnet"
+
+    def __init__(self, *, width_mult: float = 1.0) -> None:
+        self.width_mult = check_width_mult(self.name, width_mult)
+        self.plans = layer_plan(self.width_mult)
+        self.head_channels = round_channels(HEAD_CHANNELS * max(1.0, self.width_mult))
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {"width_mult": self.width_mult}
+
+    def choices(self) -> dict[str, Sequence[Scalar]]:
+        return {name: BLOCKS for name in LAYER_NAMES}
+
+    # -- string form ----------------------------------------------------------------------------
+    def parse(self, text: str) -> Architecture:
+        """Parse the 22 block names joined by ``-`` (HELP's ``arch`` column); outer whitespace is ignored."""
+        if not isinstance(text, str):
+            raise ArchitectureError(f"fbnet string form must be a str, got {type(text).__name__}")
+        names = text.strip().split("-")
+        if len(names) != NUM_LAYERS:
+            raise ArchitectureError(
+                f"fbnet string {text!r} has {len(names)} '-'-separated block(s); expected {NUM_LAYERS}, "
+                f"each one of {', '.join(BLOCKS)}"
+            )
+        for layer, name in zip(LAYER_NAMES, names, strict=True):
+            if name not in BLOCKS:
+                if not name:
+                    raise ArchitectureError(f"fbnet string {text!r} has an empty block name at {layer}")
+                raise UnknownOpError(f"fbnet block (at {layer})", name, BLOCKS)
+        return self.make(dict(zip(LAYER_NAMES, names, strict=True)))
+
+    def format(self, arch: Architecture) -> str:
+        self.validate(arch)
+        return "-".join(str(arch[name]) for name in LAYER_NAMES)
+
+    # -- graph view --------------------------------------------------------------------------------
+    def to_graph(self, arch: Architecture) -> nx.DiGraph:
+        """The layer chain ``input -> stem -> layer00 .. layer21 -> head -> output``.
+
+        Nodes carry ``op`` (block name, or ``input``/``stem``/``head``/``output``),
+        ``stage`` (-1 for stem and head), ``channels`` (output channels) and ``stride``.
+        """
+        self.validate(arch)
+        graph = nx.DiGraph(space=self.name, width_mult=self.width_mult)
+        graph.add_node("input", op="input")
+        graph.add_node("stem", op="stem", stage=-1, channels=self.plans[0].c_in, stride=2)
+        for plan in self.plans:
+            graph.add_node(plan.name, op=arch[plan.name], stage=plan.stage, channels=plan.c_out, stride=plan.stride)
+        graph.add_node("head", op="head", stage=-1, channels=self.head_channels, stride=1)
+        graph.add_node("output", op="output")
+        nx.add_path(graph, ["input", "stem", *LAYER_NAMES, "head", "output"])
+        return graph
+
+    # -- identity -------------------------------------------------------------------------------------
+    def canonical(self, arch: Architecture) -> Architecture:
+        """The representative of ``arch``'s class: skips moved to the end of each shape-keeping run."""
+        self.validate(arch)
+        blocks = [str(arch[name]) for name in LAYER_NAMES]
+        i = 0
+        while i < NUM_LAYERS:
+            if not self.plans[i].keeps_shape:
+                i += 1
+                continue
+            end = i
+            while end < NUM_LAYERS and self.plans[end].keeps_shape:
+                end += 1
+            run = blocks[i:end]
+            kept = [b for b in run if b != SKIP]
+            blocks[i:end] = kept + [SKIP] * (len(run) - len(kept))
+            i = end
+        return self.make(dict(zip(LAYER_NAMES, blocks, strict=True)))
+
+    def canonical_key(self, arch: Architecture) -> str:
+        return self.canonical(arch).key
+
+    # -- model --------------------------------------------------------------------------------------------
+    def build(
+        self,
+        arch: Architecture,
+        num_classes: int = 10,
+        input_shape: tuple[int, int, int] = (3, 32, 32),
+    ) -> nn.Module:
+        """The network; any input size works (strides bottom out at 1x1 on tiny inputs)."""
+        self.validate(arch)
+        shape = check_input_shape(self.name, input_shape)
+        blocks = [str(arch[name]) for name in LAYER_NAMES]
+        return FBNetNetwork(
+            blocks, self.plans, self.head_channels, check_num_classes(self.name, num_classes), shape[0]
+        )
+
+
+__all__ = [
+    "BLOCKS",
+    "FBNetNetwork",
+    "FBNetSpace",
+    "LAYER_NAMES",
+    "LayerPlan",
+    "conv_bn",
+    "layer_plan",
+    "round_channels",
+]
