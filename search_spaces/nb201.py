@@ -137,7 +137,10 @@ class Nb201Network(nn.Module):
 
 @SPACES.register("nb201")
 class Nb201Space(TorchSpace):
-    """The NAS-Bench-201 search space (options: ``channels`` C=16, ``cells`` N=5 per stage)."""
+    """NAS-Bench-201 cell in the benchmark's macro skeleton.
+
+    Options: ``channels`` (C, default 16) and ``cells`` (N per stage, default 5).
+    """
 
     name = "nb201"
     has_path_encoding = True

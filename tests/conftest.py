@@ -1,0 +1,29 @@
+"""Shared fixtures: data location and markers policy.
+
+Tests that need ../shared/data skip with a reason when it is absent, except
+in CI (``CI`` set), where the data is always present and a skip would hide a
+failure.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("NAS_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = shared_data_dir()
+    if not path.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared data directory {path} is missing in CI")
+        pytest.skip(f"shared data directory {path} not present (set NAS_DATA_DIR)")
+    return path
