@@ -1,0 +1,166 @@
+"""Engines and transactions: the only place that knows backend quirks.
+
+* **SQLite** runs in WAL mode with a busy timeout, so a dashboard reading
+  never blocks a search writing. Python's ``sqlite3`` module would start
+  transactions lazily and as *deferred*, which lets two writers deadlock on
+  the upgrade from a read to a write lock; we take over ``BEGIN`` ourselves
+  and start every write transaction with ``BEGIN IMMEDIATE`` so writers queue
+  on the busy timeout instead (the SQLAlchemy "pysqlite transactions" recipe).
+* **PostgreSQL** writes run at READ COMMITTED with explicit row locks; reads
+  run at REPEATABLE READ so that a page of trials and its values come from one
+  snapshot.
+* **Every write is one transaction**, retried with backoff when the database
+  reports a deadlock, a serialization failure or a busy lock. A process
+  killed mid-write therefore leaves nothing half-written.
+* **Fork safety**: pooled connections must not be shared by a parent and a
+  forked child, so every engine is disposed (without closing the parent's
+  sockets) in the child after ``fork``.
+* Driver exceptions never escape: they become :class:`StorageError` with the
+  cause chained and the URL's password masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from nas.core.errors import NASError, StorageError
+from nas.store.url import mask_url
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Milliseconds a SQLite writer waits for the lock before the retry loop takes over.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Seconds to wait for a PostgreSQL connection before reporting the server unreachable.
+PG_CONNECT_TIMEOUT_S = 10
+#: Attempts of one transaction when the database reports a transient conflict.
+MAX_ATTEMPTS = 12
+
+# PostgreSQL SQLSTATEs worth retrying: serialization failure, deadlock, lock not available.
+_PG_RETRY_STATES = frozenset({"40001", "40P01", "55P03"})
+
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _dispose_after_fork() -> None:
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_dispose_after_fork)
+
+
+def make_engine(url: URL) -> Engine:
+    """An engine for a validated URL (see :func:`nas.store.url.parse_storage_url`)."""
+    if url.get_backend_name() == "sqlite":
+        engine = create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+    else:
+        connect_args: dict[str, Any] = {}
+        if "connect_timeout" not in url.query:
+            connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+        engine = create_engine(
+            url, connect_args=connect_args, pool_pre_ping=True, pool_size=4, max_overflow=8
+        )
+    _ENGINES.add(engine)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    # Take transaction control away from the sqlite3 module (see module docstring).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        # NORMAL is safe in WAL mode: a killed process loses nothing committed;
+        # only a power cut may lose the last few commits (never consistency).
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    write = connection.get_execution_options().get("nas_write", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in _PG_RETRY_STATES:
+        return True
+    message = str(orig).lower()
+    return "database is locked" in message or "database is busy" in message
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line description of a driver error, without SQL, parameters or secrets."""
+    orig = getattr(exc, "orig", None) or exc
+    text = " ".join(str(orig).split())
+    return f"{type(orig).__name__}: {text}" if text else type(orig).__name__
+
+
+def run_transaction(
+    engine: Engine,
+    fn: Callable[[Connection], T],
+    *,
+    write: bool,
+    what: str,
+    on_integrity_error: Callable[[IntegrityError], NASError] | None = None,
+    rng: np.random.Generator | None = None,
+) -> T:
+    """Run ``fn(connection)`` in one transaction, retrying transient conflicts.
+
+    ``fn`` may be called several times, so it must not have side effects
+    outside the database. Platform errors raised by ``fn`` roll the
+    transaction back and propagate unchanged; driver errors become
+    :class:`StorageError` (or what ``on_integrity_error`` maps an integrity
+    violation to).
+    """
+    rng = rng if rng is not None else np.random.default_rng()
+    delay = 0.005
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            with engine.connect() as connection:
+                if write:
+                    connection = connection.execution_options(nas_write=True)
+                elif engine.dialect.name == "postgresql":
+                    connection = connection.execution_options(isolation_level="REPEATABLE READ")
+                with connection.begin():
+                    return fn(connection)
+        except IntegrityError as exc:
+            if on_integrity_error is not None:
+                raise on_integrity_error(exc) from exc
+            raise StorageError(
+                f"{what} violated a constraint on {mask_url(engine.url)}: {describe(exc)}"
+            ) from exc
+        except DBAPIError as exc:
+            if attempt < MAX_ATTEMPTS and _is_transient(exc):
+                log.debug("%s: transient conflict (%s), retry %d", what, describe(exc), attempt)
+                time.sleep(delay * (1.0 + float(rng.random())))
+                delay = min(delay * 2, 1.0)
+                continue
+            raise StorageError(f"{what} failed on {mask_url(engine.url)}: {describe(exc)}") from exc
+        except SQLAlchemyError as exc:
+            raise StorageError(f"{what} failed on {mask_url(engine.url)}: {describe(exc)}") from exc
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises

@@ -1,0 +1,83 @@
+"""Storage URLs: resolution of the default, validation, and password masking.
+
+One function decides which database the platform talks to
+(:func:`resolve_storage_url`), so the CLI, the runner and the dashboard all
+agree: an explicit URL, else ``$NAS_STORAGE``, else ``sqlite:///nas.db`` in the
+working directory. URLs are validated here, before any driver sees them, so a
+typo gives a message naming the allowed schemes rather than a driver
+traceback, and every URL that reaches a log line or an error message is masked.
+"""
+
+from __future__ import annotations
+
+import os
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from nas.core.errors import ConfigError
+
+#: Environment variable naming the default storage URL.
+ENV_VAR = "NAS_STORAGE"
+#: The embedded default: a SQLite file in the working directory.
+DEFAULT_URL = "sqlite:///nas.db"
+
+#: Scheme written by the user -> SQLAlchemy driver name we use. Bare
+#: ``postgresql://`` would mean psycopg2 to SQLAlchemy; we ship psycopg 3.
+_DRIVERS = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+}
+ALLOWED_SCHEMES = ("sqlite:///PATH", "postgresql+psycopg://USER[:PASSWORD]@HOST[:PORT]/DB")
+
+
+def resolve_storage_url(url: str | None = None) -> str:
+    """The storage URL to use: ``url`` if given, else ``$NAS_STORAGE``, else ``sqlite:///nas.db``."""
+    if url:
+        return url
+    return os.environ.get(ENV_VAR) or DEFAULT_URL
+
+
+def mask_url(url: str | URL) -> str:
+    """``url`` with its password replaced by ``***`` (safe for logs and error messages)."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        # Unparseable: drop anything between "://" and "@" that could hold a secret.
+        head, sep, rest = str(url).partition("://")
+        if sep and "@" in rest:
+            rest = "***@" + rest.rsplit("@", 1)[1]
+        return f"{head}{sep}{rest}"
+
+
+def parse_storage_url(url: str) -> URL:
+    """Validate ``url`` and normalise its driver; raise :class:`ConfigError` if it is not allowed."""
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError(f"storage URL {url!r} is empty; allowed: {', '.join(ALLOWED_SCHEMES)}")
+    try:
+        parsed = make_url(url.strip())
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigError(
+            f"storage URL {mask_url(url)!r} is malformed; allowed: {', '.join(ALLOWED_SCHEMES)}"
+        ) from exc
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise ConfigError(
+            f"storage URL {mask_url(parsed)!r} has scheme {parsed.drivername!r}; "
+            f"allowed: {', '.join(ALLOWED_SCHEMES)}"
+        )
+    parsed = parsed.set(drivername=driver)
+    if driver == "sqlite":
+        if not parsed.database or parsed.database == ":memory:" or parsed.database.startswith("file:"):
+            raise ConfigError(
+                f"storage URL {mask_url(parsed)!r} is not a SQLite file; several processes must share the "
+                "store, so use a file path such as 'sqlite:///nas.db'"
+            )
+    elif not parsed.database:
+        raise ConfigError(f"storage URL {mask_url(parsed)!r} names no database; expected .../DBNAME")
+    return parsed
