@@ -15,7 +15,9 @@ from nas.core import SPACES, ConfigError, SearchSpace
 
 # Importing the modules registers the built-in spaces.
 from search_spaces import (
+    darts,  # noqa: F401,E402
     fbnet,  # noqa: F401,E402
+    hybrid,  # noqa: F401,E402
     nb201,  # noqa: F401,E402
 )
 

@@ -1,0 +1,351 @@
+"""A hybrid CNN-transformer space in the spirit of BossNAS's HyTra space.
+
+A chain of ``blocks`` residual blocks after a conv stem. Per block ``i`` three
+decisions:
+
+* ``b{i}.type``: ``conv`` -- a ResNet basic block (two 3x3 convs with BN, ReLU
+  after the residual add) -- or ``attn`` -- a pre-norm transformer block over
+  the spatial tokens (multi-head self-attention + MLP), preceded by a
+  depthwise-conv positional encoding (CPVT's conditional positional encoding,
+  ``x + dwconv3x3(x)``), which works at any input size without interpolating a
+  position table and exports as a plain conv;
+* ``b{i}.down``: whether the block starts with a stride-2 down-sampling;
+* ``b{i}.width``: a width multiplier in {1, 2}.
+
+So pure CNNs, pure transformers and every mix are members, with searchable
+down-sampling positions and widths. Block ``i`` has ``base_width * 2**s *
+width`` channels where ``s`` counts the down-samplings up to and including
+block ``i`` (the usual doubling per resolution halving). Where a block strides
+or changes channels it starts with a transition, conv (3x3 stride 2 when
+down-sampling, else 1x1) + BN, as ConvNeXt's and Swin's separate down-sampling
+layers do; the residual body then keeps its shape, so both block types share
+one down-sampling mechanism.
+
+Validity (``check``): *at most* ``downsamples`` blocks down-sample. "At most"
+rather than "exactly" keeps the space connected under single-decision mutation
+(with an exact count no single change could move a down-sampling position),
+and it makes the depth of the resolution pyramid searchable too.
+
+Attention heads: ``channels // 32`` (head width about 32), at least 1, reduced
+to the nearest divisor of the channel count.
+
+Stem: stride 4 "patchify" conv 4x4 + BN + ReLU when the input's smaller side
+is at least 64 (224x224 gives 56x56 = 3,136 tokens, not 50,176), otherwise
+conv 3x3 stride 1 + BN + ReLU so that 8x8 digits and 32x32 CIFAR keep their
+resolution. Head: global average pool, LayerNorm, linear.
+
+Forward passes use only shape-derived reshapes, matmul and softmax: no
+data-dependent Python control flow, so models trace, script and export to
+ONNX (opset 17).
+
+String form: one token per block joined by ``-``; a token is an optional ``v``
+(down-sample), ``C`` (conv) or ``A`` (attn), then the width digit, e.g.
+``C1-C1-vC2-A1-vA2-A2-vA1-A1``.
+
+Canonical key: the exact key. Every decision changes the function class (the
+block type, the channel counts or where resolution halves), so no two members
+are equivalent.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import torch
+from torch import nn
+
+from nas.core import SPACES, Architecture, ArchitectureError, ConfigError, Scalar, as_rng, positive_int
+from search_spaces.base import TorchSpace, check_input_shape, check_num_classes
+from search_spaces.fbnet import conv_bn
+
+TYPES: tuple[str, ...] = ("conv", "attn")
+DOWNS: tuple[bool, ...] = (False, True)
+WIDTHS: tuple[int, ...] = (1, 2)
+
+#: Target width of one attention head.
+HEAD_DIM = 32
+MLP_RATIO = 4
+#: Inputs whose smaller side is at least this get a stride-4 patchify stem.
+PATCHIFY_MIN_SIZE = 64
+PATCH = 4
+
+_LETTER = {"conv": "C", "attn": "A"}
+_TYPE_OF = {letter: op for op, letter in _LETTER.items()}
+_TOKEN_RE = re.compile(r"^(v?)([CA])([12])$")
+_TOKEN_HELP = "[v]{C|A}{1|2} ('v' = down-sample, C = conv, A = attention, digit = width), e.g. 'vA2'"
+
+
+def num_heads(channels: int) -> int:
+    """About ``channels / HEAD_DIM`` heads, at least 1, and a divisor of ``channels``."""
+    heads = max(1, channels // HEAD_DIM)
+    while channels % heads:
+        heads -= 1
+    return heads
+
+
+def stem_stride(input_shape: tuple[int, int, int]) -> int:
+    """Stride of the stem for an input (C, H, W): patchify large images, keep tiny ones."""
+    return PATCH if min(input_shape[1:]) >= PATCHIFY_MIN_SIZE else 1
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """Shape of one block: what the decisions mean in channels and strides."""
+
+    name: str
+    op: str
+    width: int
+    stride: int
+    stage: int
+    c_in: int
+    c_out: int
+
+    @property
+    def heads(self) -> int:
+        return num_heads(self.c_out) if self.op == "attn" else 0
+
+
+# -- torch ops ----------------------------------------------------------------------------------
+
+
+class ConvBlock(nn.Module):
+    """ResNet basic block: ``relu(x + bn(conv(relu(bn(conv(x))))))``."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(channels, channels, 3), conv_bn(channels, channels, 3, relu=False))
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.body(x))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with plain matmul and softmax (portable to every exporter)."""
+
+    def __init__(self, channels: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.head_dim = channels // heads
+        self.scale = self.head_dim**-0.5
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.proj = nn.Linear(channels, channels)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        b, n, c = tokens.shape
+        qkv = self.qkv(tokens).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        weights = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * self.scale, dim=-1)
+        return self.proj(torch.matmul(weights, v).transpose(1, 2).reshape(b, n, c))
+
+
+class AttentionBlock(nn.Module):
+    """Conditional positional encoding, then a pre-norm transformer block on the H*W tokens."""
+
+    def __init__(self, channels: int, heads: int) -> None:
+        super().__init__()
+        self.pos = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+        self.norm1 = nn.LayerNorm(channels)
+        self.attn = SelfAttention(channels, heads)
+        self.norm2 = nn.LayerNorm(channels)
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, MLP_RATIO * channels), nn.GELU(), nn.Linear(MLP_RATIO * channels, channels)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.pos(x)
+        b, c, h, w = x.shape
+        tokens = x.flatten(2).transpose(1, 2)
+        tokens = tokens + self.attn(self.norm1(tokens))
+        tokens = tokens + self.mlp(self.norm2(tokens))
+        return tokens.transpose(1, 2).reshape(b, c, h, w)
+
+
+def block_module(plan: BlockPlan) -> nn.Module:
+    """Transition (if the block strides or changes width) followed by the residual body."""
+    body = ConvBlock(plan.c_out) if plan.op == "conv" else AttentionBlock(plan.c_out, plan.heads)
+    if plan.stride == 1 and plan.c_in == plan.c_out:
+        return body
+    kernel = 3 if plan.stride == 2 else 1
+    transition = conv_bn(plan.c_in, plan.c_out, kernel, stride=plan.stride, relu=False)
+    return nn.Sequential(OrderedDict([("transition", transition), ("body", body)]))
+
+
+class HybridNetwork(nn.Module):
+    """Stem, the block chain and a pooled LayerNorm + linear classifier."""
+
+    def __init__(
+        self, plans: Sequence[BlockPlan], base_width: int, num_classes: int, input_shape: tuple[int, int, int]
+    ) -> None:
+        super().__init__()
+        stride = stem_stride(input_shape)
+        if stride == 1:
+            self.stem = conv_bn(input_shape[0], base_width, 3)
+        else:
+            self.stem = conv_bn(input_shape[0], base_width, stride, stride=stride, padding=0)
+        self.blocks = nn.Sequential(OrderedDict((p.name.replace(".", "_"), block_module(p)) for p in plans))
+        c_last = plans[-1].c_out
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.norm = nn.LayerNorm(c_last)
+        self.classifier = nn.Linear(c_last, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.blocks(self.stem(x)))
+        return self.classifier(self.norm(torch.flatten(x, 1)))
+
+
+# -- the space ---------------------------------------------------------------------------------------
+
+
+@SPACES.register("hybrid")
+class HybridSpace(TorchSpace):
+    """Hybrid CNN-transformer chains (options: ``blocks``, ``downsamples``, ``base_width``)."""
+
+    name = "hybrid"
+
+    def __init__(self, *, blocks: int = 8, downsamples: int = 3, base_width: int = 32) -> None:
+        self.blocks = positive_int(self.name, "blocks", blocks)
+        self.downsamples = positive_int(self.name, "downsamples", downsamples, minimum=0)
+        self.base_width = positive_int(self.name, "base_width", base_width, minimum=8)
+        if self.downsamples > self.blocks:
+            raise ConfigError(
+                f"{self.name} option downsamples={downsamples!r} is not allowed with blocks={blocks}; "
+                f"expected an integer in [0, {blocks}]"
+            )
+        self.block_names = tuple(f"b{i}" for i in range(self.blocks))
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {"blocks": self.blocks, "downsamples": self.downsamples, "base_width": self.base_width}
+
+    def choices(self) -> dict[str, Sequence[Scalar]]:
+        result: dict[str, Sequence[Scalar]] = {}
+        for block in self.block_names:
+            result[f"{block}.type"] = TYPES
+            result[f"{block}.down"] = DOWNS
+            result[f"{block}.width"] = WIDTHS
+        return result
+
+    def check(self, decisions: Mapping[str, Scalar]) -> None:
+        downs = [b for b in self.block_names if decisions[f"{b}.down"] is True]
+        if len(downs) > self.downsamples:
+            raise ArchitectureError(
+                f"{self.name} architecture down-samples in {len(downs)} blocks {downs}; "
+                f"at most {self.downsamples} allowed"
+            )
+
+    def size(self) -> int:
+        placements = sum(math.comb(self.blocks, k) for k in range(self.downsamples + 1))
+        return (len(TYPES) * len(WIDTHS)) ** self.blocks * placements
+
+    def sample(self, rng: int | np.random.Generator | None = None) -> Architecture:
+        """Uniform over valid architectures without rejection (which fails for long chains).
+
+        The number of down-samplings ``k`` is drawn with probability
+        proportional to ``C(blocks, k)``, then a uniform ``k``-subset of blocks.
+        """
+        rng = as_rng(rng)
+        counts = np.array([math.comb(self.blocks, k) for k in range(self.downsamples + 1)], dtype=float)
+        k = int(rng.choice(len(counts), p=counts / counts.sum()))
+        down = set(rng.choice(self.blocks, size=k, replace=False).tolist())
+        decisions: dict[str, Scalar] = {}
+        for i, block in enumerate(self.block_names):
+            decisions[f"{block}.type"] = TYPES[int(rng.integers(len(TYPES)))]
+            decisions[f"{block}.down"] = i in down
+            decisions[f"{block}.width"] = WIDTHS[int(rng.integers(len(WIDTHS)))]
+        return self.make(decisions)
+
+    def plan(self, arch: Architecture) -> tuple[BlockPlan, ...]:
+        """Channels and strides of every block of a valid ``arch``."""
+        self.validate(arch)
+        plans = []
+        stage, c_in = 0, self.base_width
+        for block in self.block_names:
+            stride = 2 if arch[f"{block}.down"] else 1
+            if stride == 2:
+                stage += 1
+            width = int(arch[f"{block}.width"])
+            c_out = self.base_width * 2**stage * width
+            plans.append(BlockPlan(block, str(arch[f"{block}.type"]), width, stride, stage, c_in, c_out))
+            c_in = c_out
+        return tuple(plans)
+
+    # -- string form ------------------------------------------------------------------------------
+    def parse(self, text: str) -> Architecture:
+        """Parse ``C1-vA2-...`` (one token per block; whitespace is ignored)."""
+        if not isinstance(text, str):
+            raise ArchitectureError(f"{self.name} string form must be a str, got {type(text).__name__}")
+        tokens = re.sub(r"\s+", "", text).split("-")
+        if len(tokens) != self.blocks:
+            raise ArchitectureError(
+                f"{self.name} string {text!r} has {len(tokens)} '-'-separated block(s); "
+                f"expected {self.blocks}, each {_TOKEN_HELP}"
+            )
+        decisions: dict[str, Scalar] = {}
+        for block, token in zip(self.block_names, tokens, strict=True):
+            match = _TOKEN_RE.match(token)
+            if match is None:
+                raise ArchitectureError(
+                    f"{self.name} block {block} token {token!r} is malformed; expected {_TOKEN_HELP}"
+                )
+            down, letter, width = match.groups()
+            decisions[f"{block}.type"] = _TYPE_OF[letter]
+            decisions[f"{block}.down"] = down == "v"
+            decisions[f"{block}.width"] = int(width)
+        return self.make(decisions)
+
+    def format(self, arch: Architecture) -> str:
+        self.validate(arch)
+        return "-".join(
+            f"{'v' if arch[f'{b}.down'] else ''}{_LETTER[str(arch[f'{b}.type'])]}{arch[f'{b}.width']}"
+            for b in self.block_names
+        )
+
+    # -- graph view ---------------------------------------------------------------------------------
+    def to_graph(self, arch: Architecture) -> nx.DiGraph:
+        """The chain ``input -> stem -> b0 .. b{n-1} -> head -> output``.
+
+        Block nodes carry ``op`` (conv/attn), ``width`` (the multiplier),
+        ``channels``, ``stride``, ``stage`` and ``heads`` (0 for conv); ``stem`` and
+        ``head`` carry ``op`` and ``channels`` (the stem's stride depends on the
+        input size, see :func:`stem_stride`).
+        """
+        plans = self.plan(arch)
+        graph = nx.DiGraph(space=self.name, **self.options)
+        graph.add_node("input", op="input")
+        graph.add_node("stem", op="stem", channels=self.base_width)
+        for p in plans:
+            graph.add_node(
+                p.name,
+                op=p.op,
+                width=p.width,
+                channels=p.c_out,
+                stride=p.stride,
+                stage=p.stage,
+                heads=p.heads,
+            )
+        graph.add_node("head", op="head", channels=plans[-1].c_out)
+        graph.add_node("output", op="output")
+        nx.add_path(graph, ["input", "stem", *self.block_names, "head", "output"])
+        return graph
+
+    # -- model ------------------------------------------------------------------------------------------
+    def build(
+        self,
+        arch: Architecture,
+        num_classes: int = 10,
+        input_shape: tuple[int, int, int] = (3, 32, 32),
+    ) -> nn.Module:
+        plans = self.plan(arch)
+        shape = check_input_shape(self.name, input_shape)
+        return HybridNetwork(plans, self.base_width, check_num_classes(self.name, num_classes), shape)
+
+
+__all__ = ["BlockPlan", "HybridNetwork", "HybridSpace", "num_heads", "stem_stride"]
