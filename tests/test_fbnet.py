@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import re
 from pathlib import Path
 
@@ -16,11 +15,6 @@ from nas.core import Architecture, ArchitectureError, ConfigError, UnknownNameEr
 from search_spaces import get_space
 from search_spaces.base import count_params
 from search_spaces.fbnet import BLOCKS, LAYER_NAMES, FBNetSpace, round_channels
-
-DATA_DIR = Path(
-    os.environ.get("NAS_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data")
-)
-LATENCY_CSV = DATA_DIR / "fbnet" / "fbnet_latency_ms.csv"
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +39,9 @@ def mbconv_params(kernel: int, expansion: int, groups: int, c_in: int, c_out: in
 # -- string form -------------------------------------------------------------------------------
 
 
-def test_every_help_architecture_round_trips() -> None:
-    if not LATENCY_CSV.exists():
-        pytest.skip(f"HELP FBNet data not found at {LATENCY_CSV} (set NAS_DATA_DIR)")
+def test_every_help_architecture_round_trips(data_dir: Path) -> None:
     space = FBNetSpace()
-    with LATENCY_CSV.open(newline="") as handle:
+    with (data_dir / "fbnet" / "fbnet_latency_ms.csv").open(newline="") as handle:
         strings = [row["arch"] for row in csv.DictReader(handle)]
     assert len(strings) == 5000
     archs = [space.parse(text) for text in strings]
