@@ -7,12 +7,16 @@ store, the runner) are imported lazily on first attribute access so that
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from nas.core import (
     Architecture,
     ArchitectureError,
     ConfigError,
     NASError,
     StorageError,
+    TrialState,
     UnknownNameError,
 )
 
@@ -24,6 +28,37 @@ __all__ = [
     "ConfigError",
     "NASError",
     "StorageError",
+    "TrialState",
     "UnknownNameError",
     "__version__",
+    # lazily imported (see __getattr__):
+    "Study",
+    "StudyStatus",
+    "create_study",
+    "list_studies",
+    "load_study",
+    "resolve_storage_url",
 ]
+
+#: Public names whose modules import SQLAlchemy: loaded on first access only.
+_LAZY = {
+    "Study": "nas.study",
+    "create_study": "nas.study",
+    "load_study": "nas.study",
+    "list_studies": "nas.study",
+    "StudyStatus": "nas.store",
+    "resolve_storage_url": "nas.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nas' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -43,6 +43,7 @@ def _register() -> None:
     # Each module adds its commands to ``main``; imported here so that
     # ``nas --help`` lists every command.
     from nas.cli import spaces  # noqa: F401
+    from nas.cli import store  # noqa: F401
 
 
 _register()

@@ -110,7 +110,7 @@ def ensure_schema(engine: Engine) -> None:
         others = [t for t in inspect(connection).get_table_names() if t != VERSION_TABLE]
         return revision, bool(others)
 
-    revision, has_tables = run_transaction(engine, inspect_db, write=False, what="schema check")
+    revision, has_tables = run_transaction(engine, inspect_db, write=False, what="opening the store")
     head = head_revision()
     if revision == head:
         return
