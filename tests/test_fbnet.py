@@ -231,9 +231,13 @@ def test_order_and_strided_skips_are_kept(small: FBNetSpace) -> None:
 
 def test_canonical_key_is_a_class_invariant(small: FBNetSpace) -> None:
     rng = np.random.default_rng(0)
-    for _ in range(50):
+    moved = 0
+    for _ in range(200):
         arch = small.sample(rng)
         canon = small.canonical(arch)
         assert small.canonical(canon) == canon
         assert small.canonical_key(arch) == canon.key
-        assert count_params(small.build(arch)) == count_params(small.build(canon))
+        if canon != arch and moved < 10:
+            moved += 1
+            assert count_params(small.build(arch)) == count_params(small.build(canon))
+    assert moved == 10  # random architectures often have a movable skip
