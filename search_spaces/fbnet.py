@@ -216,7 +216,9 @@ class FBNetNetwork(nn.Module):
         super().__init__()
         self.stem = conv_bn(in_channels, plans[0].c_in, 3, stride=2)
         self.layers = nn.Sequential(
-            OrderedDict((plan.name, block_module(block, plan)) for block, plan in zip(blocks, plans, strict=True))
+            OrderedDict(
+                (plan.name, block_module(block, plan)) for block, plan in zip(blocks, plans, strict=True)
+            )
         )
         self.head = conv_bn(plans[-1].c_out, head_channels, 1)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -301,7 +303,9 @@ class FBNetSpace(TorchSpace):
         graph.add_node("input", op="input")
         graph.add_node("stem", op="stem", stage=-1, channels=self.plans[0].c_in, stride=2)
         for plan in self.plans:
-            graph.add_node(plan.name, op=arch[plan.name], stage=plan.stage, channels=plan.c_out, stride=plan.stride)
+            graph.add_node(
+                plan.name, op=arch[plan.name], stage=plan.stage, channels=plan.c_out, stride=plan.stride
+            )
         graph.add_node("head", op="head", stage=-1, channels=self.head_channels, stride=1)
         graph.add_node("output", op="output")
         nx.add_path(graph, ["input", "stem", *LAYER_NAMES, "head", "output"])
