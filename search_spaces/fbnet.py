@@ -45,6 +45,7 @@ from torch import nn
 
 from nas.core import SPACES, Architecture, ArchitectureError, ConfigError, Scalar, UnknownOpError
 from search_spaces.base import TorchSpace, check_input_shape, check_num_classes
+from search_spaces.ops import conv_bn
 
 #: Block name -> (kernel, expansion, groups of the 1x1 convs); ``skip`` has no entry.
 MBCONV: dict[str, tuple[int, int, int]] = {
@@ -122,33 +123,6 @@ def layer_plan(width_mult: float) -> tuple[LayerPlan, ...]:
 
 
 # -- torch ops ------------------------------------------------------------------------------
-
-
-def conv_bn(
-    c_in: int,
-    c_out: int,
-    kernel: int,
-    stride: int = 1,
-    groups: int = 1,
-    relu: bool = True,
-    padding: int | None = None,
-) -> nn.Sequential:
-    """Conv (no bias) + BN [+ ReLU]: FBNet's ``ConvBNRelu``, the unit of every block."""
-    layers: list[nn.Module] = [
-        nn.Conv2d(
-            c_in,
-            c_out,
-            kernel,
-            stride=stride,
-            padding=kernel // 2 if padding is None else padding,
-            groups=groups,
-            bias=False,
-        ),
-        nn.BatchNorm2d(c_out),
-    ]
-    if relu:
-        layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 class ChannelShuffle(nn.Module):
@@ -355,7 +329,6 @@ __all__ = [
     "FBNetSpace",
     "LAYER_NAMES",
     "LayerPlan",
-    "conv_bn",
     "layer_plan",
     "round_channels",
 ]

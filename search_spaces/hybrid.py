@@ -63,7 +63,7 @@ from torch import nn
 
 from nas.core import SPACES, Architecture, ArchitectureError, ConfigError, Scalar, as_rng, positive_int
 from search_spaces.base import TorchSpace, check_input_shape, check_num_classes
-from search_spaces.fbnet import conv_bn
+from search_spaces.ops import conv_bn
 
 TYPES: tuple[str, ...] = ("conv", "attn")
 DOWNS: tuple[bool, ...] = (False, True)

@@ -20,6 +20,35 @@ class ReLUConvBN(nn.Sequential):
     ) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, dilation=dilation, bias=False),
+            nn.Conv2d(
+                c_in, c_out, kernel_size, stride=stride, padding=padding, dilation=dilation, bias=False
+            ),
             nn.BatchNorm2d(c_out, affine=affine),
         )
+
+
+def conv_bn(
+    c_in: int,
+    c_out: int,
+    kernel: int,
+    stride: int = 1,
+    groups: int = 1,
+    relu: bool = True,
+    padding: int | None = None,
+) -> nn.Sequential:
+    """Conv (no bias) + BN [+ ReLU]: FBNet's ``ConvBNRelu``, also the hybrid space's conv unit."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(
+            c_in,
+            c_out,
+            kernel,
+            stride=stride,
+            padding=kernel // 2 if padding is None else padding,
+            groups=groups,
+            bias=False,
+        ),
+        nn.BatchNorm2d(c_out),
+    ]
+    if relu:
+        layers.append(nn.ReLU())
+    return nn.Sequential(*layers)

@@ -11,6 +11,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tests build many tiny models; on a 2-core machine torch's default thread
+# pool makes them far slower (threads fight each other and other processes).
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -22,7 +22,7 @@ SMALL_OPTIONS: dict[str, dict[str, object]] = {
     "nb201": {"channels": 4, "cells": 1},
     "darts": {"channels": 4, "cells": 3},
     "fbnet": {"width_mult": 0.25},
-    "hybrid": {},
+    "hybrid": {"base_width": 8},
 }
 
 SPACES = list_spaces()
