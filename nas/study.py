@@ -346,10 +346,28 @@ def _check_same(study: Study, space: SearchSpace, objectives: Mapping[str, str])
     return study
 
 
-def load_study(name: str, storage: StorageLike = None, *, seed: int = 0) -> Study:
-    """Open an existing study; :class:`~nas.store.StudyNotFoundError` names the stored ones if it is missing."""
+def load_study(
+    name: str, storage: StorageLike = None, *, seed: int = 0, space: SearchSpace | None = None
+) -> Study:
+    """Open an existing study; :class:`~nas.store.StudyNotFoundError` names the stored ones if it is missing.
+
+    ``space``: an instance to use instead of building the stored space from
+    the registry (a worker that already holds it saves the build); its name
+    and options must match the study's.
+    """
     store = _open(storage, create=False)
-    return Study(store, store.get_study(name), seed=seed)
+    study = Study(store, store.get_study(name), seed=seed)
+    if space is not None:
+        if not isinstance(space, SearchSpace) or (space.name, space.options) != (
+            study.space_name,
+            study.space_options,
+        ):
+            raise ConfigError(
+                f"study {name!r} searches space {study.space_name!r} with options {study.space_options}; "
+                f"got {space!r}"
+            )
+        study.__dict__["space"] = space
+    return study
 
 
 def list_studies(storage: StorageLike = None) -> list[StudySummary]:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Row
@@ -87,6 +87,44 @@ _CHUNK = 500
 #: Largest page of trials one call returns.
 MAX_PAGE = 10_000
 
+# Statements of the hot paths (ask, tell, report), built once: constructing
+# SQLAlchemy expressions costs more Python time than executing the cached SQL.
+_RUNNING = TrialState.RUNNING.value
+_ALLOCATE = (
+    update(studies)
+    .where(studies.c.id == bindparam("sid"))
+    .values(
+        next_trial_number=studies.c.next_trial_number + bindparam("count"),
+        status=StudyStatus.RUNNING.value,
+        finished_at=None,
+    )
+    .returning(studies.c.next_trial_number)
+)
+_REOPEN = (
+    update(studies)
+    .where(studies.c.id == bindparam("sid"), studies.c.status != StudyStatus.RUNNING.value)
+    .values(status=StudyStatus.RUNNING.value, finished_at=None)
+)
+_CLAIM = (
+    select(trials)
+    .where(trials.c.study_id == bindparam("sid"), trials.c.state == TrialState.WAITING.value)
+    .order_by(trials.c.number)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+_TRIAL = select(trials).where(trials.c.study_id == bindparam("sid"), trials.c.number == bindparam("num"))
+_TRIAL_LOCKED = _TRIAL.with_for_update()
+_UPDATE_TRIAL = update(trials).where(trials.c.id == bindparam("tid"))
+_FINISH_TRIAL = update(trials).where(trials.c.id == bindparam("tid"), trials.c.state == _RUNNING)
+_BEAT = update(trials).where(
+    trials.c.study_id == bindparam("sid"), trials.c.number == bindparam("num"), trials.c.state == _RUNNING
+)
+_INSERT_TRIAL = trials.insert().returning(trials.c.id)
+_INSERT_VALUES = trial_values.insert()
+_ARCH_ID = select(architectures.c.id).where(
+    architectures.c.space == bindparam("sp"), architectures.c.canonical_key == bindparam("key")
+)
+
 
 def default_node() -> str:
     """Worker id recorded on trials when the caller gives none: ``host:pid``."""
@@ -114,6 +152,14 @@ class RDBStorage:
                 )
             parsed = parsed.set(database=str(path))
         self._engine = make_engine(parsed)
+        dialect = pg_dialect if self._engine.dialect.name == "postgresql" else sqlite_dialect
+        self._insert_arch = dialect.insert(architectures).on_conflict_do_nothing(
+            index_elements=["space", "canonical_key"]
+        )
+        upsert = dialect.insert(trial_metrics)
+        self._upsert_metric = upsert.on_conflict_do_update(
+            index_elements=["trial_id", "name", "step"], set_={"value": upsert.excluded.value}
+        )
         self._rng = np.random.default_rng()
         self._infos: dict[int, StudyInfo] = {}
         if check_schema:
@@ -159,10 +205,6 @@ class RDBStorage:
 
     def _read(self, fn: Callable[[Connection], T], what: str) -> T:
         return run_transaction(self._engine, fn, write=False, what=what, rng=self._rng)
-
-    def _insert(self, connection: Connection, table: Any) -> Any:
-        dialect = pg_dialect if connection.dialect.name == "postgresql" else sqlite_dialect
-        return dialect.insert(table)
 
     # -- schema -----------------------------------------------------------------
     def schema_revision(self) -> str | None:
@@ -369,7 +411,7 @@ class RDBStorage:
             row = {
                 "study_id": study_id,
                 "number": number,
-                "architecture_id": self._architecture_ids(connection, [(chosen, key)], now)[key],
+                "architecture_id": self._architecture_id(connection, chosen, key, now),
                 "genotype": chosen.to_json(),
                 "seed": seed,
                 "budget": budget,
@@ -382,7 +424,7 @@ class RDBStorage:
                 "finished_at": None,
                 "heartbeat_at": now,
             }
-            row["id"] = connection.execute(trials.insert().returning(trials.c.id), row).scalar_one()
+            row["id"] = connection.execute(_INSERT_TRIAL, row).scalar_one()
             return self._trial_from_row(row, info)
 
         return self._write(work, f"asking for a trial of study {info.name!r}")
@@ -407,8 +449,8 @@ class RDBStorage:
             now = utcnow()
             number = self._allocate_numbers(connection, info, 1)
             row = self._waiting_row(info, number, arch[0].to_json(), seed, budget, attrs, now)
-            row["architecture_id"] = self._architecture_ids(connection, [arch], now)[arch[1]]
-            row["id"] = connection.execute(trials.insert().returning(trials.c.id), row).scalar_one()
+            row["architecture_id"] = self._architecture_id(connection, arch[0], arch[1], now)
+            row["id"] = connection.execute(_INSERT_TRIAL, row).scalar_one()
             return self._trial_from_row(row, info)
 
         return self._write(work, f"enqueueing a trial in study {info.name!r}")
@@ -441,17 +483,7 @@ class RDBStorage:
 
     def _allocate_numbers(self, connection: Connection, info: StudyInfo, count: int) -> int:
         """Reserve ``count`` consecutive trial numbers (locks the study row); return the first."""
-        stmt = (
-            update(studies)
-            .where(studies.c.id == info.study_id)
-            .values(
-                next_trial_number=studies.c.next_trial_number + count,
-                status=StudyStatus.RUNNING.value,
-                finished_at=None,
-            )
-            .returning(studies.c.next_trial_number)
-        )
-        after = connection.execute(stmt).scalar_one_or_none()
+        after = connection.execute(_ALLOCATE, {"sid": info.study_id, "count": count}).scalar_one_or_none()
         if after is None:
             raise StudyNotFoundError(f"study {info.name!r} no longer exists in {self.url}")
         return int(after) - count
@@ -459,24 +491,23 @@ class RDBStorage:
     def _claim_waiting(
         self, connection: Connection, info: StudyInfo, node: str, now: datetime
     ) -> Trial | None:
-        query = (
-            select(trials)
-            .where(trials.c.study_id == info.study_id, trials.c.state == TrialState.WAITING.value)
-            .order_by(trials.c.number)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        found = connection.execute(query).first()
+        found = connection.execute(_CLAIM, {"sid": info.study_id}).first()
         if found is None:
             return None
-        changes = {"state": TrialState.RUNNING.value, "node": node, "started_at": now, "heartbeat_at": now}
-        connection.execute(update(trials).where(trials.c.id == found.id).values(**changes))
-        connection.execute(
-            update(studies)
-            .where(studies.c.id == info.study_id, studies.c.status != StudyStatus.RUNNING.value)
-            .values(status=StudyStatus.RUNNING.value, finished_at=None)
-        )
+        changes = {"state": _RUNNING, "node": node, "started_at": now, "heartbeat_at": now}
+        connection.execute(_UPDATE_TRIAL, {"tid": found.id, **changes})
+        connection.execute(_REOPEN, {"sid": info.study_id})
         return self._trial_from_row({**found._mapping, **changes}, info)
+
+    def _architecture_id(self, connection: Connection, arch: Architecture, key: str, now: datetime) -> int:
+        """Get-or-insert one shared architecture row (the common case of ``ask``)."""
+        params = {"sp": arch.space, "key": key}
+        found = connection.execute(_ARCH_ID, params).scalar_one_or_none()
+        if found is None:
+            row = {"space": arch.space, "canonical_key": key, "genotype": arch.to_json(), "created_at": now}
+            connection.execute(self._insert_arch, row)
+            found = connection.execute(_ARCH_ID, params).scalar_one()
+        return int(found)
 
     def _architecture_ids(
         self, connection: Connection, archs: Iterable[KeyedArch], now: datetime
@@ -502,10 +533,7 @@ class RDBStorage:
                         }
                         for key in sorted(missing)
                     ]
-                    stmt = self._insert(connection, architectures).on_conflict_do_nothing(
-                        index_elements=["space", "canonical_key"]
-                    )
-                    connection.execute(stmt, rows)
+                    connection.execute(self._insert_arch, rows)
                 ids.update(self._arch_ids(connection, space, chunk))
         return ids
 
@@ -559,16 +587,12 @@ class RDBStorage:
                 "error": error,
                 "user_attrs": dumps(merged, "user_attrs"),
             }
-            done = connection.execute(
-                update(trials)
-                .where(trials.c.id == row.id, trials.c.state == TrialState.RUNNING.value)
-                .values(**changes)
-            )
+            done = connection.execute(_FINISH_TRIAL, {"tid": row.id, **changes})
             if done.rowcount != 1:  # lost a race with another writer (only possible without row locks)
                 raise TrialFinishedError(f"trial {number} of study {info.name!r} was finished concurrently")
             if told:
                 connection.execute(
-                    trial_values.insert(),
+                    _INSERT_VALUES,
                     [
                         {"trial_id": row.id, "objective": k, "study_id": info.study_id, "value": v}
                         for k, v in told.items()
@@ -588,15 +612,11 @@ class RDBStorage:
             row = self._locked_trial(connection, info, number)
             _require_running(row, info, "report")
             if reported:
-                stmt = self._insert(connection, trial_metrics)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["trial_id", "name", "step"], set_={"value": stmt.excluded.value}
-                )
                 connection.execute(
-                    stmt,
+                    self._upsert_metric,
                     [{"trial_id": row.id, "name": k, "step": step, "value": v} for k, v in reported.items()],
                 )
-            connection.execute(update(trials).where(trials.c.id == row.id).values(heartbeat_at=utcnow()))
+            connection.execute(_UPDATE_TRIAL, {"tid": row.id, "heartbeat_at": utcnow()})
 
         self._write(work, f"reporting metrics of trial {number} of study {info.name!r}")
 
@@ -605,15 +625,7 @@ class RDBStorage:
         info = self._info(study_id)
 
         def work(connection: Connection) -> bool:
-            done = connection.execute(
-                update(trials)
-                .where(
-                    trials.c.study_id == study_id,
-                    trials.c.number == number,
-                    trials.c.state == TrialState.RUNNING.value,
-                )
-                .values(heartbeat_at=utcnow())
-            )
+            done = connection.execute(_BEAT, {"sid": study_id, "num": number, "heartbeat_at": utcnow()})
             if done.rowcount == 1:
                 return True
             self._trial_row(connection, info, number)  # raises TrialNotFoundError if it does not exist
@@ -632,7 +644,7 @@ class RDBStorage:
             if TrialState(row.state).finished:
                 raise _finished(row, info, "set a user attribute of")
             merged = dumps({**json.loads(row.user_attrs), key: value}, "user_attrs")
-            connection.execute(update(trials).where(trials.c.id == row.id).values(user_attrs=merged))
+            connection.execute(_UPDATE_TRIAL, {"tid": row.id, "user_attrs": merged})
 
         self._write(work, f"setting user attribute {key!r} of trial {number} of study {info.name!r}")
 
@@ -669,11 +681,7 @@ class RDBStorage:
                     f"{last.isoformat() if last else 'never'}); marked FAIL by {me} after {grace_s:g} s"
                 )
                 changes = {"state": TrialState.FAIL.value, "finished_at": now, "error": message}
-                done = connection.execute(
-                    update(trials)
-                    .where(trials.c.id == row.id, trials.c.state == TrialState.RUNNING.value)
-                    .values(**changes)
-                )
+                done = connection.execute(_FINISH_TRIAL, {"tid": row.id, **changes})
                 if done.rowcount != 1:
                     continue
                 failed.append(self._trial_from_row({**row._mapping, **changes}, info))
@@ -682,7 +690,7 @@ class RDBStorage:
                     number = self._allocate_numbers(connection, info, 1)
                     copy = self._waiting_row(info, number, row.genotype, row.seed, row.budget, attrs, now)
                     copy["architecture_id"] = row.architecture_id
-                    connection.execute(trials.insert(), copy)
+                    connection.execute(_INSERT_TRIAL, copy)
             return failed
 
         failed = self._write(work, f"failing stale trials of study {info.name!r}")
@@ -1033,10 +1041,8 @@ class RDBStorage:
     ) -> Row[Any]:
         if isinstance(number, bool) or not isinstance(number, int):
             raise ConfigError(f"trial number {number!r} is not allowed; expected an integer")
-        query = select(trials).where(trials.c.study_id == info.study_id, trials.c.number == number)
-        if lock:
-            query = query.with_for_update()
-        row = connection.execute(query).first()
+        query = _TRIAL_LOCKED if lock else _TRIAL
+        row = connection.execute(query, {"sid": info.study_id, "num": number}).first()
         if row is None:
             raise TrialNotFoundError(f"study {info.name!r} has no trial number {number}")
         return row

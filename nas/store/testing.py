@@ -16,10 +16,15 @@ import contextlib
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
+import networkx as nx
 from sqlalchemy import create_engine, text
 
+from nas.core.architecture import Architecture, Scalar
+from nas.core.errors import ArchitectureError
+from nas.core.space import SearchSpace
 from nas.store.url import parse_storage_url
 
 #: Environment variable with the URL of a PostgreSQL database the tests may use.
@@ -48,11 +53,42 @@ def temporary_schema(url: str) -> Iterator[str]:
         admin.dispose()
 
 
+class ChainSpace(SearchSpace):
+    """A torch-free space (6 decisions of 5 ops: 15,625 chains) for multi-process store tests.
+
+    It is not registered: the workers of the race and kill tests pass it to
+    ``load_study(space=...)``, so each spawned process imports neither torch
+    nor the space plugins and the test measures the store, not import time.
+    """
+
+    name = "store-chain"
+    OPS = ("a", "b", "c", "d", "e")
+
+    def choices(self) -> Mapping[str, Sequence[Scalar]]:
+        return {f"op{i}": self.OPS for i in range(6)}
+
+    def to_graph(self, arch: Architecture) -> nx.DiGraph:
+        self.validate(arch)
+        return nx.path_graph([f"{k}:{v}" for k, v in arch.decisions], create_using=nx.DiGraph)
+
+    def parse(self, text: str) -> Architecture:
+        parts = text.split("-")
+        if len(parts) != 6:
+            raise ArchitectureError(f"chain {text!r} must have 6 ops joined by '-'")
+        return self.make({f"op{i}": op for i, op in enumerate(parts)})
+
+    def format(self, arch: Architecture) -> str:
+        return "-".join(str(v) for v in self.validate(arch).as_dict().values())
+
+    def build(self, arch: Architecture, num_classes: int = 10, input_shape: Any = (3, 32, 32)) -> Any:
+        raise ArchitectureError("the store test space has no model")
+
+
 def ask_tell_worker(url: str, study_name: str, count: int, worker: int) -> list[int]:
     """Ask and tell ``count`` trials (sampled architectures); return the trial numbers received."""
     from nas.study import load_study
 
-    study = load_study(study_name, url)
+    study = load_study(study_name, url, space=ChainSpace())
     numbers = []
     for i in range(count):
         trial = study.ask(node=f"worker-{worker}")
@@ -66,7 +102,7 @@ def run_writer(url: str, study_name: str) -> None:
     """Ask, report and tell trials forever, printing each told trial's number (killed by the test)."""
     from nas.study import load_study
 
-    study = load_study(study_name, url)
+    study = load_study(study_name, url, space=ChainSpace())
     i = 0
     while True:
         trial = study.ask()

@@ -36,7 +36,7 @@ ALLOWED_SCHEMES = ("sqlite:///PATH", "postgresql+psycopg://USER[:PASSWORD]@HOST[
 
 def resolve_storage_url(url: str | None = None) -> str:
     """The storage URL to use: ``url`` if given, else ``$NAS_STORAGE``, else ``sqlite:///nas.db``."""
-    if url:
+    if url is not None:
         return url
     return os.environ.get(ENV_VAR) or DEFAULT_URL
 
