@@ -42,8 +42,11 @@ def main(debug: bool) -> None:
 def _register() -> None:
     # Each module adds its commands to ``main``; imported here so that
     # ``nas --help`` lists every command.
-    from nas.cli import spaces  # noqa: F401
-    from nas.cli import store  # noqa: F401
+    from nas.cli import (
+        search,  # noqa: F401
+        spaces,  # noqa: F401
+        store,  # noqa: F401
+    )
 
 
 _register()

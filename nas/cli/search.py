@@ -1,0 +1,51 @@
+"""``nas search CONFIG``: run or resume a search on Ray, every result in the store."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from nas.cli import main
+
+
+@main.command("search")
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
+@click.option("--storage", default=None, help="Trial store URL (default: $NAS_STORAGE or sqlite:///nas.db).")
+@click.option("--name", default=None, help="Study name (default: the config's name).")
+@click.option(
+    "--address",
+    default=None,
+    help="Ray cluster address ('auto' or host:port; default: $RAY_ADDRESS or a local Ray).",
+)
+@click.option("--resume", is_flag=True, help="Require an existing study and continue it.")
+@click.option("--quiet", is_flag=True, help="No live progress display.")
+def search_command(
+    config_path: str, storage: str | None, name: str | None, address: str | None, resume: bool, quiet: bool
+) -> None:
+    """Search architectures as CONFIG describes (a YAML file; see examples/).
+
+    Running the same command again after a crash resumes the study: finished
+    trials are kept, interrupted ones are re-queued.
+    """
+    from nas.runner import run_search
+
+    console = Console()
+    outcome = run_search(
+        config_path, storage=storage, name=name, address=address, resume=resume, show_progress=not quiet
+    )
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in outcome.counts.items() if n)
+    console.print(
+        f"[bold]{escape(outcome.study)}[/bold]: {outcome.finished} finished trials ({counts}) "
+        f"in {outcome.seconds:.0f} s"
+    )
+    for trial in outcome.best[:5]:
+        values = ", ".join(f"{k} {v:.4g}" for k, v in (trial.values or {}).items())
+        console.print(f"  best: trial {trial.number}  {values}")
+    storage_flag = f" --storage {outcome.storage}"
+    console.print("next:")
+    console.print(f"  nas trials {escape(outcome.study)}{escape(storage_flag)}")
+    console.print(f"  nas dashboard{escape(storage_flag)}")
+    console.print(
+        f"  nas export {escape(outcome.study)} --best --format all --out exports/{escape(outcome.study)}{escape(storage_flag)}"
+    )

@@ -1,0 +1,59 @@
+"""Connecting the driver to Ray: a local cluster by default, an existing one by address.
+
+Token authentication stays on: Ray (2.5x+) enables it for a new local
+cluster and generates a token on first use (kept in ``~/.ray/auth_token``),
+as ``ray start --head`` does; we never set ``RAY_AUTH_MODE`` to disable it.
+Joining an existing cluster uses the token the environment provides
+(``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or the token file).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from nas.core.errors import ConfigError, NASError, require
+
+logger = logging.getLogger(__name__)
+
+
+def connect(
+    address: str | None, *, num_cpus: int | None = None, num_gpus: int | None = None
+) -> dict[str, Any]:
+    """Start or join Ray; returns the cluster's resources.
+
+    ``address`` None (and no ``RAY_ADDRESS``) starts a local cluster sized to
+    this machine; ``"auto"`` or ``host:port`` joins a running one, which is
+    also what ``ray job submit -- nas search ...`` gives the driver.
+    """
+    ray = require("ray", "ray")
+    if ray.is_initialized():  # type: ignore[attr-defined]
+        return ray.cluster_resources()  # type: ignore[attr-defined]
+    # Tune's default loggers would write every result (including weight bytes) to JSON/CSV files.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    kwargs: dict[str, Any] = {
+        "logging_level": logging.WARNING,
+        "log_to_driver": False,
+        "configure_logging": True,
+    }
+    if address is None:
+        kwargs.update(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False)
+    try:
+        ray.init(address=address, **kwargs)  # type: ignore[attr-defined]
+    except ConnectionError as exc:
+        raise NASError(f"cannot connect to the Ray cluster at {address!r}: {exc}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"Ray address {address!r} is not usable: {exc}") from exc
+    resources = ray.cluster_resources()  # type: ignore[attr-defined]
+    logger.info("connected to Ray (%s): %s", address or "local", resources)
+    return resources
+
+
+def shutdown() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()

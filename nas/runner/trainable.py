@@ -1,0 +1,133 @@
+"""What runs inside a Ray trial: build the evaluator, evaluate, report back.
+
+Workers never touch the trial store (they need no database credentials):
+every per-epoch metric goes to the driver through ``tune.report`` and the
+final report carries the objective values, user attributes, the trial's
+traceback if it failed, and the bytes of its artifacts (weights), which the
+driver writes beside the store. Putting the bytes in the result works on any
+cluster without a shared file system; it suits the small networks a search
+trains (a cap guards against surprises).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nas.core import EVALUATORS, Architecture, Evaluator, SearchSpace
+from nas.core.space import SPACES
+
+#: Keys of the final report that are not metrics. Tune flattens nested dicts in
+#: results, so structured payloads travel as JSON strings (bytes as a list of pairs).
+FINAL = "nas_final"
+ERROR = "nas_error"
+ATTRS = "nas_user_attrs"
+ARTIFACTS = "nas_artifacts"
+NODE = "nas_node"
+STEP = "nas_step"
+METRICS = "nas_metrics"
+VALUES = "nas_values"
+
+#: Artifacts larger than this are not shipped to the driver (recorded as skipped).
+MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """Everything a worker needs besides the architecture (pickled once into Ray's object store)."""
+
+    space_name: str
+    space_options: Mapping[str, Any]
+    evaluator_name: str
+    evaluator_options: Mapping[str, Any]
+    data_seed: int
+    num_threads: int
+
+    def space(self) -> SearchSpace:
+        return SPACES.get(self.space_name)(**self.space_options)
+
+    def evaluator(self, space: SearchSpace, dataset: Any, workdir: Path) -> Evaluator:
+        if self.evaluator_name == "train":
+            from nas.evaluators.train import TrainEvaluator
+
+            return TrainEvaluator(
+                space,
+                dataset,
+                settings=dict(self.evaluator_options),
+                data_seed=self.data_seed,
+                workdir=workdir,
+                num_threads=self.num_threads,
+            )
+        return EVALUATORS.get(self.evaluator_name)(space, **self.evaluator_options)
+
+
+def _clean(values: Mapping[str, Any]) -> dict[str, float]:
+    """Numeric metrics only (Tune and ASHA need plain floats)."""
+    out = {}
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        out[name] = float(value)
+    return out
+
+
+def run_trial(config: dict[str, Any], job: TrialJob, dataset: Any = None) -> None:
+    """The Tune function trainable (``config`` carries ``arch``, ``seed``, ``budget``, ``number``)."""
+    from ray import tune
+
+    node = f"{socket.gethostname()}:{_node_id()}"
+    arch = Architecture.from_dict(config["arch"])
+    workdir = Path(tune.get_context().get_trial_dir() or ".") / "artifacts"
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    last_step = 0
+
+    def report(step: int, metrics: Mapping[str, float]) -> None:
+        nonlocal last_step
+        last_step = int(step)
+        clean = _clean(metrics)
+        tune.report({**clean, METRICS: json.dumps(clean), STEP: last_step, NODE: node})
+
+    try:
+        space = job.space()
+        evaluator = job.evaluator(space, dataset, workdir)
+        result = evaluator.evaluate(
+            arch, seed=int(config["seed"]), budget=config.get("budget"), report=report
+        )
+    except Exception as exc:  # becomes a FAIL trial with its traceback; ASHA stops arrive as SystemExit
+        tune.report(
+            {FINAL: True, ERROR: "".join(traceback.format_exception(exc)), NODE: node, STEP: last_step + 1}
+        )
+        return
+    artifacts: list[tuple[str, bytes]] = []
+    for kind, path in result.artifacts.items():
+        if os.path.getsize(path) <= MAX_ARTIFACT_BYTES:
+            artifacts.append((kind, Path(path).read_bytes()))
+    values = _clean(result.values)
+    tune.report(
+        {
+            **{k: v for k, v in values.items() if math.isfinite(v)},
+            FINAL: True,
+            STEP: last_step + 1,
+            VALUES: json.dumps(values),
+            ATTRS: json.dumps(dict(result.user_attrs), default=str),
+            ARTIFACTS: artifacts,
+            NODE: node,
+        }
+    )
+
+
+def _node_id() -> str:
+    import ray
+
+    try:
+        return ray.get_runtime_context().get_node_id()[:12]
+    except Exception:  # outside Ray (tests calling run_trial directly)
+        return "local"
