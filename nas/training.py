@@ -1,0 +1,345 @@
+"""The supervised training loop shared by the train evaluator and final training.
+
+Kept apart from the evaluator so that export (retraining the best
+architecture) and one-shot methods reuse the same device, precision,
+seeding and measurement rules instead of growing their own copies:
+
+* **device** -- ``auto`` means CUDA when present, else CPU;
+* **precision** -- ``amp='auto'`` is fp16 autocast with a gradient scaler on
+  CUDA and full fp32 on CPU (``amp=True`` on CPU opts into bf16);
+* **seeding** -- a trial's initialisation and any in-model randomness use
+  ``torch.manual_seed`` inside :func:`torch.random.fork_rng`, and shuffling
+  and augmentation use a local :class:`torch.Generator`, so the same seed
+  gives the same model and the process's global RNG state is left untouched;
+* **threads** -- :func:`torch_threads` sets the intra-op thread count for the
+  duration of a trial (the runner's per-trial CPU share) and restores it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import math
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nas.config import TrainSettings
+from nas.core.errors import ConfigError
+from nas.core.evaluator import Reporter
+from nas.data import Dataset
+
+logger = logging.getLogger(__name__)
+
+
+# -- environment ------------------------------------------------------------------------------------
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA if available else CPU; ``cuda`` without a GPU is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was requested but no CUDA GPU is available; use 'auto' or 'cpu'")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"device {name!r} is not allowed; expected 'auto', 'cpu' or 'cuda'")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Autocast settings for one device: whether, which dtype, and whether to scale gradients."""
+
+    enabled: bool
+    dtype: torch.dtype = torch.float32
+    scale_gradients: bool = False
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+        if not self.enabled:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.dtype)
+
+    @property
+    def label(self) -> str:
+        return str(self.dtype).removeprefix("torch.") if self.enabled else "float32"
+
+
+def resolve_precision(amp: bool | str, device: torch.device) -> Precision:
+    """fp16 + gradient scaling on CUDA (``auto`` or ``True``), bf16 on CPU only if ``True``."""
+    if amp not in (True, False, "auto"):
+        raise ConfigError(f"amp={amp!r} is not allowed; expected true, false or 'auto'")
+    if device.type == "cuda" and amp in (True, "auto"):
+        return Precision(True, torch.float16, scale_gradients=True)
+    if device.type == "cpu" and amp is True:
+        return Precision(True, torch.bfloat16)
+    return Precision(False)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[int]:
+    """Run with ``count`` intra-op threads (``None``: leave as is); yields the count in effect."""
+    previous = torch.get_num_threads()
+    if count is None:
+        yield previous
+        return
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ConfigError(f"num_threads={count!r} is not allowed; expected an integer >= 1")
+    torch.set_num_threads(count)
+    try:
+        yield count
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch's default generators for the block and restore their state afterwards."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or int(seed) < 0:
+        raise ConfigError(f"seed={seed!r} is not allowed; expected a non-negative integer")
+    return int(seed)
+
+
+# -- pieces of the loop ---------------------------------------------------------------------------------
+
+
+def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    """SGD (momentum, optional Nesterov) or AdamW, with the configured weight decay."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if settings.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    return torch.optim.SGD(
+        params,
+        lr=settings.lr,
+        momentum=settings.momentum,
+        nesterov=settings.nesterov and settings.momentum > 0,
+        weight_decay=settings.weight_decay,
+    )
+
+
+def augment_batch(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random crop (zero padding of 1/8 of the side, 4 px at 32x32) and horizontal flip.
+
+    The standard CIFAR augmentation, drawn from ``generator`` so it is
+    reproducible and independent of the global RNG.
+    """
+    n, _, h, w = images.shape
+    pad = max(1, min(h, w) // 8)
+    padded = nn.functional.pad(images, (pad, pad, pad, pad))
+    top = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(images.device)
+    left = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(images.device)
+    rows = (top[:, None] + torch.arange(h, device=images.device))[:, None, :, None]
+    cols = (left[:, None] + torch.arange(w, device=images.device))[:, None, None, :]
+    batch = torch.arange(n, device=images.device)[:, None, None, None]
+    channel = torch.arange(images.shape[1], device=images.device)[None, :, None, None]
+    cropped = padded[batch, channel, rows, cols]
+    flip = (torch.rand(n, generator=generator) < 0.5).to(images.device)[:, None, None, None]
+    return torch.where(flip, cropped.flip(3), cropped)
+
+
+def batches(count: int, size: int, generator: torch.Generator | None) -> list[torch.Tensor]:
+    """Index batches of a (shuffled, if ``generator``) epoch; a trailing batch of one is dropped.
+
+    BatchNorm cannot normalise a batch of one sample in training mode, so such
+    a remainder would crash some architectures and not others.
+    """
+    order = torch.randperm(count, generator=generator) if generator is not None else torch.arange(count)
+    chunks = list(order.split(size))
+    if len(chunks) > 1 and len(chunks[-1]) == 1 and generator is not None:
+        chunks.pop()
+    return chunks
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    device: torch.device,
+    precision: Precision,
+    batch_size: int = 512,
+) -> tuple[float, float]:
+    """Mean cross-entropy (no smoothing) and accuracy in percent over a whole split."""
+    model.eval()
+    x_all, y_all = torch.tensor(images), torch.tensor(labels)
+    total_loss, correct = 0.0, 0
+    for index in batches(len(y_all), batch_size, generator=None):
+        x, y = x_all[index].to(device), y_all[index].to(device)
+        with precision.autocast(device):
+            logits = model(x)
+        total_loss += float(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
+        correct += int((logits.argmax(1) == y).sum())
+    return total_loss / len(y_all), 100.0 * correct / len(y_all)
+
+
+def measure_latency_ms(
+    model: nn.Module, input_shape: tuple[int, int, int], repeats: int = 20, warmup: int = 3
+) -> float:
+    """Median wall time of a batch-1 eval forward on CPU, in ms, with the current thread count.
+
+    A copy of the model is timed, so a model on a GPU is left where it is. The
+    median resists the odd slow run a shared machine produces.
+    """
+    cpu_model = copy.deepcopy(model).to("cpu").float().eval()
+    x = torch.zeros(1, *input_shape)
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            start = time.perf_counter()
+            cpu_model(x)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    return 1000.0 * statistics.median(times)
+
+
+def save_state_dict(model: nn.Module, path: str | os.PathLike[str]) -> Path:
+    """Write the CPU state dict atomically (temp file + ``os.replace``), loadable with ``weights_only=True``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(state, stream)
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return target
+
+
+# -- the loop -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FitResult:
+    """Per-epoch metrics of one training run and whether it diverged."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    diverged: bool = False
+    seconds: float = 0.0
+
+    @property
+    def last(self) -> Mapping[str, float]:
+        return self.history[-1] if self.history else {}
+
+
+def fit(
+    model: nn.Module,
+    dataset: Dataset,
+    settings: TrainSettings,
+    *,
+    epochs: int,
+    seed: int,
+    device: torch.device,
+    precision: Precision,
+    report: Reporter | None = None,
+) -> FitResult:
+    """Train ``model`` on the training split, validating after every epoch.
+
+    The learning rate follows a per-step cosine from ``settings.lr`` to zero
+    over ``epochs``. ``report(epoch, metrics)`` is called after each epoch
+    (1-based) and may raise to stop the run (early stopping): its exceptions
+    propagate. A non-finite training loss stops the run and marks it
+    diverged instead of training on garbage.
+    """
+    model.to(device)
+    optimizer = make_optimizer(model, settings)
+    # Copies: the dataset's arrays are read-only and shared by every trial of the process.
+    x_all, y_all = torch.tensor(dataset.x_train), torch.tensor(dataset.y_train)
+    generator = torch.Generator().manual_seed(seed)
+    steps_per_epoch = math.ceil(len(y_all) / settings.batch_size)
+    if steps_per_epoch > 1 and len(y_all) % settings.batch_size == 1:
+        steps_per_epoch -= 1  # `batches` drops a trailing batch of one
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs * steps_per_epoch))
+    scaler = torch.amp.GradScaler(device.type, enabled=precision.scale_gradients)
+    criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    result = FitResult()
+    started = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        epoch_start = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        model.train()
+        loss_sum, correct, seen = 0.0, 0, 0
+        for index in batches(len(y_all), settings.batch_size, generator):
+            x, y = x_all[index], y_all[index]
+            if settings.augment:
+                x = augment_batch(x, generator)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            with precision.autocast(device):
+                logits = model(x)
+                loss = criterion(logits.float(), y)
+            if not torch.isfinite(loss):
+                logger.warning(
+                    "training diverged in epoch %d (loss %s); stopping this run", epoch, float(loss)
+                )
+                result.diverged = True
+                break
+            scaler.scale(loss).backward()
+            if settings.grad_clip is not None:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+        if result.diverged:
+            break
+        val_loss, val_accuracy = evaluate(
+            model, dataset.x_val, dataset.y_val, device, precision, settings.eval_batch_size
+        )
+        metrics = {
+            "epoch": float(epoch),
+            "train_loss": loss_sum / seen,
+            "train_accuracy": 100.0 * correct / seen,
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+            "lr": float(lr),
+            "epoch_time_s": time.perf_counter() - epoch_start,
+        }
+        result.history.append(metrics)
+        logger.debug("epoch %d: %s", epoch, metrics)
+        if report is not None:
+            report(epoch, metrics)
+    result.seconds = time.perf_counter() - started
+    if result.history and not math.isfinite(result.last["val_loss"]):
+        result.diverged = True
+    return result
+
+
+__all__ = [
+    "FitResult",
+    "Precision",
+    "augment_batch",
+    "batches",
+    "check_seed",
+    "evaluate",
+    "fit",
+    "make_optimizer",
+    "measure_latency_ms",
+    "resolve_device",
+    "resolve_precision",
+    "save_state_dict",
+    "seeded",
+    "torch_threads",
+]
