@@ -495,8 +495,8 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
         dataset["path"] = str(path if path.is_absolute() else (base / path).resolve())
 
 
-def format_validation_error(exc: ValidationError) -> str:
-    """One line per problem: ``field.path: message (got VALUE)``."""
+def format_validation_error(exc: ValidationError, root: type[BaseModel] | None = None) -> str:
+    """One line per problem: ``field.path: message (got VALUE)``; ``root`` is the validated model."""
     lines = []
     for error in exc.errors(include_url=False):
         loc = _clean_loc(error["loc"])
@@ -504,7 +504,7 @@ def format_validation_error(exc: ValidationError) -> str:
         message = str(error["msg"]).removeprefix("Value error, ")
         value = error.get("input")
         if error["type"] == "extra_forbidden":
-            allowed = _fields_at(loc[:-1])
+            allowed = _fields_at(loc[:-1], root or SearchConfig)
             close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             message = f"unknown field.{hint} Allowed: {', '.join(allowed)}"
@@ -524,9 +524,8 @@ def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     return tuple(parts)
 
 
-def _fields_at(loc: tuple[int | str, ...]) -> list[str]:
-    """The field names of the section at ``loc`` (for 'did you mean' hints)."""
-    model: type[BaseModel] = SearchConfig
+def _fields_at(loc: tuple[int | str, ...], model: type[BaseModel]) -> list[str]:
+    """The field names of the section at ``loc`` below ``model`` (for 'did you mean' hints)."""
     for part in loc:
         annotation = model.model_fields[str(part)].annotation if str(part) in model.model_fields else None
         found = _model_in(annotation)

@@ -289,7 +289,7 @@ def fit(
                 loss = criterion(logits.float(), y)
             if not torch.isfinite(loss):
                 logger.warning(
-                    "training diverged in epoch %d (loss %s); stopping this run", epoch, float(loss)
+                    "training diverged in epoch %d (loss %s); stopping this run", epoch, float(loss.detach())
                 )
                 result.diverged = True
                 break

@@ -91,7 +91,9 @@ class TrainEvaluator(Evaluator):
         try:
             self.settings = TrainSettings.model_validate(merged)
         except ValidationError as exc:
-            raise ConfigError("invalid train evaluator options:\n" + format_validation_error(exc)) from exc
+            raise ConfigError(
+                "invalid train evaluator options:\n" + format_validation_error(exc, TrainSettings)
+            ) from exc
         if not (isinstance(dataset, Dataset | DatasetConfig | Mapping | str) or callable(dataset)):
             raise ConfigError(
                 f"dataset {dataset!r} is not allowed; expected a Dataset, a dataset config (mapping or name) "
