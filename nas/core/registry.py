@@ -27,12 +27,18 @@ class Registry(Generic[T]):
         self._builtins = (builtins,) if isinstance(builtins, str) else builtins
         self._entries: dict[str, T] = {}
         self._loaded = False
+        self._imported: set[str] = set()
 
     def _load(self) -> None:
-        if not self._loaded:
-            self._loaded = True
-            for module in self._builtins:
-                importlib.import_module(module)
+        # Each built-in module is marked loaded only once its import succeeded, so
+        # a failing import fails every lookup loudly instead of leaving a partial registry.
+        while not self._loaded:
+            pending = [m for m in self._builtins if m not in self._imported]
+            if not pending:
+                self._loaded = True
+                return
+            importlib.import_module(pending[0])
+            self._imported.add(pending[0])
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator registering ``obj`` under ``name``; a second registration is an error."""
