@@ -301,6 +301,12 @@ def test_trials_page_orders_by_number_and_objective(storage_url: str) -> None:  
     pages = [study.trials_page(offset=o, limit=10) for o in (0, 10, 20)]
     assert [t.number for page in pages for t in page] == list(range(24))
     assert [t.number for t in study.trials_page(limit=3, descending=True)] == [23, 22, 21]
+    assert [t.number for t in study.trials_page(offset=2, limit=3, descending=True)] == [21, 20, 19]
+    assert study.trials_page(offset=24) == [] and study.trials_page(offset=24, descending=True) == []
+    assert [t.number for t in study.trials_page(offset=1, limit=2, states="COMPLETE", descending=True)] == [
+        21,
+        20,
+    ]
     by_acc = study.trials_page(limit=100, order_by="val_accuracy")
     expected = sorted(range(23), key=lambda i: (-values[i][0], i))
     assert [t.number for t in by_acc] == expected

@@ -66,7 +66,7 @@ def _fill_first_revision(url: str) -> None:
     )
     run_sql(
         url,
-        f"INSERT INTO trial_values (trial_id, objective, study_id, value) VALUES ({trial}, 'val_accuracy', {study}, 71.5)",
+        f"INSERT INTO trial_values (trial_id, objective, study_id, value, score) VALUES ({trial}, 'val_accuracy', {study}, 71.5, -71.5)",
         {"n": 0},
     )
     run_sql(

@@ -75,9 +75,9 @@ def make_engine(url: URL) -> Engine:
         connect_args: dict[str, Any] = {}
         if "connect_timeout" not in url.query:
             connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
-        engine = create_engine(
-            url, connect_args=connect_args, pool_pre_ping=True, pool_size=4, max_overflow=8
-        )
+        # No pool_pre_ping: a connection the server dropped fails its first
+        # statement as "invalidated", which run_transaction retries on a new one.
+        engine = create_engine(url, connect_args=connect_args, pool_size=4, max_overflow=8)
     _ENGINES.add(engine)
     return engine
 

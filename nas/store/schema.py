@@ -5,10 +5,16 @@ test compares the two so they cannot drift. Design choices, each for a query
 that must stay fast at 100,000 trials:
 
 * ``trial_values`` holds one row per (trial, objective), written only for
-  COMPLETE trials, with the index ``(study_id, objective, value, trial_id)``:
-  "top-k by objective" is a short index range scan, never a sort of the study.
-* ``trials`` is unique on ``(study_id, number)``: paging by number and
-  incremental reads (``after=N``) walk that index; ``(study_id, state,
+  COMPLETE trials. Besides the value it stores a *score*, the value signed so
+  that smaller is better, indexed as ``(study_id, objective, score,
+  trial_id)``: "best k" is then ``ORDER BY score, trial_id`` read straight off
+  the index for max and min objectives alike, with ties in trial order. (With
+  ``ORDER BY value DESC, trial_id`` PostgreSQL must sort every row of the
+  study whenever its statistics are stale, e.g. right after a bulk import;
+  that took 190 ms at 100,000 trials, against 0.1 ms for the index read.)
+* ``trials`` is unique on ``(study_id, number)`` and numbers are dense
+  (exactly ``0 .. next_trial_number - 1``), so a page by number is an index
+  range, not an ``OFFSET`` scan, as are incremental reads (``after=N``); ``(study_id, state,
   number)`` serves state filters and the search for WAITING trials.
 * ``trial_metrics`` has the primary key ``(trial_id, name, step)``: one
   trial's curves are one index range, and re-reporting a step overwrites it.
@@ -141,8 +147,10 @@ trial_values = Table(
     Column("objective", String(128), nullable=False),
     Column("study_id", Integer, ForeignKey("studies.id", ondelete="CASCADE"), nullable=False),
     Column("value", Double, nullable=False),
+    # The value signed so that smaller is better (-value for "max" objectives).
+    Column("score", Double, nullable=False),
     PrimaryKeyConstraint("trial_id", "objective"),
-    Index(None, "study_id", "objective", "value", "trial_id"),
+    Index(None, "study_id", "objective", "score", "trial_id"),
 )
 
 trial_metrics = Table(

@@ -24,6 +24,7 @@ Concurrency rules, in one place:
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import logging
 import os
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import Integer, any_, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Row
@@ -121,6 +122,9 @@ _BEAT = update(trials).where(
 )
 _INSERT_TRIAL = trials.insert().returning(trials.c.id)
 _INSERT_VALUES = trial_values.insert()
+_TRIALS_WITH_VALUES = select(
+    trials, trial_values.c.objective.label("v_objective"), trial_values.c.value.label("v_value")
+).outerjoin(trial_values, trial_values.c.trial_id == trials.c.id)
 _ARCH_ID = select(architectures.c.id).where(
     architectures.c.space == bindparam("sp"), architectures.c.canonical_key == bindparam("key")
 )
@@ -321,8 +325,8 @@ class RDBStorage:
             result = []
             for info in infos:
                 best = {
-                    objective: self._best_value(connection, info.study_id, objective, direction)
-                    for objective, direction in info.objectives.items()
+                    objective: self._best_value(connection, info.study_id, objective)
+                    for objective in info.objectives
                 }
                 by_state = {state: counts.get(info.study_id, {}).get(state, 0) for state in TrialState}
                 result.append(StudySummary(info, by_state, best, updated.get(info.study_id)))
@@ -593,10 +597,7 @@ class RDBStorage:
             if told:
                 connection.execute(
                     _INSERT_VALUES,
-                    [
-                        {"trial_id": row.id, "objective": k, "study_id": info.study_id, "value": v}
-                        for k, v in told.items()
-                    ],
+                    _value_rows(info, row.id, told),
                 )
             return self._trial_from_row({**row._mapping, **changes}, info, told or None)
 
@@ -774,9 +775,9 @@ class RDBStorage:
                 .all()
             )
             values = [
-                {"trial_id": tid, "objective": k, "study_id": study_id, "value": v}
+                value
                 for tid, (*_, told, _) in zip(ids, prepared, strict=True)
-                for k, v in told.items()
+                for value in _value_rows(info, tid, told)
             ]
             points = [
                 {"trial_id": tid, "name": name, "step": step, "value": value}
@@ -889,24 +890,38 @@ class RDBStorage:
             )
 
         def load(connection: Connection) -> list[Trial]:
-            if order_by in (None, "number"):
+            number = trials.c.number
+            if order_by in (None, "number") and wanted is None:
+                # Numbers are dense (0 .. next_trial_number - 1): the page is an index range.
                 query = select(trials.c.id).where(trials.c.study_id == study_id)
-                if wanted is not None:
-                    query = query.where(trials.c.state.in_([s.value for s in wanted]))
-                key = trials.c.number.desc() if descending else trials.c.number.asc()
-                query = query.order_by(key)
+                if descending:
+                    top = (
+                        select(studies.c.next_trial_number).where(studies.c.id == study_id).scalar_subquery()
+                    )
+                    query = query.where(number < top - offset).order_by(number.desc())
+                else:
+                    query = query.where(number >= offset).order_by(number.asc())
+                query = query.limit(limit)
+            elif order_by in (None, "number"):
+                query = select(trials.c.id).where(
+                    trials.c.study_id == study_id, trials.c.state.in_([s.value for s in wanted])
+                )
+                query = query.order_by(number.desc() if descending else number.asc())
+                query = query.offset(offset).limit(limit)
             else:
                 if wanted is not None and TrialState.COMPLETE not in wanted:
                     return []
-                best_first = info.objectives[order_by] is Direction.MAX
-                desc = best_first if descending is None else descending
-                value, tid = trial_values.c.value, trial_values.c.trial_id
+                maximise = info.objectives[order_by] is Direction.MAX
+                best_first = descending is None or descending == maximise
+                score, tid = trial_values.c.score, trial_values.c.trial_id
                 query = (
                     select(tid)
                     .where(trial_values.c.study_id == study_id, trial_values.c.objective == order_by)
-                    .order_by(value.desc() if desc else value.asc(), tid.asc())
+                    .order_by(*((score.asc(), tid.asc()) if best_first else (score.desc(), tid.desc())))
+                    .offset(offset)
+                    .limit(limit)
                 )
-            ids = list(connection.execute(query.offset(offset).limit(limit)).scalars())
+            ids = list(connection.execute(query).scalars())
             return self._trials_by_ids(connection, info, ids)
 
         return self._read(load, f"loading a page of trials of study {info.name!r}")
@@ -932,7 +947,7 @@ class RDBStorage:
 
         def load(connection: Connection) -> list[Trial]:
             if len(names) == 1:
-                best = self._best_value(connection, study_id, names[0], info.objectives[names[0]])
+                best = self._best_score(connection, study_id, names[0])
                 if best is None:
                     return []
                 ids = connection.execute(
@@ -940,7 +955,7 @@ class RDBStorage:
                     .where(
                         trial_values.c.study_id == study_id,
                         trial_values.c.objective == names[0],
-                        trial_values.c.value == best,
+                        trial_values.c.score == best,
                     )
                     .order_by(trial_values.c.trial_id)
                 ).scalars()
@@ -1057,32 +1072,40 @@ class RDBStorage:
             info = self._info_from_row(row._mapping)
         return info
 
-    def _best_value(
-        self, connection: Connection, study_id: int, objective: str, direction: Direction
-    ) -> float | None:
-        value = trial_values.c.value
+    @staticmethod
+    def _best_score(connection: Connection, study_id: int, objective: str) -> float | None:
         return connection.execute(
-            select(value)
+            select(func.min(trial_values.c.score)).where(
+                trial_values.c.study_id == study_id, trial_values.c.objective == objective
+            )
+        ).scalar_one_or_none()
+
+    @staticmethod
+    def _best_value(connection: Connection, study_id: int, objective: str) -> float | None:
+        return connection.execute(
+            select(trial_values.c.value)
             .where(trial_values.c.study_id == study_id, trial_values.c.objective == objective)
-            .order_by(value.desc() if direction is Direction.MAX else value.asc())
+            .order_by(trial_values.c.score.asc())
             .limit(1)
         ).scalar_one_or_none()
 
     def _trials_by_ids(self, connection: Connection, info: StudyInfo, ids: Sequence[int]) -> list[Trial]:
-        """Trials by id, in the order of ``ids``."""
-        rows: list[Row[Any]] = []
-        values: list[Row[Any]] = []
+        """Trials by id, in the order of ``ids`` (one round trip per chunk: trials outer-joined to values)."""
+        rows: dict[int, Row[Any]] = {}
+        values: list[tuple[int, str, float]] = []
         for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            rows += connection.execute(select(trials).where(trials.c.id.in_(chunk))).all()
-            values += connection.execute(
-                select(trial_values.c.trial_id, trial_values.c.objective, trial_values.c.value).where(
-                    trial_values.c.trial_id.in_(chunk)
-                )
-            ).all()
-        position = {tid: i for i, tid in enumerate(ids)}
-        rows.sort(key=lambda r: position[r.id])
-        return self._assemble(rows, values, info)
+            chunk = list(ids[start : start + _CHUNK])
+            for row in connection.execute(_TRIALS_WITH_VALUES.where(self._id_in(trials.c.id, chunk))):
+                rows.setdefault(row.id, row)
+                if row.v_objective is not None:
+                    values.append((row.id, row.v_objective, row.v_value))
+        return self._assemble([rows[i] for i in ids if i in rows], values, info)
+
+    def _id_in(self, column: Any, ids: list[int]) -> ColumnElement[bool]:
+        # PostgreSQL: one array parameter, so the statement text (and its prepared plan) never changes.
+        if self._engine.dialect.name == "postgresql":
+            return column == any_(bindparam("ids", ids, type_=pg_dialect.ARRAY(Integer)))
+        return column.in_(ids)
 
     def _assemble(self, rows: Sequence[Row[Any]], values: Iterable[Row[Any]], info: StudyInfo) -> list[Trial]:
         by_trial: dict[int, dict[str, float]] = {}
@@ -1101,7 +1124,7 @@ class RDBStorage:
     ) -> Trial:
         return Trial(
             number=int(row["number"]),
-            arch=Architecture.from_json(row["genotype"]),
+            arch=_genotype(row["genotype"]),
             state=TrialState(row["state"]),
             values=dict(values) if values else None,
             seed=int(row["seed"]),
@@ -1116,10 +1139,30 @@ class RDBStorage:
         )
 
 
+def _value_rows(info: StudyInfo, trial_id: int, told: Mapping[str, float]) -> list[dict[str, Any]]:
+    """``trial_values`` rows; the score is the value signed so that smaller is better."""
+    return [
+        {
+            "trial_id": trial_id,
+            "objective": name,
+            "study_id": info.study_id,
+            "value": value,
+            "score": -value if info.objectives[name] is Direction.MAX else value,
+        }
+        for name, value in told.items()
+    ]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _genotype(text: str) -> Architecture:
+    """Parse a stored genotype; architectures are immutable, so equal texts can share one object."""
+    return Architecture.from_json(text)
+
+
 def _aware(moment: datetime | str | None) -> datetime | None:
     """Aggregates (``max``) bypass the column type on SQLite; normalise to aware UTC here."""
-    if moment is None:
-        return None
+    if moment is None or (isinstance(moment, datetime) and moment.tzinfo is timezone.utc):
+        return moment  # type: ignore[return-value]
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)

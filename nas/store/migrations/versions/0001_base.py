@@ -77,6 +77,7 @@ def upgrade() -> None:
         sa.Column("objective", sa.String(128), nullable=False),
         sa.Column("study_id", sa.Integer, nullable=False),
         sa.Column("value", sa.Double, nullable=False),
+        sa.Column("score", sa.Double, nullable=False),
         sa.PrimaryKeyConstraint("trial_id", "objective", name="pk_trial_values"),
         sa.ForeignKeyConstraint(
             ["trial_id"], ["trials.id"], name="fk_trial_values_trial_id_trials", ondelete="CASCADE"
@@ -86,9 +87,9 @@ def upgrade() -> None:
         ),
     )
     op.create_index(
-        "ix_trial_values_study_id_objective_value_trial_id",
+        "ix_trial_values_study_id_objective_score_trial_id",
         "trial_values",
-        ["study_id", "objective", "value", "trial_id"],
+        ["study_id", "objective", "score", "trial_id"],
     )
     op.create_table(
         "trial_metrics",
