@@ -1,0 +1,101 @@
+"""Shared plumbing of the encoding-based predictors.
+
+Every built-in predictor is "featurise, standardise, fit a regressor that
+yields a mean and a spread". This base class owns the parts that must behave
+the same everywhere: input validation (an empty, tiny, non-finite or
+constant training set is a :class:`~nas.core.ConfigError`, never a silently
+useless model), feature and target standardisation, and the not-fitted check.
+Subclasses implement :meth:`_fit` and :meth:`_predict_dist` on arrays.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from nas.core import Architecture, ConfigError, Predictor, SearchSpace
+from predictors.features import ExtraFeatures, Featurizer
+
+#: Fewer training points than this cannot say anything about a ranking.
+MIN_TRAINING = 2
+
+
+def check_targets(targets: Sequence[float], count: int) -> np.ndarray:
+    """Validate training targets against ``count`` architectures; returns float64."""
+    y = np.asarray(targets, dtype=np.float64).ravel()
+    if y.size != count:
+        raise ConfigError(f"got {count} architectures but {y.size} targets; they must match")
+    if count < MIN_TRAINING:
+        raise ConfigError(f"a predictor needs at least {MIN_TRAINING} training architectures, got {count}")
+    if not np.isfinite(y).all():
+        bad = int((~np.isfinite(y)).sum())
+        raise ConfigError(f"{bad} training target(s) are NaN or infinite; drop failed trials before fitting")
+    if np.ptp(y) == 0:
+        raise ConfigError(
+            f"all {count} training targets equal {y[0]!r}: a constant training set has no ranking to learn"
+        )
+    return y
+
+
+class EncodedPredictor(Predictor):
+    """A predictor over :class:`~predictors.features.Featurizer` vectors.
+
+    Options shared by all subclasses: ``encoding`` (``auto``, ``path``,
+    ``onehot``, ``both``, ``none``) and ``extra_features`` (a mapping or
+    callable Architecture -> vector, e.g. zero-cost proxy scores).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        *,
+        encoding: str = "auto",
+        extra_features: ExtraFeatures | None = None,
+    ) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"seed={seed!r} is not allowed; expected an integer >= 0")
+        super().__init__(space, seed)
+        self.featurizer = Featurizer(space, encoding, extra_features)
+        self._fitted = False
+
+    # -- template --------------------------------------------------------------------------
+    def fit(self, archs: Sequence[Architecture], targets: Sequence[float]) -> EncodedPredictor:
+        if isinstance(archs, Architecture) or not isinstance(archs, Sequence) or not archs:
+            raise ConfigError("fit needs a non-empty sequence of architectures")
+        y = check_targets(targets, len(archs))
+        x = self.featurizer(archs)
+        self._x_mean = x.mean(axis=0)
+        scale = x.std(axis=0)
+        self._x_scale = np.where(scale > 0, scale, 1.0)
+        self._y_mean = float(y.mean())
+        self._y_scale = float(y.std())
+        self._fit((x - self._x_mean) / self._x_scale, (y - self._y_mean) / self._y_scale)
+        self._fitted = True
+        return self
+
+    def predict_dist(self, archs: Sequence[Architecture]) -> tuple[np.ndarray, np.ndarray]:
+        if not self._fitted:
+            raise ConfigError(f"{type(self).__name__} is not fitted; call fit(archs, targets) first")
+        x = (self.featurizer(archs) - self._x_mean) / self._x_scale
+        mean, std = self._predict_dist(x)
+        return mean * self._y_scale + self._y_mean, np.abs(std) * self._y_scale
+
+    # -- hooks -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Fit on standardised features and targets."""
+
+    @abc.abstractmethod
+    def _predict_dist(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std in standardised target units."""
+
+
+def positive_option(owner: str, name: str, value: Any, minimum: int = 1) -> int:
+    """Validate an integer predictor option, naming it and the allowed range."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{owner} option {name}={value!r} is not allowed; expected an integer >= {minimum}")
+    return value

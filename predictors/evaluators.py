@@ -1,0 +1,104 @@
+"""The ``zero_cost`` evaluator: score an architecture instead of training it.
+
+A search can optimise a zero-cost proxy in place of accuracy (e.g. a
+pre-screening study, or a pareto front of ``synflow`` against ``flops``).
+The evaluator builds the architecture with weights initialised from the
+trial's seed and scores it on one mini-batch, which comes from, in order of
+preference: an explicit ``batch`` (arrays or tensors), a ``dataset`` loaded
+by :func:`nas.data.load_dataset` (e.g. ``"cifar10"``; a batch drawn from its
+training split with ``data_seed``), or a synthetic standard-normal batch of
+``input_shape`` (fine for the data-free ``synflow``, ``params`` and
+``flops``; a weaker, data-free variant of the others).
+
+Returned values: ``{proxy: score, "params": ..., "flops": ...}``, so a
+study can use the proxy as objective and model size as a constraint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from nas.core import EVALUATORS, Architecture, ConfigError, EvalResult, Evaluator, Reporter, SearchSpace
+from predictors.zero_cost import PROXIES, fresh_model, score, synthetic_batch
+
+BatchLike = tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]
+
+
+def _as_batch(batch: BatchLike) -> tuple[torch.Tensor, torch.Tensor]:
+    if not (isinstance(batch, Sequence) and len(batch) == 2):
+        raise ConfigError("batch must be a pair (images N x C x H x W, integer labels N)")
+    x, y = (v if isinstance(v, torch.Tensor) else torch.from_numpy(np.asarray(v)) for v in batch)
+    if x.dim() != 4 or not x.is_floating_point():
+        raise ConfigError(f"batch images must be a float N x C x H x W array, got {x.dtype} {tuple(x.shape)}")
+    if y.dim() != 1 or y.shape[0] != x.shape[0] or y.is_floating_point():
+        raise ConfigError(f"batch labels must be {x.shape[0]} integers, got {y.dtype} {tuple(y.shape)}")
+    return x.float(), y.long()
+
+
+@EVALUATORS.register("zero_cost")
+class ZeroCostEvaluator(Evaluator):
+    """Evaluate by zero-cost proxy ``proxy`` (one of :data:`predictors.zero_cost.PROXIES`)."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        proxy: str = "synflow",
+        *,
+        batch: BatchLike | None = None,
+        dataset: str | Mapping[str, Any] | None = None,
+        batch_size: int = 64,
+        data_seed: int = 0,
+        input_shape: tuple[int, int, int] = (3, 32, 32),
+        num_classes: int = 10,
+        fallback: float | None = None,
+    ) -> None:
+        super().__init__(space)
+        PROXIES.get(proxy)  # unknown names fail here, with close matches
+        if not callable(getattr(space, "build", None)):
+            raise ConfigError(f"space {space.name!r} cannot build models; zero-cost proxies need one")
+        if batch is not None and dataset is not None:
+            raise ConfigError("pass either batch or dataset, not both")
+        self.proxy = proxy
+        self.fallback = fallback
+        if batch is not None:
+            self.x, self.y = _as_batch(batch)
+            self.num_classes = int(num_classes)
+        elif dataset is not None:
+            from nas.data import load_dataset  # the data module needs pydantic: import on demand
+
+            data = load_dataset(dataset, seed=data_seed)
+            if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size:
+                raise ConfigError(f"batch_size={batch_size!r} is not allowed; expected an integer >= 1")
+            count = min(batch_size, len(data.x_train))
+            pick = np.random.default_rng(data_seed).choice(len(data.x_train), size=count, replace=False)
+            self.x, self.y = _as_batch((np.array(data.x_train[pick]), np.array(data.y_train[pick])))
+            self.num_classes = data.num_classes
+        else:
+            self.x, self.y = synthetic_batch(batch_size, tuple(input_shape), num_classes, data_seed)
+            self.num_classes = int(num_classes)
+        labels = self.y
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
+            raise ConfigError(
+                f"batch labels lie in [{int(labels.min())}, {int(labels.max())}]; allowed: 0..{self.num_classes - 1}"
+            )
+
+    def evaluate(
+        self,
+        arch: Architecture,
+        seed: int = 0,
+        budget: float | None = None,
+        report: Reporter | None = None,
+    ) -> EvalResult:
+        """Score ``arch`` on a network initialised from ``seed``; ``budget`` is ignored (nothing trains)."""
+        self.space.validate(arch)
+        shape = tuple(self.x.shape[1:])
+        model = fresh_model(self.space, arch, seed, self.num_classes, shape)  # type: ignore[arg-type]
+        values = {
+            name: score(model, self.x, self.y, name, fallback=self.fallback)
+            for name in dict.fromkeys((self.proxy, "params", "flops"))
+        }
+        return EvalResult(values=values, user_attrs={"batch_size": int(self.x.shape[0])})
