@@ -43,6 +43,7 @@ def _register() -> None:
     # Each module adds its commands to ``main``; imported here so that
     # ``nas --help`` lists every command.
     from nas.cli import (
+        bench,  # noqa: F401
         search,  # noqa: F401
         spaces,  # noqa: F401
         store,  # noqa: F401
