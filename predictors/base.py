@@ -4,7 +4,7 @@ Every built-in predictor is "featurise, standardise, fit a regressor that
 yields a mean and a spread". This base class owns the parts that must behave
 the same everywhere: input validation (an empty, tiny, non-finite or
 constant training set is a :class:`~nas.core.ConfigError`, never a silently
-useless model), feature and target standardisation, and the not-fitted check.
+useless model), feature scaling and target standardisation, and the not-fitted check.
 Subclasses implement :meth:`_fit` and :meth:`_predict_dist` on arrays.
 """
 
@@ -68,9 +68,11 @@ class EncodedPredictor(Predictor):
             raise ConfigError("fit needs a non-empty sequence of architectures")
         y = check_targets(targets, len(archs))
         x = self.featurizer(archs)
-        self._x_mean = x.mean(axis=0)
-        scale = x.std(axis=0)
-        self._x_scale = np.where(scale > 0, scale, 1.0)
+        # Min-max scaling keeps one-hot and path bits as 0/1 (what distance-based
+        # kernels want) while bringing proxy scores such as params to [0, 1].
+        self._x_mean = x.min(axis=0)
+        span = np.ptp(x, axis=0)
+        self._x_scale = np.where(span > 0, span, 1.0)
         self._y_mean = float(y.mean())
         self._y_scale = float(y.std())
         self._fit((x - self._x_mean) / self._x_scale, (y - self._y_mean) / self._y_scale)
@@ -87,7 +89,7 @@ class EncodedPredictor(Predictor):
     # -- hooks -------------------------------------------------------------------------------
     @abc.abstractmethod
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
-        """Fit on standardised features and targets."""
+        """Fit on features min-max scaled to [0, 1] (on the training set) and standardised targets."""
 
     @abc.abstractmethod
     def _predict_dist(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -31,19 +31,26 @@ class GaussianProcess(EncodedPredictor):
         *,
         encoding: str = "auto",
         extra_features: ExtraFeatures | None = None,
-        nu: float = 2.5,
+        nu: float = 1.5,
+        min_length_scale: float = 2.0,
         restarts: int = 2,
     ) -> None:
         super().__init__(space, seed, encoding=encoding, extra_features=extra_features)
         if nu not in (0.5, 1.5, 2.5, np.inf):
             raise ConfigError(f"gp option nu={nu!r} is not allowed; allowed: 0.5, 1.5, 2.5, inf")
+        if not min_length_scale > 0:
+            raise ConfigError(f"gp option min_length_scale={min_length_scale!r} is not allowed; expected > 0")
         self.nu = nu
+        self.min_length_scale = float(min_length_scale)
         self.restarts = positive_option("gp", "restarts", restarts, minimum=0)
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
-        kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(
-            length_scale=np.sqrt(x.shape[1]), length_scale_bounds=(1e-2, 1e4), nu=self.nu
-        ) + WhiteKernel(0.1, (1e-6, 1e1))
+        # Lower bounds matter: with ~100 points the marginal likelihood otherwise
+        # prefers a tiny length scale and no noise, i.e. memorising the training
+        # set (Kendall tau 0.3 instead of 0.5 on NAS-Bench-201).
+        kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(
+            length_scale=1.0, length_scale_bounds=(self.min_length_scale, 1e3), nu=self.nu
+        ) + WhiteKernel(0.1, (1e-2, 1.0))
         self._model = GaussianProcessRegressor(
             kernel=kernel, n_restarts_optimizer=self.restarts, random_state=self.seed
         )

@@ -24,14 +24,16 @@ from predictors.features import ExtraFeatures
 def _mlp(width_in: int, hidden: int, layers: int, generator: torch.Generator) -> nn.Sequential:
     modules: list[nn.Module] = []
     width = width_in
-    for _ in range(layers):
-        modules += [nn.Linear(width, hidden), nn.ReLU()]
-        width = hidden
-    modules.append(nn.Linear(width, 1))
+    # nn.Linear initialises itself from the global RNG on construction; fork it so
+    # that state is restored, then draw the real initial weights from the generator.
+    with torch.random.fork_rng(devices=[]):
+        for _ in range(layers):
+            modules += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        modules.append(nn.Linear(width, 1))
     net = nn.Sequential(*modules).double()
     for module in net:
         if isinstance(module, nn.Linear):
-            # The default init draws from the global RNG; ours uses the member's generator.
             nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
             bound = 1.0 / math.sqrt(module.in_features)
             nn.init.uniform_(module.bias, -bound, bound, generator=generator)
