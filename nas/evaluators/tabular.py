@@ -86,13 +86,7 @@ class Table:
                 f"benchmark table {resolved} cannot be read ({exc.strerror}); set NAS_DATA_DIR to the "
                 "directory holding the benchmark data or pass the table path"
             ) from exc
-        key = (
-            str(resolved),
-            stat.st_mtime_ns,
-            stat.st_size,
-            space.name,
-            json.dumps(space.options, sort_keys=True),
-        )
+        key = (str(resolved), stat.st_mtime_ns, stat.st_size, _space_key(space))
         with _CACHE_LOCK:
             table = _CACHE.get(key)
             if table is None:
@@ -102,6 +96,9 @@ class Table:
 
     @classmethod
     def _read(cls, path: Path, space: SearchSpace) -> Table:
+        # Tables of one benchmark list the same strings (accuracy and latency
+        # tables), so parsed architectures are shared between them.
+        parsed = _PARSED.setdefault(_space_key(space), {})
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
@@ -127,7 +124,10 @@ class Table:
                 if len(archs) >= MAX_ROWS:
                     raise ConfigError(f"benchmark table {path} has more than {MAX_ROWS} rows")
                 try:
-                    archs.append(space.parse(row[arch_at]))
+                    arch = parsed.get(row[arch_at])
+                    if arch is None:
+                        arch = parsed[row[arch_at]] = space.parse(row[arch_at])
+                    archs.append(arch)
                 except ArchitectureError as exc:
                     raise ArchitectureError(
                         f"{path}, line {line}: arch {row[arch_at]!r} is not a {space.name} architecture: {exc}"
@@ -185,8 +185,13 @@ class Table:
         return len(self.archs)
 
 
-_CACHE: dict[tuple[str, int, int, str, str], Table] = {}
+_CACHE: dict[tuple[str, int, int, str], Table] = {}
+_PARSED: dict[str, dict[str, Architecture]] = {}
 _CACHE_LOCK = threading.Lock()
+
+
+def _space_key(space: SearchSpace) -> str:
+    return f"{space.name}:{json.dumps(space.options, sort_keys=True)}"
 
 
 def _numeric(texts: Sequence[str]) -> np.ndarray | None:
