@@ -35,12 +35,14 @@ __all__ = [
     "Study",
     "StudyStatus",
     "create_study",
+    "export_model",
     "list_studies",
+    "load_exported",
     "load_study",
     "resolve_storage_url",
 ]
 
-#: Public names whose modules import SQLAlchemy: loaded on first access only.
+#: Public names whose modules import SQLAlchemy (and torch, for export): loaded on first access only.
 _LAZY = {
     "Study": "nas.study",
     "create_study": "nas.study",
@@ -48,6 +50,8 @@ _LAZY = {
     "list_studies": "nas.study",
     "StudyStatus": "nas.store",
     "resolve_storage_url": "nas.store",
+    "export_model": "nas.export",
+    "load_exported": "nas.export",
 }
 
 

@@ -1,9 +1,8 @@
 """Pareto sets: which points no other point beats on every objective.
 
 Pure numpy and free of the store, so strategies and the dashboard can reuse
-it. Points are sorted lexicographically first: a point can then only be
-dominated by one before it, and only the current front has to be checked,
-which is ``O(n * |front|)`` instead of ``O(n^2)``.
+it. The cost is ``O(n * |front|)`` vectorised operations instead of the
+``O(n^2)`` of comparing every pair.
 """
 
 from __future__ import annotations
@@ -34,19 +33,16 @@ def pareto_mask(points: ArrayLike, directions: Sequence[Direction | str]) -> np.
     signs = np.array([_sign(d) for d in directions], dtype=np.float64)
     costs = array * signs  # every column is now "smaller is better"
     mask = np.zeros(len(costs), dtype=bool)
-    if len(costs) == 0:
-        return mask
-    order = np.lexsort(costs.T[::-1])
-    front = np.empty_like(costs)
-    size = 0
-    for index in order:
-        point = costs[index]
-        current = front[:size]
-        dominated = np.any(np.all(current <= point, axis=1) & np.any(current < point, axis=1))
-        if not dominated:
-            front[size] = point
-            size += 1
-            mask[index] = True
+    # Lexicographic order puts a non-dominated point first, and every point
+    # kept as current is non-dominated; each round drops all points it
+    # dominates in one vectorised step, so there are only |front| rounds.
+    remaining = np.lexsort(costs.T[::-1])
+    while remaining.size:
+        best = costs[remaining[0]]
+        mask[remaining[0]] = True
+        others = costs[remaining[1:]]
+        dominated = np.all(best <= others, axis=1) & np.any(best < others, axis=1)
+        remaining = remaining[1:][~dominated]
     return mask
 
 

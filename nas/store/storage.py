@@ -85,6 +85,8 @@ KeyedArch = tuple[Architecture, str]
 
 #: Rows per statement when a query lists ids (keeps every backend's parameter limit happy).
 _CHUNK = 500
+#: Up to this many trials, values are fetched by trial id rather than by a join.
+_BY_ID_LIMIT = 2_000
 #: Largest page of trials one call returns.
 MAX_PAGE = 10_000
 
@@ -122,9 +124,6 @@ _BEAT = update(trials).where(
 )
 _INSERT_TRIAL = trials.insert().returning(trials.c.id)
 _INSERT_VALUES = trial_values.insert()
-_TRIALS_WITH_VALUES = select(
-    trials, trial_values.c.objective.label("v_objective"), trial_values.c.value.label("v_value")
-).outerjoin(trial_values, trial_values.c.trial_id == trials.c.id)
 _ARCH_ID = select(architectures.c.id).where(
     architectures.c.space == bindparam("sp"), architectures.c.canonical_key == bindparam("key")
 )
@@ -853,6 +852,8 @@ class RDBStorage:
 
         def load(connection: Connection) -> list[Trial]:
             rows = connection.execute(select(trials).where(*conditions).order_by(trials.c.number)).all()
+            if len(rows) <= _BY_ID_LIMIT:  # e.g. a dashboard polling with after=N: stay on the indexes
+                return self._trials_by_ids(connection, info, [row.id for row in rows])
             values = connection.execute(
                 select(trial_values.c.trial_id, trial_values.c.objective, trial_values.c.value)
                 .join(trials, trials.c.id == trial_values.c.trial_id)
@@ -892,16 +893,21 @@ class RDBStorage:
         def load(connection: Connection) -> list[Trial]:
             number = trials.c.number
             if order_by in (None, "number") and wanted is None:
-                # Numbers are dense (0 .. next_trial_number - 1): the page is an index range.
-                query = select(trials.c.id).where(trials.c.study_id == study_id)
+                # Numbers are dense (0 .. next_trial_number - 1), so the page is the
+                # bounded range [first, end): no OFFSET scan, and at most ``limit``
+                # rows whatever plan the database picks.
                 if descending:
-                    top = (
-                        select(studies.c.next_trial_number).where(studies.c.id == study_id).scalar_subquery()
-                    )
-                    query = query.where(number < top - offset).order_by(number.desc())
+                    top = connection.execute(
+                        select(studies.c.next_trial_number).where(studies.c.id == study_id)
+                    ).scalar_one()
+                    first, end = max(top - offset - limit, 0), top - offset
                 else:
-                    query = query.where(number >= offset).order_by(number.asc())
-                query = query.limit(limit)
+                    first, end = offset, offset + limit
+                query = (
+                    select(trials.c.id)
+                    .where(trials.c.study_id == study_id, number >= first, number < end)
+                    .order_by(number.desc() if descending else number.asc())
+                )
             elif order_by in (None, "number"):
                 query = select(trials.c.id).where(
                     trials.c.study_id == study_id, trials.c.state.in_([s.value for s in wanted])
@@ -960,22 +966,27 @@ class RDBStorage:
                     .order_by(trial_values.c.trial_id)
                 ).scalars()
                 return self._trials_by_ids(connection, info, list(ids))
-            rows = connection.execute(
-                select(trial_values.c.trial_id, trial_values.c.objective, trial_values.c.value).where(
-                    trial_values.c.study_id == study_id
-                )
-            ).all()
-            by_trial: dict[int, dict[str, float]] = {}
-            for tid, objective, value in rows:
-                by_trial.setdefault(tid, {})[objective] = value
-            ids = sorted(tid for tid, vals in by_trial.items() if len(vals) == len(names))
-            if not ids:
+            # One (trial id, value) column per objective, aligned on trial ids.
+            ids = np.empty(0, dtype=np.int64)
+            columns: list[np.ndarray] = []
+            for position, name in enumerate(names):
+                pairs = connection.execute(
+                    select(trial_values.c.trial_id, trial_values.c.value)
+                    .where(trial_values.c.study_id == study_id, trial_values.c.objective == name)
+                    .order_by(trial_values.c.trial_id)
+                ).all()
+                # Plain tuples: numpy probing Row objects for array protocols is very slow.
+                table = np.array([tuple(p) for p in pairs], dtype=np.float64).reshape(-1, 2)
+                these = table[:, 0].astype(np.int64)
+                if position == 0:
+                    ids, columns = these, [table[:, 1]]
+                    continue
+                ids, keep_old, keep_new = np.intersect1d(ids, these, assume_unique=True, return_indices=True)
+                columns = [c[keep_old] for c in columns] + [table[keep_new, 1]]
+            if ids.size == 0:
                 return []
-            points = np.array([[by_trial[tid][n] for n in names] for tid in ids])
-            mask = pareto_mask(points, [info.objectives[n] for n in names])
-            return self._trials_by_ids(
-                connection, info, [tid for tid, keep in zip(ids, mask, strict=True) if keep]
-            )
+            mask = pareto_mask(np.column_stack(columns), [info.objectives[n] for n in names])
+            return self._trials_by_ids(connection, info, [int(i) for i in ids[mask]])
 
         return self._read(load, f"finding the best trials of study {info.name!r}")
 
@@ -1090,15 +1101,23 @@ class RDBStorage:
         ).scalar_one_or_none()
 
     def _trials_by_ids(self, connection: Connection, info: StudyInfo, ids: Sequence[int]) -> list[Trial]:
-        """Trials by id, in the order of ``ids`` (one round trip per chunk: trials outer-joined to values)."""
+        """Trials by id, in the order of ``ids``.
+
+        Two queries, each filtering an indexed column directly: a join lets
+        PostgreSQL pick a hash join over all of ``trial_values`` when its
+        statistics are stale (77 ms instead of 0.2 ms at 100,000 trials).
+        """
         rows: dict[int, Row[Any]] = {}
-        values: list[tuple[int, str, float]] = []
+        values: list[Row[Any]] = []
         for start in range(0, len(ids), _CHUNK):
             chunk = list(ids[start : start + _CHUNK])
-            for row in connection.execute(_TRIALS_WITH_VALUES.where(self._id_in(trials.c.id, chunk))):
-                rows.setdefault(row.id, row)
-                if row.v_objective is not None:
-                    values.append((row.id, row.v_objective, row.v_value))
+            for row in connection.execute(select(trials).where(self._id_in(trials.c.id, chunk))):
+                rows[row.id] = row
+            values += connection.execute(
+                select(trial_values.c.trial_id, trial_values.c.objective, trial_values.c.value).where(
+                    self._id_in(trial_values.c.trial_id, chunk)
+                )
+            ).all()
         return self._assemble([rows[i] for i in ids if i in rows], values, info)
 
     def _id_in(self, column: Any, ids: list[int]) -> ColumnElement[bool]:
