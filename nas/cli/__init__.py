@@ -44,6 +44,8 @@ def _register() -> None:
     # ``nas --help`` lists every command.
     from nas.cli import (
         bench,  # noqa: F401
+        dashboard,  # noqa: F401
+        export,  # noqa: F401
         search,  # noqa: F401
         spaces,  # noqa: F401
         store,  # noqa: F401

@@ -1,0 +1,56 @@
+"""The dashboard's export button: a bundle as the bytes of a zip file.
+
+The dashboard serves downloads from memory, so this builds the bundle in a
+temporary directory, zips it under one top-level folder
+(``STUDY-trialN/``) and removes the directory again. It raises exactly what
+:func:`~nas.export.bundle.export_model` raises, so the dashboard can show
+the same one-line error as the CLI.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from nas.export.bundle import export_model
+from nas.study import Study
+
+
+def archive_name(study: str, trial: int) -> str:
+    """``STUDY-trialN`` with anything but ``[A-Za-z0-9_.-]`` replaced (a safe folder/file name)."""
+    return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', study)}-trial{trial}"
+
+
+def export_archive(
+    study_name: str | Study,
+    trial_number: int,
+    storage: str | None = None,
+    formats: str | Iterable[str] = "all",
+    *,
+    retrain_epochs: int | None = None,
+) -> bytes:
+    """Export trial ``trial_number`` of a study and return the bundle as zip bytes."""
+    with tempfile.TemporaryDirectory(prefix="nas-export-") as tmp:
+        name = study_name.name if isinstance(study_name, Study) else str(study_name)
+        folder = Path(tmp) / archive_name(name, trial_number)
+        export_model(
+            study_name,
+            trial=trial_number,
+            formats=formats,
+            out=folder,
+            storage=storage,
+            retrain_epochs=retrain_epochs,
+            progress=False,
+        )
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(folder.iterdir()):
+                archive.write(path, f"{folder.name}/{path.name}")
+        return buffer.getvalue()
+
+
+__all__ = ["archive_name", "export_archive"]
