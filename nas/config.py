@@ -51,6 +51,7 @@ from pydantic import (
 
 from nas.core.errors import ConfigError
 from nas.core.evaluator import EVALUATORS
+from nas.core.registry import import_plugins
 from nas.core.space import SPACES, SearchSpace
 from nas.core.strategy import STRATEGIES, Constraint, parse_constraints
 from nas.core.trial import Direction, parse_objectives
@@ -358,6 +359,22 @@ class SearchConfig(_Section):
     resources: ResourcesConfig = ResourcesConfig()
     storage: str | None = None
     seed: int = Field(0, ge=0)
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="modules imported (on the driver and every worker) before any plugin is looked up, "
+        "so your own spaces, evaluators and strategies can register themselves",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _import_plugins(cls, data: Any) -> Any:
+        """Plugins register names that the other fields' checks look up, so they load first."""
+        if isinstance(data, Mapping) and data.get("plugins"):
+            modules = data["plugins"]
+            if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+                raise ConfigError(f"plugins must be a list of module names, got {modules!r}")
+            import_plugins(modules)
+        return data
 
     @model_validator(mode="before")
     @classmethod

@@ -170,9 +170,9 @@ class Study:
         """Store one step of a running trial's curves (``{"val_accuracy": 71.2, "loss": 0.8}``)."""
         self._storage.report(self.study_id, self._number(trial), step, metrics)
 
-    def heartbeat(self, trial: Trial | int) -> bool:
-        """Tell the store the trial's worker is alive; ``False`` once the trial has finished."""
-        return self._storage.heartbeat(self.study_id, self._number(trial))
+    def heartbeat(self, trial: Trial | int, node: str | None = None) -> bool:
+        """Tell the store the trial's worker is alive (on ``node``, if given); ``False`` once it has finished."""
+        return self._storage.heartbeat(self.study_id, self._number(trial), node)
 
     def enqueue(
         self,

@@ -66,3 +66,15 @@ class Registry(Generic[T]):
     def __contains__(self, name: object) -> bool:
         self._load()
         return name in self._entries
+
+
+def import_plugins(modules: list[str] | tuple[str, ...]) -> None:
+    """Import user plugin modules (which register themselves), naming the one that fails."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(
+                f"plugin module {module!r} cannot be imported: {exc}; it must be importable on the "
+                "driver and on every Ray worker (installed, or on PYTHONPATH)"
+            ) from exc

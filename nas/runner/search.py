@@ -118,7 +118,7 @@ def make_searcher(*args: Any, **kwargs: Any) -> Any:
             self.finished = finished
             self.running: dict[str, Trial] = {}
             self.budget = self.budget_value(config)
-            self._seen_node: set[str] = set()
+            self._workers: dict[str, list[tuple[str, int]]] = {}
 
         @staticmethod
         def budget_value(config: SearchConfig) -> float | None:
@@ -164,14 +164,17 @@ def make_searcher(*args: Any, **kwargs: Any) -> Any:
             trial = self.running.get(trial_id)
             if trial is None or result.get(T.FINAL):
                 return
-            node = result.get(T.NODE)
-            if node and trial_id not in self._seen_node:
-                self._seen_node.add(trial_id)
-                self.study.set_user_attr(trial, "node", node)
+            worker = (result.get(T.NODE), result.get(T.PID))
+            if worker[0] and self._workers.get(trial_id, [None])[-1] != worker:
+                # A new worker process for this trial: its first one, or a retry after a crash.
+                self._workers.setdefault(trial_id, []).append(worker)
+                self.study.set_user_attr(trial, "workers", [list(w) for w in self._workers[trial_id]])
+                self.study.heartbeat(trial, node=worker[0])
             self.study.report(trial, int(result[T.STEP]), json.loads(result.get(T.METRICS, "{}")))
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             trial = self.running.pop(trial_id, None)
+            self._workers.pop(trial_id, None)
             if trial is None:
                 return
             told = self._finish(trial, result, error)
@@ -383,6 +386,7 @@ def _fit(
         evaluator_options=evaluator.options,
         data_seed=config.data_seed,
         num_threads=max(1, int(config.resources.cpu)),
+        plugins=tuple(config.plugins),
     )
     resources = {"cpu": config.resources.cpu, "gpu": config.resources.gpu}
     trainable = tune.with_resources(tune.with_parameters(T.run_trial, job=job, dataset=dataset), resources)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.core import EVALUATORS, Architecture, Evaluator, SearchSpace
+from nas.core.registry import import_plugins
 from nas.core.space import SPACES
 
 #: Keys of the final report that are not metrics. Tune flattens nested dicts in
@@ -31,6 +32,7 @@ ERROR = "nas_error"
 ATTRS = "nas_user_attrs"
 ARTIFACTS = "nas_artifacts"
 NODE = "nas_node"
+PID = "nas_worker_pid"
 STEP = "nas_step"
 METRICS = "nas_metrics"
 VALUES = "nas_values"
@@ -49,8 +51,10 @@ class TrialJob:
     evaluator_options: Mapping[str, Any]
     data_seed: int
     num_threads: int
+    plugins: tuple[str, ...] = ()
 
     def space(self) -> SearchSpace:
+        import_plugins(self.plugins)
         return SPACES.get(self.space_name)(**self.space_options)
 
     def evaluator(self, space: SearchSpace, dataset: Any, workdir: Path) -> Evaluator:
@@ -82,7 +86,8 @@ def run_trial(config: dict[str, Any], job: TrialJob, dataset: Any = None) -> Non
     """The Tune function trainable (``config`` carries ``arch``, ``seed``, ``budget``, ``number``)."""
     from ray import tune
 
-    node = f"{socket.gethostname()}:{_node_id()}"
+    node = f"{socket.gethostname()}/{_node_id()}"
+    pid = os.getpid()
     arch = Architecture.from_dict(config["arch"])
     workdir = Path(tune.get_context().get_trial_dir() or ".") / "artifacts"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -93,7 +98,7 @@ def run_trial(config: dict[str, Any], job: TrialJob, dataset: Any = None) -> Non
         nonlocal last_step
         last_step = int(step)
         clean = _clean(metrics)
-        tune.report({**clean, METRICS: json.dumps(clean), STEP: last_step, NODE: node})
+        tune.report({**clean, METRICS: json.dumps(clean), STEP: last_step, NODE: node, PID: pid})
 
     try:
         space = job.space()

@@ -620,12 +620,19 @@ class RDBStorage:
 
         self._write(work, f"reporting metrics of trial {number} of study {info.name!r}")
 
-    def heartbeat(self, study_id: int, number: int) -> bool:
-        """Record that the worker of a RUNNING trial is alive; ``False`` if the trial has finished meanwhile."""
+    def heartbeat(self, study_id: int, number: int, node: str | None = None) -> bool:
+        """Record that the worker of a RUNNING trial is alive; ``False`` if the trial has finished meanwhile.
+
+        ``node`` (optional) records where the trial runs now: the driver learns a
+        trial's Ray node only from its first report, and again after a retry.
+        """
         info = self._info(study_id)
+        changes: dict[str, Any] = {"heartbeat_at": utcnow()}
+        if node is not None:
+            changes["node"] = check_name("node", node, MAX_NODE)
 
         def work(connection: Connection) -> bool:
-            done = connection.execute(_BEAT, {"sid": study_id, "num": number, "heartbeat_at": utcnow()})
+            done = connection.execute(_BEAT, {"sid": study_id, "num": number, **changes})
             if done.rowcount == 1:
                 return True
             self._trial_row(connection, info, number)  # raises TrialNotFoundError if it does not exist

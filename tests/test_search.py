@@ -1,0 +1,210 @@
+"""``nas search`` end to end on a real local Ray: training, failures, reuse, early stopping, retries.
+
+Marked ``ray`` and ``slow``; CI runs them. A module-scoped Ray is shared by
+the in-process tests; the crash-and-resume test runs ``nas search`` in a
+subprocess so that it can SIGKILL the driver.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import nas
+from nas.core import TrialState
+from nas.runner import run_search
+from nas.runner.search import effective_finished
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGINS), old]))
+    sys.path.insert(0, str(PLUGINS))
+    from nas.runner.cluster import connect
+
+    connect(None, num_cpus=2)
+    yield
+    ray.shutdown()
+    sys.path.remove(str(PLUGINS))
+    if old is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = old
+
+
+def curve_config(name: str, trials: int = 4, **evaluator) -> dict:
+    return {
+        "name": name,
+        "plugins": ["nas_test_plugins"],
+        "space": {"name": "nb201", "channels": 4, "cells": 1},
+        "strategy": {"name": "random"},
+        "evaluator": {"name": "curve", **evaluator},
+        "budget": {"trials": trials, "concurrent": 2},
+    }
+
+
+def test_search_trains_on_digits_with_two_concurrent_trials(local_ray, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    config = {
+        "name": "digits",
+        "space": {"name": "nb201", "channels": 8, "cells": 1},
+        "dataset": {"name": "digits"},
+        "strategy": {"name": "evolution", "population_size": 4, "tournament_size": 2},
+        "evaluator": {"name": "train", "epochs": 2, "batch_size": 64, "lr": 0.05},
+        "budget": {"trials": 4, "concurrent": 2},
+    }
+    outcome = run_search(config, storage=url, show_progress=False)
+    study = nas.load_study("digits", storage=url)
+    trials = study.trials()
+    assert outcome.finished == 4 and len(trials) == 4
+    assert {t.state for t in trials} == {TrialState.COMPLETE}
+    assert max(t.value("val_accuracy") for t in trials) > 80.0
+    for trial in trials:
+        curves = study.metrics(trial)
+        assert [step for step, _ in curves["val_accuracy"]] == [1, 2]
+        assert trial.user_attrs["metrics"]["params"] > 0 and trial.user_attrs["metrics"]["latency_ms"] > 0
+        assert trial.node and "/" in trial.node  # host/ray-node of the worker
+        (artifact,) = study.artifacts(trial)
+        path = Path(artifact.uri.removeprefix("file://"))
+        state = torch.load(path, weights_only=True)
+        model = study.space.build(trial.arch, num_classes=10, input_shape=(1, 8, 8))
+        model.load_state_dict(state)
+
+
+def test_failing_evaluator_becomes_fail_trial_and_search_goes_on(local_ray, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    config = curve_config("flaky", trials=10, fail_on="nor_conv_3x3")
+    run_search(config, storage=url, show_progress=False)
+    trials = nas.load_study("flaky", storage=url).trials()
+    assert len(effective_finished(trials)) == 10
+    failed = [t for t in trials if t.state is TrialState.FAIL]
+    assert failed and all(t.arch["1<-0"] == "nor_conv_3x3" for t in failed)
+    assert all("RuntimeError: this model cannot be trained" in t.error for t in failed)
+    assert all(t.state is TrialState.COMPLETE for t in trials if t.arch["1<-0"] != "nor_conv_3x3")
+
+
+def test_stored_results_are_reused_not_retrained(local_ray, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    run_search(curve_config("first", trials=5), storage=url, show_progress=False)
+    run_search(curve_config("second", trials=5), storage=url, show_progress=False)
+    first = {t.arch: t for t in nas.load_study("first", storage=url).trials()}
+    second = nas.load_study("second", storage=url).trials()
+    reused = [t for t in second if "reused_from" in t.user_attrs]
+    assert reused, "same seed, same strategy: the second study proposes what the first evaluated"
+    for trial in reused:
+        origin = trial.user_attrs["reused_from"]
+        assert origin["study"] == "first"
+        assert trial.values == first[trial.arch].values
+        assert nas.load_study("second", storage=url).metrics(trial) == {}  # never trained
+
+
+def test_asha_stops_weak_trials_and_stores_them_pruned(local_ray, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    config = curve_config("asha", trials=12, steps=9, sleep_s=0.05)
+    config["budget"]["concurrent"] = 1
+    config["scheduler"] = {"name": "asha", "grace_epochs": 1, "reduction_factor": 3}
+    run_search(config, storage=url, show_progress=False)
+    study = nas.load_study("asha", storage=url)
+    trials = study.trials()
+    pruned = [t for t in trials if t.state is TrialState.PRUNED]
+    assert len(effective_finished(trials)) == 12
+    assert pruned
+    for trial in pruned:
+        steps = [s for s, _ in study.metrics(trial)["val_accuracy"]]
+        assert 1 <= len(steps) < 9  # stopped early, with its curve so far
+
+
+def test_killed_worker_is_retried(local_ray, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    config = curve_config("retry", trials=1, steps=8, sleep_s=1.0)
+    killed: list[int] = []
+
+    def kill_first_worker() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            time.sleep(0.5)
+            try:
+                (trial,) = nas.load_study("retry", storage=url).trials()
+            except (nas.NASError, ValueError):
+                continue
+            workers = trial.user_attrs.get("workers", [])
+            if workers:
+                pid = workers[0][1]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+    killer = threading.Thread(target=kill_first_worker)
+    killer.start()
+    run_search(config, storage=url, show_progress=False)
+    killer.join()
+    (trial,) = nas.load_study("retry", storage=url).trials()
+    assert killed
+    assert trial.state is TrialState.COMPLETE
+    assert len(trial.user_attrs["workers"]) == 2 and trial.user_attrs["workers"][0][1] == killed[0]
+
+
+def test_driver_killed_then_resumed_ends_with_exact_trial_count(tmp_path) -> None:
+    db = tmp_path / "nas.db"
+    url = f"sqlite:///{db}"
+    config = curve_config("crash", trials=8, steps=4, sleep_s=0.5)
+    config["budget"]["concurrent"] = 1
+    path = tmp_path / "crash.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")])),
+    }
+    command = [sys.executable, "-m", "nas.cli", "search", str(path), "--storage", url, "--quiet"]
+    driver = subprocess.Popen(command, env=env, cwd=tmp_path, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            if db.exists():
+                try:
+                    done = nas.load_study("crash", storage=url).count_trials()[TrialState.COMPLETE]
+                except (nas.NASError, ValueError, KeyError):
+                    continue
+                if done >= 3:
+                    break
+        else:
+            pytest.fail("the driver finished no trials in time")
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    _kill_group(driver.pid)  # Ray processes the dead driver started, as an operator would clean up
+    interrupted = nas.load_study("crash", storage=url).trials()
+    assert len(effective_finished(interrupted)) < 8
+    subprocess.run(command, env=env, cwd=tmp_path, check=True, timeout=300)
+    trials = nas.load_study("crash", storage=url).trials()
+    finished = effective_finished(trials)
+    assert len(finished) == 8
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    numbers_before = {t.number for t in interrupted if t.state is TrialState.COMPLETE}
+    assert numbers_before <= {t.number for t in finished}  # nothing finished was re-run
+    assert all(math.isfinite(t.value("val_accuracy")) for t in finished if t.state is TrialState.COMPLETE)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
