@@ -1,0 +1,282 @@
+"""Dashboard benchmark: time to first render of the Trials and Trial-detail pages at 100,000 trials.
+
+Usage::
+
+    python benchmarks/dashboard.py --trials 100000 [--store /tmp/dash.db] [--browser]
+
+Fills a SQLite store with N trials of a two-objective nb201 study (10 curve
+points each, through the store's bulk path, as ``benchmarks/store.py``
+does), then prints:
+
+* the dashboard's SQL reads one by one (median of ``--repeats`` runs);
+* the server-side render time of each page with Streamlit's ``AppTest``:
+  *cold* (a fresh process: imports, engine, space plugin, empty caches),
+  *first view* (server already running, empty data caches: what a user
+  opening the page sees) and *cached* (a rerender within the cache TTL);
+* with ``--browser``: wall time in headless Chromium from navigation until
+  the page's main element (trials table with plots / architecture graph) is
+  drawn, against a real ``nas dashboard`` server.
+
+The goal is < 2 s for the first view of each page. ``--store`` keeps the
+filled store (and reuses it when it already exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from store import OBJECTIVES, bulk_fill  # noqa: E402  (benchmarks/store.py: the bulk fill)
+
+import nas  # noqa: E402
+
+GOAL_S = 2.0
+APP = str(REPO / "dashboard" / "app.py")
+
+
+def fill(url: str, trials: int, points: int, seed: int, console: Console) -> None:
+    study = nas.create_study(
+        "bench", url, space="nb201", objectives=OBJECTIVES, config={"strategy": {"name": "random"}}
+    )
+    console.log(f"filling {trials:,} trials x {points} curve points ...")
+    start = time.perf_counter()
+    bulk_fill(study, trials, points, np.random.default_rng(seed))
+    study.finish()
+    study.close()
+    console.log(f"filled in {time.perf_counter() - start:.0f} s")
+
+
+def median_s(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def query_times(url: str, repeats: int) -> list[tuple[str, float]]:
+    from nas.store.readonly import TrialQuery, open_readonly
+
+    store = open_readonly(url)
+    sid = store.get_study("bench").study_id
+    total = store.count_trials(sid)[nas.TrialState.COMPLETE]
+    middle = total // 2
+    reads: list[tuple[str, Callable[[], object]]] = [
+        ("change token", lambda: store.study_token(sid)),
+        ("study list with counts and best values", store.summarize_studies),
+        ("page of 50, latest first", lambda: store.query_trials(sid, TrialQuery(), limit=50)),
+        (
+            "page of 50 from the middle",
+            lambda: store.query_trials(sid, TrialQuery(), offset=middle, limit=50),
+        ),
+        (
+            "page of 50 by val_accuracy",
+            lambda: store.query_trials(sid, TrialQuery(order_by="val_accuracy"), limit=50),
+        ),
+        (
+            "page of 50: op contains + range + count",
+            lambda: store.query_trials(
+                sid,
+                TrialQuery(
+                    contains=("nor_conv_3x3",), ranges={"val_accuracy": (70.0, None)}, order_by="latency_ms"
+                ),
+                limit=50,
+            ),
+        ),
+        ("objective bounds", lambda: store.objective_bounds(sid)),
+        (
+            "progress (incumbent + 4k cloud)",
+            lambda: store.progress(sid, "val_accuracy", stride=max(1, total // 4000)),
+        ),
+        ("Pareto front (SQL window)", lambda: store.pareto_numbers(sid)),
+        ("Pareto front (best_trials, numpy)", lambda: store.best_trials(sid)),
+        (
+            "scatter points (4k)",
+            lambda: store.objective_points(sid, list(OBJECTIVES), stride=max(1, total // 4000)),
+        ),
+        ("one trial", lambda: store.get_trial(sid, middle)),
+        ("one trial's curves", lambda: store.metrics(sid, middle)),
+    ]
+    result = [(name, median_s(fn, repeats)) for name, fn in reads]
+    store.close()
+    return result
+
+
+def apptest_times(url: str, number: int) -> list[tuple[str, float, float, float]]:
+    """(page, cold, first view, cached) seconds of server-side rendering with AppTest, in a fresh process."""
+    code = f"""
+import os, sys, time, json, logging
+logging.disable(logging.WARNING)
+os.environ["NAS_STORAGE"] = {url!r}
+sys.path.insert(0, {str(REPO)!r})
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+pages = [("trials", {{"page": "trials", "study": "bench"}}), ("trial detail", {{"page": "trial", "study": "bench", "trial": "{number}"}})]
+out = []
+def run(params):
+    at = AppTest.from_file({APP!r}, default_timeout=120)
+    at.query_params.update(params)
+    start = time.perf_counter(); at.run(); elapsed = time.perf_counter() - start
+    if at.exception or at.error:
+        raise SystemExit(f"page failed: {{at.exception}} {{[e.value for e in at.error]}}")
+    return elapsed
+for name, params in pages:
+    cold = run(params) if not out else None
+    st.cache_data.clear()
+    first = run(params)
+    cached = run(params)
+    out.append([name, cold, first, cached])
+print(json.dumps(out))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"AppTest run failed:\n{done.stderr[-3000:]}")
+    import json
+
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    return [(r[0], r[1] if r[1] is not None else float("nan"), r[2], r[3]) for r in rows]
+
+
+def browser_times(url: str, number: int) -> list[tuple[str, float]]:
+    """Seconds from navigation to the drawn page in headless Chromium, against ``nas dashboard``."""
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from nas.cli import main; main()",
+            "dashboard",
+            "--storage",
+            url,
+            "--port",
+            str(port),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if time.time() > deadline:
+                    raise SystemExit("the dashboard did not start") from None
+                time.sleep(0.3)
+        results = []
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+            )
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            # Warm-up: the server's first session imports the space plugins (torch).
+            page.goto(f"{base}/?page=trials&study=bench")
+            page.wait_for_selector("[data-testid='stVegaLiteChart']", timeout=120_000)
+            for name, query, selector in (
+                ("trials", "page=trials&study=bench", "[data-testid='stVegaLiteChart']"),
+                (
+                    "trial detail",
+                    f"page=trial&study=bench&trial={number}",
+                    "[data-testid='stGraphVizChart'] svg",
+                ),
+            ):
+                fresh = browser.new_page(viewport={"width": 1400, "height": 1000})
+                start = time.perf_counter()
+                fresh.goto(f"{base}/?{query}")
+                fresh.wait_for_selector(selector, timeout=120_000)
+                results.append((name, time.perf_counter() - start))
+                fresh.close()
+            browser.close()
+        return results
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=100_000)
+    parser.add_argument("--points", type=int, default=10, help="curve points per trial")
+    parser.add_argument("--store", type=Path, default=None, help="SQLite file to keep (reused if it exists)")
+    parser.add_argument("--repeats", type=int, default=7, help="runs per SQL read (median reported)")
+    parser.add_argument("--browser", action="store_true", help="also time pages in headless Chromium")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    console = Console(width=max(Console().width, 120))
+    with tempfile.TemporaryDirectory(prefix="nas-dash-bench-") as tmp:
+        path = args.store.resolve() if args.store else Path(tmp) / "bench.db"
+        url = f"sqlite:///{path}"
+        if not path.exists():
+            fill(url, args.trials, args.points, args.seed, console)
+        else:
+            console.log(f"reusing {path}")
+        number = nas.load_study("bench", url).count_trials()[nas.TrialState.COMPLETE] // 2
+
+        reads = Table(title=f"dashboard SQL reads at {args.trials:,} trials (median of {args.repeats})")
+        reads.add_column("read")
+        reads.add_column("ms", justify="right")
+        for name, seconds in query_times(url, args.repeats):
+            reads.add_row(name, f"{seconds * 1000:.1f}")
+        console.print(reads)
+
+        pages = Table(
+            title=f"server-side render (AppTest) at {args.trials:,} trials; goal: first view < {GOAL_S:g} s"
+        )
+        for column in ("page", "cold process (s)", "first view (s)", "cached (s)", "goal"):
+            pages.add_column(column, justify="right")
+        for name, cold, first, cached in apptest_times(url, number):
+            cold_text = "–" if cold != cold else f"{cold:.2f}"
+            pages.add_row(
+                name, cold_text, f"{first:.2f}", f"{cached:.2f}", "met" if first < GOAL_S else "MISSED"
+            )
+        console.print(pages)
+
+        if args.browser:
+            shown = Table(title="headless Chromium: navigation until drawn (server warm)")
+            shown.add_column("page")
+            shown.add_column("s", justify="right")
+            shown.add_column("goal", justify="right")
+            for name, seconds in browser_times(url, number):
+                shown.add_row(name, f"{seconds:.2f}", "met" if seconds < GOAL_S else "MISSED")
+            console.print(shown)
+    console.print(f"machine: {os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M')}")
+
+
+if __name__ == "__main__":
+    main()

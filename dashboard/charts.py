@@ -1,0 +1,155 @@
+"""Altair charts of the dashboard: progress, Pareto front, learning curves, α heatmaps.
+
+Pure functions from plain data to ``alt.Chart`` (no Streamlit, no store), so
+they are tested directly. Altair ships with Streamlit, so the dashboard
+needs no extra plotting dependency; charts render client-side as Vega-Lite
+with tooltips (the Pareto plot's tooltip shows the architecture).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import altair as alt
+import pandas as pd
+
+from nas.core.trial import Direction
+
+#: Metric names of one-shot architecture weights: ``alpha/<edge>/<op>`` per epoch.
+ALPHA_PREFIX = "alpha/"
+
+Curve = Sequence[tuple[int, float]]
+
+
+def progress_chart(
+    objective: str,
+    direction: Direction,
+    cloud: Sequence[tuple[int, float]],
+    incumbent: Sequence[tuple[int, float]],
+    last_number: int,
+) -> alt.LayerChart:
+    """Every (thinned) COMPLETE trial as a dot, and the best-so-far as a step line up to ``last_number``."""
+    steps = list(incumbent)
+    if steps and last_number > steps[-1][0]:
+        steps.append((last_number, steps[-1][1]))  # the incumbent holds until the latest trial
+    # Internal column names are fixed ("value"): objective names may hold dots or colons,
+    # which Vega-Lite would read as nested fields.
+    dots = pd.DataFrame(cloud, columns=["trial", "value"])
+    best = pd.DataFrame(steps, columns=["trial", "value"])
+    x = alt.X("trial:Q", title="trial number")
+    y = alt.Y("value:Q", title=f"{objective} ({direction.value})", scale=alt.Scale(zero=False))
+    tooltip = [alt.Tooltip("trial:Q"), alt.Tooltip("value:Q", title=objective)]
+    cloud_layer = (
+        alt.Chart(dots).mark_circle(size=14, opacity=0.45, color="#90a4ae").encode(x=x, y=y, tooltip=tooltip)
+    )
+    best_layer = (
+        alt.Chart(best)
+        .mark_line(interpolate="step-after", color="#d32f2f", strokeWidth=2.5, point=True)
+        .encode(x=x, y=y, tooltip=tooltip)
+    )
+    return alt.layer(cloud_layer, best_layer).properties(height=300)
+
+
+def pareto_chart(
+    x: str,
+    y: str,
+    rows: Sequence[Mapping[str, object]],
+    directions: Mapping[str, Direction],
+) -> alt.LayerChart:
+    """Trials in the plane of two objectives, the non-dominated ones highlighted and joined.
+
+    ``rows``: dicts with ``trial``, ``x`` and ``y`` (the two objective
+    values), ``pareto`` (bool) and ``architecture`` (shown on hover). Clicking
+    a point selects it (selection parameter ``pick``, field ``trial``).
+    """
+    frame = pd.DataFrame(list(rows), columns=["trial", "x", "y", "pareto", "architecture"])
+    frame["set"] = frame["pareto"].map({True: "Pareto front", False: "dominated"})
+    tooltip = [
+        alt.Tooltip("trial:Q"),
+        alt.Tooltip("x:Q", title=x),
+        alt.Tooltip("y:Q", title=y),
+        alt.Tooltip("architecture:N"),
+    ]
+    x_axis = alt.X("x:Q", title=f"{x} ({directions[x].value})", scale=alt.Scale(zero=False))
+    y_axis = alt.Y("y:Q", title=f"{y} ({directions[y].value})", scale=alt.Scale(zero=False))
+    pick = alt.selection_point(name="pick", fields=["trial"], on="click")
+    points = (
+        alt.Chart(frame)
+        .mark_circle()
+        .encode(
+            x=x_axis,
+            y=y_axis,
+            color=alt.Color(
+                "set:N",
+                scale=alt.Scale(domain=["Pareto front", "dominated"], range=["#d32f2f", "#b0bec5"]),
+                legend=alt.Legend(title=None, orient="bottom"),
+            ),
+            size=alt.condition(alt.datum.pareto, alt.value(70), alt.value(16)),
+            opacity=alt.condition(alt.datum.pareto, alt.value(1.0), alt.value(0.5)),
+            tooltip=tooltip,
+        )
+        .add_params(pick)
+    )
+    front = frame[frame["pareto"]].sort_values(["x", "y"])
+    line = alt.Chart(front).mark_line(color="#d32f2f", strokeDash=[4, 3]).encode(x=x_axis, y=y_axis)
+    return alt.layer(line, points).properties(height=380)
+
+
+def split_alpha(curves: Mapping[str, Curve]) -> tuple[dict[str, Curve], dict[str, dict[str, Curve]]]:
+    """Separate learning curves from one-shot α curves (``alpha/<edge>/<op>`` → edge → op → curve)."""
+    plain: dict[str, Curve] = {}
+    alpha: dict[str, dict[str, Curve]] = {}
+    for name, points in curves.items():
+        if name.startswith(ALPHA_PREFIX) and name.count("/") >= 2:
+            edge, _, op = name[len(ALPHA_PREFIX) :].rpartition("/")
+            alpha.setdefault(edge, {})[op] = points
+        else:
+            plain[name] = points
+    return plain, alpha
+
+
+def curves_chart(curves_by_trial: Mapping[str, Mapping[str, Curve]], columns: int = 3) -> alt.FacetChart:
+    """One panel per metric (own y scale), one line per trial: learning curves, overlaid when comparing."""
+    records = [
+        {"trial": trial, "metric": metric, "step": step, "value": value}
+        for trial, curves in curves_by_trial.items()
+        for metric, points in curves.items()
+        for step, value in points
+    ]
+    frame = pd.DataFrame(records, columns=["trial", "metric", "step", "value"])
+    several = len(curves_by_trial) > 1
+    base = (
+        alt.Chart(frame)
+        .mark_line(point=len(frame) <= 400)
+        .encode(
+            x=alt.X("step:Q", title="step (epoch)"),
+            y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+            color=alt.Color("trial:N", legend=alt.Legend(orient="bottom") if several else None),
+            tooltip=["trial:N", "metric:N", "step:Q", "value:Q"],
+        )
+        .properties(width=230, height=170)
+    )
+    return base.facet(facet=alt.Facet("metric:N", title=None), columns=columns).resolve_scale(y="independent")
+
+
+def alpha_chart(alpha: Mapping[str, Mapping[str, Curve]], columns: int = 3) -> alt.FacetChart:
+    """One heatmap per edge: op (rows) by epoch (columns), coloured by the architecture weight."""
+    records = [
+        {"edge": edge, "op": op, "epoch": step, "alpha": value}
+        for edge, ops in alpha.items()
+        for op, points in ops.items()
+        for step, value in points
+    ]
+    frame = pd.DataFrame(records, columns=["edge", "op", "epoch", "alpha"])
+    base = (
+        alt.Chart(frame)
+        .mark_rect()
+        .encode(
+            x=alt.X("epoch:O", title="epoch"),
+            y=alt.Y("op:N", title=None),
+            color=alt.Color("alpha:Q", scale=alt.Scale(scheme="viridis"), title="α"),
+            tooltip=["edge:N", "op:N", "epoch:O", alt.Tooltip("alpha:Q", format=".4f")],
+        )
+        .properties(width=220, height=alt.Step(14))
+    )
+    return base.facet(facet=alt.Facet("edge:N", title=None), columns=columns).resolve_scale(x="independent")

@@ -1,0 +1,188 @@
+"""The Trial detail page: values, cost, error, the architecture drawn, curves, α heatmaps, export."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, downloads, queries
+from dashboard.navigation import Route
+from dashboard.views.common import (
+    COST_METRICS,
+    REFRESH_S,
+    STATE_ICONS,
+    architecture_panel,
+    cost_figures,
+    duration_s,
+    fmt_time,
+    fmt_value,
+    go,
+)
+from nas.core.errors import NASError
+from nas.core.trial import Trial, TrialState
+from nas.store.records import StudyInfo
+
+
+def render(url: str, study: str, number: int) -> None:
+    info = queries.study(url, study)
+    trial = queries.trial(url, info.study_id, number)
+    st.title(f"Trial {trial.number} · {info.name}")
+    back, compare, _ = st.columns([1, 1, 4])
+    if back.button("← trials", key="back_to_trials"):
+        go(Route("trials", info.name))
+    if compare.button("compare with…", key="to_compare"):
+        go(Route("compare", info.name, compare=(trial.number,)))
+    _summary(info, trial)
+    if trial.state is TrialState.FAIL:
+        st.error("This trial failed.")
+        st.code(trial.error or "(no error text was stored)", language=None, wrap_lines=True)
+    elif trial.state is TrialState.PRUNED:
+        stopped = trial.user_attrs.get("stopped_at_step")
+        st.warning(
+            "This trial was pruned (stopped early)" + (f" at step {stopped}." if stopped is not None else ".")
+        )
+
+    left, right = st.columns([3, 2])
+    with left:
+        st.subheader("Architecture")
+        architecture_panel(info, trial.arch)
+    with right:
+        _cost(info, trial)
+        with st.expander("decisions", expanded=False):
+            st.dataframe(
+                pd.DataFrame([{"decision": k, "value": str(v)} for k, v in trial.arch.decisions]),
+                hide_index=True,
+                width="stretch",
+            )
+        _export(url, info, trial)
+
+    live = trial.state in (TrialState.RUNNING, TrialState.WAITING)
+
+    @st.fragment(run_every=REFRESH_S if live else None)
+    def curves() -> None:
+        current = queries.trial(url, info.study_id, number) if live else trial
+        if live and current.state is not trial.state:
+            st.rerun(scope="app")  # finished meanwhile: redraw the whole page
+        _curves(url, info, current)
+
+    curves()
+    with st.expander("trial record and study config", expanded=False):
+        st.json({"user_attrs": dict(trial.user_attrs), "seed": trial.seed, "node": trial.node}, expanded=1)
+        st.json({"space_options": dict(info.space_options), "config": dict(info.config)}, expanded=1)
+
+
+def _summary(info: StudyInfo, trial: Trial) -> None:
+    columns = st.columns(2 + len(info.objectives) + 2)
+    columns[0].metric("state", f"{STATE_ICONS[trial.state]} {trial.state.value}")
+    for column, name in zip(columns[1:], info.objectives, strict=False):
+        value = trial.values.get(name) if trial.values else None
+        column.metric(f"{name} ({info.objectives[name].value})", fmt_value(value))
+    rest = columns[1 + len(info.objectives) :]
+    seconds = duration_s(trial)
+    rest[0].metric("duration", "–" if seconds is None else f"{seconds:,.1f} s")
+    rest[1].metric("budget", fmt_value(trial.budget))
+    rest[2].metric("seed", str(trial.seed))
+    st.caption(
+        f"started {fmt_time(trial.started_at)} · finished {fmt_time(trial.finished_at)} · "
+        f"worker {trial.node or '–'}"
+    )
+
+
+def _cost(info: StudyInfo, trial: Trial) -> None:
+    st.subheader("Cost")
+    figures = cost_figures(trial)
+    if figures:
+        columns = st.columns(len(figures))
+        for column, (key, value) in zip(columns, figures.items(), strict=True):
+            column.metric(COST_METRICS[key], fmt_value(value))
+        return
+    space = queries.space_of(info).space
+    if space is None or not hasattr(space, "stats"):
+        st.caption("The evaluator recorded no parameter count, FLOPs or latency for this trial.")
+        return
+    st.caption("The evaluator recorded no parameter count, FLOPs or latency for this trial.")
+    if st.button("compute parameters and FLOPs", key="compute_stats"):
+        with st.spinner("building the model…"):
+            try:
+                stats = _stats(
+                    info.space, json.dumps(dict(info.space_options), sort_keys=True), trial.arch.to_json()
+                )
+            except (NASError, RuntimeError, ValueError) as exc:
+                st.warning(f"cannot build this model here: {exc}")
+                return
+        left, right = st.columns(2)
+        left.metric("parameters", f"{stats[0]:,}")
+        right.metric("FLOPs (batch 1, 32×32)", f"{stats[1]:,}")
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _stats(space_name: str, options_json: str, genotype: str) -> tuple[int, int]:
+    """Parameters and FLOPs of the built model at the default input shape (torch, on demand only)."""
+    from nas.core.architecture import Architecture
+
+    space = queries.space_for(space_name, options_json).space
+    if space is None:
+        raise ValueError(f"space {space_name!r} is not available")
+    stats = space.stats(Architecture.from_json(genotype))  # type: ignore[attr-defined]
+    return int(stats.params), int(stats.flops)
+
+
+def _curves(url: str, info: StudyInfo, trial: Trial) -> None:
+    curves = queries.metrics(url, info.study_id, trial.number)
+    plain, alpha = charts.split_alpha(curves)
+    if plain:
+        st.subheader("Learning curves")
+        st.altair_chart(charts.curves_chart({str(trial.number): plain}), width="content")
+    elif not alpha:
+        st.caption("No curves were reported for this trial.")
+    if alpha:
+        st.subheader("Architecture weights (α) over epochs")
+        st.caption(f"{len(alpha)} edges; one heatmap per edge, ops by epoch")
+        st.altair_chart(charts.alpha_chart(alpha), width="content")
+
+
+def _export(url: str, info: StudyInfo, trial: Trial) -> None:
+    st.subheader("Export")
+    genotype = downloads.genotype_download(trial, dict(info.space_options))
+    available = downloads.exporter() is not None
+    if not available or trial.state is not TrialState.COMPLETE:
+        reason = (
+            "model export is not installed here"
+            if not available
+            else f"only COMPLETE trials can be exported as models (this one is {trial.state.value})"
+        )
+        st.caption(f"{reason}; download the genotype JSON instead.")
+        st.download_button(
+            "Download genotype JSON", genotype.data, genotype.file_name, genotype.mime, key="dl_genotype"
+        )
+        return
+    key = f"export-{info.name}-{trial.number}"
+    ready = st.session_state.get(key)
+    if ready is None:
+        if st.button(
+            "Export model",
+            type="primary",
+            key="export_model",
+            help="Build, convert and check the model bundle",
+        ):
+            with st.spinner("exporting (building, converting and checking every format)…"):
+                try:
+                    st.session_state[key] = downloads.model_download(info.name, trial.number, url)
+                except (NASError, ImportError) as exc:
+                    st.error(f"export failed: {exc}")
+                    return
+            ready = st.session_state[key]
+    if ready is not None:
+        st.download_button(
+            f"Download {ready.description}",
+            ready.data,
+            ready.file_name,
+            ready.mime,
+            type="primary",
+            key="dl_model",
+        )
+    st.download_button(
+        "Download genotype JSON", genotype.data, genotype.file_name, genotype.mime, key="dl_genotype"
+    )

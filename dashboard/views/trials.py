@@ -1,0 +1,276 @@
+"""The Trials page of a study: filterable table with server-side paging, progress and Pareto plots.
+
+Only one page of trials is ever loaded; filters, sorting, paging and the
+match count are SQL (:meth:`nas.store.readonly.ReadOnlyStorage.query_trials`),
+so 100,000 trials cost the same as 100. While the study runs, the part
+below the filters refreshes itself every few seconds (a fragment), and each
+refresh costs one cheap token query unless something changed.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, queries
+from dashboard.navigation import MAX_COMPARE, Route
+from dashboard.views.common import (
+    REFRESH_S,
+    STATE_ICONS,
+    duration_s,
+    fmt_ago,
+    fmt_value,
+    go,
+    nav_key,
+    strategy_name,
+)
+from nas.core.architecture import Architecture
+from nas.core.trial import TrialState
+from nas.store.readonly import TrialQuery
+from nas.store.records import StudyInfo, StudyStatus
+
+PAGE_SIZES = (25, 50, 100, 200)
+
+
+def render(url: str, study: str) -> None:
+    info = queries.study(url, study)
+    status = queries.space_of(info)
+    st.title(f"Study {info.name}")
+    current = queries.token(url, info.study_id)
+    live = current[0] == StudyStatus.RUNNING.value
+    st.caption(
+        f"space **{info.space}** · strategy **{strategy_name(info)}** · objectives "
+        + ", ".join(f"**{n}** ({d.value})" for n, d in info.objectives.items())
+        + f" · status **{current[0]}** · started {fmt_ago(info.created_at)}"
+    )
+    if status.problem:
+        st.info(status.problem)
+    query, page_size = _filters(url, info)
+
+    @st.fragment(run_every=REFRESH_S if live else None)
+    def body() -> None:
+        token = queries.token(url, info.study_id)
+        key = queries.token_key(token)
+        counts = queries.counts(url, info.study_id, key)
+        _counts(counts, live=token[0] == StudyStatus.RUNNING.value)
+        _table(url, info, query, page_size, key)
+        complete = counts[TrialState.COMPLETE]
+        if complete == 0:
+            st.info("No COMPLETE trial yet: the progress and Pareto plots appear with the first result.")
+            return
+        names = list(info.objectives)
+        tabs = st.tabs(["Progress", "Pareto front"] if len(names) > 1 else ["Progress"])
+        with tabs[0]:
+            _progress(url, info, token, complete)
+        if len(names) > 1:
+            with tabs[1]:
+                _pareto(url, info, complete, key)
+
+    body()
+
+
+def _filters(url: str, info: StudyInfo) -> tuple[TrialQuery, int]:
+    """The filter and sort widgets (outside the refreshing part, so typing is never interrupted)."""
+    names = list(info.objectives)
+    with st.expander("Filter and sort", expanded=False):
+        left, middle, right = st.columns([2, 2, 1])
+        states = left.multiselect(
+            "states", [s.value for s in TrialState], default=[], placeholder="all states", key="f_states"
+        )
+        contains = middle.text_input(
+            "architecture contains",
+            key="f_contains",
+            placeholder="e.g. sep_conv_3x3 (several: separate by spaces)",
+            help="Matches the stored genotype JSON, case-insensitively; all terms must occur.",
+        )
+        page_size = right.selectbox("rows per page", PAGE_SIZES, index=1, key="f_size")
+        bounds = queries.bounds(url, info.study_id, queries.token_key(queries.token(url, info.study_id)))
+        ranges: dict[str, tuple[float | None, float | None]] = {}
+        columns = st.columns(max(1, len(names)))
+        for column, name in zip(columns, names, strict=False):
+            known = bounds.get(name)
+            hint = "" if known is None else f" (stored: {fmt_value(known[0])} … {fmt_value(known[1])})"
+            column.markdown(f"**{name}**{hint}")
+            low = column.number_input(f"{name} ≥", value=None, key=f"f_low_{name}", format="%.6g")
+            high = column.number_input(f"{name} ≤", value=None, key=f"f_high_{name}", format="%.6g")
+            if low is not None or high is not None:
+                ranges[name] = (low, high)
+        sort_left, sort_right = st.columns(2)
+        order_by = sort_left.selectbox(
+            "sort by",
+            ["number", *names],
+            format_func=lambda n: "trial number" if n == "number" else n,
+            key="f_order",
+        )
+        order = sort_right.radio("order", ["descending", "ascending"], horizontal=True, key="f_desc")
+    for name, (low, high) in ranges.items():
+        if low is not None and high is not None and low > high:
+            st.warning(f"the range of {name} is empty ({low:g} > {high:g}); it is ignored")
+            ranges.pop(name)
+            break
+    query = TrialQuery(
+        states=tuple(TrialState(s) for s in states) or None,
+        ranges=ranges,
+        contains=tuple(contains.split())[:10],
+        order_by=order_by,
+        descending=order == "descending",
+    )
+    return query, int(page_size)
+
+
+def _counts(counts: dict[TrialState, int], *, live: bool) -> None:
+    columns = st.columns(len(TrialState) + 1)
+    columns[0].metric("trials", f"{sum(counts.values()):,}")
+    for column, state in zip(columns[1:], TrialState, strict=True):
+        column.metric(f"{STATE_ICONS[state]} {state.value.lower()}", f"{counts[state]:,}")
+    if live:
+        st.caption(f"⟳ live: refreshing every {REFRESH_S:g} s while the study runs")
+
+
+def _table(url: str, info: StudyInfo, query: TrialQuery, page_size: int, key: str) -> None:
+    query_id = hashlib.blake2b(repr(query).encode(), digest_size=6).hexdigest()
+    page_key = f"page-{query_id}-{page_size}"
+    # The page widget comes after the query (its maximum depends on the total), so the page
+    # wanted is read from the widget's state first and clamped if the total shrank.
+    page = int(st.session_state.get(page_key, 1))
+    result = queries.trial_page(url, info.study_id, query, (page - 1) * page_size, page_size, key)
+    pages = max(1, -(-result.total // page_size))
+    if page > pages:
+        page = pages
+        result = queries.trial_page(url, info.study_id, query, (page - 1) * page_size, page_size, key)
+    st.session_state[page_key] = page
+    offset = (page - 1) * page_size
+    left, right = st.columns([1, 3])
+    left.number_input(f"page (of {pages:,})", min_value=1, max_value=pages, step=1, key=page_key)
+    if result.total == 0:
+        st.info(
+            "No trial matches these filters." if query != TrialQuery() else "This study has no trials yet."
+        )
+        return
+    right.markdown(
+        f"<div style='padding-top:2.1em'>trials {offset + 1:,}–{offset + len(result.trials):,} "
+        f"of {result.total:,} matching</div>",
+        unsafe_allow_html=True,
+    )
+    space = queries.space_of(info).space
+    rows = []
+    for trial in result.trials:
+        row: dict[str, object] = {
+            "#": trial.number,
+            "state": f"{STATE_ICONS[trial.state]} {trial.state.value}",
+        }
+        for name in info.objectives:
+            row[name] = trial.values.get(name) if trial.values else None
+        row["budget"] = trial.budget
+        row["architecture"] = queries.arch_text(space, trial.arch)
+        row["duration (s)"] = duration_s(trial)
+        row["finished"] = fmt_ago(trial.finished_at) if trial.finished_at else "–"
+        rows.append(row)
+    event = st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        width="stretch",
+        on_select="rerun",
+        selection_mode="multi-row",
+        key=nav_key(f"trials_table-{query_id}-{offset}"),
+        column_config={
+            "#": st.column_config.NumberColumn(format="%d", width="small"),
+            "architecture": st.column_config.TextColumn(width="large"),
+            "duration (s)": st.column_config.NumberColumn(format="%.1f"),
+        },
+    )
+    picked = [result.trials[i].number for i in (event.selection.rows if event is not None else [])]
+    open_left, open_right, _ = st.columns([1, 1, 2])
+    if len(picked) == 1:
+        if open_left.button(f"Open trial {picked[0]}", type="primary", key="open_picked"):
+            go(Route("trial", info.name, trial=picked[0]))
+    elif len(picked) > 1:
+        chosen = tuple(picked[:MAX_COMPARE])
+        if open_left.button(f"Compare {len(chosen)} trials", type="primary", key="compare_picked"):
+            go(Route("compare", info.name, compare=chosen))
+    else:
+        open_left.caption("Select rows to open one trial or compare several.")
+    number = open_right.number_input(
+        "open trial #", min_value=0, value=None, step=1, key=nav_key("open_number")
+    )
+    if number is not None:
+        go(Route("trial", info.name, trial=int(number)))
+
+
+def _progress(url: str, info: StudyInfo, token: tuple, complete: int) -> None:
+    names = list(info.objectives)
+    objective = names[0]
+    if len(names) > 1:
+        objective = st.selectbox("objective", names, key="progress_objective")
+    progress = queries.progress(url, info.study_id, objective, token, complete)
+    chart = charts.progress_chart(
+        objective, info.objectives[objective], progress.cloud, progress.incumbent, max(0, token[1] - 1)
+    )
+    st.altair_chart(chart, width="stretch")
+    thinned = f"; every {progress.stride}th trial is drawn" if progress.stride > 1 else ""
+    best = (
+        f"; best {fmt_value(progress.incumbent[-1][1])} at trial {progress.incumbent[-1][0]}"
+        if progress.incumbent
+        else ""
+    )
+    st.caption(f"{progress.count:,} COMPLETE trials{thinned}; red: best so far{best}")
+
+
+def _pareto(url: str, info: StudyInfo, complete: int, key: str) -> None:
+    names = list(info.objectives)
+    x, y = names[0], names[1]
+    if len(names) > 2:
+        left, right = st.columns(2)
+        x = left.selectbox("x axis", names, index=0, key="pareto_x")
+        y = right.selectbox("y axis", [n for n in names if n != x], index=0, key="pareto_y")
+    data = queries.pareto(url, info.study_id, (x, y), complete, key)
+    status = queries.space_of(info)
+    space_key = json.dumps([info.space, dict(info.space_options)], sort_keys=True)
+    rows = [
+        {
+            "trial": p.number,
+            "x": p.values[0],
+            "y": p.values[1],
+            "pareto": p.number in data.front,
+            "architecture": _arch_label(space_key, p.genotype) if status.space is not None else p.genotype,
+        }
+        for p in data.points
+    ]
+    event = st.altair_chart(
+        charts.pareto_chart(x, y, rows, info.objectives),
+        width="stretch",
+        on_select="rerun",
+        selection_mode="pick",
+        key=nav_key("pareto_chart"),
+    )
+    picked = _picked_trial(event)
+    if picked is not None:
+        go(Route("trial", info.name, trial=picked))
+    front_note = "all objectives" if len(names) > 2 else f"{x} and {y}"
+    thinned = f"; dominated trials thinned to every {data.stride}th" if data.stride > 1 else ""
+    st.caption(
+        f"{len(data.front)} non-dominated trials (on {front_note}) of {complete:,}{thinned}. "
+        "Hover for the architecture, click a point to open its trial."
+    )
+
+
+def _picked_trial(event: object) -> int | None:
+    selection = getattr(event, "selection", None)
+    if not selection:
+        return None
+    points = selection.get("pick") if hasattr(selection, "get") else None
+    if isinstance(points, list) and points and isinstance(points[0], dict) and "trial" in points[0]:
+        return int(points[0]["trial"])
+    return None
+
+
+@functools.lru_cache(maxsize=50_000)
+def _arch_label(space_key: str, genotype: str) -> str:
+    """Hover text of one architecture; trials never change, so labels are cached across refreshes."""
+    name, options = json.loads(space_key)
+    space = queries.space_for(name, json.dumps(options, sort_keys=True)).space
+    return queries.arch_text(space, Architecture.from_json(genotype))
