@@ -49,8 +49,9 @@ from pydantic import (
     model_validator,
 )
 
-from nas.core.errors import ConfigError
+from nas.core.errors import ConfigError, UnknownNameError
 from nas.core.evaluator import EVALUATORS
+from nas.core.oneshot import ONESHOT
 from nas.core.registry import import_plugins
 from nas.core.space import SPACES, SearchSpace
 from nas.core.strategy import STRATEGIES, Constraint, parse_constraints
@@ -105,6 +106,15 @@ def _registered(registry: Any, name: str) -> None:
         return
     if names:
         registry.get(name)
+
+
+def _is_oneshot(name: str) -> bool:
+    """Whether ``name`` is a registered one-shot method (``nas.core.oneshot.ONESHOT``)."""
+    try:
+        return name in ONESHOT
+    except ImportError as exc:
+        logger.debug("cannot check one-shot method name %r: %s", name, exc)
+        return False
 
 
 def _check_option_names(kind: str, name: str, cls: type, options: Mapping[str, Any]) -> None:
@@ -308,7 +318,13 @@ class StrategyConfig(_PluginSection):
     @field_validator("name")
     @classmethod
     def _known_strategy(cls, name: str) -> str:
-        _registered(STRATEGIES, name)
+        if _is_oneshot(name):  # one-shot methods are not ask/tell strategies: their own registry
+            return name
+        try:
+            _registered(STRATEGIES, name)
+        except UnknownNameError:
+            allowed = [*STRATEGIES.names(), *ONESHOT.names()]
+            raise UnknownNameError("strategy or one-shot method", name, allowed) from None
         return name
 
     @model_validator(mode="after")
@@ -421,6 +437,9 @@ class SearchConfig(_Section):
 
     def _check_strategy(self) -> None:
         """Construct the strategy once so bad option values fail at load, not in the runner."""
+        if _is_oneshot(self.strategy.name):
+            self._check_oneshot()
+            return
         try:
             from nas.strategies import create_strategy
         except ImportError as exc:
@@ -434,6 +453,20 @@ class SearchConfig(_Section):
                 seed=self.seed,
                 **self.strategy.options,
             )
+        except ConfigError as exc:
+            raise ConfigError(f"strategy: {exc}") from exc
+
+    def _check_oneshot(self) -> None:
+        """A one-shot method: its space support and options (data, memory: checked before launch)."""
+        from nas.oneshot import check_options
+
+        if self.dataset is None:
+            raise ConfigError(
+                f"strategy: one-shot method {self.strategy.name!r} trains a supernet and needs a dataset; "
+                "add a dataset section, e.g. dataset: {name: cifar10}"
+            )
+        try:
+            check_options(self.strategy.name, self.space.create(), self.strategy.options)
         except ConfigError as exc:
             raise ConfigError(f"strategy: {exc}") from exc
 

@@ -1,0 +1,245 @@
+"""Will the supernet fit? An estimate of a training step's peak memory, checked before launch.
+
+Supernets hold every candidate op's activations at once, so they run out of
+memory where a stand-alone network of the same space trains easily. The
+estimate is measured, not guessed from formulas:
+
+* **activations** -- one forward pass of the method's training path at two
+  tiny batch sizes (2 and 4) under :func:`torch.autograd.graph.saved_tensors_hooks`,
+  summing the bytes of the distinct storages autograd keeps for the backward
+  pass (weights excluded); the size is linear in the batch, so the two points
+  give a per-sample and a fixed part that extrapolate to the real batch;
+* **transients** -- during the backward pass the gradient of the largest
+  saved activations exists next to them; counted as the largest saved tensor,
+  scaled to the batch, times :data:`TRANSIENT_FACTOR`;
+* **weights** -- parameters, their gradients, SGD's momentum buffers, the
+  architecture parameters with Adam's two moments, plus the extra weight
+  copies of DARTS' second-order step.
+
+The budget is the device's free memory (``MemAvailable`` and the cgroup
+limit on CPU, ``torch.cuda.mem_get_info`` on a GPU) or ``memory_limit_mb``.
+A step that does not fit is refused with advice: the largest batch that
+fits, PC-DARTS' partial channels, a narrower or shallower supernet.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nas.core.errors import ConfigError
+from nas.oneshot.method import OneShotMethod
+
+logger = logging.getLogger(__name__)
+
+MIB = 2**20
+#: Batch sizes of the two probing passes.
+PROBE_BATCHES = (2, 4)
+#: Gradient buffers alive next to the saved activations at the peak of the backward pass,
+#: in units of the largest saved tensor (calibrated against measured peaks on CPU).
+TRANSIENT_FACTOR = 3.0
+#: Share of the free memory a step may plan to use (the allocator and the rest of the process need room).
+USABLE_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Estimated peak bytes of one training step, by part."""
+
+    batch_size: int
+    params: int
+    grads: int
+    optimizer: int
+    activations: int
+    transient: int
+    per_sample: float
+    fixed: int
+
+    @property
+    def weights(self) -> int:
+        """Bytes that do not depend on the batch size."""
+        return self.params + self.grads + self.optimizer
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.activations + self.transient
+
+    @property
+    def step(self) -> int:
+        """Bytes a training step adds to an already built supernet (everything but the parameters)."""
+        return self.total - self.params
+
+    def at_batch(self, batch_size: int) -> int:
+        """Total bytes at another batch size."""
+        scale = self.per_sample * batch_size
+        activations = self.fixed + scale
+        transient = self.transient / max(1, self.batch_size) * batch_size
+        return int(self.weights + activations + transient)
+
+    def max_batch(self, budget: int) -> int:
+        """The largest batch whose step fits in ``budget`` bytes (0 if none)."""
+        per = self.per_sample + self.transient / max(1, self.batch_size)
+        room = budget - self.weights - self.fixed
+        return max(0, int(room // per)) if per > 0 else 0
+
+    def describe(self) -> str:
+        return (
+            f"{self.total / MIB:.1f} MiB (parameters {self.params / MIB:.1f}, gradients {self.grads / MIB:.1f}, "
+            f"optimiser state {self.optimizer / MIB:.1f}, activations {self.activations / MIB:.1f}, "
+            f"backward transients {self.transient / MIB:.1f})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "total": self.total}
+
+
+def _param_pointers(model: nn.Module, extra: list[torch.Tensor]) -> set[int]:
+    tensors = [*model.parameters(), *model.buffers(), *extra]
+    return {t.untyped_storage().data_ptr() for t in tensors}
+
+
+def saved_activation_bytes(method: OneShotMethod, batch: int, path: Any) -> tuple[int, int]:
+    """Bytes of distinct non-weight storages autograd saves in one training forward, and the largest."""
+    # Copies: a slice would share (and count) the storage of the whole training split.
+    x = method.data.x_weights[:batch].clone().to(method.device)
+    y = method.data.y_weights[:batch].clone().to(method.device)
+    arch_params = list(getattr(method, "alpha", {}).values()) + list(getattr(method, "beta", {}).values())
+    weights = _param_pointers(method.supernet, arch_params)
+    seen: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        pointer = storage.data_ptr()
+        if pointer not in weights and storage.device.type != "meta":
+            seen[pointer] = max(seen.get(pointer, 0), storage.nbytes())
+        return tensor
+
+    state = {k: v.clone() for k, v in method.supernet.state_dict().items()}
+    method.supernet.train()
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            logits = method.probe_forward(x, path)
+            loss = nn.functional.cross_entropy(logits, y)
+        del loss, logits
+    finally:
+        method.supernet.load_state_dict(state)  # the probe must not move BatchNorm statistics
+    return sum(seen.values()), max(seen.values(), default=0)
+
+
+def estimate_memory(method: OneShotMethod, batch_size: int | None = None) -> MemoryEstimate:
+    """Peak memory of one training step of ``method`` at ``batch_size`` (default: its setting)."""
+    batch = method.settings.batch_size if batch_size is None else batch_size
+    small, large = PROBE_BATCHES
+    candidates = []
+    for path in method.probe_paths():
+        a_small, _ = saved_activation_bytes(method, small, path)
+        a_large, top_large = saved_activation_bytes(method, large, path)
+        per_sample = (a_large - a_small) / (large - small)
+        fixed = max(0, int(a_small - per_sample * small))
+        candidates.append((fixed + per_sample * batch, per_sample, fixed, int(top_large / large * batch)))
+    _, per_sample, fixed, top = max(candidates)  # the heaviest path decides
+    param_bytes = sum(p.numel() * p.element_size() for p in method.supernet.parameters())
+    trainable = sum(p.numel() * p.element_size() for p in method.supernet.parameters() if p.requires_grad)
+    arch = sum(
+        p.numel() * p.element_size()
+        for p in list(getattr(method, "alpha", {}).values()) + list(getattr(method, "beta", {}).values())
+    )
+    momentum = trainable if method.settings.momentum > 0 else 0
+    return MemoryEstimate(
+        batch_size=batch,
+        params=param_bytes + arch,
+        grads=trainable + arch,
+        optimizer=momentum + 2 * arch + method.extra_weight_copies() * trainable,
+        activations=int(fixed + per_sample * batch),
+        transient=int(TRANSIENT_FACTOR * top),
+        per_sample=per_sample,
+        fixed=fixed,
+    )
+
+
+def available_memory(device: torch.device) -> int:
+    """Free bytes on ``device``: CUDA's free memory, or on CPU ``MemAvailable`` capped by the cgroup limit."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    available = _meminfo_available()
+    limit = _cgroup_room()
+    return min(x for x in (available, limit) if x is not None) if (available or limit) else 2**62
+
+
+def _meminfo_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import os
+
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _cgroup_room() -> int | None:
+    """Bytes left under a cgroup v2 (or v1) memory limit, if one is set."""
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
+        try:
+            limit_text = Path(limit_file).read_text().strip()
+            usage = int(Path(usage_file).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if limit_text == "max" or int(limit_text) >= 2**60:
+            return None
+        return max(0, int(limit_text) - usage)
+    return None
+
+
+def check_memory(method: OneShotMethod) -> MemoryEstimate:
+    """Estimate and refuse (ConfigError, with advice) a supernet step that will not fit the device."""
+    estimate = estimate_memory(method)
+    s = method.settings
+    if s.memory_limit_mb is not None:
+        budget, source = int(s.memory_limit_mb * MIB), f"memory_limit_mb={s.memory_limit_mb:g}"
+    else:
+        free = available_memory(method.device)
+        budget, source = (
+            int(free * USABLE_SHARE),
+            f"{USABLE_SHARE:.0%} of the {free / MIB:.0f} MiB free on {method.device}",
+        )
+    logger.info("%s supernet step at batch %d: about %s", method.name, s.batch_size, estimate.describe())
+    if estimate.total <= budget:
+        return estimate
+    advice = []
+    fits = estimate.max_batch(budget)
+    if fits >= 2:
+        advice.append(f"batch_size: {fits} (the largest that fits)")
+    if method.name in ("darts", "gdas") and method.space.name in ("nb201", "darts"):
+        advice.append(
+            "method pc_darts with partial_channels: 4 (about a quarter of the mixed-op activations)"
+        )
+    if method.name == "pc_darts":
+        k = int(s.option("partial_channels"))
+        advice.append(f"a larger partial_channels than {k} (if it divides the channels)")
+    if method.space.name in ("nb201", "darts"):
+        advice.append("fewer supernet channels or cells (strategy options channels, cells)")
+    else:
+        advice.append("a smaller space (e.g. a lower width_mult or base_width)")
+    raise ConfigError(
+        f"the {method.name} supernet on {method.space.name} will not fit: a training step at batch "
+        f"{s.batch_size} with input {'x'.join(map(str, method.data.input_shape))} needs about "
+        f"{estimate.describe()}, but the budget is {budget / MIB:.0f} MiB ({source}). "
+        f"Try: {'; '.join(advice)}. Set check_memory: false to skip this check."
+    )
+
+
+__all__ = ["MemoryEstimate", "available_memory", "check_memory", "estimate_memory", "saved_activation_bytes"]

@@ -1,0 +1,75 @@
+"""The mixed op: every candidate op of one edge, combined by architecture weights.
+
+One module serves every method, because they differ only in how an edge's
+op weights are produced and which ops run:
+
+* DARTS: ``weights`` = softmax(alpha), every op runs, outputs are summed;
+* PC-DARTS: the same on a 1/K slice of the channels (``partial > 1``), the rest
+  bypasses the edge and a channel shuffle mixes the two parts;
+* GDAS: ``weights`` = a straight-through one-hot Gumbel sample and ``index`` the
+  sampled op: only that op runs, yet every weight receives a gradient;
+* single path (SPOS, scoring a discrete cell): constant one-hot weights and the
+  chosen ``index``, or ``index = -1`` for an edge the cell does not use.
+
+Candidate ops are the search spaces' own modules, so a derived architecture
+computes with exactly the ops of its stand-alone network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+#: An edge with this index is not part of the sampled cell: it contributes nothing.
+DROPPED = -1
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet's channel shuffle (PC-DARTS mixes sampled and bypassed channels with it)."""
+    b, c, h, w = x.shape
+    return x.reshape(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+def strip_affine(module: nn.Module) -> nn.Module:
+    """Make every BatchNorm of ``module`` non-affine, in place (DARTS' search-time ops).
+
+    With affine BN an op can rescale its output and undo the architecture
+    weight in front of it, which blurs what alpha means; DARTS and its
+    descendants therefore search with ``affine=False`` and retrain with it on.
+    """
+    for child in module.modules():
+        if isinstance(child, nn.BatchNorm2d) and child.affine:
+            child.affine = False
+            child.weight = None  # type: ignore[assignment]
+            child.bias = None  # type: ignore[assignment]
+    return module
+
+
+class MixedOp(nn.Module):
+    """All candidate ops of one edge; ``partial = K > 1`` runs them on C/K channels (PC-DARTS)."""
+
+    def __init__(self, ops: Sequence[nn.Module], partial: int = 1, stride: int = 1) -> None:
+        super().__init__()
+        self.ops = nn.ModuleList(ops)
+        self.partial = partial
+        self.bypass: nn.Module = nn.MaxPool2d(2, 2) if stride == 2 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, index: int | None = None) -> torch.Tensor:
+        if self.partial == 1:
+            return self._mix(x, weights, index)
+        part = x.shape[1] // self.partial
+        sampled, bypassed = x[:, :part], x[:, part:]
+        out = torch.cat([self._mix(sampled, weights, index), self.bypass(bypassed)], dim=1)
+        return channel_shuffle(out, self.partial)
+
+    def _mix(self, x: torch.Tensor, weights: torch.Tensor, index: int | None) -> torch.Tensor:
+        if index is None:
+            return sum(w * op(x) for w, op in zip(weights, self.ops, strict=True))  # type: ignore[return-value]
+        # One op runs; the other weights are zero in value (one-hot) but stay in the graph,
+        # so a straight-through Gumbel sample passes gradients to every alpha (GDAS).
+        return weights[index] * self.ops[index](x) + (weights.sum() - weights[index])
+
+
+__all__ = ["DROPPED", "MixedOp", "channel_shuffle", "strip_affine"]

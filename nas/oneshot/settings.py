@@ -1,0 +1,182 @@
+"""Options of the one-shot methods: one validated model, method-specific fields checked per method.
+
+A config names a method and its options in the ``strategy`` section::
+
+    strategy: {name: pc_darts, epochs: 10, batch_size: 64, partial_channels: 4}
+
+Every method shares the supernet training options (epochs, batch, SGD on the
+weights, Adam on the architecture weights, the split of the training set) and
+the guard rails (memory check, collapse detection, rank correlation). Fields
+that only one method reads default to ``None`` and are refused for the others,
+so ``order: 2`` on ``gdas`` is an error rather than silently ignored.
+
+Defaults follow the DARTS paper (SGD lr 0.025 cosine to 0.001, momentum 0.9,
+weight decay 3e-4, clip 5; Adam 3e-4 with betas (0.5, 0.999) and weight decay
+1e-3 on alpha; half the training set for the weights, half for alpha),
+PC-DARTS (K = 4), GDAS (tau 10 -> 0.1) and SPOS (population 20, 10
+generations, half of the population as parents).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from nas.core.errors import ConfigError
+
+#: Options read by only some methods (the rest apply to all).
+METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
+    "order": ("darts",),
+    "partial_channels": ("pc_darts",),
+    "edge_normalization": ("pc_darts",),
+    "tau_max": ("gdas",),
+    "tau_min": ("gdas",),
+    "arch_lr": ("darts", "pc_darts", "gdas"),
+    "arch_weight_decay": ("darts", "pc_darts", "gdas"),
+    "warmup_epochs": ("darts", "pc_darts", "gdas"),
+    "beta_regularization": ("darts", "pc_darts", "gdas"),
+    "population": ("spos",),
+    "generations": ("spos",),
+    "parents": ("spos",),
+    "mutation_prob": ("spos",),
+}
+
+#: Defaults of the method-specific options (used when the field is unset).
+METHOD_DEFAULTS: dict[str, Any] = {
+    "order": 1,
+    "partial_channels": 4,
+    "edge_normalization": True,
+    "tau_max": 10.0,
+    "tau_min": 0.1,
+    "arch_lr": 3e-4,
+    "arch_weight_decay": 1e-3,
+    "warmup_epochs": 0,
+    "beta_regularization": 0.0,
+    "population": 20,
+    "generations": 10,
+    "parents": 10,
+    "mutation_prob": 0.1,
+}
+
+
+class OneShotSettings(BaseModel):
+    """Every option of a one-shot search (see the module docstring for defaults)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    # -- supernet training ---------------------------------------------------------------
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(64, ge=2)
+    eval_batch_size: int = Field(256, ge=2)
+    train_portion: float = Field(
+        0.5, gt=0.0, lt=1.0, description="share of the training set for the weights; the rest trains alpha"
+    )
+    lr: float = Field(0.025, gt=0.0)
+    lr_min: float = Field(0.001, ge=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(3e-4, ge=0.0)
+    grad_clip: float | None = Field(5.0, gt=0.0)
+    channels: int | None = Field(None, ge=2, description="supernet width C (default: the space's)")
+    cells: int | None = Field(None, ge=1, description="supernet depth (default: the space's)")
+    affine: bool | None = Field(
+        None, description="affine BatchNorm in candidate ops (default: off for differentiable methods)"
+    )
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seeds: int | list[int] | None = Field(
+        None,
+        description="supernet seeds run in parallel: a count (0..n-1 offset by the config seed) or a list",
+    )
+
+    # -- method-specific (see METHOD_OPTIONS) ------------------------------------------------
+    order: Literal[1, 2] | None = None
+    partial_channels: int | None = Field(None, ge=1)
+    edge_normalization: bool | None = None
+    tau_max: float | None = Field(None, gt=0.0)
+    tau_min: float | None = Field(None, gt=0.0)
+    arch_lr: float | None = Field(None, gt=0.0)
+    arch_weight_decay: float | None = Field(None, ge=0.0)
+    warmup_epochs: int | None = Field(None, ge=0)
+    beta_regularization: float | None = Field(None, ge=0.0)
+    population: int | None = Field(None, ge=2)
+    generations: int | None = Field(None, ge=0)
+    parents: int | None = Field(None, ge=1)
+    mutation_prob: float | None = Field(None, ge=0.0, le=1.0)
+
+    # -- scoring sub-networks with inherited weights (SPOS search, rank correlation) ---------
+    bn_batches: int = Field(4, ge=0, description="training batches to recalibrate BatchNorm before scoring")
+    score_images: int = Field(1000, ge=1, description="held-out images per supernet score")
+
+    # -- guard rails ---------------------------------------------------------------------------
+    check_memory: bool = True
+    memory_limit_mb: float | None = Field(None, gt=0.0, description="default: the device's free memory")
+    collapse_threshold: float | None = Field(
+        None, gt=0.0, le=1.0, description="skip share of the derived normal cell that counts as collapse"
+    )
+    early_stop_on_collapse: bool = False
+    rank_correlation: int = Field(
+        0, ge=0, description="cells scored by the supernet and compared with a tabular benchmark (nb201)"
+    )
+    rank_table: str | None = None
+    rank_metric: str = "cifar10-val"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OneShotSettings:
+        if self.tau_max is not None and self.tau_min is not None and self.tau_min > self.tau_max:
+            raise ConfigError(
+                f"tau_min={self.tau_min} exceeds tau_max={self.tau_max}; expected tau_min <= tau_max"
+            )
+        if self.population is not None and self.parents is not None and self.parents > self.population:
+            raise ConfigError(
+                f"parents={self.parents} exceeds population={self.population}; allowed: 1..{self.population}"
+            )
+        if self.lr_min > self.lr:
+            raise ConfigError(f"lr_min={self.lr_min} exceeds lr={self.lr}; expected lr_min <= lr")
+        if isinstance(self.seeds, list) and (not self.seeds or any(s < 0 for s in self.seeds)):
+            raise ConfigError(
+                f"seeds={self.seeds} is not allowed; expected a non-empty list of integers >= 0"
+            )
+        if isinstance(self.seeds, list) and len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds={self.seeds} repeats a seed; each supernet seed runs once")
+        if isinstance(self.seeds, int) and self.seeds < 1:
+            raise ConfigError(f"seeds={self.seeds} is not allowed; expected a count >= 1 or a list of seeds")
+        return self
+
+    def option(self, name: str) -> Any:
+        """A method-specific option: its value, or its default when unset."""
+        value = getattr(self, name)
+        return METHOD_DEFAULTS[name] if value is None else value
+
+    def seed_list(self, base: int) -> list[int]:
+        """The supernet seeds: ``seeds`` as a list, ``base .. base+n-1`` for a count, else ``[base]``."""
+        if isinstance(self.seeds, list):
+            return list(self.seeds)
+        return [base + i for i in range(self.seeds or 1)]
+
+
+def parse_settings(method: str, options: Mapping[str, Any] | OneShotSettings | None) -> OneShotSettings:
+    """Validate ``options`` for ``method``: unknown fields, bad values and foreign options fail together."""
+    if isinstance(options, OneShotSettings):
+        settings = options
+    else:
+        try:
+            settings = OneShotSettings.model_validate(dict(options or {}))
+        except ValidationError as exc:
+            from nas.config import format_validation_error
+
+            raise ConfigError(
+                f"invalid options for one-shot method {method!r}:\n"
+                + format_validation_error(exc, OneShotSettings)
+            ) from exc
+    foreign = [
+        f"{name} (used by {', '.join(users)})"
+        for name, users in METHOD_OPTIONS.items()
+        if getattr(settings, name) is not None and method not in users
+    ]
+    if foreign:
+        raise ConfigError(f"one-shot method {method!r} does not use option(s) {', '.join(foreign)}")
+    return settings
+
+
+__all__ = ["METHOD_DEFAULTS", "METHOD_OPTIONS", "OneShotSettings", "parse_settings"]
