@@ -322,7 +322,9 @@ def test_tampered_stored_weights_are_refused(url: str, workdir: Path, tmp_path: 
         export_model(study, trial=number, out=out, progress=False)
 
 
-def test_missing_weights_are_retrained_reproducibly(url: str, workdir: Path, tmp_path: Path) -> None:
+def test_missing_weights_are_retrained_reproducibly(
+    url: str, workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     options, text = SPACES["nb201"]
     study = make_study(url, "export-retrain", "nb201", options)
     number = add_trained_trial(
@@ -340,10 +342,11 @@ def test_missing_weights_are_retrained_reproducibly(url: str, workdir: Path, tmp
     # And again: the same weights, byte for byte.
     second = export_model(study, trial=number, out=tmp_path / "b", latency_repeats=1, progress=False)
     assert second.files["model.pt"] == first.files["model.pt"]
-    longer = export_model(
-        study, trial=number, out=tmp_path / "c", retrain_epochs=2, latency_repeats=1, progress=False
-    )
+    capsys.readouterr()
+    longer = export_model(study, trial=number, out=tmp_path / "c", retrain_epochs=2, latency_repeats=1)
     assert longer.card["weights"]["epochs"] == 2 and longer.files["model.pt"] != first.files["model.pt"]
+    progress = capsys.readouterr().err
+    assert f"retraining trial {number}" in progress and "2/2" in progress
 
 
 # -- output directory and atomicity -----------------------------------------------------------------------------
@@ -490,6 +493,8 @@ def test_failed_and_unknown_trials_and_studies_are_refused(
         export_model(study, out=out, progress=False)
     with pytest.raises(ConfigError, match="not both"):
         export_model(study, trial=number, best=True, out=out, progress=False)
+    with pytest.raises(ConfigError, match="parity tolerance 2"):
+        export_model(study, trial=number, out=out, parity_tolerance=2, progress=False)
     assert not out.exists() and not leftovers(out)
 
 

@@ -71,6 +71,13 @@ def _input_shape(
     help="Model input shape (default: the study's dataset).",
 )
 @click.option(
+    "--parity-tolerance",
+    type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+    default=1e-4,
+    show_default=True,
+    help="Largest max abs logit difference a format may have against PyTorch.",
+)
+@click.option(
     "--force", is_flag=True, help="Replace --out if it exists (only once the new bundle is complete)."
 )
 @click.option("--quiet", is_flag=True, help="No progress bar while retraining.")
@@ -84,6 +91,7 @@ def export_command(
     storage: str | None,
     retrain_epochs: int | None,
     input_shape: tuple[int, int, int] | None,
+    parity_tolerance: float,
     force: bool,
     quiet: bool,
 ) -> None:
@@ -106,6 +114,7 @@ def export_command(
         input_shape=input_shape,
         force=force,
         progress=not quiet,
+        parity_tolerance=parity_tolerance,
     )
     console = Console()
     card = result.card
@@ -124,7 +133,7 @@ def export_command(
         f"  weights: {source}; test accuracy: {test}; params {card['model']['params']:,}; "
         f"FLOPs {card['model']['flops']:,}"
     )
-    parity = Table(title=f"parity vs PyTorch (max abs diff, allowed {card['parity']['tolerance']:g})")
+    parity = Table(title="parity with PyTorch", caption=f"allowed: {card['parity']['tolerance']:g}")
     parity.add_column("format")
     parity.add_column("file")
     parity.add_column("max abs diff", justify="right")
@@ -132,7 +141,9 @@ def export_command(
         parity.add_row(fmt, card["formats"][fmt]["file"], f"{diff:.2e}")
     console.print(parity)
     latency = card["latency"]
-    speed = Table(title=f"batch-1 latency, {latency['threads']} thread, median of {latency['repeats']}")
+    speed = Table(
+        title="batch-1 latency", caption=f"{latency['threads']} thread, median of {latency['repeats']}"
+    )
     speed.add_column("engine")
     speed.add_column("ms", justify="right")
     for engine, ms in result.latency_ms.items():
