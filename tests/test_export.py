@@ -457,6 +457,7 @@ def test_an_op_onnx_cannot_express_fails_cleanly(
         load_exported(out)
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # the warning this test is about
 def test_parity_failure_fails_loudly_and_writes_nothing(url: str, workdir: Path, tmp_path: Path) -> None:
     study, number = toy_study(url, "batch_branch", workdir)
     out = tmp_path / "b"
@@ -561,3 +562,35 @@ def test_cli_export(trained: Callable[[str], tuple[Study, int]], tmp_path: Path)
     assert again.exit_code == 2 and again.output.count("\n") == 1 and "already exists" in again.output
     shape = CliRunner().invoke(main, [*args, "--force", "--input-shape", "1,8"])
     assert shape.exit_code == 2 and "C,H,W" in shape.output
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_search_then_export_the_best_on_digits(tmp_path: Path) -> None:
+    """End to end: ``nas search`` stores weights through Ray, ``nas export --best`` ships them."""
+    ray = pytest.importorskip("ray")
+    from nas.runner import run_search
+    from nas.runner.cluster import connect
+
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    config = {
+        "name": "digits-export",
+        "space": {"name": "nb201", "channels": 4, "cells": 1},
+        "dataset": {"name": "digits"},
+        "strategy": {"name": "random"},
+        "evaluator": {"name": "train", "epochs": 2, "batch_size": 64, "lr": 0.05, "latency_repeats": 2},
+        "budget": {"trials": 2, "concurrent": 2},
+    }
+    connect(None, num_cpus=2)
+    try:
+        run_search(config, storage=url, show_progress=False)
+    finally:
+        ray.shutdown()
+    study = nas.load_study("digits-export", storage=url)
+    out = tmp_path / "bundle"
+    result = CliRunner().invoke(main, ["export", study.name, "--best", "--out", str(out), "--storage", url])
+    assert result.exit_code == 0, result.output
+    card = load_exported(out).card
+    assert card["trial"]["number"] == study.best_trial.number and card["weights"]["kind"] == "stored"
+    assert card["model"]["input_shape"] == [1, 8, 8] and card["test"]["samples"] == 359
+    assert card["test"]["accuracy"] > 50.0  # ten classes: chance is 10%
