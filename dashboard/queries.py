@@ -10,10 +10,11 @@ while a search writes to it:
   re-read at most every :data:`TOKEN_TTL_S` seconds; heavier results are
   cached *by token*, so an idle study is never re-queried and a busy one at
   most once per token change;
-* the incumbent curve is read incrementally (:class:`ProgressTracker`): only
-  trials above the settled prefix are read again;
+* the objective scores behind the progress and Pareto plots are read
+  incrementally (:class:`ScoreTracker`): an index-only scan once, then only
+  the trials after the settled prefix;
 * plots get thinned clouds (every k-th trial, at most :data:`MAX_POINTS`)
-  plus the exact incumbent steps and Pareto front, all computed in SQL.
+  plus the exact incumbent steps and Pareto front.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import streamlit as st
 
 from nas.core.architecture import Architecture
@@ -32,12 +34,12 @@ from nas.core.errors import NASError, UnknownNameError
 from nas.core.space import SPACES, SearchSpace
 from nas.core.trial import Trial, TrialState
 from nas.store.readonly import (
-    ObjectivePoint,
-    Progress,
     ReadOnlyStorage,
+    ScoreTable,
+    TrialLabel,
     TrialPage,
     TrialQuery,
-    merge_progress,
+    improvements,
     open_readonly,
 )
 from nas.store.records import Artifact, StudyInfo, StudySummary
@@ -116,73 +118,129 @@ def artifacts(url: str, study_id: int, number: int) -> list[Artifact]:
     return storage(url).artifacts(study_id, number)
 
 
+def thinning_stride(count: int, limit: int = MAX_POINTS) -> int:
+    """Every how many trials one is plotted so that at most about ``limit`` points remain."""
+    return max(1, math.ceil(count / limit))
+
+
+# -- incremental scores: progress and Pareto plots -------------------------------------------
+class ScoreTracker:
+    """A study's objective scores, kept current by reading only the trials after the settled prefix.
+
+    The first read is one index-only scan per objective; later ones read the
+    tail after the settled number (below it every trial has finished, so
+    nothing can change) and append it (:meth:`ScoreTable.extend`). Trial
+    numbers and genotypes are read only for the points actually drawn, and
+    remembered (finished trials never change).
+    """
+
+    #: Labels remembered at most (drawn points are a few thousand at a time).
+    MAX_LABELS = 50_000
+
+    def __init__(self, url: str, study_id: int, objectives: tuple[str, ...]) -> None:
+        self._key = (url, study_id, objectives)
+        self._lock = threading.Lock()
+        self._table: ScoreTable | None = None
+        self._token: object = None
+        self._labels: dict[int, TrialLabel] = {}
+        self._front: tuple[ScoreTable, np.ndarray] | None = None
+
+    def table(self, current_token: object) -> ScoreTable:
+        url, study_id, objectives = self._key
+        with self._lock:
+            if self._table is not None and current_token == self._token:
+                return self._table
+            store = storage(url)
+            known = self._table
+            if known is None:
+                fresh = store.score_table(study_id, objectives)
+            else:
+                fresh = known.extend(store.score_table(study_id, objectives, after=known.settled))
+            self._table, self._token = fresh, current_token
+            return fresh
+
+    def front(self, table: ScoreTable) -> np.ndarray:
+        """The Pareto mask of ``table`` (computed once per table this tracker returned)."""
+        with self._lock:
+            if self._front is None or self._front[0] is not table:
+                self._front = (table, table.pareto_mask())
+            return self._front[1]
+
+    def labels(self, ids: Iterable[int]) -> dict[int, TrialLabel]:
+        url, study_id, _ = self._key
+        wanted = [int(i) for i in ids]
+        with self._lock:
+            missing = [i for i in wanted if i not in self._labels]
+            if missing:
+                if len(self._labels) + len(missing) > self.MAX_LABELS:
+                    self._labels.clear()
+                self._labels.update(storage(url).labels(study_id, missing))
+            return {i: self._labels[i] for i in wanted if i in self._labels}
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def score_tracker(url: str, study_id: int, objectives: tuple[str, ...]) -> ScoreTracker:
+    return ScoreTracker(url, study_id, objectives)
+
+
+@dataclass(frozen=True)
+class ProgressData:
+    """The incumbent-vs-trials view of one objective: thinned trials and the exact incumbent steps."""
+
+    count: int
+    stride: int
+    cloud: list[tuple[int, float]]
+    incumbent: list[tuple[int, float]]
+
+
+def progress(url: str, info: StudyInfo, objective: str, current_token: object) -> ProgressData:
+    tracker = score_tracker(url, info.study_id, tuple(info.objectives))
+    table = tracker.table(current_token)
+    column = list(table.objectives).index(objective)
+    values = table.values()[:, column]
+    steps = improvements(table.scores[:, column])
+    stride = thinning_stride(len(table))
+    thinned = np.arange(0, len(table), stride)
+    labels = tracker.labels(table.ids[np.union1d(steps, thinned)])
+
+    def points(positions: np.ndarray) -> list[tuple[int, float]]:
+        return [
+            (labels[int(table.ids[i])].number, float(values[i]))
+            for i in positions
+            if int(table.ids[i]) in labels
+        ]
+
+    return ProgressData(len(table), stride, points(thinned), points(steps))
+
+
 @dataclass(frozen=True)
 class ParetoData:
-    """A thinned cloud of COMPLETE trials in objective space, with the exact non-dominated set."""
+    """A thinned cloud of COMPLETE trials in the plane of two objectives, with the exact front."""
 
-    points: list[ObjectivePoint]
-    front: frozenset[int]
+    points: list[tuple[int, str, float, float, bool]]  # number, genotype, x, y, non-dominated
+    front: int
     total: int
     stride: int
 
 
-@st.cache_data(ttl=KEYED_TTL_S, max_entries=32, show_spinner=False)
-def pareto(url: str, study_id: int, objectives: tuple[str, ...], complete: int, token_key: str) -> ParetoData:
-    store = storage(url)
-    front = store.pareto_numbers(study_id)
-    stride = thinning_stride(complete)
-    points = store.objective_points(study_id, objectives, stride=stride, numbers=front)
-    return ParetoData(points, frozenset(front), complete, stride)
-
-
-def thinning_stride(count: int, limit: int = MAX_POINTS) -> int:
-    """Every how many trials one is plotted so that about ``limit`` points remain."""
-    return max(1, math.ceil(count / limit))
-
-
-# -- incremental progress ------------------------------------------------------------------
-class ProgressTracker:
-    """The incumbent curve of one objective, kept up to date by reading only new trials.
-
-    The first read covers the whole study (in SQL); later reads start after
-    the *settled* number (below which every trial has finished, so nothing
-    can change) and are merged. The cloud's stride is fixed per full read;
-    once the study outgrows it (twice :data:`MAX_POINTS` points) the next
-    update re-reads everything with a larger stride.
-    """
-
-    def __init__(self, url: str, study_id: int, objective: str) -> None:
-        self._key = (url, study_id, objective)
-        self._lock = threading.Lock()
-        self._progress: Progress | None = None
-        self._token: object = None
-
-    def update(self, current_token: object, complete: int) -> Progress:
-        url, study_id, objective = self._key
-        with self._lock:
-            if self._progress is not None and current_token == self._token:
-                return self._progress
-            store = storage(url)
-            known = self._progress
-            if known is None or thinning_stride(complete) > 2 * known.stride:
-                fresh = store.progress(study_id, objective, stride=thinning_stride(complete))
-            else:
-                tail = store.progress(
-                    study_id, objective, after=known.settled, stride=known.stride, counted=known.settled_count
-                )
-                fresh = merge_progress(known, tail)
-            self._progress, self._token = fresh, current_token
-            return fresh
-
-
-@st.cache_resource(show_spinner=False, max_entries=64)
-def progress_tracker(url: str, study_id: int, objective: str) -> ProgressTracker:
-    return ProgressTracker(url, study_id, objective)
-
-
-def progress(url: str, study_id: int, objective: str, current_token: object, complete: int) -> Progress:
-    """The incumbent-vs-trials data of ``objective`` (incrementally maintained per server process)."""
-    return progress_tracker(url, study_id, objective).update(current_token, complete)
+def pareto(url: str, info: StudyInfo, x: str, y: str, current_token: object) -> ParetoData:
+    """The non-dominated set on all objectives, and every k-th other trial, for a scatter plot."""
+    tracker = score_tracker(url, info.study_id, tuple(info.objectives))
+    table = tracker.table(current_token)
+    mask = tracker.front(table)
+    names = list(table.objectives)
+    values = table.values()[:, [names.index(x), names.index(y)]]
+    stride = thinning_stride(len(table))
+    picked = np.union1d(np.flatnonzero(mask), np.arange(0, len(table), stride))
+    labels = tracker.labels(table.ids[picked])
+    rows = []
+    for i in picked:
+        label = labels.get(int(table.ids[i]))
+        if label is not None:
+            rows.append(
+                (label.number, label.genotype, float(values[i, 0]), float(values[i, 1]), bool(mask[i]))
+            )
+    return ParetoData(rows, int(mask.sum()), len(table), stride)
 
 
 # -- spaces -------------------------------------------------------------------------------

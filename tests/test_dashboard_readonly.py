@@ -18,13 +18,13 @@ from store_fixtures import BACKENDS, postgres_url, sqlite_url, storage_url  # no
 
 import nas
 from nas.core.trial import Direction, TrialState
-from nas.store import SchemaOutOfDateError, StudyNotFoundError, pareto_mask
+from nas.store import SchemaOutOfDateError, StudyNotFoundError
 from nas.store.readonly import (
     ReadOnlyError,
     ReadOnlyStorage,
     StoreMissingError,
     TrialQuery,
-    merge_progress,
+    improvements,
     open_readonly,
 )
 from nas.store.testing import ChainSpace, run_sql, temporary_schema
@@ -187,34 +187,8 @@ def test_objective_bounds(seeded: Seeded) -> None:
         assert bounds[name] == (min(v[name] for v in values), max(v[name] for v in values))
 
 
-def _brute_incumbent(study: nas.Study, objective: str, after: int = -1) -> list[tuple[int, float]]:
-    sign = -1.0 if study.objectives[objective] is Direction.MAX else 1.0
-    steps, best = [], math.inf
-    for trial in study.trials(states="COMPLETE"):
-        if trial.number > after and sign * trial.values[objective] < best:
-            best = sign * trial.values[objective]
-            steps.append((trial.number, trial.values[objective]))
-    return steps
-
-
-@pytest.mark.parametrize("objective", list(OBJECTIVES))
-def test_progress_is_the_running_best_and_a_thinned_cloud(seeded: Seeded, objective: str) -> None:
-    study, store = seeded
-    complete = study.trials(states="COMPLETE")
-    full = store.progress(study.study_id, objective)
-    assert full.incumbent == _brute_incumbent(study, objective)
-    assert full.count == len(complete)
-    assert full.cloud == [(t.number, t.values[objective]) for t in complete]
-    first_running = min(t.number for t in study.trials(states="RUNNING"))
-    assert full.settled == first_running - 1
-    assert full.settled_count == sum(1 for t in complete if t.number <= full.settled)
-    thinned = store.progress(study.study_id, objective, stride=4)
-    assert thinned.cloud == [(t.number, t.values[objective]) for t in complete[::4]]
-    assert thinned.incumbent == full.incumbent
-
-
 def test_trial_ids_grow_with_trial_numbers(storage_url: str) -> None:  # noqa: F811
-    """The progress query orders by trial id; the storage assigns ids in number order within a study."""
+    """Score tables order by trial id; the storage assigns ids in number order within a study."""
     study = seed_study(storage_url, n=12)
     other = nas.create_study("other", storage_url, space=ChainSpace(), objectives=OBJECTIVES)
     for i in range(3):
@@ -226,56 +200,62 @@ def test_trial_ids_grow_with_trial_numbers(storage_url: str) -> None:  # noqa: F
     assert [t.trial_id for t in trials] == sorted(t.trial_id for t in trials)
 
 
-def test_incremental_progress_equals_a_full_read(storage_url: str) -> None:  # noqa: F811
+def test_score_table_holds_every_complete_trial_in_trial_order(seeded: Seeded) -> None:
+    study, store = seeded
+    complete = study.trials(states="COMPLETE")
+    table = store.score_table(study.study_id, ["lat", "acc"])
+    assert table.objectives == ("lat", "acc") and len(table) == len(complete)
+    assert table.ids.tolist() == [t.trial_id for t in complete]
+    assert table.values().tolist() == [[t.values["lat"], t.values["acc"]] for t in complete]
+    assert table.scores[:, 1].tolist() == [-t.values["acc"] for t in complete]  # max: score = -value
+    first_running = min(t.number for t in study.trials(states="RUNNING"))
+    assert table.settled == first_running - 1
+    assert table.settled_id == study.trial(table.settled).trial_id
+    labels = store.labels(study.study_id, table.ids[:3])
+    assert [(labels[t.trial_id].number, labels[t.trial_id].genotype) for t in complete[:3]] == [
+        (t.number, t.arch.to_json()) for t in complete[:3]
+    ]
+
+
+@pytest.mark.parametrize("objective", list(OBJECTIVES))
+def test_improvements_are_the_incumbent_steps(seeded: Seeded, objective: str) -> None:
+    study, store = seeded
+    complete = study.trials(states="COMPLETE")
+    table = store.score_table(study.study_id, [objective])
+    sign = -1.0 if study.objectives[objective] is Direction.MAX else 1.0
+    expected, best = [], math.inf
+    for trial in complete:
+        if sign * trial.values[objective] < best:
+            best = sign * trial.values[objective]
+            expected.append(trial.number)
+    assert [complete[i].number for i in improvements(table.scores[:, 0])] == expected
+
+
+def test_pareto_mask_of_the_table_is_the_stores_pareto_set(seeded: Seeded) -> None:
+    study, store = seeded
+    table = store.score_table(study.study_id, list(OBJECTIVES))
+    front = sorted(int(i) for i in table.ids[table.pareto_mask()])
+    assert front == sorted(t.trial_id for t in store.best_trials(study.study_id))
+
+
+def test_incremental_score_table_equals_a_full_read(storage_url: str) -> None:  # noqa: F811
     study = seed_study(storage_url, n=30)
     store = open_readonly(storage_url)
-    earlier = store.progress(study.study_id, "acc", stride=3)
+    earlier = store.score_table(study.study_id, list(OBJECTIVES))
     rng = np.random.default_rng(1)
-    # Finish the trials left running and add new ones, some better than everything so far.
+    # Finish the trials left running (they are older than the settled point) and add new ones.
     for trial in study.trials(states="RUNNING"):
         study.tell(trial, [float(rng.integers(0, 12)), 1.0])
     for _ in range(20):
-        study.tell(study.ask(), [float(rng.integers(0, 12)), 1.0])
-    tail = store.progress(
-        study.study_id, "acc", after=earlier.settled, stride=3, counted=earlier.settled_count
-    )
-    merged = merge_progress(earlier, tail)
-    full = store.progress(study.study_id, "acc", stride=3)
-    assert (merged.incumbent, merged.cloud, merged.count, merged.settled) == (
-        full.incumbent,
-        full.cloud,
-        full.count,
-        full.settled,
-    )
-    with pytest.raises(ValueError, match="cannot merge"):
-        merge_progress(earlier, store.progress(study.study_id, "acc", stride=5))
+        study.tell(study.ask(), [float(rng.integers(0, 12)), float(rng.integers(0, 12))])
+    merged = earlier.extend(store.score_table(study.study_id, list(OBJECTIVES), after=earlier.settled))
+    full = store.score_table(study.study_id, list(OBJECTIVES))
+    assert merged.ids.tolist() == full.ids.tolist()
+    assert merged.scores.tolist() == full.scores.tolist()
+    assert (merged.settled, merged.settled_id) == (full.settled, full.settled_id)
+    with pytest.raises(ValueError, match="cannot extend"):
+        earlier.extend(store.score_table(study.study_id, ["acc"], after=earlier.settled))
     store.close()
-
-
-def test_pareto_front_in_sql_matches_the_numpy_mask(storage_url: str) -> None:  # noqa: F811
-    study = nas.create_study("p", storage_url, space=ChainSpace(), objectives=OBJECTIVES)
-    rng = np.random.default_rng(3)
-    points = rng.integers(0, 6, size=(50, 2)).astype(float)  # small range: many ties and duplicates
-    for acc, lat in points:
-        study.tell(study.ask(), [acc, lat])
-    store = open_readonly(storage_url)
-    expected = [i for i, keep in enumerate(pareto_mask(points, ["max", "min"])) if keep]
-    assert store.pareto_numbers(study.study_id) == expected
-    assert sorted(t.number for t in store.best_trials(study.study_id)) == expected
-    store.close()
-
-
-def test_objective_points_thin_but_keep_requested_numbers(seeded: Seeded) -> None:
-    study, store = seeded
-    front = store.pareto_numbers(study.study_id)
-    points = store.objective_points(study.study_id, ["lat", "acc"], stride=5, numbers=front)
-    complete = {t.number: t for t in study.trials(states="COMPLETE")}
-    expected = sorted(n for n in complete if n % 5 == 0 or n in front)
-    assert [p.number for p in points] == expected
-    for point in points:
-        trial = complete[point.number]
-        assert point.values == (trial.values["lat"], trial.values["acc"])
-        assert point.genotype == trial.arch.to_json()
 
 
 def test_trials_by_numbers_keeps_order_and_skips_missing(seeded: Seeded) -> None:

@@ -65,10 +65,10 @@ def render(url: str, study: str) -> None:
         names = list(info.objectives)
         tabs = st.tabs(["Progress", "Pareto front"] if len(names) > 1 else ["Progress"])
         with tabs[0]:
-            _progress(url, info, token, complete)
+            _progress(url, info, token)
         if len(names) > 1:
             with tabs[1]:
-                _pareto(url, info, complete, key)
+                _pareto(url, info, token)
 
     body()
 
@@ -201,44 +201,44 @@ def _table(url: str, info: StudyInfo, query: TrialQuery, page_size: int, key: st
         go(Route("trial", info.name, trial=int(number)))
 
 
-def _progress(url: str, info: StudyInfo, token: tuple, complete: int) -> None:
+def _progress(url: str, info: StudyInfo, token: tuple) -> None:
     names = list(info.objectives)
     objective = names[0]
     if len(names) > 1:
         objective = st.selectbox("objective", names, key="progress_objective")
-    progress = queries.progress(url, info.study_id, objective, token, complete)
+    data = queries.progress(url, info, objective, token)
     chart = charts.progress_chart(
-        objective, info.objectives[objective], progress.cloud, progress.incumbent, max(0, token[1] - 1)
+        objective, info.objectives[objective], data.cloud, data.incumbent, max(0, token[1] - 1)
     )
     st.altair_chart(chart, width="stretch")
-    thinned = f"; every {progress.stride}th trial is drawn" if progress.stride > 1 else ""
+    thinned = f"; every {data.stride}th trial is drawn" if data.stride > 1 else ""
     best = (
-        f"; best {fmt_value(progress.incumbent[-1][1])} at trial {progress.incumbent[-1][0]}"
-        if progress.incumbent
+        f"; best {fmt_value(data.incumbent[-1][1])} at trial {data.incumbent[-1][0]}"
+        if data.incumbent
         else ""
     )
-    st.caption(f"{progress.count:,} COMPLETE trials{thinned}; red: best so far{best}")
+    st.caption(f"{data.count:,} COMPLETE trials{thinned}; red: best so far{best}")
 
 
-def _pareto(url: str, info: StudyInfo, complete: int, key: str) -> None:
+def _pareto(url: str, info: StudyInfo, token: tuple) -> None:
     names = list(info.objectives)
     x, y = names[0], names[1]
     if len(names) > 2:
         left, right = st.columns(2)
         x = left.selectbox("x axis", names, index=0, key="pareto_x")
         y = right.selectbox("y axis", [n for n in names if n != x], index=0, key="pareto_y")
-    data = queries.pareto(url, info.study_id, (x, y), complete, key)
+    data = queries.pareto(url, info, x, y, token)
     status = queries.space_of(info)
     space_key = json.dumps([info.space, dict(info.space_options)], sort_keys=True)
     rows = [
         {
-            "trial": p.number,
-            "x": p.values[0],
-            "y": p.values[1],
-            "pareto": p.number in data.front,
-            "architecture": _arch_label(space_key, p.genotype) if status.space is not None else p.genotype,
+            "trial": number,
+            "x": xv,
+            "y": yv,
+            "pareto": front,
+            "architecture": _arch_label(space_key, genotype) if status.space is not None else genotype,
         }
-        for p in data.points
+        for number, genotype, xv, yv, front in data.points
     ]
     event = st.altair_chart(
         charts.pareto_chart(x, y, rows, info.objectives),
@@ -253,7 +253,7 @@ def _pareto(url: str, info: StudyInfo, complete: int, key: str) -> None:
     front_note = "all objectives" if len(names) > 2 else f"{x} and {y}"
     thinned = f"; dominated trials thinned to every {data.stride}th" if data.stride > 1 else ""
     st.caption(
-        f"{len(data.front)} non-dominated trials (on {front_note}) of {complete:,}{thinned}. "
+        f"{data.front} non-dominated trials (on {front_note}) of {data.total:,}{thinned}. "
         "Hover for the architecture, click a point to open its trial."
     )
 

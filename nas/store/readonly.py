@@ -16,13 +16,13 @@ database side rather than by convention:
 :class:`ReadOnlyStorage` is an :class:`~nas.store.RDBStorage` on such an
 engine: it keeps every read of the storage (pages, counts, curves, Pareto
 sets, summaries) and refuses every write before it reaches the database. On
-top it adds what a dashboard needs at 100,000 trials, each computed in SQL so
-that no query loads every trial into Python: filtered and sorted pages with
-their total (:meth:`ReadOnlyStorage.query_trials`), objective bounds for
-range filters, the incumbent curve and a thinned trial cloud
-(:meth:`ReadOnlyStorage.progress`, incremental with ``after``), thinned
-objective points for scatter plots, a two-objective Pareto front, and a cheap
-change token to poll (:meth:`ReadOnlyStorage.study_token`).
+top it adds what a dashboard needs at 100,000 trials without loading trials
+into Python: filtered and sorted pages with their total, counted in SQL
+(:meth:`ReadOnlyStorage.query_trials`); objective bounds (index seeks); a
+cheap change token to poll (:meth:`ReadOnlyStorage.study_token`); and, for
+the progress and Pareto plots, the objective scores of all COMPLETE trials
+read off the covering values index alone (:meth:`ReadOnlyStorage.score_table`,
+incremental: a later read fetches only trials after the settled prefix).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import and_, bindparam, create_engine, event, func, or_, select
+from sqlalchemy import and_, bindparam, create_engine, event, func, select
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -47,10 +47,11 @@ from nas.core.trial import Direction, Trial, TrialState
 from nas.store import migrate
 from nas.store.engine import _ENGINES, PG_CONNECT_TIMEOUT_S
 from nas.store.errors import SchemaOutOfDateError
+from nas.store.pareto import pareto_mask
 from nas.store.records import StudyInfo, StudyStatus, StudySummary
 from nas.store.schema import studies, trial_values, trials
-from nas.store.storage import MAX_PAGE, RDBStorage
-from nas.store.url import mask_url, parse_storage_url, resolve_storage_url
+from nas.store.storage import _CHUNK, MAX_PAGE, RDBStorage
+from nas.store.url import parse_storage_url, resolve_storage_url
 from nas.store.validate import check_states
 
 log = logging.getLogger(__name__)
@@ -66,12 +67,25 @@ READER_CACHE_KIB = 64 * 1024
 #: Longest "genotype contains" term and the most terms one query may combine.
 MAX_CONTAINS_CHARS = 200
 MAX_CONTAINS_TERMS = 10
-#: Most points a thinned cloud (progress or scatter) returns.
-MAX_CLOUD_POINTS = 100_000
-
 _UNFINISHED = (TrialState.WAITING.value, TrialState.RUNNING.value)
 _TRIAL_ID = select(trials.c.id).where(
     trials.c.study_id == bindparam("sid"), trials.c.number == bindparam("num")
+)
+# Answered from the covering index (study_id, objective, score, trial_id) alone.
+_SCORES = select(trial_values.c.trial_id, trial_values.c.score).where(
+    trial_values.c.study_id == bindparam("sid"),
+    trial_values.c.objective == bindparam("objective"),
+    trial_values.c.trial_id > bindparam("after_id"),
+)
+# A tail: a range of the (study_id, number) index, then primary-key reads of the values.
+_TAIL_SCORES = (
+    select(trial_values.c.trial_id, trial_values.c.score)
+    .select_from(trials.join(trial_values, trial_values.c.trial_id == trials.c.id))
+    .where(
+        trials.c.study_id == bindparam("sid"),
+        trials.c.number > bindparam("after"),
+        trial_values.c.objective == bindparam("objective"),
+    )
 )
 
 
@@ -174,36 +188,77 @@ class TrialPage:
 
 
 @dataclass(frozen=True)
-class Progress:
-    """The incumbent-vs-trials view of one objective, restricted to trials numbered above ``after``.
+class ScoreTable:
+    """Objective scores of the COMPLETE trials numbered above ``after``: the raw material of the plots.
 
-    ``incumbent``: ``(number, value)`` at each trial that improved on every
-    earlier-numbered trial (within the range). ``cloud``: ``(number, value)``
-    of every ``stride``-th COMPLETE trial (the 1st, the ``stride+1``-th, ...).
+    ``ids``: trial ids, ascending (trial ids grow with trial numbers within
+    a study, so this is trial order); ``scores``: one row per trial, one
+    column per objective, signed so that smaller is better (``values()``
+    signs them back). Only trials with a value for every objective are in.
     ``settled``: the highest number up to which no trial is WAITING or
-    RUNNING any more, so nothing up to it can change and a later read may
-    start ``after`` it. ``count``: COMPLETE trials in the range;
-    ``settled_count``: those of them numbered up to ``settled``.
+    RUNNING any more, so nothing up to it can change; ``settled_id`` is its
+    trial id (0 if none). A later read ``after=settled`` gets only the new
+    tail, which :meth:`extend` joins on.
     """
 
-    objective: str
-    direction: Direction
+    objectives: tuple[str, ...]
+    directions: tuple[Direction, ...]
+    ids: np.ndarray
+    scores: np.ndarray
     after: int
-    stride: int
-    count: int
-    incumbent: list[tuple[int, float]]
-    cloud: list[tuple[int, float]]
     settled: int
-    settled_count: int
+    settled_id: int
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def signs(self) -> np.ndarray:
+        """Per objective: -1 for "max" (score = -value), +1 for "min"."""
+        return np.array([-1.0 if d is Direction.MAX else 1.0 for d in self.directions])
+
+    def values(self) -> np.ndarray:
+        """The objective values (``scores`` signed back; + 0.0 turns -0.0 into 0.0)."""
+        return self.scores * self.signs + 0.0
+
+    def pareto_mask(self) -> np.ndarray:
+        """Which rows no other row beats on every objective (ties stay in), as :func:`nas.store.pareto_mask`."""
+        return pareto_mask(self.scores, [Direction.MIN] * len(self.objectives))
+
+    def extend(self, tail: ScoreTable) -> ScoreTable:
+        """This table's settled part followed by ``tail`` (read with ``after=self.settled``)."""
+        if tail.after != self.settled or tail.objectives != self.objectives:
+            raise ConfigError(
+                f"cannot extend a score table settled at {self.settled} ({list(self.objectives)}) with one "
+                f"read after {tail.after} ({list(tail.objectives)})"
+            )
+        keep = self.ids <= self.settled_id
+        return ScoreTable(
+            self.objectives,
+            self.directions,
+            np.concatenate([self.ids[keep], tail.ids]),
+            np.concatenate([self.scores[keep], tail.scores]),
+            self.after,
+            tail.settled,
+            tail.settled_id,
+        )
+
+
+def improvements(scores: np.ndarray) -> np.ndarray:
+    """Positions where a score beats every earlier one (strictly): the incumbent's steps."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    before = np.minimum.accumulate(np.concatenate([[np.inf], scores[:-1]]))
+    return np.flatnonzero(scores < before)
 
 
 @dataclass(frozen=True)
-class ObjectivePoint:
-    """One COMPLETE trial in objective space (for scatter plots with the architecture on hover)."""
+class TrialLabel:
+    """A trial's number and stored genotype JSON (for plot points and their hover text)."""
 
     number: int
     genotype: str
-    values: tuple[float, ...]
 
 
 # -- storage -------------------------------------------------------------------------------
@@ -339,42 +394,65 @@ class ReadOnlyStorage(RDBStorage):
         if not isinstance(query.descending, bool):
             raise ConfigError(f"descending={query.descending!r} is not allowed; expected True or False")
 
-        by_objective = query.order_by in info.objectives
-        conditions: list[ColumnElement[bool]] = []
-        if wanted is not None:
-            conditions.append(trials.c.state.in_([s.value for s in wanted]))
-        conditions += [trials.c.genotype.icontains(term, autoescape=True) for term in terms]
-        joined = trials
-        aliases = {}
-        for objective in dict.fromkeys(
-            [*ranges, *([query.order_by] if query.order_by in info.objectives else [])]
-        ):
-            alias = trial_values.alias(f"v_{len(aliases)}")
-            aliases[objective] = alias
-            joined = joined.join(alias, and_(alias.c.trial_id == trials.c.id, alias.c.objective == objective))
+        # Objectives filtered or sorted on: one join of trial_values each. Range bounds are put on
+        # the indexed score (the value signed so that smaller is better), so that the values
+        # index answers them; for a "max" objective, value >= low is score <= -low.
+        used = dict.fromkeys([*ranges, *([query.order_by] if query.order_by in info.objectives else [])])
+        aliases = {objective: trial_values.alias(f"v_{i}") for i, objective in enumerate(used)}
+        value_conditions: list[ColumnElement[bool]] = []
         for objective, (low, high) in ranges.items():
+            score = aliases[objective].c.score
+            if info.objectives[objective] is Direction.MAX:
+                low, high = (None if high is None else -high), (None if low is None else -low)
             if low is not None:
-                conditions.append(aliases[objective].c.value >= low)
+                value_conditions.append(score >= low)
             if high is not None:
-                conditions.append(aliases[objective].c.value <= high)
+                value_conditions.append(score <= high)
+        trial_conditions: list[ColumnElement[bool]] = []
+        if wanted is not None:
+            trial_conditions.append(trials.c.state.in_([s.value for s in wanted]))
+        # SQLite's LIKE ignores ASCII case by itself (lower() on every row would double the
+        # scan); PostgreSQL's LIKE does not, so it compares lower-cased text.
+        contains = "contains" if self.backend == "sqlite" else "icontains"
+        trial_conditions += [getattr(trials.c.genotype, contains)(term, autoescape=True) for term in terms]
 
-        if not by_objective:
-            conditions.insert(0, trials.c.study_id == study_id)
-            number = trials.c.number
-            order = [number.desc() if query.descending else number.asc()]
+        # FROM: the values aliases (the first one filtered by study, the others joined to it by
+        # trial id) joined to trials; or trials alone when no objective is involved.
+        values_only: Any = None
+        first: Any = None
+        for objective, alias in aliases.items():
+            on = alias.c.objective == objective
+            if first is None:
+                values_only, first = alias, alias
+                value_conditions.insert(0, and_(alias.c.study_id == study_id, on))
+            else:
+                values_only = values_only.join(alias, and_(alias.c.trial_id == first.c.trial_id, on))
+        if first is None:
+            joined: Any = trials
+            conditions = [trials.c.study_id == study_id, *trial_conditions]
         else:
+            joined = values_only.join(trials, trials.c.id == first.c.trial_id)
+            conditions = [*value_conditions, *trial_conditions]
+
+        if query.order_by in aliases:
             # The values index (study_id, objective, score, trial_id) answers the study filter
             # and the order together, so a page is read off the index, best first or last.
             sort = aliases[query.order_by]
-            conditions.insert(0, sort.c.study_id == study_id)
-            score, tid = sort.c.score, sort.c.trial_id
             maximise = info.objectives[query.order_by] is Direction.MAX
             score_ascending = query.descending == maximise
+            score, tid = sort.c.score, sort.c.trial_id
             order = [score.asc(), tid.asc()] if score_ascending else [score.desc(), tid.desc()]
+        else:
+            number = trials.c.number
+            order = [number.desc() if query.descending else number.asc()]
         page_query = select(trials.c.id).select_from(joined).where(*conditions).order_by(*order)
         page_query = page_query.offset(offset).limit(limit)
-        plain = wanted is None and not terms and not ranges and query.order_by == "number"
-        count_query = select(func.count()).select_from(joined).where(*conditions)
+        plain = not aliases and not trial_conditions
+        if values_only is not None and not trial_conditions:
+            # Nothing to check on the trial rows: count index entries only.
+            count_query = select(func.count()).select_from(values_only).where(*value_conditions)
+        else:
+            count_query = select(func.count()).select_from(joined).where(*conditions)
 
         def load(connection: Connection) -> TrialPage:
             ids = list(connection.execute(page_query).scalars())
@@ -418,11 +496,10 @@ class ReadOnlyStorage(RDBStorage):
         def load(connection: Connection) -> dict[str, tuple[float, float] | None]:
             result: dict[str, tuple[float, float] | None] = {}
             for objective, direction in info.objectives.items():
-                low, high = connection.execute(
-                    select(func.min(trial_values.c.score), func.max(trial_values.c.score)).where(
-                        trial_values.c.study_id == study_id, trial_values.c.objective == objective
-                    )
-                ).one()
+                # Separate statements: SQLite seeks the index for a lone min() or max() only.
+                where = (trial_values.c.study_id == study_id, trial_values.c.objective == objective)
+                low = connection.execute(select(func.min(trial_values.c.score)).where(*where)).scalar()
+                high = connection.execute(select(func.max(trial_values.c.score)).where(*where)).scalar()
                 if low is None:
                     result[objective] = None
                 elif direction is Direction.MAX:
@@ -434,199 +511,107 @@ class ReadOnlyStorage(RDBStorage):
         return self._read(load, f"reading objective bounds of study {info.name!r}")
 
     # -- plots -------------------------------------------------------------------------------
-    def progress(
-        self, study_id: int, objective: str, *, after: int = -1, stride: int = 1, counted: int = 0
-    ) -> Progress:
-        """Incumbent steps and a thinned cloud of one objective for trials numbered above ``after``.
+    def score_table(self, study_id: int, objectives: Sequence[str], *, after: int = -1) -> ScoreTable:
+        """Scores of the COMPLETE trials numbered above ``after``, read off the covering values index.
 
-        The running best and the thinning are window functions over the
-        covering index of ``trial_values`` (score and trial id: the value is
-        the score signed back), so the scan touches no trial row; only the
-        improving trials and every ``stride``-th COMPLETE one (by position,
-        counting ``counted`` earlier ones) are looked up for their numbers.
-        This relies on trial ids growing with trial numbers within a study,
-        which the storage guarantees: both are assigned in the transaction
-        that holds the study's number counter. Reading again with
-        ``after=previous.settled`` fetches only the new tail, which
-        :func:`merge_progress` joins to the earlier result.
+        One index-only scan per objective (``(study_id, objective, score,
+        trial_id)``): no trial row is touched, whatever the study size, and a
+        later call with ``after=table.settled`` reads only what is new. This
+        relies on trial ids growing with trial numbers within a study, which
+        the storage guarantees (both are assigned in the transaction that
+        holds the study's number counter).
         """
         info = self._info(study_id)
-        direction = _objective(info, objective)
+        names = tuple(dict.fromkeys(objectives))
+        if not names:
+            raise ConfigError(
+                f"a score table needs objectives; allowed: {', '.join(map(repr, info.objectives))}"
+            )
+        directions = tuple(_objective(info, name) for name in names)
         after = _check_int("after", after, -1, 2**31 - 1)
-        stride = _check_int("stride", stride, 1, 2**31 - 1)
-        counted = _check_int("counted", counted, 0, 2**62)
-        sign = -1.0 if direction is Direction.MAX else 1.0
-        v = trial_values
-        values = select(v.c.trial_id, v.c.score).where(
-            v.c.study_id == study_id, v.c.objective == objective, v.c.trial_id > bindparam("after_id")
-        )
-        ranked = values.add_columns(
-            func.row_number().over(order_by=v.c.trial_id).label("rn"),
-            func.min(v.c.score).over(order_by=v.c.trial_id, rows=(None, -1)).label("before"),
-        ).subquery()
-        improving = or_(ranked.c.before.is_(None), ranked.c.score < ranked.c.before)
-        in_cloud = (ranked.c.rn + (counted - 1)) % stride == 0
-        picked = (
-            select(trials.c.number, ranked.c.score, improving.label("improving"), in_cloud.label("in_cloud"))
-            .select_from(ranked.join(trials, trials.c.id == ranked.c.trial_id))
-            .where(or_(improving, in_cloud))
-            .order_by(ranked.c.trial_id)
-        )
-        counts = values.subquery()
-        counting = select(func.count(), func.count().filter(counts.c.trial_id <= bindparam("settled_id")))
         unfinished = select(func.min(trials.c.number)).where(
             trials.c.study_id == study_id, trials.c.state.in_(_UNFINISHED)
         )
         top = select(studies.c.next_trial_number).where(studies.c.id == study_id)
 
-        def trial_id(connection: Connection, number: int) -> int:
-            if number < 0:
-                return 0
-            return int(connection.execute(_TRIAL_ID, {"sid": study_id, "num": number}).scalar_one())
-
-        def load(connection: Connection) -> Progress:
+        def load(connection: Connection) -> ScoreTable:
             first_open = connection.execute(unfinished).scalar_one_or_none()
             settled = (connection.execute(top).scalar_one() if first_open is None else first_open) - 1
             settled = max(int(settled), after)
-            ids = {"after_id": trial_id(connection, after), "settled_id": trial_id(connection, settled)}
-            count, settled_count = connection.execute(counting, ids).one()
-            incumbent, cloud = [], []
-            for number, score, better, thinned in connection.execute(picked, ids):
-                point = (int(number), sign * float(score) + 0.0)  # + 0.0: no -0.0
-                if better:
-                    incumbent.append(point)
-                if thinned:
-                    cloud.append(point)
-            return Progress(
-                objective=objective,
-                direction=direction,
-                after=after,
-                stride=stride,
-                count=int(count),
-                incumbent=incumbent,
-                cloud=cloud,
-                settled=settled,
-                settled_count=int(settled_count or 0),
+            after_id, settled_id = (
+                _trial_id(connection, study_id, after),
+                _trial_id(connection, study_id, settled),
             )
+            read = [_sorted_scores(connection, study_id, name, after, after_id) for name in names]
+            ids, columns = read[0][0], [read[0][1]]
+            for these, scores in read[1:]:
+                ids, mine, theirs = np.intersect1d(ids, these, assume_unique=True, return_indices=True)
+                columns = [c[mine] for c in columns] + [scores[theirs]]
+            return ScoreTable(names, directions, ids, np.column_stack(columns), after, settled, settled_id)
 
-        return self._read(load, f"reading the progress of study {info.name!r}")
+        return self._read(load, f"reading objective scores of study {info.name!r}")
 
-    def objective_points(
-        self, study_id: int, objectives: Sequence[str], *, stride: int = 1, numbers: Iterable[int] = ()
-    ) -> list[ObjectivePoint]:
-        """COMPLETE trials with their genotype and values of ``objectives``: every ``stride``-th one plus ``numbers``."""
+    def labels(self, study_id: int, ids: Iterable[int]) -> dict[int, TrialLabel]:
+        """Number and genotype of trials by id (primary-key reads, in chunks)."""
         info = self._info(study_id)
-        names = [*dict.fromkeys(objectives)]
-        if not names:
-            raise ConfigError("objective_points needs at least one objective")
-        for name in names:
-            _objective(info, name)
-        stride = _check_int("stride", stride, 1, 2**31 - 1)
-        extra = [_check_int("trial number", n, 0, 2**31 - 1) for n in numbers]
-        joined = trials
-        columns = []
-        for i, name in enumerate(names):
-            alias = trial_values.alias(f"p_{i}")
-            joined = joined.join(alias, and_(alias.c.trial_id == trials.c.id, alias.c.objective == name))
-            columns.append(alias.c.value)
-        query = (
-            select(trials.c.number, trials.c.genotype, *columns)
-            .select_from(joined)
-            .where(trials.c.study_id == study_id)
-            .order_by(trials.c.number)
-        )
-        if stride > 1:
-            picked = trials.c.number % stride == 0
-            query = query.where(or_(picked, trials.c.number.in_(extra)) if extra else picked)
+        wanted = sorted({int(i) for i in ids})
 
-        def load(connection: Connection) -> list[ObjectivePoint]:
-            return [
-                ObjectivePoint(int(row[0]), str(row[1]), tuple(float(v) for v in row[2:]))
-                for row in connection.execute(query)
-            ]
-
-        return self._read(load, f"reading objective values of study {info.name!r}")
-
-    def pareto_numbers(self, study_id: int) -> list[int]:
-        """Numbers of the non-dominated COMPLETE trials (all objectives), ascending.
-
-        Two objectives, the common case, are answered in SQL: sorted by the
-        first score and then the second, a point is non-dominated exactly when
-        every strictly earlier point (``GROUPS`` frame, so exact duplicates
-        stay together in the front) has a worse second score. Other counts
-        use :meth:`RDBStorage.best_trials` (the Pareto mask in numpy).
-        """
-        info = self._info(study_id)
-        names = list(info.objectives)
-        if len(names) != 2:
-            return sorted(t.number for t in self.best_trials(study_id))
-        first, second = trial_values.alias("f"), trial_values.alias("s")
-        points = (
-            select(
-                first.c.trial_id.label("trial_id"),
-                first.c.score.label("s1"),
-                second.c.score.label("s2"),
-            )
-            .select_from(
-                first.join(
-                    second, and_(second.c.trial_id == first.c.trial_id, second.c.objective == names[1])
+        def load(connection: Connection) -> dict[int, TrialLabel]:
+            found: dict[int, TrialLabel] = {}
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                query = select(trials.c.id, trials.c.number, trials.c.genotype).where(
+                    trials.c.study_id == study_id, self._id_in(trials.c.id, chunk)
                 )
-            )
-            .where(first.c.study_id == study_id, first.c.objective == names[0])
-            .subquery()
-        )
-        ranked = select(
-            points.c.trial_id,
-            points.c.s2,
-            func.min(points.c.s2).over(order_by=[points.c.s1, points.c.s2], groups=(None, -1)).label("m"),
-        ).subquery()
-        query = (
-            select(trials.c.number)
-            .select_from(ranked.join(trials, trials.c.id == ranked.c.trial_id))
-            .where(or_(ranked.c.m.is_(None), ranked.c.m > ranked.c.s2))
-            .order_by(trials.c.number)
-        )
-        return self._read(
-            lambda c: [int(n) for n in c.execute(query).scalars()],
-            f"finding the Pareto front of study {info.name!r}",
-        )
+                for tid, number, genotype in connection.execute(query):
+                    found[int(tid)] = TrialLabel(int(number), str(genotype))
+            return found
+
+        return self._read(load, f"reading trial labels of study {info.name!r}")
 
 
-def merge_progress(earlier: Progress, later: Progress) -> Progress:
-    """Join a progress read with the read of the trials after ``earlier.settled``.
+def _sorted_scores(
+    connection: Connection, study_id: int, objective: str, after: int, after_id: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(trial ids ascending, their scores) of one objective, for trials numbered above ``after``.
 
-    Everything of ``earlier`` up to its ``settled`` number is final (those
-    trials are finished and finished trials never change), so it is kept and
-    the rest replaced by ``later``, whose incumbent steps count only where
-    they beat the best kept so far.
+    From the start (``after == -1``) this is an index-only scan of the values
+    index, fetched through the raw DB-API cursor (100,000 rows as plain
+    tuples); a tail is a range of the trials' ``(study_id, number)`` index.
     """
-    if (
-        later.after != earlier.settled
-        or later.stride != earlier.stride
-        or later.objective != earlier.objective
-    ):
-        raise ConfigError(
-            f"cannot merge a progress read after {later.after} (stride {later.stride}) into one settled "
-            f"at {earlier.settled} (stride {earlier.stride})"
-        )
-    sign = -1.0 if earlier.direction is Direction.MAX else 1.0
-    kept = [(n, v) for n, v in earlier.incumbent if n <= earlier.settled]
-    best = sign * kept[-1][1] if kept else math.inf
-    for n, v in later.incumbent:
-        if sign * v < best:
-            kept.append((n, v))
-            best = sign * v
-    return Progress(
-        objective=earlier.objective,
-        direction=earlier.direction,
-        after=earlier.after,
-        stride=earlier.stride,
-        count=earlier.settled_count + later.count,
-        incumbent=kept,
-        cloud=[(n, v) for n, v in earlier.cloud if n <= earlier.settled] + later.cloud,
-        settled=later.settled,
-        settled_count=earlier.settled_count + later.settled_count,
-    )
+    if after < 0:
+        rows = _raw_rows(connection, _SCORES, {"sid": study_id, "objective": objective, "after_id": after_id})
+    else:
+        rows = connection.execute(
+            _TAIL_SCORES, {"sid": study_id, "objective": objective, "after": after}
+        ).all()
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    scores = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
+    order = np.argsort(ids, kind="stable")
+    return ids[order], scores[order]
+
+
+def _raw_rows(connection: Connection, statement: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Rows of a large read as plain DB-API tuples (SQLAlchemy rows cost more than the query here)."""
+    compiled = statement.compile(dialect=connection.dialect)
+    values = compiled.construct_params(params)
+    if compiled.positiontup is not None:  # qmark / numeric paramstyles (SQLite)
+        bound: Any = tuple(values[name] for name in compiled.positiontup)
+    else:  # named / pyformat paramstyles (psycopg)
+        bound = values
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(str(compiled), bound)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _trial_id(connection: Connection, study_id: int, number: int) -> int:
+    """The id of trial ``number`` (0 for -1: before every trial)."""
+    if number < 0:
+        return 0
+    return int(connection.execute(_TRIAL_ID, {"sid": study_id, "num": number}).scalar_one())
 
 
 # -- validation helpers ----------------------------------------------------------------------
@@ -695,15 +680,14 @@ def open_readonly(url: str | None = None) -> ReadOnlyStorage:
 
 
 __all__ = [
-    "ObjectivePoint",
-    "Progress",
     "ReadOnlyError",
     "ReadOnlyStorage",
+    "ScoreTable",
     "StoreMissingError",
+    "TrialLabel",
     "TrialPage",
     "TrialQuery",
+    "improvements",
     "make_readonly_engine",
-    "mask_url",
-    "merge_progress",
     "open_readonly",
 ]

@@ -1,0 +1,251 @@
+"""Every dashboard page through Streamlit's AppTest on a seeded SQLite store.
+
+The store is seeded with the real Study API: a finished two-objective nb201
+study with curves and a failed trial, a DARTS trial reporting one-shot α
+weights, and a study of a space plugin that is not installed here. Empty and
+missing stores, unknown studies and trials must give friendly messages, never
+an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import nas
+from dashboard import APP_PATH, graph
+from nas.store.testing import ChainSpace
+
+ERROR_TEXT = "RuntimeError: CUDA out of memory (simulated)"
+FAILED = 5
+
+
+def seed(url: str) -> None:
+    rng = np.random.default_rng(0)
+    multi = nas.create_study(
+        "multi",
+        url,
+        space="nb201",
+        objectives={"acc": "max", "lat": "min"},
+        config={"strategy": {"name": "random"}},
+    )
+    for i in range(24):
+        trial = multi.ask()
+        if i == FAILED:
+            multi.tell(trial, state="FAIL", error=f"Traceback (most recent call last):\n{ERROR_TEXT}")
+            continue
+        for epoch in range(3):
+            multi.report(trial, epoch, {"val_accuracy": float(rng.uniform(10, 90)), "loss": 1 / (epoch + 1)})
+        multi.tell(
+            trial,
+            [float(rng.normal(70, 5)), float(rng.gamma(2, 3))],
+            user_attrs={"metrics": {"params": 1234.0, "flops": 5.0e6}},
+        )
+    multi.finish()
+
+    darts = nas.create_study("oneshot", url, space="darts", objectives={"acc": "max"})
+    trial = darts.ask()
+    for epoch in range(4):
+        alphas = {f"alpha/normal/2<-0/{op}": float(rng.random()) for op in ("sep_conv_3x3", "skip_connect")}
+        darts.report(trial, epoch, {**alphas, "loss": 1 / (epoch + 1)})
+    darts.tell(trial, 91.0)
+
+    chain = nas.create_study("unplugged", url, space=ChainSpace(), objectives={"acc": "max"})
+    chain.tell(chain.ask(), 1.0)
+
+
+@pytest.fixture(scope="module")
+def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('dash') / 'store.db'}"
+    seed(url)
+    return url
+
+
+def open_page(url: str, monkeypatch: pytest.MonkeyPatch, **params: str) -> AppTest:
+    monkeypatch.setenv("NAS_STORAGE", url)
+    app = AppTest.from_file(str(APP_PATH), default_timeout=90)
+    app.query_params.update(params)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def specs(app: AppTest, kind: str) -> list[str]:
+    return [element.proto.spec for element in app.get(kind)]
+
+
+def texts(app: AppTest) -> str:
+    parts = [
+        e.value
+        for kind in (
+            "title",
+            "header",
+            "subheader",
+            "markdown",
+            "caption",
+            "info",
+            "warning",
+            "error",
+            "code",
+        )
+        for e in getattr(app, kind)
+    ]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_studies_page_lists_every_study_with_counts(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = open_page(store_url, monkeypatch)
+    table = app.dataframe[0].value
+    assert list(table["study"]) == ["multi", "oneshot", "unplugged"]
+    multi = table[table["study"] == "multi"].iloc[0]
+    assert (multi["space"], multi["strategy"], multi["status"]) == ("nb201", "random", "finished")
+    assert (multi["trials"], multi["complete"], multi["failed"]) == (24, 23, 1)
+    assert "acc (max)" in multi["best"] and "lat (min)" in multi["best"]
+    assert table[table["study"] == "oneshot"].iloc[0]["status"] == "running"
+
+
+def test_trials_page_shows_table_progress_and_pareto(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = open_page(store_url, monkeypatch, page="trials", study="multi")
+    table = app.dataframe[0].value
+    assert list(table["#"]) == list(range(23, -1, -1))  # latest first
+    assert {"acc", "lat", "architecture", "state"} <= set(table.columns)
+    assert table[table["#"] == FAILED].iloc[0]["state"].endswith("FAIL")
+    charts = specs(app, "vega_lite_chart")
+    assert len(charts) == 2
+    assert any("best so far" in texts(app) for _ in [0])
+    assert any("Pareto front" in spec for spec in charts)
+    assert "trials 1–24 of 24 matching" in texts(app)
+
+
+def test_trials_page_filters_by_state_and_architecture(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = open_page(store_url, monkeypatch, page="trials", study="multi")
+    app.multiselect(key="f_states").set_value(["FAIL"]).run()
+    assert list(app.dataframe[0].value["#"]) == [FAILED]
+    app.multiselect(key="f_states").set_value([]).run()
+    study = nas.load_study("multi", store_url)
+    with_pool = [t.number for t in study.trials() if "avg_pool_3x3" in t.arch.as_dict().values()]
+    app.text_input(key="f_contains").input("AVG_POOL_3x3").run()
+    assert sorted(app.dataframe[0].value["#"]) == sorted(with_pool)
+    app.selectbox(key="f_order").set_value("acc").run()
+    shown = app.dataframe[0].value["acc"].tolist()
+    assert shown == sorted(shown, reverse=True)
+
+
+def test_opening_a_trial_by_number_navigates(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = open_page(store_url, monkeypatch, page="trials", study="multi")
+    box = next(n for n in app.number_input if n.label == "open trial #")
+    box.set_value(3).run()
+    assert app.title[0].value == "Trial 3 · multi"
+    assert app.query_params["trial"] == "3"
+
+
+def test_trial_page_draws_the_architecture_and_curves(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = nas.load_study("multi", store_url)
+    app = open_page(store_url, monkeypatch, page="trial", study="multi", trial="3")
+    (dot,) = specs(app, "graphviz_chart")
+    for op in study.trial(3).arch.as_dict().values():
+        assert f'label="{op}"' in dot
+    assert graph.op_family("nor_conv_3x3").colour in dot or graph.op_family("avg_pool_3x3").colour in dot
+    assert study.space.format(study.trial(3).arch) in texts(app)
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["parameters"] == "1234" and metrics["state"].endswith("COMPLETE")
+    (curves,) = specs(app, "vega_lite_chart")
+    assert "step (epoch)" in curves
+    assert [b.label for b in app.get("download_button")]  # an export or genotype download is offered
+
+
+def test_failed_trial_shows_its_error_text(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = open_page(store_url, monkeypatch, page="trial", study="multi", trial=str(FAILED))
+    assert "This trial failed." in [e.value for e in app.error]
+    assert any(ERROR_TEXT in c.value for c in app.code)
+    assert specs(app, "graphviz_chart")  # the architecture is still drawn
+    labels = [b.label for b in app.get("download_button")]
+    assert labels == ["Download genotype JSON"]  # a failed trial has no model to export
+
+
+def test_one_shot_trial_shows_alpha_heatmaps(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = open_page(store_url, monkeypatch, page="trial", study="oneshot", trial="0")
+    charts = specs(app, "vega_lite_chart")
+    heatmap = [json.loads(s) for s in charts if '"rect"' in s]
+    assert len(heatmap) == 1 and "Architecture weights (α) over epochs" in texts(app)
+    (dot,) = specs(app, "graphviz_chart")
+    assert "normal cell" in dot and "reduce cell" in dot
+
+
+def test_space_plugin_not_installed_shows_the_raw_genotype(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = open_page(store_url, monkeypatch, page="trial", study="unplugged", trial="0")
+    assert "not installed" in texts(app)
+    assert not specs(app, "graphviz_chart")
+    assert any(json.loads(j.value).get("space") == "store-chain" for j in app.json)
+    trials = open_page(store_url, monkeypatch, page="trials", study="unplugged")
+    assert "op0=" in trials.dataframe[0].value["architecture"].iloc[0]
+
+
+def test_compare_highlights_differences_and_overlays_curves(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = nas.load_study("multi", store_url)
+    a, b = study.trial(1).arch, study.trial(2).arch
+    differing = [k for k in a if a[k] != b[k]]
+    assert differing, "seed two different architectures"
+    app = open_page(store_url, monkeypatch, page="compare", study="multi", compare="1,2")
+    dots = specs(app, "graphviz_chart")
+    assert len(dots) == 2 and all(graph.HIGHLIGHT in dot for dot in dots)
+    assert f"{len(differing)} of {len(a)} decisions differ" in texts(app)
+    (curves,) = specs(app, "vega_lite_chart")
+    assert "trial" in curves
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"page": "trials", "study": "nope"}, "no study named 'nope'"),
+        ({"page": "trial", "study": "multi", "trial": "999"}, "has no trial number 999"),
+        ({"page": "bogus"}, "unknown page 'bogus'"),
+        ({"page": "trial", "study": "multi", "trial": "x1"}, "is not a trial number"),
+    ],
+)
+def test_bad_addresses_get_friendly_messages(
+    store_url: str, monkeypatch: pytest.MonkeyPatch, params: dict[str, str], message: str
+) -> None:
+    app = open_page(store_url, monkeypatch, **params)
+    assert message in texts(app)
+    assert not app.error
+
+
+@pytest.fixture
+def empty_stores(tmp_path: Path) -> Iterator[dict[str, str]]:
+    blank = tmp_path / "blank.db"
+    sqlite3.connect(blank).close()
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    nas.create_study("gone", fresh, space=ChainSpace()).storage.delete_study("gone")
+    yield {
+        "missing": f"sqlite:///{tmp_path / 'missing.db'}",
+        "blank": f"sqlite:///{blank}",
+        "no studies": fresh,
+    }
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [("missing", "run a search first"), ("blank", "is empty"), ("no studies", "no studies yet")],
+)
+def test_empty_stores_get_friendly_messages(
+    empty_stores: dict[str, str], monkeypatch: pytest.MonkeyPatch, kind: str, message: str
+) -> None:
+    app = open_page(empty_stores[kind], monkeypatch)
+    assert message in texts(app)
+    assert not app.error
+    assert not Path(empty_stores["missing"].removeprefix("sqlite:///")).exists()
