@@ -113,3 +113,46 @@ def summarise(rows: Sequence[StudyRow]) -> list[dict[str, Any]]:
             entry[f"{metric}_std"] = float(values.std())
         summary.append(entry)
     return summary
+
+
+@dataclass(frozen=True)
+class ProxyRow:
+    """One proxy (or a vote) judged against a metric on a fixed set of architectures."""
+
+    proxy: str
+    spearman: float
+    kendall_tau: float
+    #: Spearman between our score and the reference (e.g. NASLib's) score of the same proxy.
+    agreement: float | None = None
+
+
+def proxy_study(
+    scores: Mapping[str, np.ndarray],
+    target: Sequence[float] | np.ndarray,
+    reference: Mapping[str, np.ndarray] | None = None,
+    votes: Mapping[str, Sequence[str]] | None = None,
+) -> list[ProxyRow]:
+    """Rank correlation of each proxy's scores (and of rank votes) with ``target``.
+
+    ``reference`` holds another implementation's scores under the same names
+    (agreement column); ``votes`` maps a label to the proxies it combines
+    (:func:`predictors.combine.rank_vote`). Non-finite scores rank lowest.
+    """
+    from predictors.combine import rank_vote
+    from predictors.metrics import kendall_tau, spearman
+
+    y = np.asarray(target, dtype=np.float64)
+    rows = []
+    for name, values in scores.items():
+        column = np.asarray(values, dtype=np.float64)
+        if column.size != y.size:
+            raise ConfigError(f"proxy {name!r} has {column.size} scores for {y.size} targets")
+        ranked = rank_vote({name: column})  # ranks: robust to -inf/NaN from undefined proxies
+        agreement = None
+        if reference is not None and name in reference:
+            agreement = spearman(ranked, rank_vote({name: reference[name]}))
+        rows.append(ProxyRow(name, spearman(ranked, y), kendall_tau(ranked, y), agreement))
+    for label, members in (votes or {}).items():
+        combined = rank_vote(scores, members)
+        rows.append(ProxyRow(label, spearman(combined, y), kendall_tau(combined, y)))
+    return rows

@@ -18,6 +18,9 @@ import numpy as np
 
 from nas.core import Architecture, ConfigError, SearchSpace, UnknownNameError
 
+#: Our proxy names that NASLib spells differently.
+NASLIB_NAMES: dict[str, str] = {"jacob_cov": "jacov"}
+
 #: NASLib's op indices on NAS-Bench-201 (see the data directory's README).
 NASLIB_NB201_OPS: tuple[str, ...] = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
 

@@ -44,6 +44,7 @@ def _register() -> None:
     # ``nas --help`` lists every command.
     from nas.cli import (
         bench,  # noqa: F401
+        bench_predictors,  # noqa: F401  (adds predictors/proxies to the bench group)
         dashboard,  # noqa: F401
         export,  # noqa: F401
         search,  # noqa: F401

@@ -1,0 +1,132 @@
+"""Zero-cost proxy scores for many architectures, computed once and resumable.
+
+Using proxies as predictor features means scoring every architecture a
+predictor will ever see (all 15,625 NAS-Bench-201 cells for a benchmark):
+minutes to an hour of CPU. :func:`proxy_table` computes them with one seeded
+network per architecture and, given a ``cache`` file, stores what it has
+every few hundred architectures, so an interrupted run resumes and a second
+run is free. The cache is an ``.npz`` that records everything the scores
+depend on (space and options, proxies, seed, batch checksum); a cache made
+under other settings is refused rather than silently reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nas.core import Architecture, ConfigError, SearchSpace
+from predictors.zero_cost import PROXIES, fresh_model, score
+
+log = logging.getLogger(__name__)
+
+#: How many newly scored architectures between two cache writes.
+SAVE_EVERY = 250
+
+
+def _fingerprint(
+    space: SearchSpace, proxies: Sequence[str], batch_x: torch.Tensor, batch_y: torch.Tensor | None, seed: int
+) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(batch_x.detach().cpu().contiguous().numpy().tobytes())
+    if batch_y is not None:
+        digest.update(batch_y.detach().cpu().contiguous().numpy().tobytes())
+    return json.dumps(
+        {
+            "space": space.name,
+            "options": space.options,
+            "proxies": list(proxies),
+            "seed": seed,
+            "batch_shape": list(batch_x.shape),
+            "batch": digest.hexdigest(),
+        },
+        sort_keys=True,
+    )
+
+
+def _load(cache: Path, fingerprint: str) -> dict[str, np.ndarray]:
+    if not cache.exists():
+        return {}
+    with np.load(cache, allow_pickle=False) as data:
+        stored = str(data["fingerprint"])
+        if stored != fingerprint:
+            raise ConfigError(
+                f"proxy cache {cache} was computed under other settings ({stored}); "
+                "delete it or pass another cache path"
+            )
+        return dict(zip(data["keys"].tolist(), data["values"], strict=True))
+
+
+def _save(cache: Path, fingerprint: str, done: dict[str, np.ndarray]) -> None:
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    # Write-then-rename, so an interrupted run never leaves a truncated cache.
+    handle, temporary = tempfile.mkstemp(dir=cache.parent, suffix=".npz")
+    os.close(handle)
+    try:
+        np.savez(
+            temporary,
+            fingerprint=np.asarray(fingerprint),
+            keys=np.asarray(list(done)),
+            values=np.stack(list(done.values())) if done else np.zeros((0, 0)),
+        )
+        os.replace(temporary, cache)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def proxy_table(
+    space: SearchSpace,
+    archs: Sequence[Architecture],
+    proxies: Sequence[str],
+    batch_x: torch.Tensor,
+    batch_y: torch.Tensor | None,
+    *,
+    seed: int = 0,
+    num_classes: int = 10,
+    fallback: float | None = None,
+    cache: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Scores of every proxy (columns) for every architecture (rows), one seeded network each.
+
+    ``fallback`` replaces non-finite scores (see :func:`predictors.zero_cost.score`);
+    ``progress(done, total)`` is called after each architecture.
+    """
+    proxies = list(proxies)
+    if not proxies:
+        raise ConfigError("proxy_table needs at least one proxy")
+    for name in proxies:
+        PROXIES.get(name)
+    fingerprint = _fingerprint(space, proxies, batch_x, batch_y, seed)
+    path = Path(cache).expanduser() if cache is not None else None
+    done = _load(path, fingerprint) if path is not None else {}
+    shape = tuple(batch_x.shape[1:])
+    fresh = 0
+    rows = []
+    for index, arch in enumerate(archs):
+        key = arch.key
+        if key not in done:
+            model = fresh_model(space, arch, seed, num_classes, shape)  # type: ignore[arg-type]
+            done[key] = np.asarray(
+                [score(model, batch_x, batch_y, name, fallback=fallback) for name in proxies],
+                dtype=np.float64,
+            )
+            fresh += 1
+            if path is not None and fresh % SAVE_EVERY == 0:
+                _save(path, fingerprint, done)
+        rows.append(done[key])
+        if progress is not None:
+            progress(index + 1, len(archs))
+    if path is not None and fresh:
+        _save(path, fingerprint, done)
+    log.info("proxy table: %d architectures, %d newly scored", len(rows), fresh)
+    return np.stack(rows) if rows else np.zeros((0, len(proxies)))
