@@ -39,7 +39,7 @@ from nas.data import Dataset
 from nas.oneshot.data import SearchData, epoch_batches, split_dataset
 from nas.oneshot.settings import OneShotSettings, parse_settings
 from nas.oneshot.supernet import Supernet
-from nas.training import check_seed, resolve_device, seeded
+from nas.training import augment_batch, check_seed, resolve_device, seeded
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +227,10 @@ class OneShotMethod(abc.ABC):
         loss_sum, correct, seen = 0.0, 0, 0
         for step, index in enumerate(weight_batches):
             arch_index = arch_batches[step % len(arch_batches)]
-            x, y = data.x_weights[index].to(self.device), data.y_weights[index].to(self.device)
+            x, y = data.x_weights[index], data.y_weights[index].to(self.device)
+            if self.settings.augment:
+                x = augment_batch(x, self.data_generator)
+            x = x.to(self.device)
             xa, ya = data.x_arch[arch_index].to(self.device), data.y_arch[arch_index].to(self.device)
             logits = self.train_step(x, y, xa, ya)
             loss = float(nn.functional.cross_entropy(logits.detach(), y))

@@ -70,6 +70,7 @@ class OneShotSettings(BaseModel):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=2)
     eval_batch_size: int = Field(256, ge=2)
+    augment: bool = Field(False, description="random crop and flip of weight batches (CIFAR augmentation)")
     train_portion: float = Field(
         0.5, gt=0.0, lt=1.0, description="share of the training set for the weights; the rest trains alpha"
     )

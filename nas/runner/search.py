@@ -291,6 +291,14 @@ def run_search(
     config = load_config(config)
     if name:
         config = config.model_copy(update={"name": name})
+    from nas.core.oneshot import ONESHOT
+
+    if config.strategy.name in ONESHOT:  # weight-sharing methods own their training loop
+        from nas.runner.oneshot import run_oneshot_search
+
+        return run_oneshot_search(
+            config, storage=storage, address=address, resume=resume, show_progress=show_progress
+        )
     url = resolve_storage_url(storage or config.storage)
     space = config.space.create()
     started = time.monotonic()

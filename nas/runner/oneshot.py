@@ -1,0 +1,435 @@
+"""``nas search`` for one-shot methods: supernets as Ray Tune trials, derived cells as ordinary trials.
+
+A config whose ``strategy`` names a one-shot method (``darts``, ``pc_darts``,
+``gdas``, ``spos``) comes here from :func:`nas.runner.search.run_search`. The
+run has two phases, both on Ray and both resumable:
+
+1. **Supernets.** Every seed (``strategy.seeds``, default the config's seed)
+   is one Tune trial (``concurrent`` at once, ``resources`` each). A worker
+   trains with :mod:`nas.oneshot`, reports every epoch with a checkpoint (Tune
+   keeps it in the experiment directory beside the store's artifacts), then
+   derives the architecture and runs the guard-rail reports. A worker that
+   dies is restarted from its last epoch; a driver that dies is resumed by
+   running the same command: the Tune experiment is restored and unfinished
+   supernets continue from their checkpoints. Everything that can be checked
+   before training is checked on the driver first (method and space, options,
+   dataset split, memory for the batch, the rank-correlation table).
+
+2. **Derived architectures.** The driver stores each supernet as a trial and
+   queues its derived architecture, which then runs through the ordinary
+   trial machinery of :mod:`nas.runner.search` -- the configured evaluator
+   (retrained by ``train``, or looked up by ``nb201_table``), ASHA, artifacts,
+   retries -- and becomes a COMPLETE trial with the evaluator's values and
+   ``user_attrs.derived_from`` = the supernet trial's number.
+
+**How a supernet is stored.** The supernet trial holds the derived
+architecture, state PRUNED, per-epoch curves ``supernet/train_loss``,
+``supernet/train_accuracy``, ``supernet/val_loss``, ``supernet/val_accuracy``
+(and ``supernet/lr``, ``supernet/tau``, ``supernet/epoch_time_s``) and the
+softmaxed ``alpha/<edge>/<op>``, and ``user_attrs`` with ``kind: supernet``,
+the method, the collapse report, the rank correlation, the memory estimate and
+the final alpha. PRUNED, not COMPLETE: a supernet's accuracy with shared
+weights is not a stand-alone result of that architecture, so it must not
+count in ``best_trials``, Pareto fronts or result reuse (``Study.lookup``
+reuses COMPLETE results by architecture); PRUNED is the store's state for a
+trial that ended without objective values, and the dashboard shows its
+curves like any other trial's. The trial is added when its supernet finishes
+(its architecture is only known then), with the whole curve at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import tempfile
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nas.config import SearchConfig, TrainEvaluatorConfig, load_config
+from nas.core import Architecture, Trial, TrialState
+from nas.core.errors import NASError, require
+from nas.core.registry import import_plugins
+from nas.core.space import SPACES, SearchSpace
+from nas.runner import trainable as T
+from nas.runner.cluster import connect
+
+logger = logging.getLogger(__name__)
+
+#: Keys of a supernet worker's reports (besides the per-epoch metrics).
+RESULT = "nas_oneshot_result"
+EPOCH = "nas_oneshot_epoch"
+SEED = "nas_oneshot_seed"
+ARCH = "nas_oneshot_arch"
+
+
+@dataclass(frozen=True)
+class SupernetJob:
+    """What a supernet worker needs besides its seed (pickled once into Ray's object store)."""
+
+    method: str
+    space_name: str
+    space_options: Mapping[str, Any]
+    options: Mapping[str, Any]
+    data_seed: int
+    num_threads: int
+    plugins: tuple[str, ...] = ()
+
+    def space(self) -> SearchSpace:
+        import_plugins(self.plugins)
+        return SPACES.get(self.space_name)(**self.space_options)
+
+
+def run_supernet(config: dict[str, Any], job: SupernetJob, dataset: Any) -> None:
+    """The Tune function trainable of one supernet seed: train with checkpoints, derive, report."""
+    from ray import tune
+
+    from nas.oneshot import create_method, finish, load_checkpoint, save_checkpoint
+    from nas.training import torch_threads
+
+    seed = int(config["seed"])
+    node = f"{socket.gethostname()}/{os.getpid()}"
+    method = None
+    started = time.perf_counter()
+    try:
+        with torch_threads(job.num_threads):
+            method = create_method(
+                job.method, job.space(), dataset, dict(job.options), seed=seed, data_seed=job.data_seed
+            )
+            checkpoint = tune.get_checkpoint()
+            if checkpoint is not None:
+                with checkpoint.as_directory() as directory:
+                    load_checkpoint(method, directory)
+
+            def on_epoch(trained: Any, metrics: Mapping[str, float]) -> None:
+                with tempfile.TemporaryDirectory(prefix="nas-oneshot-") as directory:
+                    save_checkpoint(trained, directory)
+                    tune.report(
+                        {**T._clean(metrics), EPOCH: trained.epoch, SEED: seed, T.NODE: node},
+                        checkpoint=tune.Checkpoint.from_directory(directory),
+                    )
+
+            method.fit(on_epoch)
+            result = finish(method, time.perf_counter() - started)
+    except Exception as exc:  # becomes a FAIL supernet trial (if an architecture exists) with its traceback
+        arch = None
+        if method is not None:
+            try:
+                arch = method.derive().to_json()
+            except Exception:  # noqa: BLE001  (the original error is what matters)
+                arch = None
+        tune.report(
+            {
+                T.FINAL: True,
+                T.ERROR: "".join(traceback.format_exception(exc)),
+                ARCH: arch or "",
+                SEED: seed,
+                T.NODE: node,
+                EPOCH: 0 if method is None else method.epoch,
+            }
+        )
+        return
+    tune.report({T.FINAL: True, RESULT: result.to_json(), SEED: seed, T.NODE: node, EPOCH: method.epoch})
+
+
+def _experiment_name(config: SearchConfig, seeds: list[int]) -> str:
+    """Deterministic per (method, options, seeds): rerunning the command restores the same experiment."""
+    payload = json.dumps(
+        [config.strategy.name, config.strategy.options, config.space.model_dump(mode="json"), seeds],
+        sort_keys=True,
+        default=str,
+    )
+    digest = hashlib.blake2b(payload.encode(), digest_size=6).hexdigest()
+    return f"supernets-{config.strategy.name}-{digest}"
+
+
+def _seed_name(trial: Any) -> str:
+    return f"seed-{trial.config.get('seed', trial.trial_id)}"
+
+
+class _EpochLog:
+    """A Tune callback logging each supernet epoch (picklable: Tune saves it with the experiment)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled = total, enabled
+
+    def __call__(self, result: Mapping[str, Any]) -> None:
+        if EPOCH in result and not result.get(T.FINAL):
+            message = (
+                f"supernet seed {result.get(SEED)} epoch {result[EPOCH]}/{self.total}: "
+                f"train {result.get('train_accuracy', float('nan')):.1f}%, "
+                f"val {result.get('val_accuracy', float('nan')):.1f}%"
+            )
+            logger.info(message)
+            if self.enabled:
+                from rich.console import Console
+
+                Console(stderr=True).print(message)
+
+
+def _callback_class() -> type:
+    from ray.tune import Callback
+
+    class EpochCallback(Callback):  # type: ignore[misc, valid-type]
+        def __init__(self, log: _EpochLog) -> None:
+            self.log = log
+
+        def on_trial_result(
+            self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+        ) -> None:
+            self.log(result)
+
+    return EpochCallback
+
+
+def _train_supernets(
+    config: SearchConfig,
+    seeds: list[int],
+    dataset: Any,
+    root: Path,
+    epochs: int,
+    show_progress: bool,
+) -> list[dict[str, Any]]:
+    """Run (or restore) the Tune experiment of the supernet seeds; returns each trial's final report."""
+    from ray import tune
+
+    from nas.runner.search import MAX_RETRIES
+
+    job = SupernetJob(
+        method=config.strategy.name,
+        space_name=config.space.name,
+        space_options=config.space.options,
+        options=config.strategy.options,
+        data_seed=config.data_seed,
+        num_threads=max(1, int(config.resources.cpu)),
+        plugins=tuple(config.plugins),
+    )
+    resources = {"cpu": config.resources.cpu, "gpu": config.resources.gpu}
+    trainable = tune.with_resources(tune.with_parameters(run_supernet, job=job, dataset=dataset), resources)
+    name = _experiment_name(config, seeds)
+    path = root / name
+    root.mkdir(parents=True, exist_ok=True)
+    if tune.Tuner.can_restore(str(path)):
+        logger.warning("resuming the supernet experiment %s from its checkpoints", path)
+        tuner = tune.Tuner.restore(
+            str(path), trainable=trainable, resume_unfinished=True, resume_errored=True
+        )
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"seed": tune.grid_search(seeds)},
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=config.budget.concurrent,
+                reuse_actors=False,
+                trial_name_creator=_seed_name,
+                trial_dirname_creator=_seed_name,
+            ),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=str(root),
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=MAX_RETRIES),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                callbacks=[_callback_class()(_EpochLog(epochs, show_progress))],
+                log_to_file=True,
+            ),
+        )
+    grid = tuner.fit()
+    reports = []
+    for result in grid:
+        metrics = dict(result.metrics or {})
+        seed = result.config.get("seed") if result.config else None
+        if not metrics.get(T.FINAL):
+            metrics = {
+                T.FINAL: True,
+                T.ERROR: f"the supernet worker of seed {seed} died {MAX_RETRIES + 1} times: {result.error}",
+                SEED: seed,
+            }
+        reports.append(metrics)
+    return reports
+
+
+def _store_supernet(study: Any, space: SearchSpace, report: Mapping[str, Any]) -> Trial | None:
+    """Add a finished supernet as a PRUNED trial with its curves (see the module docstring)."""
+    from nas.oneshot import OneShotResult
+
+    seed = int(report.get(SEED) or 0)
+    node = report.get(T.NODE)
+    if report.get(T.ERROR):
+        if not report.get(ARCH):
+            logger.error("supernet seed %s failed before it had an architecture:\n%s", seed, report[T.ERROR])
+            return None
+        failed = Trial(
+            number=0,
+            arch=space.validate(Architecture.from_json(report[ARCH])),
+            state=TrialState.FAIL,
+            seed=seed,
+            user_attrs={"kind": "supernet", "method": study.config.get("strategy", {}).get("name")},
+            error=report[T.ERROR],
+            node=node,
+        )
+        (stored,) = study.add_trials([failed])
+        logger.error("supernet seed %d failed (trial %d):\n%s", seed, stored.number, report[T.ERROR])
+        return None
+    result = OneShotResult.from_json(report[RESULT])
+    trial = Trial(
+        number=0,
+        arch=space.validate(result.arch),
+        state=TrialState.PRUNED,
+        seed=seed,
+        user_attrs=result.user_attrs(),
+        node=node,
+    )
+    (stored,) = study.add_trials([trial], metrics=[result.curves()])
+    if result.collapse and result.collapse.get("collapsed"):
+        logger.warning("supernet seed %d (trial %d): %s", seed, stored.number, result.collapse["message"])
+    logger.info("supernet seed %d (trial %d) derived %s", seed, stored.number, result.arch_string)
+    return stored
+
+
+def _derived_budget(config: SearchConfig) -> float | None:
+    evaluator = config.evaluator
+    return float(evaluator.epochs) if isinstance(evaluator, TrainEvaluatorConfig) else None
+
+
+def run_oneshot_search(
+    config: SearchConfig | Mapping[str, Any] | str | os.PathLike[str],
+    *,
+    storage: str | None = None,
+    address: str | None = None,
+    resume: bool = False,
+    show_progress: bool = True,
+) -> Any:
+    """Run (or resume) a one-shot search; returns :class:`nas.runner.search.SearchOutcome`."""
+    import nas
+    from nas.data import load_dataset
+    from nas.oneshot import check_options, create_method
+    from nas.runner.progress import SearchProgress
+    from nas.runner.search import (
+        SearchOutcome,
+        _fit,
+        _Heartbeat,
+        _quiet_ray,
+        _wait_for_orphans,
+        artifacts_root,
+        effective_finished,
+        make_searcher,
+    )
+    from nas.store import resolve_storage_url
+    from nas.strategies import create_strategy
+
+    require("ray", "ray")
+    from ray import tune
+
+    config = load_config(config)
+    url = resolve_storage_url(storage or config.storage)
+    space = config.space.create()
+    started = time.monotonic()
+    settings = check_options(config.strategy.name, space, config.strategy.options)
+    seeds = settings.seed_list(config.seed)
+
+    # Everything that can fail on input fails here, before Ray starts or a study is written.
+    dataset = load_dataset(config.dataset, seed=config.data_seed)
+    create_method(config.strategy.name, space, dataset, settings, seed=seeds[0], data_seed=config.data_seed)
+
+    if resume:
+        nas.load_study(config.name, storage=url)
+    study = nas.create_study(
+        config.name,
+        storage=url,
+        space=space,
+        objectives=dict(config.objectives),
+        config=config.model_dump(mode="json"),
+        load_if_exists=True,
+    )
+    _wait_for_orphans(study)
+    artifacts = artifacts_root(url)
+    method = config.strategy.name
+    stored = {
+        t.seed: t
+        for t in study.trials()
+        if t.user_attrs.get("kind") == "supernet" and t.user_attrs.get("method") == method
+    }
+    todo = [seed for seed in seeds if seed not in stored]
+    _quiet_ray()
+    if todo:
+        connect(address)
+        root = artifacts / config.name / "oneshot"
+        for report in _train_supernets(config, todo, dataset, root, settings.epochs, show_progress):
+            trial = _store_supernet(study, space, report)
+            if trial is not None:
+                stored[trial.seed] = trial
+
+    # Queue each stored supernet's architecture unless a derived trial exists (any state but FAIL).
+    trials = study.trials()
+    derived_from = {
+        t.user_attrs.get("derived_from")
+        for t in trials
+        if t.user_attrs.get("derived_from") is not None and t.state is not TrialState.FAIL
+    }
+    budget = _derived_budget(config)
+    for seed in seeds:
+        supernet = stored.get(seed)
+        if (
+            supernet is not None
+            and supernet.state is TrialState.PRUNED
+            and supernet.number not in derived_from
+        ):
+            study.enqueue(
+                supernet.arch,
+                seed=seed,
+                budget=budget,
+                user_attrs={"kind": "derived", "method": method, "derived_from": supernet.number},
+            )
+    waiting = study.trials(states=TrialState.WAITING)
+    done = effective_finished(study.trials())
+    primary, direction = next(iter(config.directions.items()))
+    if waiting:
+        connect(address)
+        total = len(done) + len(waiting)
+        derived_config = config.model_copy(
+            update={"budget": config.budget.model_copy(update={"trials": total, "time_s": None})}
+        )
+        is_train = isinstance(config.evaluator, TrainEvaluatorConfig)
+        # The strategy is never asked while queued trials remain; the searcher only needs one.
+        strategy = create_strategy("random", space, objectives=dict(config.objectives), seed=config.seed)
+        with SearchProgress(config.name, total, 0, primary, direction, enabled=show_progress) as progress:
+            progress.seed(done)
+            searcher = make_searcher(study, strategy, derived_config, progress, artifacts, len(done))
+            heartbeat = _Heartbeat(study, searcher.running)
+            heartbeat.start()
+            try:
+                _fit(
+                    tune,
+                    derived_config,
+                    searcher,
+                    dataset if is_train else None,
+                    len(waiting),
+                    primary,
+                    direction,
+                )
+            finally:
+                heartbeat.stop_event.set()
+    counts = {state.value: n for state, n in study.count_trials().items()}
+    try:
+        best = study.best_trials
+    except NASError:
+        best = []
+    return SearchOutcome(
+        study=config.name,
+        storage=url,
+        finished=len(effective_finished(study.trials())),
+        counts=counts,
+        best=best,
+        seconds=time.monotonic() - started,
+        artifacts_dir=str(artifacts),
+    )
+
+
+__all__ = ["SupernetJob", "run_oneshot_search", "run_supernet"]
