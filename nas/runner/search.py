@@ -56,6 +56,8 @@ class SearchOutcome:
     counts: dict[str, int]
     best: list[Trial] = field(default_factory=list)
     seconds: float = 0.0
+    #: Wall time of the Tune run alone (after Ray was up), for overhead measurements.
+    fit_seconds: float = 0.0
     artifacts_dir: str = ""
 
 
@@ -217,6 +219,10 @@ def make_searcher(*args: Any, **kwargs: Any) -> Any:
                 )
                 return self.study.tell(trial, state=TrialState.FAIL, error=message, user_attrs=attrs)
             if not result.get(T.FINAL):
+                # Stopped by the scheduler: Tune hands the deciding result only to
+                # on_trial_complete, so the curve's last point is stored here.
+                if T.STEP in result:
+                    self.study.report(trial, int(result[T.STEP]), json.loads(result.get(T.METRICS, "{}")))
                 attrs["stopped_at_step"] = result.get(T.STEP)
                 return self.study.tell(trial, state=TrialState.PRUNED, user_attrs=attrs)
             if result.get(T.ERROR):
@@ -335,6 +341,7 @@ def run_search(
     primary, direction = next(iter(config.directions.items()))
     artifacts = artifacts_root(url)
 
+    fit_seconds = 0.0
     with SearchProgress(
         config.name, config.budget.trials, 0, primary, direction, enabled=show_progress
     ) as progress:
@@ -345,9 +352,11 @@ def run_search(
             searcher = make_searcher(study, strategy, config, progress, artifacts, len(done))
             heartbeat = _Heartbeat(study, searcher.running)
             heartbeat.start()
+            fit_started = time.monotonic()
             try:
                 _fit(tune, config, searcher, dataset, remaining, primary, direction)
             finally:
+                fit_seconds = time.monotonic() - fit_started
                 heartbeat.stop_event.set()
     counts = {state.value: n for state, n in study.count_trials().items()}
     finished = effective_finished(study.trials())
@@ -362,6 +371,7 @@ def run_search(
         counts=counts,
         best=best,
         seconds=time.monotonic() - started,
+        fit_seconds=fit_seconds,
         artifacts_dir=str(artifacts),
     )
 
@@ -404,6 +414,8 @@ def _fit(
 
         max_t = evaluator.epochs if isinstance(evaluator, TrainEvaluatorConfig) else 1
         scheduler = ASHAScheduler(
+            metric=primary,
+            mode=direction.value,
             time_attr=T.STEP,
             max_t=max_t,
             grace_period=config.scheduler.grace_epochs,
@@ -411,9 +423,9 @@ def _fit(
         )
     tuner = tune.Tuner(
         trainable,
+        # No metric here: Tune would then demand it in every result, and a failed
+        # trial's report has none. ASHA gets the metric itself and skips such results.
         tune_config=tune.TuneConfig(
-            metric=primary,
-            mode=direction.value,
             search_alg=searcher,
             scheduler=scheduler,
             num_samples=remaining,
