@@ -11,12 +11,21 @@ import math
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from nas.core import PREDICTORS, ConfigError, UnknownNameError
 from predictors.evaluation import predictor_study, split_indices, summarise
 from predictors.features import Featurizer
 from predictors.metrics import kendall_tau, rank_metrics, spearman, top_k_precision
 from search_spaces import get_space
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # OpenMP/BLAS pools oversubscribe a shared 2-core machine (10x slower boosted trees).
+    with threadpool_limits(1):
+        yield
+
 
 SPACE = get_space("nb201")
 
