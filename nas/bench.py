@@ -26,11 +26,11 @@ import numpy as np
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError, UnknownNameError
+from nas.core.pareto import hypervolume, to_minimisation
 from nas.core.strategy import Constraint, Measure, Strategy, parse_constraints
 from nas.core.trial import Direction, Trial, TrialState, parse_objectives
 from nas.evaluators.tabular import Nb201TableEvaluator, Table, is_test_column
 from nas.strategies import create_strategy, run_search
-from nas.strategies.pareto import hypervolume, to_minimisation
 from nas.strategies.predictor import DEFAULT_PREDICTOR
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nas.core import ConfigError
-from nas.store import pareto_mask
+from nas.core.pareto import pareto_mask
 
 
 def brute_force(points: np.ndarray, directions: list[str]) -> np.ndarray:

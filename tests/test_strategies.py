@@ -32,9 +32,9 @@ from nas.core import (
     UnknownNameError,
 )
 from nas.core.evaluator import EvalResult
+from nas.core.pareto import crowding_distance, hypervolume, non_dominated_ranks, to_minimisation
 from nas.core.strategy import Constraint, parse_constraint, parse_constraints
 from nas.strategies import create_strategy, run_search, strategy_options
-from nas.strategies.pareto import crowding_distance, hypervolume, non_dominated_ranks, to_minimisation
 
 # -- helpers -----------------------------------------------------------------------------------
 

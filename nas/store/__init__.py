@@ -16,7 +16,6 @@ from nas.store.errors import (
     TrialNotFoundError,
 )
 from nas.store.migrate import head_revision, revisions
-from nas.store.pareto import pareto_mask
 from nas.store.records import Artifact, StudyInfo, StudyStatus, StudySummary, study_to_dict, trial_to_dict
 from nas.store.storage import RDBStorage, default_node
 from nas.store.url import DEFAULT_URL, ENV_VAR, mask_url, parse_storage_url, resolve_storage_url
@@ -37,7 +36,6 @@ __all__ = [
     "default_node",
     "head_revision",
     "mask_url",
-    "pareto_mask",
     "parse_storage_url",
     "resolve_storage_url",
     "revisions",

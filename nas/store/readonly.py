@@ -43,11 +43,11 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.elements import ColumnElement
 
 from nas.core.errors import ConfigError, NASError, StorageError
+from nas.core.pareto import pareto_mask
 from nas.core.trial import Direction, Trial, TrialState
 from nas.store import migrate
 from nas.store.engine import _ENGINES, PG_CONNECT_TIMEOUT_S
 from nas.store.errors import SchemaOutOfDateError
-from nas.store.pareto import pareto_mask
 from nas.store.records import StudyInfo, StudyStatus, StudySummary
 from nas.store.schema import studies, trial_values, trials
 from nas.store.storage import _CHUNK, MAX_PAGE, RDBStorage
@@ -222,7 +222,7 @@ class ScoreTable:
         return self.scores * self.signs + 0.0
 
     def pareto_mask(self) -> np.ndarray:
-        """Which rows no other row beats on every objective (ties stay in), as :func:`nas.store.pareto_mask`."""
+        """Which rows no other row beats on every objective (ties stay in), as :func:`nas.core.pareto.pareto_mask`."""
         return pareto_mask(self.scores, [Direction.MIN] * len(self.objectives))
 
     def extend(self, tail: ScoreTable) -> ScoreTable:

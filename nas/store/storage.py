@@ -44,6 +44,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ArchitectureError, ConfigError, NASError, StorageError
+from nas.core.pareto import pareto_mask
 from nas.core.trial import Direction, Trial, TrialState, parse_objectives
 from nas.store import migrate
 from nas.store.engine import make_engine, run_transaction
@@ -53,7 +54,6 @@ from nas.store.errors import (
     TrialFinishedError,
     TrialNotFoundError,
 )
-from nas.store.pareto import pareto_mask
 from nas.store.records import Artifact, StudyInfo, StudyStatus, StudySummary
 from nas.store.schema import architectures, artifacts, studies, trial_metrics, trial_values, trials, utcnow
 from nas.store.url import mask_url, parse_storage_url, resolve_storage_url

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from nas.core.architecture import Architecture
+from nas.core.pareto import crowding_distance, non_dominated_ranks
 from nas.core.space import SearchSpace
 from nas.core.strategy import STRATEGIES, Observation, Strategy
 from nas.strategies.options import float_option, int_option
-from nas.strategies.pareto import crowding_distance, non_dominated_ranks
 
 
 @STRATEGIES.register("nsga2")
