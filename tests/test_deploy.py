@@ -136,16 +136,31 @@ def app_name(template: dict[str, Any]) -> str:
 # -- schemas -------------------------------------------------------------------------------------------
 
 
+def require_kubernetes_validate() -> Any:
+    """The kubernetes-validate package (upstream schemas); a skip with the reason without it, a failure in CI."""
+    try:
+        import kubernetes_validate
+    except ImportError:
+        message = "the upstream Kubernetes schemas need `pip install kubernetes-validate` (test extra)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; it is missing in CI, where these tests must not skip")
+        pytest.skip(message)
+    return kubernetes_validate
+
+
 def k8s_versions() -> list[str]:
     """The oldest and the newest Kubernetes minor version kubernetes-validate has schemas for."""
-    from kubernetes_validate.utils import all_versions, major_minor
-
+    try:
+        from kubernetes_validate.utils import all_versions, major_minor
+    except ImportError:
+        return ["unavailable"]  # the tests then skip (or fail in CI) through require_kubernetes_validate
     versions = sorted({major_minor(v) for v in all_versions()}, key=lambda v: tuple(map(int, v.split("."))))
     return [versions[0], versions[-1]]
 
 
 @functools.cache
 def kubernetes_definitions(version: str) -> dict[str, Any]:
+    require_kubernetes_validate()
     from kubernetes_validate.utils import all_versions, major_minor
 
     (full,) = {v for v in all_versions() if major_minor(v) == version}
@@ -182,8 +197,7 @@ def test_every_manifest_is_in_the_kustomization_and_every_listed_file_exists() -
 
 @pytest.mark.parametrize("version", k8s_versions())
 def test_kubernetes_objects_validate_against_the_upstream_schemas(version: str) -> None:
-    import kubernetes_validate
-
+    kubernetes_validate = require_kubernetes_validate()
     checked = 0
     for obj in objects():
         if obj["apiVersion"].startswith("ray.io/"):
@@ -270,7 +284,8 @@ def test_the_rayjob_runs_nas_search_on_the_mounted_config() -> None:
     entrypoint = job["spec"]["entrypoint"].split()
     assert entrypoint[:2] == ["nas", "search"]
     config_path = Path(entrypoint[2])
-    assert job["spec"]["clusterSelector"] == {"ray.io/cluster": cluster["metadata"]["name"]}
+    selector = job["spec"]["clusterSelector"]
+    assert selector.items() <= cluster["metadata"]["labels"].items()  # the job finds this cluster
     head = cluster["spec"]["headGroupSpec"]["template"]["spec"]
     (mount,) = [m for m in head["containers"][0]["volumeMounts"] if m["mountPath"] == str(config_path.parent)]
     (volume,) = [v for v in head["volumes"] if v["name"] == mount["name"]]
