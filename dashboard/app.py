@@ -77,7 +77,7 @@ def _page(url: str, route: Route) -> None:
 
 def _sidebar(url: str, route: Route) -> None:
     with st.sidebar:
-        st.header("🧬 NAS dashboard")
+        st.header("NAS dashboard")
         st.caption(f"store: `{mask_url(url)}`")
         names: list[str] = []
         try:

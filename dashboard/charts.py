@@ -81,11 +81,11 @@ def pareto_chart(
             y=y_axis,
             color=alt.Color(
                 "set:N",
-                scale=alt.Scale(domain=["Pareto front", "dominated"], range=["#d32f2f", "#b0bec5"]),
+                scale=alt.Scale(domain=["Pareto front", "dominated"], range=["#d32f2f", "#78909c"]),
                 legend=alt.Legend(title=None, orient="bottom"),
             ),
-            size=alt.condition(alt.datum.pareto, alt.value(70), alt.value(16)),
-            opacity=alt.condition(alt.datum.pareto, alt.value(1.0), alt.value(0.5)),
+            size=alt.condition(alt.datum.pareto, alt.value(80), alt.value(28)),
+            opacity=alt.condition(alt.datum.pareto, alt.value(1.0), alt.value(0.55)),
             tooltip=tooltip,
         )
         .add_params(pick)

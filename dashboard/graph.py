@@ -44,7 +44,9 @@ FAMILIES: tuple[OpFamily, ...] = (
     OpFamily("pooling", re.compile(r"pool", re.I), "#2e7d32", "green"),
     OpFamily("attention", re.compile(r"attn|attention|transformer|mhsa|vit", re.I), "#e65100", "orange"),
     OpFamily("convolution", re.compile(r"conv|^k\d+_e\d+|mbconv|^c\d*$", re.I), "#1565c0", "blue"),
-    OpFamily("input/output", re.compile(r"^(input|output|stem|head)$", re.I), "#424242", "gray"),
+    OpFamily(
+        "input/output", re.compile(r"^(input|output|stem|head|concat|add|sum)$", re.I), "#424242", "gray"
+    ),
 )
 OTHER = OpFamily("other", re.compile(r".*"), "#6a1b9a", "violet")
 
@@ -132,18 +134,19 @@ def to_dot(graph: nx.DiGraph, highlight: Collection[Element] = (), *, title: str
         lines.append("  }")
     lines += node_lines.values()
 
-    if not edge_ops:
-        # One row per stage: a long chain snakes down the page instead of shrinking to a line.
-        stages: dict[object, list[Hashable]] = {}
-        for node, data in graph.nodes(data=True):
-            if "stage" in data:
-                stages.setdefault(data["stage"], []).append(node)
-        for members in stages.values():
-            if len(members) > 1:
-                lines.append("  { rank=same; " + " ".join(ids[n] for n in members) + " }")
-
+    rows = [] if edge_ops else stage_rows(graph)
+    row_of = {node: i for i, row in enumerate(rows) for node in row}
+    for i, row in enumerate(rows):
+        # One row per stage, rows left-aligned under each other (a typewriter layout): a long
+        # chain stays readable instead of shrinking to a thin line. Invisible heavy edges
+        # between row starts set the row order; the real edges between rows do not pull.
+        if len(row) > 1:
+            lines.append("  { rank=same; " + " ".join(ids[n] for n in row) + " }")
+        if i + 1 < len(rows):
+            lines.append(f"  {ids[row[0]]} -> {ids[rows[i + 1][0]]} [style=invis, weight=100];")
     for u, v, data in graph.edges(data=True):
-        lines.append(_edge_line(ids[u], ids[v], data, (u, v) in marked))
+        across = bool(rows) and row_of.get(u) != row_of.get(v)
+        lines.append(_edge_line(ids[u], ids[v], data, (u, v) in marked, constraint=not across))
     lines.append("}")
     return "\n".join(lines)
 
@@ -152,8 +155,8 @@ def _node_line(node_id: str, node: Hashable, data: dict, edge_ops: bool, marked:
     attrs: dict[str, str] = {}
     if "op" in data and not edge_ops:
         family = op_family(data["op"])
-        details = [f"{k}={v}" for k, v in data.items() if k not in _STRUCTURAL and _scalar(v)]
-        attrs["label"] = "\n".join([str(data["op"]), *([", ".join(details)] if details else [])])
+        details = node_details(data)
+        attrs["label"] = "\n".join([str(data["op"]), *([details] if details else [])])
         attrs["shape"] = "box"
         attrs["style"] = "rounded,filled"
         attrs["fillcolor"] = _tint(family.colour)
@@ -176,8 +179,8 @@ def _node_line(node_id: str, node: Hashable, data: dict, edge_ops: bool, marked:
     return f"  {node_id} [{_attrs(attrs)}];"
 
 
-def _edge_line(u: str, v: str, data: dict, marked: bool) -> str:
-    attrs: dict[str, str] = {}
+def _edge_line(u: str, v: str, data: dict, marked: bool, *, constraint: bool = True) -> str:
+    attrs: dict[str, str] = {} if constraint else {"constraint": "false"}
     if "op" in data:
         family = op_family(data["op"])
         attrs["label"] = str(data["op"])
@@ -191,6 +194,49 @@ def _edge_line(u: str, v: str, data: dict, marked: bool) -> str:
         attrs["fontcolor"] = HIGHLIGHT
         attrs["penwidth"] = "3.5"
     return f"  {u} -> {v} [{_attrs(attrs)}];" if attrs else f"  {u} -> {v};"
+
+
+def stage_rows(graph: nx.DiGraph) -> list[list[Hashable]]:
+    """Chain nodes in order, grouped into rows of consecutive nodes of the same ``stage``.
+
+    Nodes without a stage (input, stem, head) are rows of their own; a
+    graph that is not a DAG keeps its node order.
+    """
+    try:
+        order = list(nx.topological_sort(graph))
+    except nx.NetworkXUnfeasible:
+        order = list(graph.nodes)
+    rows: list[list[Hashable]] = []
+    previous: object = object()
+    for node in order:
+        stage = graph.nodes[node].get("stage", object())
+        if rows and stage == previous:
+            rows[-1].append(node)
+        else:
+            rows.append([node])
+        previous = stage
+    return rows
+
+
+#: How known node attributes are shown under the op name (others: ``name=value``).
+_DETAILS = {
+    "channels": lambda v: f"{v} ch",
+    "stride": lambda v: f"stride {v}" if v != 1 else "",
+    "heads": lambda v: f"{v} heads" if v else "",
+    "width": lambda v: f"width ×{v}",
+}
+
+
+def node_details(data: dict) -> str:
+    """A short second label line from a chain node's attributes (``"128 ch · stride 2"``)."""
+    parts = []
+    for key, value in data.items():
+        if key in _STRUCTURAL or not _scalar(value):
+            continue
+        shown = _DETAILS[key](value) if key in _DETAILS else f"{key}={value}"
+        if shown:
+            parts.append(shown)
+    return " · ".join(parts)
 
 
 def _scalar(value: object) -> bool:

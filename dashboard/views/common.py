@@ -13,7 +13,7 @@ from dashboard import graph, queries
 from dashboard.navigation import Route, route_params
 from nas.core.architecture import Architecture
 from nas.core.errors import NASError
-from nas.core.trial import Trial, TrialState
+from nas.core.trial import Trial
 from nas.store.records import StudyInfo
 
 #: Seconds between automatic refreshes while a study is running.
@@ -21,14 +21,6 @@ REFRESH_S = 3.0
 
 #: Names under which evaluators report a model's cost (values or ``user_attrs["metrics"]``).
 COST_METRICS = {"params": "parameters", "flops": "FLOPs", "latency_ms": "latency (ms)"}
-
-STATE_ICONS = {
-    TrialState.COMPLETE: "✅",
-    TrialState.RUNNING: "⏳",
-    TrialState.WAITING: "🕓",
-    TrialState.PRUNED: "✂️",
-    TrialState.FAIL: "❌",
-}
 
 
 def go(route: Route) -> None:

@@ -12,7 +12,6 @@ from dashboard.navigation import Route
 from dashboard.views.common import (
     COST_METRICS,
     REFRESH_S,
-    STATE_ICONS,
     architecture_panel,
     cost_figures,
     duration_s,
@@ -73,13 +72,22 @@ def render(url: str, study: str, number: int) -> None:
         st.json({"space_options": dict(info.space_options), "config": dict(info.config)}, expanded=1)
 
 
+STATE_COLOURS = {
+    TrialState.COMPLETE: "green",
+    TrialState.RUNNING: "blue",
+    TrialState.WAITING: "gray",
+    TrialState.PRUNED: "orange",
+    TrialState.FAIL: "red",
+}
+
+
 def _summary(info: StudyInfo, trial: Trial) -> None:
-    columns = st.columns(2 + len(info.objectives) + 2)
-    columns[0].metric("state", f"{STATE_ICONS[trial.state]} {trial.state.value}")
-    for column, name in zip(columns[1:], info.objectives, strict=False):
+    st.badge(trial.state.value, color=STATE_COLOURS[trial.state])  # type: ignore[arg-type]
+    columns = st.columns(len(info.objectives) + 3)
+    for column, name in zip(columns, info.objectives, strict=False):
         value = trial.values.get(name) if trial.values else None
         column.metric(f"{name} ({info.objectives[name].value})", fmt_value(value))
-    rest = columns[1 + len(info.objectives) :]
+    rest = columns[len(info.objectives) :]
     seconds = duration_s(trial)
     rest[0].metric("duration", "–" if seconds is None else f"{seconds:,.1f} s")
     rest[1].metric("budget", fmt_value(trial.budget))

@@ -20,7 +20,6 @@ from dashboard import charts, queries
 from dashboard.navigation import MAX_COMPARE, Route
 from dashboard.views.common import (
     REFRESH_S,
-    STATE_ICONS,
     duration_s,
     fmt_ago,
     fmt_value,
@@ -126,7 +125,7 @@ def _counts(counts: dict[TrialState, int], *, live: bool) -> None:
     columns = st.columns(len(TrialState) + 1)
     columns[0].metric("trials", f"{sum(counts.values()):,}")
     for column, state in zip(columns[1:], TrialState, strict=True):
-        column.metric(f"{STATE_ICONS[state]} {state.value.lower()}", f"{counts[state]:,}")
+        column.metric(state.value.lower(), f"{counts[state]:,}")
     if live:
         st.caption(f"⟳ live: refreshing every {REFRESH_S:g} s while the study runs")
 
@@ -161,7 +160,7 @@ def _table(url: str, info: StudyInfo, query: TrialQuery, page_size: int, key: st
     for trial in result.trials:
         row: dict[str, object] = {
             "#": trial.number,
-            "state": f"{STATE_ICONS[trial.state]} {trial.state.value}",
+            "state": trial.state.value,
         }
         for name in info.objectives:
             row[name] = trial.values.get(name) if trial.values else None
@@ -178,6 +177,7 @@ def _table(url: str, info: StudyInfo, query: TrialQuery, page_size: int, key: st
         selection_mode="multi-row",
         key=nav_key(f"trials_table-{query_id}-{offset}"),
         column_config={
+            **{name: st.column_config.NumberColumn(format="%.5g") for name in info.objectives},
             "#": st.column_config.NumberColumn(format="%d", width="small"),
             "architecture": st.column_config.TextColumn(width="large"),
             "duration (s)": st.column_config.NumberColumn(format="%.1f"),
