@@ -51,7 +51,7 @@ def predictor_study(
     space: SearchSpace,
     archs: Sequence[Architecture],
     targets: Sequence[float] | np.ndarray,
-    predictors: Sequence[str],
+    predictors: Sequence[str] | Mapping[str, tuple[str, Mapping[str, Any]]],
     train_sizes: Sequence[int] = (50, 100, 500),
     seeds: Sequence[int] = (0, 1, 2),
     options: Mapping[str, Mapping[str, Any]] | None = None,
@@ -61,7 +61,9 @@ def predictor_study(
 ) -> list[StudyRow]:
     """Fit each predictor on each training size and seed; score it on the held-out rest.
 
-    ``options`` maps a predictor name to its constructor options.
+    ``predictors`` lists registered names, or maps a row label to
+    ``(registered name, options)`` to compare variants of one predictor.
+    ``options`` maps a predictor name (or label) to constructor options.
     ``test_limit`` caps the held-out set at a seeded random subset (for quick
     runs); ``None`` scores every remaining architecture. ``progress`` is
     called with each row as it completes.
@@ -70,12 +72,19 @@ def predictor_study(
     if len(archs) != y.size:
         raise ConfigError(f"got {len(archs)} architectures but {y.size} targets")
     options = dict(options or {})
-    classes = {name: PREDICTORS.get(name) for name in predictors}  # fail on typos before any work
-    unknown = set(options) - set(classes)
+    variants: dict[str, tuple[str, dict[str, Any]]] = (
+        {label: (name, dict(opts)) for label, (name, opts) in predictors.items()}
+        if isinstance(predictors, Mapping)
+        else {name: (name, {}) for name in predictors}
+    )
+    unknown = set(options) - set(variants)
     if unknown:
         raise ConfigError(
-            f"options given for predictor(s) {sorted(unknown)} that are not run: {list(classes)}"
+            f"options given for predictor(s) {sorted(unknown)} that are not run: {list(variants)}"
         )
+    classes = {}
+    for label, (name, opts) in variants.items():  # fail on typos before any work
+        classes[label] = (PREDICTORS.get(name), {**opts, **options.get(label, {})})
     rows: list[StudyRow] = []
     for size in train_sizes:
         for seed in seeds:
@@ -84,9 +93,9 @@ def predictor_study(
                 test = np.sort(np.random.default_rng(seed + 1).choice(test, size=test_limit, replace=False))
             train_archs = [archs[i] for i in train]
             test_archs = [archs[i] for i in test]
-            for name, cls in classes.items():
+            for name, (cls, kwargs) in classes.items():
                 start = time.perf_counter()
-                model = cls(space, seed=seed, **options.get(name, {}))
+                model = cls(space, seed=seed, **kwargs)
                 predicted = model.fit(train_archs, y[train]).predict(test_archs)
                 metrics = rank_metrics(predicted, y[test], top_k)
                 row = StudyRow(

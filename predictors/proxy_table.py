@@ -130,3 +130,32 @@ def proxy_table(
         _save(path, fingerprint, done)
     log.info("proxy table: %d architectures, %d newly scored", len(rows), fresh)
     return np.stack(rows) if rows else np.zeros((0, len(proxies)))
+
+
+#: Proxies whose scores span orders of magnitude: used as features on a log10 scale.
+LOG_SCALE_PROXIES = frozenset({"params", "flops"})
+
+
+def as_features(scores: np.ndarray, proxies: Sequence[str]) -> np.ndarray:
+    """Proxy scores made usable as predictor features.
+
+    ``params`` and ``flops`` go to log10. A non-finite score (the proxy is
+    undefined on that network, e.g. synflow of a cell whose output is cut off
+    from its input) is placed just below the column's finite minimum: such
+    networks are the worst by that proxy, and one huge sentinel such as
+    -1e8 would squash every real value together after feature scaling.
+    """
+    values = np.array(scores, dtype=np.float64, copy=True)
+    if values.ndim != 2 or values.shape[1] != len(proxies):
+        raise ConfigError(f"scores of shape {values.shape} do not match {len(proxies)} proxies")
+    for at, name in enumerate(proxies):
+        column = values[:, at]
+        if name in LOG_SCALE_PROXIES:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                column[:] = np.log10(column)
+        finite = np.isfinite(column)
+        if not finite.any():
+            raise ConfigError(f"proxy {name!r} is undefined on every architecture; it cannot be a feature")
+        low, high = column[finite].min(), column[finite].max()
+        column[~finite] = low - 0.1 * (high - low if high > low else 1.0)
+    return values
