@@ -566,6 +566,13 @@ def test_cluster_script_refuses_to_start_without_a_postgres_store(tmp_path: Path
     sqlite = subprocess.run(["bash", str(SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=60)
     assert sqlite.returncode != 0 and "is not PostgreSQL" in sqlite.stderr
     assert not (tmp_path / "c" / "head.pid").exists()
+    env["NAS_STORAGE"] = "postgresql+psycopg://nas@127.0.0.1:1/never-contacted"
+    env["NAS_RAY_TMP"] = str(tmp_path / ("x" * 40))
+    too_long = subprocess.run(
+        ["bash", str(SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert too_long.returncode != 0 and "set NAS_RAY_TMP" in too_long.stderr
+    assert not (tmp_path / "c" / "head.pid").exists()
     usage = subprocess.run(["bash", str(SCRIPT), "start"], env=env, capture_output=True, text=True)
     assert usage.returncode != 0 and "usage:" in usage.stderr
 

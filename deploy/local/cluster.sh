@@ -14,7 +14,8 @@
 #   NAS_STORAGE            PostgreSQL URL of the store, as its owner (required for `up`)
 #   NAS_DASHBOARD_STORAGE  URL the dashboard reads with [a read-only role `up` creates]
 #   NAS_DASHBOARD_ROLE     name of that role [nas_dashboard]
-#   NAS_CLUSTER_DIR        state: token, pids, logs, Ray's temp dir [~/.local/state/nas-cluster]
+#   NAS_CLUSTER_DIR        state: token, pids, logs [~/.local/state/nas-cluster]
+#   NAS_RAY_TMP            Ray's temp dir, at most 40 characters [$NAS_CLUSTER_DIR/ray]
 #   NAS_ARTIFACTS          where the driver writes trial weights [$NAS_CLUSTER_DIR/artifacts]
 #   NAS_CLUSTER_WORKERS    worker nodes [1]        RAY_HEAD_CPUS / RAY_WORKER_CPUS  CPUs per node [1 / 1]
 #   RAY_HEAD_PORT [6390]   RAY_DASHBOARD_PORT [8290]   RAY_CLIENT_PORT [10001]   RAY_AGENT_PORT [52365]
@@ -143,11 +144,12 @@ up() {
     need nas "install the platform (pip install 'nas-platform[all]')"
     # libpq settings for psql (kept in memory, never printed); fails unless NAS_STORAGE is PostgreSQL.
     pg_env="$("$python" "$here/dburls.py" pgenv)" || die "NAS_STORAGE must be a PostgreSQL URL"
-    local ray_tmp="$dir/ray"
+    local ray_tmp="${NAS_RAY_TMP:-$dir/ray}"
     # Ray puts Unix sockets under its temp dir; their paths may not exceed 107 bytes.
     # Each node has a temp dir of its own: nodes sharing one would share (and garbage-collect)
     # each other's runtime environments, such as the working directory of a running job.
-    [[ ${#ray_tmp} -le 40 ]] || die "NAS_CLUSTER_DIR is too long for Ray's socket paths (at most 36 characters): $dir"
+    [[ ${#ray_tmp} -le 40 ]] ||
+        die "Ray's temp dir $ray_tmp is too long for its socket paths (at most 40 characters); set NAS_RAY_TMP"
     mkdir -p "$dir/logs"
     chmod 700 "$dir"
     if alive head; then
