@@ -183,11 +183,6 @@ def test_no_credential_travels_with_the_job(cluster: Cluster, search_job: str) -
     assert SECRET not in info.stdout + info.stderr  # neither the entrypoint nor the runtime env holds it
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nas search prints the unmasked storage URL in its closing 'next:' hints "
-    "(nas/cli/search.py: storage_flag uses outcome.storage, not nas.store.mask_url)",
-)
 def test_no_credential_in_the_job_logs(cluster: Cluster, search_job: str) -> None:
     logged = cluster.run(f"ray job logs {search_job}", timeout=120)
     assert logged.returncode == 0, logged.stderr

@@ -42,7 +42,10 @@ def search_command(
     for trial in outcome.best[:5]:
         values = ", ".join(f"{k} {v:.4g}" for k, v in (trial.values or {}).items())
         console.print(f"  best: trial {trial.number}  {values}")
-    storage_flag = f" --storage {outcome.storage}"
+    from nas.store.url import mask_url
+
+    # Never echo a password: the hints name the store with its credentials masked.
+    storage_flag = f" --storage {mask_url(outcome.storage)}"
     console.print("next:")
     console.print(f"  nas trials {escape(outcome.study)}{escape(storage_flag)}")
     console.print(f"  nas dashboard{escape(storage_flag)}")

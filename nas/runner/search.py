@@ -305,7 +305,8 @@ def run_search(
         return run_oneshot_search(
             config, storage=storage, address=address, resume=resume, show_progress=show_progress
         )
-    url = resolve_storage_url(storage or config.storage)
+    # --storage, then $NAS_STORAGE, then the config's own storage field, then the default.
+    url = resolve_storage_url(storage or os.environ.get("NAS_STORAGE") or config.storage)
     space = config.space.create()
     started = time.monotonic()
 
