@@ -36,47 +36,31 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nas.data import load_dataset  # noqa: E402
 from nas.data_paths import NB201_TABLE, data_path  # noqa: E402
 from nas.evaluators.tabular import Table  # noqa: E402
 from predictors.evaluation import predictor_study, summarise  # noqa: E402
 from predictors.metrics import kendall_tau  # noqa: E402
-from predictors.proxy_table import as_features, proxy_table  # noqa: E402
+from predictors.proxy_table import proxy_features  # noqa: E402
+from predictors.zero_cost import dataset_batch  # noqa: E402
 from search_spaces import get_space  # noqa: E402
 
 BASE = ("gbt", "rf", "mlp_ensemble", "gp")
 
 
-def zero_cost_features(archs, args) -> tuple[dict, np.ndarray]:
-    """``{arch: feature vector}`` of the chosen proxies on the reduced network, and the raw scores."""
+def zero_cost_features(archs, args) -> dict:
+    """``{arch: feature vector}`` of the chosen proxies, scored on the reduced network."""
     proxies = [p.strip() for p in args.zc.split(",") if p.strip()]
     reduced = get_space("nb201", channels=args.zc_channels, cells=args.zc_cells)
-    data = load_dataset("cifar10", seed=0)
-    pick = np.random.default_rng(0).choice(len(data.x_train), size=args.zc_batch, replace=False)
-    x = torch.from_numpy(np.array(data.x_train[pick]))
-    y = torch.from_numpy(np.array(data.y_train[pick]))
-    # Score in a random order, so that a partial (interrupted) cache is a uniform sample.
-    order = np.random.default_rng(12345).permutation(len(archs))
+    x, y, classes = dataset_batch("cifar10", args.zc_batch, seed=0)
     started = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
         if done % 1000 == 0 or done == total:
             print(f"#   proxies: {done}/{total} cells ({time.perf_counter() - started:.0f} s)", flush=True)
 
-    shuffled = proxy_table(
-        reduced,
-        [archs[i] for i in order],
-        proxies,
-        x,
-        y,
-        fallback=np.nan,
-        cache=args.cache,
-        progress=progress,
+    return proxy_features(
+        reduced, archs, proxies, x, y, num_classes=classes, cache=args.cache, progress=progress
     )
-    scores = np.empty_like(shuffled)
-    scores[order] = shuffled
-    features = as_features(scores, proxies)
-    return dict(zip(archs, features, strict=True)), scores
 
 
 def main() -> None:
@@ -105,10 +89,11 @@ def main() -> None:
     variants.update({name: (name, {}) for name in names})
     if args.zc and not args.no_zc:
         started = time.perf_counter()
-        extra, scores = zero_cost_features(archs, args)
+        extra = zero_cost_features(archs, args)
         print(f"# zero-cost features ready in {time.perf_counter() - started:.0f} s")
+        features = np.stack([extra[a] for a in archs])
         for at, proxy in enumerate(args.zc.split(",")):
-            tau = kendall_tau(as_features(scores[:, [at]], [proxy])[:, 0], targets)
+            tau = kendall_tau(features[:, at], targets)
             print(f"#   {proxy} alone (reduced network): Kendall tau {tau:.3f} on all {len(archs)} cells")
         variants.update({f"{name}+zc": (name, {"extra_features": extra}) for name in names})
 

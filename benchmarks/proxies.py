@@ -31,13 +31,12 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nas.data import load_dataset  # noqa: E402
 from nas.data_paths import NB201_TABLE, ZERO_COST_NB201, data_path  # noqa: E402
 from predictors.combine import DEFAULT_VOTE  # noqa: E402
 from predictors.evaluation import proxy_study  # noqa: E402
 from predictors.proxy_table import proxy_table  # noqa: E402
 from predictors.suite_zero import NASLIB_NAMES, read_zero_cost_nb201  # noqa: E402
-from predictors.zero_cost import list_proxies  # noqa: E402
+from predictors.zero_cost import dataset_batch, list_proxies  # noqa: E402
 from search_spaces import get_space  # noqa: E402
 
 
@@ -66,10 +65,7 @@ def main() -> None:
         table = Table.load(data_path(NB201_TABLE), space)
         target = np.asarray([table.value(a, args.metric) for a in archs])
 
-    data = load_dataset("cifar10", seed=args.seed)
-    pick = np.random.default_rng(args.seed).choice(len(data.x_train), size=args.batch_size, replace=False)
-    x = torch.from_numpy(np.array(data.x_train[pick]))
-    y = torch.from_numpy(np.array(data.y_train[pick]))
+    x, y, _ = dataset_batch("cifar10", args.batch_size, seed=args.seed)
 
     proxies = [p.strip() for p in args.proxies.split(",") if p.strip()]
     started = time.perf_counter()

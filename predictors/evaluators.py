@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from nas.core import EVALUATORS, Architecture, ConfigError, EvalResult, Evaluator, Reporter, SearchSpace
-from predictors.zero_cost import PROXIES, fresh_model, score, synthetic_batch
+from predictors.zero_cost import PROXIES, dataset_batch, fresh_model, score, synthetic_batch
 
 BatchLike = tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]
 
@@ -68,15 +68,7 @@ class ZeroCostEvaluator(Evaluator):
             self.x, self.y = _as_batch(batch)
             self.num_classes = int(num_classes)
         elif dataset is not None:
-            from nas.data import load_dataset  # the data module needs pydantic: import on demand
-
-            data = load_dataset(dataset, seed=data_seed)
-            if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size:
-                raise ConfigError(f"batch_size={batch_size!r} is not allowed; expected an integer >= 1")
-            count = min(batch_size, len(data.x_train))
-            pick = np.random.default_rng(data_seed).choice(len(data.x_train), size=count, replace=False)
-            self.x, self.y = _as_batch((np.array(data.x_train[pick]), np.array(data.y_train[pick])))
-            self.num_classes = data.num_classes
+            self.x, self.y, self.num_classes = dataset_batch(dataset, batch_size, data_seed)
         else:
             self.x, self.y = synthetic_batch(batch_size, tuple(input_shape), num_classes, data_seed)
             self.num_classes = int(num_classes)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -159,3 +160,41 @@ def as_features(scores: np.ndarray, proxies: Sequence[str]) -> np.ndarray:
         low, high = column[finite].min(), column[finite].max()
         column[~finite] = low - 0.1 * (high - low if high > low else 1.0)
     return values
+
+
+def proxy_features(
+    space: SearchSpace,
+    archs: Sequence[Architecture],
+    proxies: Sequence[str],
+    batch_x: torch.Tensor,
+    batch_y: torch.Tensor | None,
+    *,
+    seed: int = 0,
+    num_classes: int = 10,
+    cache: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[Architecture, np.ndarray]:
+    """``{arch: feature vector}`` of ``proxies`` for a predictor's ``extra_features``.
+
+    ``space`` builds the scored networks: pass a reduced version of the
+    searched space (e.g. ``get_space("nb201", channels=8, cells=1)``) to make
+    scoring ~30x cheaper; the architectures must belong to it by name. Cells
+    are scored in a seeded random order, so an interrupted run's cache is a
+    uniform sample; undefined scores are handled by :func:`as_features`.
+    """
+    order = np.random.default_rng(12345).permutation(len(archs))
+    shuffled = proxy_table(
+        space,
+        [archs[i] for i in order],
+        proxies,
+        batch_x,
+        batch_y,
+        seed=seed,
+        num_classes=num_classes,
+        fallback=math.nan,
+        cache=cache,
+        progress=progress,
+    )
+    scores = np.empty_like(shuffled)
+    scores[order] = shuffled
+    return dict(zip(archs, as_features(scores, proxies), strict=True))

@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -374,3 +374,23 @@ def synthetic_batch(
     x = torch.randn((batch_size, *input_shape), generator=generator)
     y = torch.randint(0, num_classes, (batch_size,), generator=generator)
     return x, y
+
+
+def dataset_batch(
+    dataset: str | Mapping[str, Any], batch_size: int = 64, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """A mini-batch of a :func:`nas.data.load_dataset` source's training split, drawn with ``seed``.
+
+    Returns images, labels and the dataset's number of classes. (The data
+    module needs pydantic, so it is imported only here.)
+    """
+    from nas.data import load_dataset
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size!r} is not allowed; expected an integer >= 1")
+    data = load_dataset(dataset, seed=seed)
+    count = min(batch_size, len(data.x_train))
+    pick = np.random.default_rng(seed).choice(len(data.x_train), size=count, replace=False)
+    x = torch.from_numpy(np.array(data.x_train[pick]))
+    y = torch.from_numpy(np.array(data.y_train[pick]))
+    return x, y, data.num_classes

@@ -255,3 +255,22 @@ def test_real_benchmark_predictor_beats_chance(data_dir) -> None:
         SPACE, archs, y, ["rf"], train_sizes=(100,), seeds=(0,), options={"rf": FAST["rf"]}
     )
     assert result[0].kendall_tau > 0.3
+
+
+def test_cli_bench_predictors(data_dir) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from nas.cli import main
+
+    args = ["bench", "predictors", "--predictors", "rf", "--train-sizes", "40", "--seeds", "1"]
+    args += ["--test-limit", "300", "--option", "rf.n_estimators=30", "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    (row,) = payload["rows"]
+    assert (row["predictor"], row["train_size"], row["test_size"]) == ("rf", 40, 300)
+    assert row["kendall_tau"] > 0.2
+    typo = CliRunner().invoke(main, ["bench", "predictors", "--predictors", "rff", "--seeds", "1"])
+    assert typo.exit_code == 2 and "Did you mean 'rf'" in typo.output

@@ -271,3 +271,25 @@ def test_proxies_registry_entries_describe_themselves() -> None:
         entry = PROXIES.get(name)
         assert entry.name == name and entry.description
         assert not (entry.needs_labels and not entry.uses_data)
+
+
+def test_cli_bench_proxies(data_dir) -> None:
+    from click.testing import CliRunner
+
+    from nas.cli import main
+
+    ours = CliRunner().invoke(
+        main,
+        ["bench", "proxies", "--proxies", "synflow,params", "--limit", "12", "--batch-size", "4"]
+        + ["--vote", "synflow,params", "--json"],
+    )
+    assert ours.exit_code == 0, ours.output
+    rows = {r["proxy"]: r for r in json.loads(ours.output)["rows"]}
+    assert set(rows) == {"synflow", "params", "vote(synflow,params)"}
+    assert rows["synflow"]["agreement"] > 0.9  # our synflow ranks the cells as NASLib's does
+    stored = CliRunner().invoke(main, ["bench", "proxies", "--source", "naslib", "--json"])
+    assert stored.exit_code == 0, stored.output
+    rows = {r["proxy"]: r for r in json.loads(stored.output)["rows"]}
+    assert rows["vote(synflow,jacob_cov,nwot)"]["spearman"] > max(
+        rows[p]["spearman"] for p in ("synflow", "nwot")
+    )

@@ -46,20 +46,6 @@ def _predictor_options(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     return result
 
 
-def _cifar_batch(dataset: str, batch_size: int, seed: int) -> tuple[Any, Any, int]:
-    import numpy as np
-    import torch
-
-    from nas.data import load_dataset
-
-    data = load_dataset(dataset, seed=seed)
-    count = min(batch_size, len(data.x_train))
-    pick = np.random.default_rng(seed).choice(len(data.x_train), size=count, replace=False)
-    x = torch.from_numpy(np.array(data.x_train[pick]))
-    y = torch.from_numpy(np.array(data.y_train[pick]))
-    return x, y, data.num_classes
-
-
 @bench.command("predictors")
 @click.option("--predictors", "names", default="gbt,rf,mlp_ensemble,gp", show_default=True)
 @click.option("--metric", default="cifar10-val", show_default=True, help="Column of the NAS-Bench-201 table.")
@@ -75,11 +61,14 @@ def _cifar_batch(dataset: str, batch_size: int, seed: int) -> tuple[Any, Any, in
 @click.option(
     "--proxy-features",
     default=None,
-    help="Zero-cost proxies added as features, e.g. jacob_cov,synflow (scores every cell: slow).",
+    help="Zero-cost proxies added as features, e.g. jacob_cov,synflow (scores every cell on a "
+    "reduced network: slow).",
 )
 @click.option(
     "--proxy-cache", type=click.Path(dir_okay=False), default=None, help=".npz cache of proxy scores."
 )
+@click.option("--proxy-channels", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--proxy-cells", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--option", "options", multiple=True, help="PREDICTOR.KEY=VALUE (repeatable).")
 @click.option("--json", "as_json", is_flag=True)
 def predictors_command(
@@ -91,6 +80,8 @@ def predictors_command(
     test_limit: int | None,
     encoding: str,
     proxy_features: str | None,
+    proxy_channels: int,
+    proxy_cells: int,
     proxy_cache: str | None,
     options: tuple[str, ...],
     as_json: bool,
@@ -107,7 +98,9 @@ def predictors_command(
     chosen = _names(names, "--predictors")
     per_predictor = _predictor_options(options)
     if proxy_features:
-        extra = _proxy_features(space, loaded.archs, _names(proxy_features, "--proxy-features"), proxy_cache)
+        extra = _proxy_features(
+            loaded.archs, _names(proxy_features, "--proxy-features"), proxy_channels, proxy_cells, proxy_cache
+        )
         for name in chosen:
             per_predictor.setdefault(name, {})["extra_features"] = extra
     if encoding != "auto":
@@ -145,18 +138,15 @@ def predictors_command(
     Console().print(out)
 
 
-def _proxy_features(space: Any, archs: Any, proxies: list[str], cache: str | None) -> dict[Any, Any]:
-    """Proxy scores of every architecture as ``{arch: vector}`` (log10 for params and flops)."""
-    import numpy as np
+def _proxy_features(archs: Any, proxies: list[str], channels: int, cells: int, cache: str | None) -> Any:
+    """Proxy features of every cell, scored on a reduced nb201 network with a CIFAR-10 batch of 32."""
+    from predictors.proxy_table import proxy_features
+    from predictors.zero_cost import dataset_batch
+    from search_spaces import get_space
 
-    from predictors.proxy_table import proxy_table
-
-    x, y, classes = _cifar_batch("cifar10", 64, 0)
-    scores = proxy_table(space, archs, proxies, x, y, num_classes=classes, fallback=-1e8, cache=cache)
-    for at, name in enumerate(proxies):
-        if name in ("params", "flops"):
-            scores[:, at] = np.log10(np.maximum(scores[:, at], 1.0))
-    return dict(zip(archs, scores, strict=True))
+    x, y, classes = dataset_batch("cifar10", 32, seed=0)
+    reduced = get_space("nb201", channels=channels, cells=cells)
+    return proxy_features(reduced, archs, proxies, x, y, num_classes=classes, cache=cache)
 
 
 @bench.command("proxies")
@@ -234,8 +224,9 @@ def proxies_command(
         scores, reference = naslib, None
     else:
         from predictors.proxy_table import proxy_table
+        from predictors.zero_cost import dataset_batch
 
-        x, y, classes = _cifar_batch(dataset, batch_size, seed)
+        x, y, classes = dataset_batch(dataset, batch_size, seed)
         table_scores = proxy_table(
             space, archs, chosen, x, y, seed=seed, num_classes=classes, fallback=-np.inf, cache=proxy_cache
         )
