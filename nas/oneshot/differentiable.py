@@ -328,7 +328,7 @@ class GdasMethod(DifferentiableMethod):
     def tau(self) -> float:
         s = self.settings
         high, low = float(s.option("tau_max")), float(s.option("tau_min"))
-        return high - (high - low) * self.epoch / max(1, self.epochs - 1)
+        return max(low, high - (high - low) * self.epoch / max(1, self.epochs - 1))
 
     def sample_path(self) -> CellPath:
         """A straight-through Gumbel-softmax sample per edge (from the method's own generator)."""

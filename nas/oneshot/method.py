@@ -223,6 +223,7 @@ class OneShotMethod(abc.ABC):
         weight_batches = epoch_batches(len(data.y_weights), batch, self.data_generator)
         arch_batches = epoch_batches(len(data.y_arch), batch, self.data_generator)
         lr = float(self.w_optimizer.param_groups[0]["lr"])
+        extra = self.extra_metrics()  # the values this epoch trains with (e.g. GDAS' temperature)
         self.supernet.train()
         loss_sum, correct, seen = 0.0, 0, 0
         for step, index in enumerate(weight_batches):
@@ -252,7 +253,7 @@ class OneShotMethod(abc.ABC):
             "val_loss": val_loss,
             "val_accuracy": val_accuracy,
             "lr": lr,
-            **self.extra_metrics(),
+            **extra,
             "epoch_time_s": time.perf_counter() - started,
         }
         self.history.append(metrics)

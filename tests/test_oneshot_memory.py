@@ -1,0 +1,60 @@
+"""The supernet memory estimate against the measured peak of a real training step on CPU.
+
+The estimate (saved-tensor bytes at batch 2 and 4, extrapolated, plus
+weights, gradients, optimiser state and backward transients) is compared with
+:func:`nas.oneshot.memory.measure_step_memory`: the resident-memory peak of
+one full training step (architecture step and weight step), with the
+process's peak reset just before the step and glibc serving large blocks with
+``mmap`` so that resident memory follows live allocations. The target is the
+issue's: within 30%. Methods whose path is random per step (GDAS, SPOS) are
+estimated for their heaviest path, so only DARTS and PC-DARTS are compared.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from nas.data import Dataset
+from nas.oneshot import create_method, estimate_memory
+from nas.oneshot.memory import measure_step_memory
+from search_spaces import get_space
+
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux", reason="measuring needs Linux's /proc peak reset and glibc's mallopt"
+)
+
+
+@pytest.fixture(scope="module")
+def images() -> Dataset:
+    n = 136
+    x = np.random.default_rng(0).standard_normal((n, 3, 32, 32)).astype(np.float32)
+    y = (np.arange(n) % 4).astype(np.int64)
+    return Dataset("probe", x, y, x[:8].copy(), y[:8].copy(), 4)
+
+
+@pytest.mark.parametrize("method", ["darts", "pc_darts"])
+def test_estimate_is_within_30_percent_of_the_measured_peak(method: str, images: Dataset) -> None:
+    searcher = create_method(
+        method, get_space("nb201", channels=8, cells=1), images, {"batch_size": 32, "check_memory": False}
+    )
+    estimate = estimate_memory(searcher)
+    measured = measure_step_memory(searcher)
+    assert measured > 25 * 2**20  # a real load, far above measurement noise
+    assert abs(estimate.step - measured) <= 0.3 * measured, (estimate.describe(), measured / 2**20)
+
+
+def test_refusal_advises_a_batch_that_fits(images: Dataset) -> None:
+    from nas.core import ConfigError
+
+    space = get_space("nb201", channels=8, cells=1)
+    searcher = create_method("darts", space, images, {"batch_size": 64, "check_memory": False})
+    estimate = estimate_memory(searcher)
+    limit_mb = estimate.at_batch(16) / 2**20
+    with pytest.raises(ConfigError, match="will not fit") as error:
+        create_method("darts", space, images, {"batch_size": 64, "memory_limit_mb": limit_mb})
+    advised = int(str(error.value).split("batch_size: ")[1].split(" ")[0])
+    assert 14 <= advised <= 17
+    create_method("darts", space, images, {"batch_size": advised, "memory_limit_mb": limit_mb})
