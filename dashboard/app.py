@@ -81,7 +81,7 @@ def _sidebar(url: str, route: Route) -> None:
         st.caption(f"store: `{mask_url(url)}`")
         names: list[str] = []
         try:
-            names = [s.info.name for s in queries.summaries(url)] if queries.storage(url).has_schema else []
+            names = queries.study_names(url) if queries.storage(url).has_schema else []
         except NASError:
             pass  # the page itself explains the problem
         pages = [p for p in PAGES if names or p == "studies"]

@@ -9,16 +9,13 @@ with ``space.build``).
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from nas.core.trial import Trial
 from nas.store.records import trial_to_dict
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,14 +43,12 @@ def genotype_download(trial: Trial, space_options: dict[str, Any] | None = None)
     )
 
 
-def exporter() -> tuple[Callable[..., bytes], Callable[[str, int], str]] | None:
-    """``(export_archive, archive_name)`` of :mod:`nas.export` if it is installed, else ``None``."""
+def export_available() -> bool:
+    """Whether :mod:`nas.export` is installed (checked without importing it: it loads torch and ONNX)."""
     try:
-        from nas.export import archive_name, export_archive
-    except ImportError as exc:  # export not installed (or its dependencies are missing)
-        log.info("model export unavailable in the dashboard: %s", exc)
-        return None
-    return export_archive, archive_name
+        return importlib.util.find_spec("nas.export") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def model_download(study: str, number: int, storage: str) -> Download:
@@ -62,10 +57,8 @@ def model_download(study: str, number: int, storage: str) -> Download:
     Raises what the export raises (a :class:`~nas.core.errors.NASError` for
     anything the user can act on) and :class:`ImportError` if export is not installed.
     """
-    found = exporter()
-    if found is None:
-        raise ImportError("the export feature (nas.export) is not installed")
-    export_archive, archive_name = found
+    from nas.export import archive_name, export_archive  # heavy: imported on demand only
+
     data = export_archive(study, number, storage=storage, formats="all")
     return Download(
         data=data,

@@ -49,8 +49,9 @@ TOKEN_TTL_S = 2.0
 SUMMARY_TTL_S = 3.0
 #: Seconds results keyed by a token stay cached (bounds memory; the token bounds staleness).
 KEYED_TTL_S = 120.0
-#: Most points sent to a scatter plot.
+#: Most trials drawn as dots: in the progress plot, and (with hover text) in the Pareto plot.
 MAX_POINTS = 4_000
+MAX_SCATTER_POINTS = 2_000
 
 
 def storage(url: str) -> ReadOnlyStorage:
@@ -69,6 +70,12 @@ def _storage(url: str) -> ReadOnlyStorage:
 @st.cache_data(ttl=SUMMARY_TTL_S, show_spinner=False)
 def summaries(url: str) -> list[StudySummary]:
     return storage(url).summarize_studies()
+
+
+@st.cache_data(ttl=SUMMARY_TTL_S, show_spinner=False)
+def study_names(url: str) -> list[str]:
+    """Names of the stored studies, oldest first (one small query: the sidebar needs no counts)."""
+    return [info.name for info in storage(url).list_studies()]
 
 
 @st.cache_data(ttl=SUMMARY_TTL_S, show_spinner=False)
@@ -129,9 +136,10 @@ class ScoreTracker:
 
     The first read is one index-only scan per objective; later ones read the
     tail after the settled number (below it every trial has finished, so
-    nothing can change) and append it (:meth:`ScoreTable.extend`). Trial
-    numbers and genotypes are read only for the points actually drawn, and
-    remembered (finished trials never change).
+    nothing can change) and append it (:meth:`ScoreTable.extend`). The
+    thinned points are every k-th trial number (an index read); trial
+    genotypes are read only for points that show them, and remembered
+    (finished trials never change).
     """
 
     #: Labels remembered at most (drawn points are a few thousand at a time).
@@ -144,6 +152,7 @@ class ScoreTracker:
         self._token: object = None
         self._labels: dict[int, TrialLabel] = {}
         self._front: tuple[ScoreTable, np.ndarray] | None = None
+        self._sampled: tuple[object, int, list[tuple[int, int]]] | None = None
 
     def table(self, current_token: object) -> ScoreTable:
         url, study_id, objectives = self._key
@@ -165,6 +174,14 @@ class ScoreTracker:
             if self._front is None or self._front[0] is not table:
                 self._front = (table, table.pareto_mask())
             return self._front[1]
+
+    def sampled(self, stride: int, current_token: object) -> list[tuple[int, int]]:
+        """``(number, id)`` of every ``stride``-th trial (an index read, once per token and stride)."""
+        url, study_id, _ = self._key
+        with self._lock:
+            if self._sampled is None or self._sampled[:2] != (current_token, stride):
+                self._sampled = (current_token, stride, storage(url).sampled_trials(study_id, stride))
+            return self._sampled[2]
 
     def labels(self, ids: Iterable[int]) -> dict[int, TrialLabel]:
         url, study_id, _ = self._key
@@ -193,24 +210,32 @@ class ProgressData:
     incumbent: list[tuple[int, float]]
 
 
-def progress(url: str, info: StudyInfo, objective: str, current_token: object) -> ProgressData:
+def _positions(table: ScoreTable, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``table`` holding ``ids`` (ids not in the table, i.e. not COMPLETE, are dropped)."""
+    if len(table) == 0 or len(ids) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    rows = np.clip(np.searchsorted(table.ids, ids), 0, len(table) - 1)
+    return rows, table.ids[rows] == ids
+
+
+def progress(
+    url: str, info: StudyInfo, objective: str, current_token: tuple[str, int, int, int]
+) -> ProgressData:
+    """Every k-th trial (by number) and the incumbent steps of ``objective``, from the score table."""
     tracker = score_tracker(url, info.study_id, tuple(info.objectives))
     table = tracker.table(current_token)
     column = list(table.objectives).index(objective)
     values = table.values()[:, column]
+    stride = thinning_stride(current_token[1])
+    sampled = tracker.sampled(stride, current_token)
+    rows, found = _positions(table, np.array([i for _, i in sampled], dtype=np.int64))
+    cloud = [(n, float(values[r])) for (n, _), r, ok in zip(sampled, rows, found, strict=True) if ok]
     steps = improvements(table.scores[:, column])
-    stride = thinning_stride(len(table))
-    thinned = np.arange(0, len(table), stride)
-    labels = tracker.labels(table.ids[np.union1d(steps, thinned)])
-
-    def points(positions: np.ndarray) -> list[tuple[int, float]]:
-        return [
-            (labels[int(table.ids[i])].number, float(values[i]))
-            for i in positions
-            if int(table.ids[i]) in labels
-        ]
-
-    return ProgressData(len(table), stride, points(thinned), points(steps))
+    labels = tracker.labels(table.ids[steps])
+    incumbent = [
+        (labels[int(table.ids[i])].number, float(values[i])) for i in steps if int(table.ids[i]) in labels
+    ]
+    return ProgressData(len(table), stride, cloud, incumbent)
 
 
 @dataclass(frozen=True)
@@ -223,24 +248,26 @@ class ParetoData:
     stride: int
 
 
-def pareto(url: str, info: StudyInfo, x: str, y: str, current_token: object) -> ParetoData:
+def pareto(url: str, info: StudyInfo, x: str, y: str, current_token: tuple[str, int, int, int]) -> ParetoData:
     """The non-dominated set on all objectives, and every k-th other trial, for a scatter plot."""
     tracker = score_tracker(url, info.study_id, tuple(info.objectives))
     table = tracker.table(current_token)
     mask = tracker.front(table)
     names = list(table.objectives)
     values = table.values()[:, [names.index(x), names.index(y)]]
-    stride = thinning_stride(len(table))
-    picked = np.union1d(np.flatnonzero(mask), np.arange(0, len(table), stride))
+    stride = thinning_stride(current_token[1], MAX_SCATTER_POINTS)
+    sampled = tracker.sampled(stride, current_token)
+    rows, found = _positions(table, np.array([i for _, i in sampled], dtype=np.int64))
+    picked = np.union1d(np.flatnonzero(mask), rows[found])
     labels = tracker.labels(table.ids[picked])
-    rows = []
+    points = []
     for i in picked:
         label = labels.get(int(table.ids[i]))
         if label is not None:
-            rows.append(
+            points.append(
                 (label.number, label.genotype, float(values[i, 0]), float(values[i, 1]), bool(mask[i]))
             )
-    return ParetoData(rows, int(mask.sum()), len(table), stride)
+    return ParetoData(points, int(mask.sum()), len(table), stride)
 
 
 # -- spaces -------------------------------------------------------------------------------

@@ -111,16 +111,23 @@ def test_studies_page_lists_every_study_with_counts(store_url: str, monkeypatch:
 
 
 def test_trials_page_shows_table_progress_and_pareto(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    study = nas.load_study("multi", store_url)
     app = open_page(store_url, monkeypatch, page="trials", study="multi")
     table = app.dataframe[0].value
     assert list(table["#"]) == list(range(23, -1, -1))  # latest first
     assert {"acc", "lat", "architecture", "state"} <= set(table.columns)
     assert table[table["#"] == FAILED].iloc[0]["state"] == "FAIL"
-    charts = specs(app, "vega_lite_chart")
-    assert len(charts) == 2
-    assert any("best so far" in texts(app) for _ in [0])
-    assert any("Pareto front" in spec for spec in charts)
     assert "trials 1–24 of 24 matching" in texts(app)
+    (progress,) = specs(app, "vega_lite_chart")
+    assert "acc (max)" in progress
+    best = study.best_trial
+    assert f"best {best.values['acc']:.6g} at trial {best.number}" in texts(app)
+
+    app.button_group(key="plot_view").set_value("Pareto front").run()
+    (pareto,) = specs(app, "vega_lite_chart")
+    assert "Pareto front" in pareto and "architecture" in pareto
+    front = study.best_trials
+    assert f"{len(front)} non-dominated trials (on acc and lat) of 23" in texts(app)
 
 
 def test_trials_page_filters_by_state_and_architecture(

@@ -140,9 +140,9 @@ def test_studies_trials_pareto_and_architecture_render_in_chromium(
             latest = study.trial(29)
             expect(trials_grid).to_contain_text(study.space.format(latest.arch))  # latest first
 
-            # The Pareto tab: a Vega-Lite plot drawn by the browser.
-            page.get_by_role("tab", name="Pareto front").click()
-            pareto = page.locator("[data-testid='stVegaLiteChart']").nth(1)
+            # The Pareto plot: a Vega-Lite chart drawn by the browser.
+            page.get_by_text("Pareto front", exact=True).click()
+            pareto = page.locator("[data-testid='stVegaLiteChart']").first
             expect(pareto.locator("canvas, svg").first).to_be_visible()
             expect(page.get_by_text("non-dominated trials")).to_be_visible()
             page.screenshot(path=str(tmp_path / "trials.png"), full_page=True)

@@ -154,7 +154,7 @@ def _curves(url: str, info: StudyInfo, trial: Trial) -> None:
 def _export(url: str, info: StudyInfo, trial: Trial) -> None:
     st.subheader("Export")
     genotype = downloads.genotype_download(trial, dict(info.space_options))
-    available = downloads.exporter() is not None
+    available = downloads.export_available()
     if not available or trial.state is not TrialState.COMPLETE:
         reason = (
             "model export is not installed here"

@@ -61,13 +61,15 @@ def render(url: str, study: str) -> None:
         if complete == 0:
             st.info("No COMPLETE trial yet: the progress and Pareto plots appear with the first result.")
             return
-        names = list(info.objectives)
-        tabs = st.tabs(["Progress", "Pareto front"] if len(names) > 1 else ["Progress"])
-        with tabs[0]:
+        # One plot at a time (unlike tabs, which run every tab): a first view computes only one.
+        plots = ["Progress", "Pareto front"] if len(info.objectives) > 1 else ["Progress"]
+        shown = st.segmented_control(
+            "plot", plots, default="Progress", key="plot_view", label_visibility="collapsed"
+        )
+        if shown == "Pareto front":
+            _pareto(url, info, token)
+        else:
             _progress(url, info, token)
-        if len(names) > 1:
-            with tabs[1]:
-                _pareto(url, info, token)
 
     body()
 
