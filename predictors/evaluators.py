@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from nas.core import EVALUATORS, Architecture, ConfigError, EvalResult, Evaluator, Reporter, SearchSpace
-from predictors.zero_cost import PROXIES, dataset_batch, fresh_model, score, synthetic_batch
+from predictors.zero_cost import PROXIES, dataset_batch, score_arch, synthetic_batch
 
 BatchLike = tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]
 
@@ -87,10 +87,15 @@ class ZeroCostEvaluator(Evaluator):
     ) -> EvalResult:
         """Score ``arch`` on a network initialised from ``seed``; ``budget`` is ignored (nothing trains)."""
         self.space.validate(arch)
-        shape = tuple(self.x.shape[1:])
-        model = fresh_model(self.space, arch, seed, self.num_classes, shape)  # type: ignore[arg-type]
-        values = {
-            name: score(model, self.x, self.y, name, fallback=self.fallback)
-            for name in dict.fromkeys((self.proxy, "params", "flops"))
-        }
+        names = list(dict.fromkeys((self.proxy, "params", "flops")))
+        values = score_arch(
+            self.space,
+            arch,
+            names,
+            self.x,
+            self.y,
+            seed=seed,
+            num_classes=self.num_classes,
+            fallback=self.fallback,
+        )
         return EvalResult(values=values, user_attrs={"batch_size": int(self.x.shape[0])})

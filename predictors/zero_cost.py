@@ -290,8 +290,13 @@ def score(
     *,
     loss_fn: LossFn | None = None,
     fallback: float | None = None,
+    inplace: bool = False,
 ) -> float:
     """Score ``model`` with ``proxy`` on one batch; the model itself is left unchanged.
+
+    ``inplace=True`` skips the protective deep copy (which costs more than
+    building a small network): only for a throwaway model, which the proxy
+    may then change (synflow takes absolute weights and removes batch norms).
 
     ``batch_y`` holds class indices (needed by loss-based proxies; ``None`` is
     allowed for the others). ``loss_fn`` defaults to cross-entropy. A NaN or
@@ -312,7 +317,7 @@ def score(
         raise ConfigError(
             f"batch_y has {batch_y.shape[0]} labels for {batch_x.shape[0]} examples; they must match"
         )
-    work = copy.deepcopy(model)
+    work = model if inplace else copy.deepcopy(model)
     dtype = next((p.dtype for p in work.parameters()), torch.float32)
     value = entry.fn(work, batch_x.to(dtype), batch_y, loss_fn or F.cross_entropy)
     if math.isfinite(value):
@@ -353,8 +358,19 @@ def score_arch(
     """Every proxy in ``proxies`` for ``arch`` on one freshly initialised network (seeded)."""
     for name in proxies:
         PROXIES.get(name)  # fail on a typo before building anything
-    model = fresh_model(space, arch, seed, num_classes, tuple(batch_x.shape[1:]))  # type: ignore[arg-type]
-    return {name: score(model, batch_x, batch_y, name, fallback=fallback) for name in proxies}
+    shape = tuple(batch_x.shape[1:])
+    # One freshly built (identically seeded) network per proxy: cheaper than copying one.
+    return {
+        name: score(
+            fresh_model(space, arch, seed, num_classes, shape),  # type: ignore[arg-type]
+            batch_x,
+            batch_y,
+            name,
+            fallback=fallback,
+            inplace=True,
+        )
+        for name in proxies
+    }
 
 
 def synthetic_batch(
