@@ -6,7 +6,7 @@ while a search writes to it:
 
 * one read-only storage per URL (``st.cache_resource``), see
   :mod:`nas.store.readonly`;
-* a cheap change token per study (status, trial counter, counts per state),
+* a cheap change token per study (status, trial counter, RUNNING and WAITING counts),
   re-read at most every :data:`TOKEN_TTL_S` seconds; heavier results are
   cached *by token*, so an idle study is never re-queried and a busy one at
   most once per token change;
@@ -42,7 +42,7 @@ from nas.store.readonly import (
     improvements,
     open_readonly,
 )
-from nas.store.records import Artifact, StudyInfo, StudySummary
+from nas.store.records import StudyInfo, StudySummary
 
 #: Seconds a change token (and the study list) may be stale.
 TOKEN_TTL_S = 2.0
@@ -118,11 +118,6 @@ def trials_by_numbers(url: str, study_id: int, numbers: tuple[int, ...]) -> list
 @st.cache_data(ttl=TOKEN_TTL_S, max_entries=256, show_spinner=False)
 def metrics(url: str, study_id: int, number: int) -> dict[str, list[tuple[int, float]]]:
     return storage(url).metrics(study_id, number)
-
-
-@st.cache_data(ttl=SUMMARY_TTL_S, max_entries=64, show_spinner=False)
-def artifacts(url: str, study_id: int, number: int) -> list[Artifact]:
-    return storage(url).artifacts(study_id, number)
 
 
 def thinning_stride(count: int, limit: int = MAX_POINTS) -> int:

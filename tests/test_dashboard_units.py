@@ -187,3 +187,15 @@ def test_dashboard_command_runs_streamlit_on_localhost_by_default() -> None:
 def test_dashboard_command_refuses_a_bad_storage_url() -> None:
     result = CliRunner().invoke(main, ["dashboard", "--storage", "mysql://x/y"])
     assert result.exit_code == 2 and "allowed" in result.output
+
+
+def test_a_click_on_a_pareto_point_names_its_trial() -> None:
+    from streamlit.elements.vega_charts import VegaLiteStateSerde
+
+    from dashboard.views.trials import _picked_trial
+
+    serde = VegaLiteStateSerde(["pick"])
+    clicked = serde.deserialize(json.dumps({"selection": {"pick": [{"trial": 17}]}}))
+    assert _picked_trial(clicked) == 17
+    assert _picked_trial(serde.deserialize(None)) is None  # nothing selected yet
+    assert _picked_trial(serde.deserialize(json.dumps({"selection": {"pick": []}}))) is None

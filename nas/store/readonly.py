@@ -48,7 +48,7 @@ from nas.core.trial import Direction, Trial, TrialState
 from nas.store import migrate
 from nas.store.engine import _ENGINES, PG_CONNECT_TIMEOUT_S
 from nas.store.errors import SchemaOutOfDateError
-from nas.store.records import StudyInfo, StudyStatus, StudySummary
+from nas.store.records import StudyInfo, StudySummary
 from nas.store.schema import studies, trial_values, trials
 from nas.store.storage import _CHUNK, MAX_PAGE, RDBStorage
 from nas.store.url import parse_storage_url, resolve_storage_url
@@ -371,9 +371,6 @@ class ReadOnlyStorage(RDBStorage):
             )
 
         return self._read(load, f"polling study {info.name!r}")
-
-    def study_status(self, study_id: int) -> StudyStatus:
-        return StudyStatus(self.study_token(study_id)[0])
 
     # -- the trials table --------------------------------------------------------------------
     def query_trials(
