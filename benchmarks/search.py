@@ -72,7 +72,7 @@ def parallel(trials: int, epochs: int) -> None:
         url = f"sqlite:///{tmp}/nas.db"
         outcome = run_search(config, storage=url, show_progress=False)
         finished = nas.load_study("parallel", storage=url).trials()
-    train = [t.user_attrs["train_time_s"] for t in finished]
+    train = [t.user_attrs["trial_seconds"] for t in finished]
     total = sum(train)
     ideal = total / 2
     overhead = (2 * outcome.fit_seconds - total) / len(train)
