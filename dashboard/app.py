@@ -100,14 +100,10 @@ def _sidebar(url: str, route: Route) -> None:
             )
         else:
             picked = None
-        if choice != current or (picked is not None and picked != route.study):
-            target = picked or route.study
-            if choice == "studies" or target is None:
-                common.go(Route("studies"))
-            elif choice in ("trial", "compare") and picked != route.study:
-                common.go(Route("trials", target))
-            else:
-                common.go(Route(choice, target, trial=route.trial, compare=route.compare))
+        if picked is not None and picked != route.study:
+            common.go(Route("trials", picked))  # a study was chosen: open its trials
+        elif choice != current:
+            common.go(Route(choice, route.study, trial=route.trial, compare=route.compare))
 
 
 main()

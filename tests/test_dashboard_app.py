@@ -256,3 +256,25 @@ def test_empty_stores_get_friendly_messages(
     assert message in texts(app)
     assert not app.error
     assert not Path(empty_stores["missing"].removeprefix("sqlite:///")).exists()
+
+
+def test_sidebar_opens_a_study_and_switches_pages(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = open_page(store_url, monkeypatch)
+    next(s for s in app.sidebar.selectbox if s.label == "study").set_value("multi").run()
+    assert app.title[0].value == "Study multi"
+    next(r for r in app.sidebar.radio if r.label == "page").set_value("compare").run()
+    assert app.title[0].value == "Compare trials · multi"
+    next(r for r in app.sidebar.radio if r.label == "page").set_value("studies").run()
+    assert app.title[0].value == "Studies"
+    assert not app.exception
+
+
+def test_trial_page_buttons_lead_back_and_to_compare(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = open_page(store_url, monkeypatch, page="trial", study="multi", trial="2")
+    app.button(key="to_compare").click().run()
+    assert app.title[0].value == "Compare trials · multi"
+    assert "at least two trial numbers" in texts(app)
+    app.text_input(key="compare_numbers").input("2 7").run()
+    assert len(specs(app, "graphviz_chart")) == 2
+    app.button(key="compare_back").click().run()
+    assert app.title[0].value == "Study multi"
