@@ -18,6 +18,7 @@ import numpy as np
 
 from nas.core import Architecture, ConfigError, Predictor, SearchSpace
 from predictors.features import ExtraFeatures, Featurizer
+from predictors.targets import TargetTransform
 
 #: Fewer training points than this cannot say anything about a ranking.
 MIN_TRAINING = 2
@@ -44,8 +45,10 @@ class EncodedPredictor(Predictor):
     """A predictor over :class:`~predictors.features.Featurizer` vectors.
 
     Options shared by all subclasses: ``encoding`` (``auto``, ``path``,
-    ``onehot``, ``both``, ``none``) and ``extra_features`` (a mapping or
-    callable Architecture -> vector, e.g. zero-cost proxy scores).
+    ``onehot``, ``both``, ``none``), ``extra_features`` (a mapping or
+    callable Architecture -> vector, e.g. zero-cost proxy scores) and
+    ``target_transform`` (``standard`` or ``rank``, see
+    :mod:`predictors.targets`).
     """
 
     def __init__(
@@ -55,11 +58,13 @@ class EncodedPredictor(Predictor):
         *,
         encoding: str = "auto",
         extra_features: ExtraFeatures | None = None,
+        target_transform: str = "standard",
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ConfigError(f"seed={seed!r} is not allowed; expected an integer >= 0")
         super().__init__(space, seed)
         self.featurizer = Featurizer(space, encoding, extra_features)
+        self.target = TargetTransform(target_transform)
         self._fitted = False
 
     # -- template --------------------------------------------------------------------------
@@ -73,9 +78,7 @@ class EncodedPredictor(Predictor):
         self._x_mean = x.min(axis=0)
         span = np.ptp(x, axis=0)
         self._x_scale = np.where(span > 0, span, 1.0)
-        self._y_mean = float(y.mean())
-        self._y_scale = float(y.std())
-        self._fit((x - self._x_mean) / self._x_scale, (y - self._y_mean) / self._y_scale)
+        self._fit((x - self._x_mean) / self._x_scale, self.target.fit_forward(y))
         self._fitted = True
         return self
 
@@ -84,16 +87,16 @@ class EncodedPredictor(Predictor):
             raise ConfigError(f"{type(self).__name__} is not fitted; call fit(archs, targets) first")
         x = (self.featurizer(archs) - self._x_mean) / self._x_scale
         mean, std = self._predict_dist(x)
-        return mean * self._y_scale + self._y_mean, np.abs(std) * self._y_scale
+        return self.target.inverse(mean), self.target.inverse_std(mean, std)
 
     # -- hooks -------------------------------------------------------------------------------
     @abc.abstractmethod
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
-        """Fit on features min-max scaled to [0, 1] (on the training set) and standardised targets."""
+        """Fit on features min-max scaled to [0, 1] (on the training set) and transformed targets."""
 
     @abc.abstractmethod
     def _predict_dist(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std in standardised target units."""
+        """Mean and std in transformed target units."""
 
 
 def positive_option(owner: str, name: str, value: Any, minimum: int = 1) -> int:

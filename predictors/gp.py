@@ -31,11 +31,14 @@ class GaussianProcess(EncodedPredictor):
         *,
         encoding: str = "auto",
         extra_features: ExtraFeatures | None = None,
+        target_transform: str = "standard",
         nu: float = 1.5,
         min_length_scale: float = 2.0,
         restarts: int = 2,
     ) -> None:
-        super().__init__(space, seed, encoding=encoding, extra_features=extra_features)
+        super().__init__(
+            space, seed, encoding=encoding, extra_features=extra_features, target_transform=target_transform
+        )
         if nu not in (0.5, 1.5, 2.5, np.inf):
             raise ConfigError(f"gp option nu={nu!r} is not allowed; allowed: 0.5, 1.5, 2.5, inf")
         if not min_length_scale > 0:

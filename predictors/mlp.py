@@ -51,6 +51,7 @@ class MLPEnsemble(EncodedPredictor):
         *,
         encoding: str = "auto",
         extra_features: ExtraFeatures | None = None,
+        target_transform: str = "standard",
         members: int = 5,
         hidden: int = 32,
         layers: int = 2,
@@ -59,7 +60,9 @@ class MLPEnsemble(EncodedPredictor):
         lr: float = 3e-3,
         weight_decay: float = 1e-3,
     ) -> None:
-        super().__init__(space, seed, encoding=encoding, extra_features=extra_features)
+        super().__init__(
+            space, seed, encoding=encoding, extra_features=extra_features, target_transform=target_transform
+        )
         self.members = positive_option("mlp_ensemble", "members", members)
         self.hidden = positive_option("mlp_ensemble", "hidden", hidden)
         self.layers = positive_option("mlp_ensemble", "layers", layers)

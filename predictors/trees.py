@@ -27,13 +27,16 @@ class GradientBoostedTrees(EncodedPredictor):
         *,
         encoding: str = "auto",
         extra_features: ExtraFeatures | None = None,
+        target_transform: str = "standard",
         members: int = 5,
         n_estimators: int = 300,
         learning_rate: float = 0.05,
         max_depth: int = 3,
         subsample: float = 0.8,
     ) -> None:
-        super().__init__(space, seed, encoding=encoding, extra_features=extra_features)
+        super().__init__(
+            space, seed, encoding=encoding, extra_features=extra_features, target_transform=target_transform
+        )
         self.members = positive_option("gbt", "members", members)
         self.n_estimators = positive_option("gbt", "n_estimators", n_estimators)
         self.max_depth = positive_option("gbt", "max_depth", max_depth)
@@ -72,11 +75,14 @@ class RandomForest(EncodedPredictor):
         *,
         encoding: str = "auto",
         extra_features: ExtraFeatures | None = None,
+        target_transform: str = "standard",
         n_estimators: int = 300,
         max_features: float = 0.5,
         min_samples_leaf: int = 1,
     ) -> None:
-        super().__init__(space, seed, encoding=encoding, extra_features=extra_features)
+        super().__init__(
+            space, seed, encoding=encoding, extra_features=extra_features, target_transform=target_transform
+        )
         self.n_estimators = positive_option("rf", "n_estimators", n_estimators)
         self.min_samples_leaf = positive_option("rf", "min_samples_leaf", min_samples_leaf)
         if not 0.0 < max_features <= 1.0:
