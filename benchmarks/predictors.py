@@ -10,7 +10,8 @@ predicted top 1%, mean ± std over seeds. Rows:
 * ``*+zc``: the same plus zero-cost proxy features (``--zc``, default
   ``jacob_cov,synflow``) computed for every cell on a reduced network
   (``--zc-channels``/``--zc-cells``, default C=8, N=1: ~30x cheaper than the
-  benchmark network) with one CIFAR-10 batch of ``--zc-batch`` images.
+  benchmark network) with one CIFAR-10 batch of ``--zc-batch`` images,
+  averaged over ``--zc-seeds`` network initialisations.
 
 Target (issue 4): with 100 training cells the best predictor reaches Kendall
 tau >= 0.60 on the remaining cells.
@@ -19,7 +20,7 @@ Scoring all 15,625 cells takes 20-90 minutes on two shared cores; pass
 ``--cache FILE`` (outside the repository) to make that resumable and
 reruns free. ``--test-limit`` scores a random subset of the held-out cells.
 
-    python benchmarks/predictors.py --cache /tmp/nas-zc-nb201.npz
+    python benchmarks/predictors.py --cache /tmp/nas-zc-nb201.npz   # /tmp/nas-zc-nb201.seed{0,1,2}.npz
     python benchmarks/predictors.py --sizes 100 --seeds 5 --no-zc
 """
 
@@ -77,6 +78,7 @@ def main() -> None:
     parser.add_argument("--zc-channels", type=int, default=8)
     parser.add_argument("--zc-cells", type=int, default=1)
     parser.add_argument("--zc-batch", type=int, default=32)
+    parser.add_argument("--zc-seeds", type=int, default=3, help="average proxies over this many inits")
     parser.add_argument("--cache", default=None, help="resumable .npz of proxy scores (outside the repo)")
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from nas.core import PREDICTORS, Architecture, ConfigError, SearchSpace
-from predictors.metrics import rank_metrics
+from predictors.combine import rank_vote
+from predictors.metrics import kendall_tau, rank_metrics, spearman
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +148,6 @@ def proxy_study(
     (agreement column); ``votes`` maps a label to the proxies it combines
     (:func:`predictors.combine.rank_vote`). Non-finite scores rank lowest.
     """
-    from predictors.combine import rank_vote
-    from predictors.metrics import kendall_tau, spearman
-
     y = np.asarray(target, dtype=np.float64)
     rows = []
     for name, values in scores.items():

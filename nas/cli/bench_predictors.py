@@ -69,6 +69,9 @@ def _predictor_options(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 )
 @click.option("--proxy-channels", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--proxy-cells", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--proxy-seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Inits averaged."
+)
 @click.option("--option", "options", multiple=True, help="PREDICTOR.KEY=VALUE (repeatable).")
 @click.option("--json", "as_json", is_flag=True)
 def predictors_command(
@@ -82,6 +85,7 @@ def predictors_command(
     proxy_features: str | None,
     proxy_channels: int,
     proxy_cells: int,
+    proxy_seeds: int,
     proxy_cache: str | None,
     options: tuple[str, ...],
     as_json: bool,
@@ -99,7 +103,12 @@ def predictors_command(
     per_predictor = _predictor_options(options)
     if proxy_features:
         extra = _proxy_features(
-            loaded.archs, _names(proxy_features, "--proxy-features"), proxy_channels, proxy_cells, proxy_cache
+            loaded.archs,
+            _names(proxy_features, "--proxy-features"),
+            proxy_channels,
+            proxy_cells,
+            proxy_seeds,
+            proxy_cache,
         )
         for name in chosen:
             per_predictor.setdefault(name, {})["extra_features"] = extra
@@ -138,7 +147,9 @@ def predictors_command(
     Console().print(out)
 
 
-def _proxy_features(archs: Any, proxies: list[str], channels: int, cells: int, cache: str | None) -> Any:
+def _proxy_features(
+    archs: Any, proxies: list[str], channels: int, cells: int, seeds: int, cache: str | None
+) -> Any:
     """Proxy features of every cell, scored on a reduced nb201 network with a CIFAR-10 batch of 32."""
     from predictors.proxy_table import proxy_features
     from predictors.zero_cost import dataset_batch
@@ -146,7 +157,7 @@ def _proxy_features(archs: Any, proxies: list[str], channels: int, cells: int, c
 
     x, y, classes = dataset_batch("cifar10", 32, seed=0)
     reduced = get_space("nb201", channels=channels, cells=cells)
-    return proxy_features(reduced, archs, proxies, x, y, num_classes=classes, cache=cache)
+    return proxy_features(reduced, archs, proxies, x, y, seeds=range(seeds), num_classes=classes, cache=cache)
 
 
 @bench.command("proxies")
