@@ -2,12 +2,12 @@
 
 Using proxies as predictor features means scoring every architecture a
 predictor will ever see (all 15,625 NAS-Bench-201 cells for a benchmark):
-minutes to an hour of CPU. :func:`proxy_table` computes them with one seeded
+minutes to hours of CPU. :func:`proxy_table` computes them with one seeded
 network per architecture and, given a ``cache`` file, stores what it has
-every few hundred architectures, so an interrupted run resumes and a second
-run is free. The cache is an ``.npz`` that records everything the scores
-depend on (space and options, proxies, seed, batch checksum); a cache made
-under other settings is refused rather than silently reused.
+every 250 new scores or two minutes, so an interrupted run resumes and a
+second run is free. The cache is an ``.npz`` that records everything the
+scores depend on (space and options, proxies, seed, batch checksum); a cache
+made under other settings is refused rather than silently reused.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -29,8 +30,9 @@ from predictors.zero_cost import PROXIES, fresh_model, score
 
 log = logging.getLogger(__name__)
 
-#: How many newly scored architectures between two cache writes.
+#: Write the cache after this many newly scored architectures, or this many seconds.
 SAVE_EVERY = 250
+SAVE_SECONDS = 120.0
 
 
 def _fingerprint(
@@ -112,6 +114,7 @@ def proxy_table(
     done = _load(path, fingerprint) if path is not None else {}
     shape = tuple(batch_x.shape[1:])
     fresh = 0
+    saved_at = time.monotonic()
     rows = []
     for index, arch in enumerate(archs):
         key = arch.key
@@ -122,8 +125,9 @@ def proxy_table(
                 dtype=np.float64,
             )
             fresh += 1
-            if path is not None and fresh % SAVE_EVERY == 0:
+            if path is not None and (fresh % SAVE_EVERY == 0 or time.monotonic() - saved_at > SAVE_SECONDS):
                 _save(path, fingerprint, done)
+                saved_at = time.monotonic()
         rows.append(done[key])
         if progress is not None:
             progress(index + 1, len(archs))
