@@ -293,3 +293,49 @@ def test_cli_bench_proxies(data_dir) -> None:
     assert rows["vote(synflow,jacob_cov,nwot)"]["spearman"] > max(
         rows[p]["spearman"] for p in ("synflow", "nwot")
     )
+
+
+# -- proxy tables and features --------------------------------------------------------------------
+
+
+def test_proxy_table_cache_resumes_and_refuses_other_settings(tmp_path) -> None:
+    from predictors.proxy_table import proxy_table
+
+    archs = [SMALL.sample(i) for i in range(4)]
+    x, y = synthetic_batch(4, (3, 8, 8), seed=0)
+    cache = tmp_path / "scores.npz"
+    first = proxy_table(SMALL, archs[:2], ["synflow", "params"], x, y, cache=cache)
+    assert cache.exists()
+    calls: list[int] = []
+    both = proxy_table(
+        SMALL, archs, ["synflow", "params"], x, y, cache=cache, progress=lambda d, t: calls.append(d)
+    )
+    np.testing.assert_array_equal(both[:2], first)
+    assert calls == [1, 2, 3, 4] and both.shape == (4, 2)
+    with np.load(cache) as stored:
+        assert len(stored["keys"]) == 4
+    with pytest.raises(ConfigError, match="other settings"):
+        proxy_table(SMALL, archs, ["synflow", "params"], x, y, seed=1, cache=cache)
+
+
+def test_as_features_logs_sizes_and_ranks_undefined_lowest() -> None:
+    from predictors.proxy_table import as_features
+
+    scores = np.array([[1.0, 1e3], [np.nan, 1e5], [3.0, 1e4], [-np.inf, 1e6]])
+    features = as_features(scores, ["synflow", "params"])
+    np.testing.assert_allclose(features[:, 1], [3.0, 5.0, 4.0, 6.0])
+    assert features[1, 0] == features[3, 0] < 1.0 and np.isfinite(features).all()
+    assert features[1, 0] > 0.0  # just below the minimum, not a huge sentinel
+    with pytest.raises(ConfigError, match="undefined on every"):
+        as_features(np.array([[np.nan], [np.nan]]), ["jacob_cov"])
+
+
+def test_proxy_features_average_over_seeds(tmp_path) -> None:
+    from predictors.proxy_table import proxy_features, proxy_table, seed_cache_path
+
+    archs = [SMALL.sample(i) for i in range(3)]
+    x, y = synthetic_batch(4, (3, 8, 8), seed=0)
+    features = proxy_features(SMALL, archs, ["synflow"], x, y, seeds=(0, 1), cache=tmp_path / "f.npz")
+    assert seed_cache_path(tmp_path / "f.npz", 1).exists()
+    single = [proxy_table(SMALL, archs, ["synflow"], x, y, seed=s)[:, 0] for s in (0, 1)]
+    np.testing.assert_allclose([features[a][0] for a in archs], np.mean(single, axis=0))
