@@ -186,6 +186,14 @@ class DifferentiableMethod(OneShotMethod):
     def predict(self, x: torch.Tensor, batch: int) -> torch.Tensor:
         return self.supernet(x, self.mixed_path(detach=True))
 
+    def forward_arch(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
+        """The one-hot path of ``arch``, scaled by the learned edge weights where the method has them."""
+        path = self.supernet.path(arch, device=x.device)
+        edges = self.edge_weights()
+        if edges is not None:
+            path = CellPath(path.weights, path.index, {k: v.detach() for k, v in edges.items()})
+        return self.supernet(x, path)
+
     # -- memory probe ---------------------------------------------------------------------------------------
     def probe_forward(self, x: torch.Tensor, path: Any) -> torch.Tensor:
         return self.supernet(x, self.mixed_path())

@@ -291,6 +291,10 @@ class OneShotMethod(abc.ABC):
         self.w_optimizer.step()
 
     # -- scoring sub-networks with inherited weights ------------------------------------------------
+    def forward_arch(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
+        """Logits of ``arch``'s sub-network as this method trained it (scoring, rank correlation)."""
+        return self.supernet.forward_arch(x, arch)
+
     @torch.no_grad()
     def score(self, arch: Architecture) -> float:
         """Accuracy (%) of ``arch``'s sub-network on held-out images, BatchNorm recalibrated first.
@@ -310,7 +314,7 @@ class OneShotMethod(abc.ABC):
                 m.momentum = None  # a cumulative average over the recalibration batches
             model.train()
             for start in range(0, min(s.bn_batches * s.batch_size, len(data.y_weights)), s.batch_size):
-                model.forward_arch(data.x_weights[start : start + s.batch_size].to(self.device), arch)
+                self.forward_arch(data.x_weights[start : start + s.batch_size].to(self.device), arch)
             for m, momentum in zip(norms, momenta, strict=True):
                 m.momentum = momentum
             context: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
@@ -321,7 +325,7 @@ class OneShotMethod(abc.ABC):
         with context:
             for start in range(0, count, s.eval_batch_size):
                 stop = min(start + s.eval_batch_size, count)
-                logits = model.forward_arch(data.x_arch[start:stop].to(self.device), arch)
+                logits = self.forward_arch(data.x_arch[start:stop].to(self.device), arch)
                 correct += int((logits.argmax(1) == data.y_arch[start:stop].to(self.device)).sum())
         model.train()
         return 100.0 * correct / count
