@@ -273,6 +273,7 @@ def test_proxies_registry_entries_describe_themselves() -> None:
         assert not (entry.needs_labels and not entry.uses_data)
 
 
+@pytest.mark.slow  # loads the 10,000-image CIFAR-10 subset
 def test_cli_bench_proxies(data_dir) -> None:
     from click.testing import CliRunner
 
