@@ -284,6 +284,7 @@ def test_resume_from_checkpoint_gives_the_uninterrupted_run(method: str, data: D
 
     resumed_method = make(method, "nb201", data, seed=3)
     resumed = run_oneshot(resumed_method, checkpoint_dir=tmp_path)
+    assert resumed.resumed_from == 1 and full.resumed_from is None
     assert resumed.alpha_history == full.alpha_history
     assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in full.history]
     assert resumed.arch == full.arch

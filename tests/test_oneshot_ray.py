@@ -10,8 +10,10 @@ the command again finds everything done and trains nothing.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -27,27 +29,43 @@ REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 2
 
 
+def command(config: Path, storage: str) -> list[str]:
+    return [sys.executable, "-m", "nas.cli", "search", str(config), "--storage", storage, "--quiet"]
+
+
 def nas_search(config: Path, storage: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "nas.cli", "search", str(config), "--storage", storage, "--quiet"],
+        command(config, storage),
         capture_output=True,
         text=True,
-        env=env,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
         timeout=900,
         cwd=config.parent,
     )
 
 
-def test_nas_search_runs_supernets_then_derived_trials(tmp_path: Path, data_dir: Path) -> None:
+def tiny_config(tmp_path: Path, **strategy: object) -> tuple[dict, Path]:
+    """``examples/oneshot_nb201.yaml`` shrunk to seconds, written to ``tmp_path``."""
     config = yaml.safe_load((REPO / "examples" / "oneshot_nb201.yaml").read_text())
     config["space"] = {"name": "nb201", "channels": 4, "cells": 1}
     config["dataset"] = {"name": "digits"}
     config["strategy"].update(
-        {"epochs": EPOCHS, "batch_size": 32, "rank_correlation": 4, "score_images": 64, "bn_batches": 1}
+        {
+            "epochs": EPOCHS,
+            "batch_size": 32,
+            "rank_correlation": 4,
+            "score_images": 64,
+            "bn_batches": 1,
+            **strategy,
+        }
     )
     path = tmp_path / "oneshot.yaml"
     path.write_text(yaml.safe_dump(config))
+    return config, path
+
+
+def test_nas_search_runs_supernets_then_derived_trials(tmp_path: Path, data_dir: Path) -> None:
+    config, path = tiny_config(tmp_path)
     storage = f"sqlite:///{tmp_path / 'store.db'}"
 
     first = nas_search(path, storage)
@@ -76,3 +94,37 @@ def test_nas_search_runs_supernets_then_derived_trials(tmp_path: Path, data_dir:
     again = nas_search(path, storage)
     assert again.returncode == 0, again.stderr[-3000:]
     assert len(study.trials()) == len(trials)
+
+
+def test_killed_driver_resumes_the_supernet_from_its_last_epoch(tmp_path: Path, data_dir: Path) -> None:
+    epochs = 12
+    config, path = tiny_config(tmp_path, epochs=epochs, seeds=1, rank_correlation=0)
+    storage = f"sqlite:///{tmp_path / 'store.db'}"
+    checkpoints = tmp_path / "store_artifacts" / config["name"] / "oneshot"
+    driver = subprocess.Popen(
+        command(path, storage),
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=tmp_path,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while not list(checkpoints.glob("*-checkpoints/seed-0/oneshot.pt")):
+            assert driver.poll() is None, "the driver ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no supernet checkpoint in time"
+            time.sleep(0.5)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+        driver.wait(timeout=60)
+    study = nas.load_study(config["name"], storage=storage)
+    assert not study.trials()  # nothing stored: the supernet had not finished
+
+    again = nas_search(path, storage)
+    assert again.returncode == 0, again.stderr[-3000:]
+    (supernet,) = [t for t in study.trials() if t.user_attrs.get("kind") == "supernet"]
+    assert supernet.user_attrs["resumed_from_epoch"] >= 1
+    assert supernet.user_attrs["epochs_completed"] == epochs
+    curve = study.metrics(supernet)["supernet/train_loss"]
+    assert [step for step, _ in curve] == list(range(1, epochs + 1))

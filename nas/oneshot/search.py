@@ -64,6 +64,8 @@ class OneShotResult:
     evolution: dict[str, Any] | None = None
     memory: dict[str, Any] | None = None
     seconds: float = 0.0
+    #: The epoch a resumed run continued from (None: trained from the start in one go).
+    resumed_from: int | None = None
 
     def curves(self) -> dict[str, list[tuple[int, float]]]:
         """``supernet/<metric>`` and ``alpha/<edge>/<op>`` curves by epoch (the store's metric form)."""
@@ -96,6 +98,7 @@ class OneShotResult:
             "evolution": self.evolution,
             "memory_estimate": self.memory,
             "train_time_s": self.seconds,
+            "resumed_from_epoch": self.resumed_from,
         }
 
     def to_json(self) -> str:
@@ -159,7 +162,7 @@ def create_method(
     return method
 
 
-def finish(method: OneShotMethod, seconds: float = 0.0) -> OneShotResult:
+def finish(method: OneShotMethod, seconds: float = 0.0, resumed_from: int | None = None) -> OneShotResult:
     """Derive the architecture and run the reports of a trained method."""
     arch = method.derive()
     collapse = detect_collapse(method.space, arch, method.alpha_history, method.settings.collapse_threshold)
@@ -197,6 +200,7 @@ def finish(method: OneShotMethod, seconds: float = 0.0) -> OneShotResult:
         evolution=None if evolution is None else evolution.to_dict(method.space),
         memory=None if memory is None else memory.to_dict(),
         seconds=seconds,
+        resumed_from=resumed_from,
     )
 
 
@@ -208,7 +212,9 @@ def run_oneshot(
 ) -> OneShotResult:
     """Train ``method`` (resuming from ``checkpoint_dir``), checkpoint every epoch, derive and report."""
     started = time.perf_counter()
+    resumed = None
     if checkpoint_dir is not None and load_checkpoint(method, checkpoint_dir):
+        resumed = method.epoch
         logger.info(
             "%s seed %d: resumed from %s at epoch %d", method.name, method.seed, checkpoint_dir, method.epoch
         )
@@ -220,7 +226,7 @@ def run_oneshot(
             callback(trained, metrics)
 
     method.fit(on_epoch)
-    return finish(method, time.perf_counter() - started)
+    return finish(method, time.perf_counter() - started, resumed_from=resumed)
 
 
 __all__ = ["OneShotResult", "check_options", "create_method", "finish", "run_oneshot"]

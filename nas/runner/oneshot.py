@@ -10,8 +10,11 @@ run has two phases, both on Ray and both resumable:
    keeps it in the experiment directory beside the store's artifacts), then
    derives the architecture and runs the guard-rail reports. A worker that
    dies is restarted from its last epoch; a driver that dies is resumed by
-   running the same command: the Tune experiment is restored and unfinished
-   supernets continue from their checkpoints. Everything that can be checked
+   running the same command: the Tune experiment is restored (or, if Tune had
+   not saved its state yet, started again) and each unfinished supernet
+   continues from its checkpoint, which every worker also keeps under
+   ``<store>_artifacts/<study>/oneshot/`` (``user_attrs.resumed_from_epoch``
+   records it). Everything that can be checked
    before training is checked on the driver first (method and space, options,
    dataset split, memory for the batch, the rank-correlation table).
 
@@ -80,6 +83,12 @@ class SupernetJob:
     data_seed: int
     num_threads: int
     plugins: tuple[str, ...] = ()
+    #: Where each seed also keeps its latest checkpoint (``<dir>/seed-<s>``), so a run whose
+    #: Tune experiment could not be restored still resumes (one machine or a shared file system).
+    checkpoint_dir: str | None = None
+
+    def seed_dir(self, seed: int) -> Path | None:
+        return None if self.checkpoint_dir is None else Path(self.checkpoint_dir) / f"seed-{seed}"
 
     def space(self) -> SearchSpace:
         import_plugins(self.plugins)
@@ -102,12 +111,18 @@ def run_supernet(config: dict[str, Any], job: SupernetJob, dataset: Any) -> None
             method = create_method(
                 job.method, job.space(), dataset, dict(job.options), seed=seed, data_seed=job.data_seed
             )
+            local = job.seed_dir(seed)
             checkpoint = tune.get_checkpoint()
             if checkpoint is not None:
                 with checkpoint.as_directory() as directory:
                     load_checkpoint(method, directory)
+            elif local is not None:
+                load_checkpoint(method, local)
+            resumed = method.epoch or None
 
             def on_epoch(trained: Any, metrics: Mapping[str, float]) -> None:
+                if local is not None:
+                    save_checkpoint(trained, local)
                 with tempfile.TemporaryDirectory(prefix="nas-oneshot-") as directory:
                     save_checkpoint(trained, directory)
                     tune.report(
@@ -116,7 +131,7 @@ def run_supernet(config: dict[str, Any], job: SupernetJob, dataset: Any) -> None
                     )
 
             method.fit(on_epoch)
-            result = finish(method, time.perf_counter() - started)
+            result = finish(method, time.perf_counter() - started, resumed_from=resumed)
     except Exception as exc:  # becomes a FAIL supernet trial (if an architecture exists) with its traceback
         arch = None
         if method is not None:
@@ -201,6 +216,7 @@ def _train_supernets(
 
     from nas.runner.search import MAX_RETRIES
 
+    name = _experiment_name(config, seeds)
     job = SupernetJob(
         method=config.strategy.name,
         space_name=config.space.name,
@@ -209,10 +225,10 @@ def _train_supernets(
         data_seed=config.data_seed,
         num_threads=max(1, int(config.resources.cpu)),
         plugins=tuple(config.plugins),
+        checkpoint_dir=str(root / f"{name}-checkpoints"),
     )
     resources = {"cpu": config.resources.cpu, "gpu": config.resources.gpu}
     trainable = tune.with_resources(tune.with_parameters(run_supernet, job=job, dataset=dataset), resources)
-    name = _experiment_name(config, seeds)
     path = root / name
     root.mkdir(parents=True, exist_ok=True)
     if tune.Tuner.can_restore(str(path)):
