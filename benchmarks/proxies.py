@@ -16,6 +16,7 @@ A full run scores 725 networks with 8 proxies: tens of minutes on two cores.
 
     python benchmarks/proxies.py --cache /tmp/nas-proxies.npz
     python benchmarks/proxies.py --proxies synflow --limit 200
+    python benchmarks/proxies.py --channels 8 --cells 1 --cache /tmp/nas-proxies-c8n1.npz  # reduced network
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N cells")
     parser.add_argument("--metric", default="val_accuracy", help="val_accuracy or an nb201 table column")
     parser.add_argument("--cache", default=None, help="resumable .npz of our scores (outside the repo)")
+    parser.add_argument("--channels", type=int, default=16, help="scored network's C (benchmark: 16)")
+    parser.add_argument("--cells", type=int, default=5, help="scored network's N (benchmark: 5)")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -74,8 +77,9 @@ def main() -> None:
         if done % 50 == 0 or done == total:
             print(f"#   scored {done}/{total} cells ({time.perf_counter() - started:.0f} s)", flush=True)
 
+    scored = get_space("nb201", channels=args.channels, cells=args.cells)
     table_scores = proxy_table(
-        space, archs, proxies, x, y, seed=args.seed, fallback=-np.inf, cache=args.cache, progress=progress
+        scored, archs, proxies, x, y, seed=args.seed, fallback=-np.inf, cache=args.cache, progress=progress
     )
     ours = {name: table_scores[:, at] for at, name in enumerate(proxies)}
     naslib_all = {name: values[:count] for name, values in sample.scores.items()}
@@ -92,7 +96,8 @@ def main() -> None:
 
     print(
         f"# {count} NAS-Bench-201 cells (NAS-Bench-Suite-Zero, cifar10) vs {args.metric}; "
-        f"batch {args.batch_size}, seed {args.seed}; scoring took {time.perf_counter() - started:.0f} s"
+        f"network C={args.channels} N={args.cells}, batch {args.batch_size}, seed {args.seed}; "
+        f"scoring took {time.perf_counter() - started:.0f} s"
     )
     header = f"{'proxy':34s}{'ours rho':>10s}{'ours tau':>10s}{'NASLib rho':>12s}{'ours~NASLib':>13s}"
     print(header)
