@@ -241,6 +241,11 @@ def test_predictor_study_rows_and_summary(toy) -> None:
     assert summary[1]["kendall_tau"] == pytest.approx(np.mean([r.kendall_tau for r in rows[2:]]))
     with pytest.raises(ConfigError, match="not run"):
         predictor_study(SPACE, archs, y, ["rf"], options={"gbt": {}})
+    # Variants of one predictor under their own labels.
+    variants = {"rf/path": ("rf", {**FAST["rf"]}), "rf/onehot": ("rf", {**FAST["rf"], "encoding": "onehot"})}
+    labelled = predictor_study(SPACE, archs, y, variants, train_sizes=(30,), seeds=(0,))
+    assert [r.predictor for r in labelled] == ["rf/path", "rf/onehot"]
+    assert labelled[0].kendall_tau != labelled[1].kendall_tau
 
 
 def test_real_benchmark_predictor_beats_chance(data_dir) -> None:
