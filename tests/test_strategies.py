@@ -461,3 +461,19 @@ def test_loop_turns_evaluator_errors_into_failed_trials() -> None:
     failed = [t for t in trials if t.state is TrialState.FAIL]
     assert failed and all("out of memory" in t.error for t in failed)
     assert len(trials) == 6
+
+
+def test_predictor_can_score_the_whole_space_of_small_spaces_only() -> None:
+    space = ToySpace()
+    strategy = create_strategy(
+        "predictor", space, predictor=ForestEnsemble, n_initial=2, candidate_pool="all"
+    )
+    trials = run_search(strategy, toy_value, 10)
+    assert len({space.canonical_key(t.arch) for t in trials}) == len(trials) == 6
+
+    class Wide(ToySpace):
+        def choices(self) -> dict[str, Sequence[int]]:
+            return {name: tuple(range(10)) for name in "abcdef"}
+
+    with pytest.raises(ConfigError, match="candidate_pool='local'"):
+        create_strategy("predictor", Wide(), predictor=ForestEnsemble, candidate_pool="all")

@@ -39,7 +39,7 @@ class NSGA2(Strategy):
     def __init__(
         self,
         space: SearchSpace,
-        population_size: int = 20,
+        population_size: int = 10,
         crossover_prob: float = 0.5,
         max_edits: int = 1,
         **options: Any,

@@ -53,6 +53,9 @@ PredictorFactory = Callable[..., Predictor]
 #: Used when no predictor is given (a name in ``nas.core.PREDICTORS``).
 DEFAULT_PREDICTOR = "gbt"
 ACQUISITIONS = ("its", "ucb", "mean")
+CANDIDATE_POOLS = ("local", "all")
+#: Largest space whose every architecture may be scored at each ask.
+MAX_POOL = 50_000
 PRIOR_UNITS = ("objective", "score")
 _NEIGHBOUR_CACHE = 20_000
 
@@ -71,6 +74,7 @@ class PredictorGuidedSearch(Strategy):
         num_parents: int = 5,
         max_edits: int = 2,
         random_fraction: float = 0.2,
+        candidate_pool: str = "local",
         acquisition: str = "its",
         ucb_beta: float = 1.0,
         refit_every: int = 1,
@@ -81,11 +85,18 @@ class PredictorGuidedSearch(Strategy):
         super().__init__(space, **options)
         self.predictor_factory = _factory(predictor, predictor_options)
         self.n_initial = int_option("n_initial", n_initial, 1)
-        self.n_candidates = int_option("n_candidates", n_candidates, 1)
+        self.n_candidates = int_option("n_candidates", n_candidates, 0)
         self.num_parents = int_option("num_parents", num_parents, 1)
         self.max_edits = int_option("max_edits", max_edits, 1)
         self.random_fraction = float_option("random_fraction", random_fraction, 0.0, 1.0)
         self.acquisition = choice_option("acquisition", acquisition, ACQUISITIONS)
+        self.candidate_pool = choice_option("candidate_pool", candidate_pool, CANDIDATE_POOLS)
+        if self.candidate_pool == "all" and space.size() > MAX_POOL:
+            raise ConfigError(
+                f"candidate_pool='all' scores every architecture, but {space.name} has {space.size()} "
+                f"(more than {MAX_POOL}); use candidate_pool='local'"
+            )
+        self._pool: list[Architecture] | None = None
         self.ucb_beta = float_option("ucb_beta", ucb_beta, 0.0)
         self.refit_every = int_option("refit_every", refit_every, 1)
         self.prior_units = choice_option("prior_units", prior_units, PRIOR_UNITS)
@@ -102,7 +113,10 @@ class PredictorGuidedSearch(Strategy):
         if np.ptp(fit_targets) == 0:
             logger.info("%s: all %d training targets are equal; proposing at random", self, len(fit_targets))
             return self.space.sample(rng)
-        candidates = self._candidates(rng, *self.training_set())
+        if self.candidate_pool == "all":
+            candidates = [a for a in self._all() if self.admissible(a)]
+        else:
+            candidates = self._candidates(rng, *self.training_set())
         if not candidates:
             return self.space.sample(rng)
         mean, std = self._predict(candidates)
@@ -205,6 +219,15 @@ class PredictorGuidedSearch(Strategy):
         for _ in range(n_random):
             add(self.space.sample(rng))
         return list(found.values())
+
+    def _all(self) -> list[Architecture]:
+        """One architecture per duplicate key of the whole space (enumerated once)."""
+        if self._pool is None:
+            seen: dict[str, Architecture] = {}
+            for arch in self._enumerate():
+                seen.setdefault(self._dedupe_key(arch), arch)
+            self._pool = list(seen.values())
+        return self._pool
 
     def _neighbours(self, arch: Architecture) -> list[Architecture]:
         """``space.neighbours``, memoised: parents and their neighbours recur across asks."""
