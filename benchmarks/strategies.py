@@ -46,10 +46,12 @@ def main() -> None:
     parser.add_argument("--metric", default="cifar10-val")
     parser.add_argument("--predictor", default=DEFAULT_PREDICTOR)
     parser.add_argument("--predictor-option", action="append", default=[], help="KEY=VALUE")
+    parser.add_argument("--option", action="append", default=[], help="strategy option KEY=VALUE (predictor only)")
     parser.add_argument("--strategies", default="random,local,evolution,evolution@2x,predictor")
     args = parser.parse_args()
 
     predictor_options = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.predictor_option)}
+    strategy_options = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.option)}
     seeds = range(args.seeds)
     console = Console()
     values = Table.load(data_path(NB201_TABLE), get_space("nb201")).column(args.metric)
@@ -74,6 +76,7 @@ def main() -> None:
             metric=args.metric,
             predictor=args.predictor if is_predictor else None,
             predictor_options=predictor_options if is_predictor else None,
+            strategy_options=strategy_options if is_predictor else None,
             checkpoints=sorted({args.queries, queries}),
         )
         seconds = (time.perf_counter() - start) / args.seeds

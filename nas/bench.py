@@ -176,6 +176,10 @@ def run_nb201(
         raise ConfigError(f"checkpoints {checkpoints} must lie in 1..queries={queries}")
 
     options = dict(strategy_options or {})
+    if "latency_ms" in parsed:
+        # Functional twins differ in measured latency (dead ops still run), so a
+        # latency objective needs exact duplicate keys to reach the true front.
+        options.setdefault("duplicate_key", "exact")
     if predictor is not None or predictor_options:
         if strategy != "predictor":
             raise ConfigError(f"--predictor applies to the 'predictor' strategy, not {strategy!r}")

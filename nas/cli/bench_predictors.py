@@ -5,7 +5,7 @@ seeds) and prints Kendall tau, Spearman rho and top-1% precision on the rest.
 ``proxies`` scores the ~725 NAS-Bench-Suite-Zero cells with our zero-cost
 proxies (or prints NASLib's stored scores) and prints each proxy's Spearman
 rho against a chosen metric, their agreement with NASLib's, and rank votes.
-Both call the same functions as ``benchmarks/predictors.py`` and
+Both call the same functions as ``benchmarks/predictor_ranking.py`` and
 ``benchmarks/proxies.py``.
 """
 

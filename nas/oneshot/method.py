@@ -190,9 +190,9 @@ class OneShotMethod(abc.ABC):
         """Paths whose memory the estimate measures (the heaviest is used); ``[None]``: the training path."""
         return [None]
 
+    @abc.abstractmethod
     def probe_forward(self, x: torch.Tensor, path: Any) -> torch.Tensor:
         """The forward pass of a training step whose activations the memory estimate counts."""
-        raise NotImplementedError
 
     # -- the loop --------------------------------------------------------------------------------
     @property

@@ -22,8 +22,8 @@ Scoring all 15,625 cells takes about 0.1 s per cell and seed on an idle core
 ``--cache FILE`` (outside the repository) to make that resumable and
 reruns free. ``--test-limit`` scores a random subset of the held-out cells.
 
-    python benchmarks/predictors.py --cache /tmp/nas-zc-nb201.npz   # /tmp/nas-zc-nb201.seed{0,1,2}.npz
-    python benchmarks/predictors.py --sizes 100 --seeds 5 --no-zc
+    python benchmarks/predictor_ranking.py --cache /tmp/nas-zc-nb201.npz   # /tmp/nas-zc-nb201.seed{0,1,2}.npz
+    python benchmarks/predictor_ranking.py --sizes 100 --seeds 5 --no-zc
 """
 
 from __future__ import annotations
