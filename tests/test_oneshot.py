@@ -364,6 +364,21 @@ def test_early_stop_on_collapse_falls_back_to_the_last_healthy_alpha(data: Datas
     assert searcher.finished
 
 
+def test_collapse_is_not_judged_while_alpha_is_still_warming_up(data: Dataset) -> None:
+    searcher = make("darts", "nb201", data, epochs=5, warmup_epochs=2, early_stop_on_collapse=True)
+    with torch.no_grad():
+        searcher.alpha["cell"][:, 1] += 10.0  # a skip-heavy random init
+    for epoch in (1, 2):  # alpha untouched in these epochs: no verdict, no stop
+        searcher.epoch = epoch
+        searcher.alpha_history.append(searcher.alphas())
+        searcher.after_epoch({})
+        assert searcher.stop_reason is None
+    searcher.epoch = 3  # the first epoch that trained alpha
+    searcher.alpha_history.append(searcher.alphas())
+    searcher.after_epoch({})
+    assert searcher.stop_reason is not None and "early stop on collapse at epoch 3" in searcher.stop_reason
+
+
 def test_memory_estimate_scales_with_the_batch_and_pc_darts_saves(data: Dataset) -> None:
     darts = make("darts", "nb201", data, channels=8)
     pc = make("pc_darts", "nb201", data, channels=8, partial_channels=4)

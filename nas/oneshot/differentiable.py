@@ -206,6 +206,11 @@ class DifferentiableMethod(OneShotMethod):
         )
 
     def after_epoch(self, metrics: Mapping[str, float]) -> None:
+        if self.epoch <= self.settings.option("warmup_epochs"):
+            # Alpha has not been trained yet: the derived cell is read off the
+            # random initialisation, so a "collapse" verdict would be noise.
+            self._healthy = {k: v.detach().clone() for k, v in self._arch_tensors().items()}
+            return
         report = self.collapse_report()
         if report is None:
             return
