@@ -8,6 +8,14 @@ theory says for random search (the expected best of n uniform draws).
 
     python benchmarks/strategies.py                       # 20 seeds x 100 queries
     python benchmarks/strategies.py --seeds 5 --predictor rf --predictor-option n_estimators=64
+    python benchmarks/strategies.py --seeds 10 --strategies predictor --zc jacob_cov,synflow \
+        --zc-cache /tmp/nas-zc-nb201.npz      # predictor with zero-cost features (scores every cell once)
+
+``--zc`` gives the predictor the zero-cost proxies of every cell as extra
+features (path + one-hot encodings, rank-transformed targets), scored as in
+``benchmarks/predictor_ranking.py``: a reduced network (C=8, N=1), one
+CIFAR-10 batch of 32, ``--zc-seeds`` initialisations; the same cache file
+serves both scripts.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import argparse
 import platform
 import time
 from datetime import date
+from typing import Any
 
 import numpy as np
 import yaml
@@ -37,6 +46,21 @@ def expected_best_of(values: np.ndarray, n: int) -> float:
     return float(np.dot(ordered, weights))
 
 
+def zero_cost_features(proxies: list[str], seeds: int, cache: str | None) -> dict[str, Any]:
+    """Predictor options that add every cell's proxy scores as features (scored once, cached)."""
+    from predictors.proxy_table import proxy_features
+    from predictors.zero_cost import dataset_batch
+
+    space = get_space("nb201")
+    archs = Table.load(data_path(NB201_TABLE), space).archs
+    x, y, classes = dataset_batch("cifar10", 32, seed=0)
+    reduced = get_space("nb201", channels=8, cells=1)
+    features = proxy_features(
+        reduced, archs, proxies, x, y, seeds=range(seeds), num_classes=classes, cache=cache
+    )
+    return {"extra_features": features, "encoding": "both", "target_transform": "rank"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -48,12 +72,17 @@ def main() -> None:
     parser.add_argument("--predictor-option", action="append", default=[], help="KEY=VALUE")
     parser.add_argument("--option", action="append", default=[], help="strategy option KEY=VALUE (predictor only)")
     parser.add_argument("--strategies", default="random,local,evolution,evolution@2x,predictor")
+    parser.add_argument("--zc", default="", help="zero-cost proxies as predictor features, e.g. jacob_cov,synflow")
+    parser.add_argument("--zc-seeds", type=int, default=1, help="proxy initialisations averaged")
+    parser.add_argument("--zc-cache", default=None, help="resumable .npz of proxy scores (outside the repo)")
     args = parser.parse_args()
 
     predictor_options = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.predictor_option)}
     strategy_options = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.option)}
     seeds = range(args.seeds)
     console = Console()
+    if args.zc:
+        predictor_options.update(zero_cost_features(args.zc.split(","), args.zc_seeds, args.zc_cache))
     values = Table.load(data_path(NB201_TABLE), get_space("nb201")).column(args.metric)
     console.print(
         f"{date.today()} · {platform.machine()} · {args.seeds} seeds · search {args.metric} · "
@@ -80,7 +109,7 @@ def main() -> None:
             checkpoints=sorted({args.queries, queries}),
         )
         seconds = (time.perf_counter() - start) / args.seeds
-        label = f"{name} ({args.predictor})" if is_predictor else name
+        label = f"{name} ({args.predictor}{'+zc' if args.zc else ''})" if is_predictor else name
         for row in result.summary():
             table.add_row(
                 label,
