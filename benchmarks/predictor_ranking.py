@@ -22,7 +22,8 @@ Scoring all 15,625 cells takes about 0.1 s per cell and seed on an idle core
 ``--cache FILE`` (outside the repository) to make that resumable and
 reruns free. ``--test-limit`` scores a random subset of the held-out cells.
 
-    python benchmarks/predictor_ranking.py --cache /tmp/nas-zc-nb201.npz   # /tmp/nas-zc-nb201.seed{0,1,2}.npz
+    python benchmarks/predictor_ranking.py --cache /tmp/nas-zc-nb201.npz   # writes /tmp/nas-zc-nb201.seed0.npz
+    python benchmarks/predictor_ranking.py --sizes 100 --test-limit 2000 --zc-seeds 3 --cache /tmp/nas-zc-nb201.npz
     python benchmarks/predictor_ranking.py --sizes 100 --seeds 5 --no-zc
 """
 
@@ -62,7 +63,15 @@ def zero_cost_features(archs, args) -> dict:
             print(f"#   proxies: {done}/{total} cells ({time.perf_counter() - started:.0f} s)", flush=True)
 
     return proxy_features(
-        reduced, archs, proxies, x, y, num_classes=classes, cache=args.cache, progress=progress
+        reduced,
+        archs,
+        proxies,
+        x,
+        y,
+        seeds=range(args.zc_seeds),
+        num_classes=classes,
+        cache=args.cache,
+        progress=progress,
     )
 
 
@@ -80,7 +89,9 @@ def main() -> None:
     parser.add_argument("--zc-channels", type=int, default=8)
     parser.add_argument("--zc-cells", type=int, default=1)
     parser.add_argument("--zc-batch", type=int, default=32)
-    parser.add_argument("--zc-seeds", type=int, default=3, help="average proxies over this many inits")
+    parser.add_argument(
+        "--zc-seeds", type=int, default=1, help="average proxies over this many inits (each scores every cell)"
+    )
     parser.add_argument("--cache", default=None, help="resumable .npz of proxy scores (outside the repo)")
     args = parser.parse_args()
     torch.set_num_threads(1)
