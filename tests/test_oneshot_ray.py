@@ -56,6 +56,8 @@ def tiny_config(tmp_path: Path, **strategy: object) -> tuple[dict, Path]:
             "rank_correlation": 4,
             "score_images": 64,
             "bn_batches": 1,
+            "seeds": 2,  # two supernets, run side by side (budget.concurrent: 2)
+            "warmup_epochs": 0,  # the example warms up for 4 epochs; these runs are shorter
             "early_stop_on_collapse": False,  # the run's length is what these tests check
             **strategy,
         }
