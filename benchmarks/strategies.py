@@ -66,6 +66,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed+seeds-1")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--metric", default="cifar10-val")
     parser.add_argument("--predictor", default=DEFAULT_PREDICTOR)
@@ -79,7 +80,7 @@ def main() -> None:
 
     predictor_options = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.predictor_option)}
     strategy_options = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.option)}
-    seeds = range(args.seeds)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     console = Console()
     if args.zc:
         predictor_options.update(zero_cost_features(args.zc.split(","), args.zc_seeds, args.zc_cache))
