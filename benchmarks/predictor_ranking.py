@@ -90,7 +90,10 @@ def main() -> None:
     parser.add_argument("--zc-cells", type=int, default=1)
     parser.add_argument("--zc-batch", type=int, default=32)
     parser.add_argument(
-        "--zc-seeds", type=int, default=1, help="average proxies over this many inits (each scores every cell)"
+        "--zc-seeds",
+        type=int,
+        default=1,
+        help="average proxies over this many inits (each scores every cell)",
     )
     parser.add_argument("--cache", default=None, help="resumable .npz of proxy scores (outside the repo)")
     args = parser.parse_args()

@@ -66,14 +66,20 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed+seeds-1")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed+seeds-1"
+    )
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--metric", default="cifar10-val")
     parser.add_argument("--predictor", default=DEFAULT_PREDICTOR)
     parser.add_argument("--predictor-option", action="append", default=[], help="KEY=VALUE")
-    parser.add_argument("--option", action="append", default=[], help="strategy option KEY=VALUE (predictor only)")
+    parser.add_argument(
+        "--option", action="append", default=[], help="strategy option KEY=VALUE (predictor only)"
+    )
     parser.add_argument("--strategies", default="random,local,evolution,evolution@2x,predictor")
-    parser.add_argument("--zc", default="", help="zero-cost proxies as predictor features, e.g. jacob_cov,synflow")
+    parser.add_argument(
+        "--zc", default="", help="zero-cost proxies as predictor features, e.g. jacob_cov,synflow"
+    )
     parser.add_argument("--zc-seeds", type=int, default=1, help="proxy initialisations averaged")
     parser.add_argument("--zc-cache", default=None, help="resumable .npz of proxy scores (outside the repo)")
     args = parser.parse_args()
