@@ -6,9 +6,10 @@ is divided by the hypervolume of the table's exact Pareto front, both from
 the table's nadir point (lowest accuracy, highest latency over all 15,625
 cells). Prints mean ± std, the worst seed and the share of seeds at >= 99%.
 
-Both strategies use ``duplicate_key="exact"``: NAS-Bench-201 cells that
-compute the same function still differ in measured latency (dead ops run), so
-the cheaper twin must stay reachable.
+Both strategies use ``duplicate_key="exact"`` (``run_nb201``'s default with a
+latency objective): NAS-Bench-201 cells that compute the same function still
+differ in measured latency (dead ops run), so the cheaper twin must stay
+reachable.
 
     python benchmarks/multiobjective.py                     # pixel3, 20 seeds, 200 queries
     python benchmarks/multiobjective.py --device gold_6240 --seeds 5
@@ -56,7 +57,6 @@ def main() -> None:
             metric=args.metric,
             objectives={"val_accuracy": "max", "latency_ms": "min"},
             device=args.device,
-            strategy_options={"duplicate_key": "exact"},
             checkpoints=checkpoints,
         )
         seconds = (time.perf_counter() - start) / args.seeds

@@ -44,8 +44,7 @@ from nas.data_paths import NB201_TABLE, data_path  # noqa: E402
 from nas.evaluators.tabular import Table  # noqa: E402
 from predictors.evaluation import predictor_study, summarise  # noqa: E402
 from predictors.metrics import kendall_tau  # noqa: E402
-from predictors.proxy_table import proxy_features  # noqa: E402
-from predictors.zero_cost import dataset_batch  # noqa: E402
+from predictors.proxy_table import dataset_proxy_features  # noqa: E402
 from search_spaces import get_space  # noqa: E402
 
 BASE = ("gbt", "rf", "mlp_ensemble", "gp")
@@ -55,21 +54,18 @@ def zero_cost_features(archs, args) -> dict:
     """``{arch: feature vector}`` of the chosen proxies, scored on the reduced network."""
     proxies = [p.strip() for p in args.zc.split(",") if p.strip()]
     reduced = get_space("nb201", channels=args.zc_channels, cells=args.zc_cells)
-    x, y, classes = dataset_batch("cifar10", args.zc_batch, seed=0)
     started = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
         if done % 1000 == 0 or done == total:
             print(f"#   proxies: {done}/{total} cells ({time.perf_counter() - started:.0f} s)", flush=True)
 
-    return proxy_features(
+    return dataset_proxy_features(
         reduced,
         archs,
         proxies,
-        x,
-        y,
+        batch_size=args.zc_batch,
         seeds=range(args.zc_seeds),
-        num_classes=classes,
         cache=args.cache,
         progress=progress,
     )

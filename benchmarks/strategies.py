@@ -48,16 +48,11 @@ def expected_best_of(values: np.ndarray, n: int) -> float:
 
 def zero_cost_features(proxies: list[str], seeds: int, cache: str | None) -> dict[str, Any]:
     """Predictor options that add every cell's proxy scores as features (scored once, cached)."""
-    from predictors.proxy_table import proxy_features
-    from predictors.zero_cost import dataset_batch
+    from predictors.proxy_table import dataset_proxy_features
 
-    space = get_space("nb201")
-    archs = Table.load(data_path(NB201_TABLE), space).archs
-    x, y, classes = dataset_batch("cifar10", 32, seed=0)
+    archs = Table.load(data_path(NB201_TABLE), get_space("nb201")).archs
     reduced = get_space("nb201", channels=8, cells=1)
-    features = proxy_features(
-        reduced, archs, proxies, x, y, seeds=range(seeds), num_classes=classes, cache=cache
-    )
+    features = dataset_proxy_features(reduced, archs, proxies, seeds=range(seeds), cache=cache)
     return {"extra_features": features, "encoding": "both", "target_transform": "rank"}
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from nas.core import Architecture, ConfigError, SearchSpace
-from predictors.zero_cost import PROXIES, fresh_model, score
+from predictors.zero_cost import PROXIES, dataset_batch, fresh_model, score
 
 log = logging.getLogger(__name__)
 
@@ -219,3 +219,25 @@ def proxy_features(
     # A proxy undefined under one init is undefined under all (it is structural), so NaN propagates.
     scores[order] = np.mean(per_seed, axis=0)
     return dict(zip(archs, as_features(scores, proxies), strict=True))
+
+
+def dataset_proxy_features(
+    space: SearchSpace,
+    archs: Sequence[Architecture],
+    proxies: Sequence[str],
+    *,
+    dataset: str = "cifar10",
+    batch_size: int = 32,
+    seeds: Sequence[int] = (0,),
+    cache: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[Architecture, np.ndarray]:
+    """:func:`proxy_features` on one mini-batch of ``dataset`` (drawn with seed 0).
+
+    The one batch every CLI command and benchmark scores with, so their caches
+    (which record the batch's checksum) are interchangeable.
+    """
+    x, y, classes = dataset_batch(dataset, batch_size, seed=0)
+    return proxy_features(
+        space, archs, proxies, x, y, seeds=seeds, num_classes=classes, cache=cache, progress=progress
+    )

@@ -151,13 +151,11 @@ def _proxy_features(
     archs: Any, proxies: list[str], channels: int, cells: int, seeds: int, cache: str | None
 ) -> Any:
     """Proxy features of every cell, scored on a reduced nb201 network with a CIFAR-10 batch of 32."""
-    from predictors.proxy_table import proxy_features
-    from predictors.zero_cost import dataset_batch
+    from predictors.proxy_table import dataset_proxy_features
     from search_spaces import get_space
 
-    x, y, classes = dataset_batch("cifar10", 32, seed=0)
     reduced = get_space("nb201", channels=channels, cells=cells)
-    return proxy_features(reduced, archs, proxies, x, y, seeds=range(seeds), num_classes=classes, cache=cache)
+    return dataset_proxy_features(reduced, archs, proxies, seeds=range(seeds), cache=cache)
 
 
 @bench.command("proxies")

@@ -209,19 +209,19 @@ class DifferentiableMethod(OneShotMethod):
         if self.epoch <= self.settings.option("warmup_epochs"):
             # Alpha has not been trained yet: the derived cell is read off the
             # random initialisation, so a "collapse" verdict would be noise.
-            self._healthy = {k: v.detach().clone() for k, v in self._arch_tensors().items()}
+            self._remember_healthy()
             return
         report = self.collapse_report()
         if report is None:
             return
         if not report.collapsed:
-            self._healthy = {k: v.detach().clone() for k, v in self._arch_tensors().items()}
+            self._remember_healthy()
             self._collapse = None
             return
         if self._collapse is None:
             logger.warning("%s seed %d epoch %d: %s", self.name, self.seed, self.epoch, report.message)
         self._collapse = report
-        if self.settings.early_stop_on_collapse and self.epoch >= self.settings.option("warmup_epochs"):
+        if self.settings.early_stop_on_collapse:
             restored = self._healthy is not None
             if self._healthy is not None:
                 with torch.no_grad():
@@ -233,6 +233,10 @@ class DifferentiableMethod(OneShotMethod):
                 else "no earlier epoch to fall back on"
             )
             logger.warning("%s seed %d: %s", self.name, self.seed, self.stop_reason)
+
+    def _remember_healthy(self) -> None:
+        """Keep the current alpha (and beta): what an early stop on collapse falls back to."""
+        self._healthy = {k: v.detach().clone() for k, v in self._arch_tensors().items()}
 
     def _arch_tensors(self) -> dict[str, torch.Tensor]:
         return {
