@@ -30,6 +30,8 @@ from nas.oneshot import (
     save_checkpoint,
 )
 from nas.oneshot.differentiable import DifferentiableMethod
+from nas.oneshot.method import batch_statistics
+from nas.oneshot.supernet import CellPath
 from nas.oneshot.supernets.nb201 import SearchCell
 from search_spaces import get_space
 from search_spaces.nb201 import EDGE_NAMES
@@ -212,6 +214,68 @@ def test_darts_derivation_keeps_two_strongest_non_none_edges_per_node(data: Data
     assert (arch["normal.n3.op0"], arch["normal.n3.in0"]) == ("sep_conv_5x5", 2)
     assert (arch["normal.n3.op1"], arch["normal.n3.in1"]) == ("dil_conv_3x3", 0)
     searcher.space.validate(arch)
+
+
+@pytest.mark.parametrize("method", ["darts", "pc_darts", "gdas"])
+def test_perturbation_selection_keeps_the_op_whose_removal_costs_most(method: str, data: Dataset) -> None:
+    searcher = make(method, "nb201", data, epochs=1, selection="perturbation", score_images=48)
+    result = run_oneshot(searcher)
+    report = result.selection
+    assert report is not None and report["images"] == 48
+    kept = report["kept"]
+    assert list(kept) == list(EDGE_NAMES)
+    for edge, without in report["without"].items():
+        assert kept[edge] == min(without, key=without.get)  # argmin: the first op on ties, as argmin does
+    assert {e: result.arch[e] for e in EDGE_NAMES} == kept
+    json.dumps(result.user_attrs()["selection"])
+    assert searcher.derive() is searcher.derive()  # one selection per trained state, not one per call
+
+
+def test_perturbation_selection_judges_each_edge_with_the_earlier_edges_fixed(data: Dataset) -> None:
+    searcher = make("darts", "nb201", data, epochs=1, selection="perturbation", score_images=48)
+    searcher.fit()
+    arch = searcher.derive()
+    report = searcher.selection_report()
+    group = searcher.supernet.groups[0]
+    # Rebuild the state the last edge was judged in: every earlier edge one-hot on its kept op,
+    # the last edge mixed by alpha with one op removed; its accuracy must be the one reported.
+    last = len(group.edges) - 1
+    weights = searcher.mixed_path(detach=True).weights["cell"].clone()
+    for edge in range(last):
+        weights[edge] = 0.0
+        weights[edge, group.ops.index(arch[group.edges[edge]])] = 1.0
+    x, y = searcher.data.x_arch[:48], searcher.data.y_arch[:48]
+    for op_index, op in enumerate(group.ops):
+        trial = weights.clone()
+        trial[last, op_index] = 0.0
+        with torch.no_grad(), batch_statistics(searcher.supernet):
+            logits = searcher.supernet(x, CellPath(weights={"cell": trial}))
+        accuracy = 100.0 * int((logits.argmax(1) == y).sum()) / 48
+        assert accuracy == pytest.approx(report["without"][group.edges[last]][op])
+
+
+def test_perturbation_selection_on_darts_cells_gives_a_valid_genotype(data: Dataset) -> None:
+    searcher = make("darts", "darts", data, epochs=1, selection="perturbation", score_images=32)
+    searcher.fit()
+    arch = searcher.derive()
+    searcher.space.validate(arch)
+    report = searcher.selection_report()
+    assert set(report["kept"]) == {f"{g.name}.{e}" for g in searcher.supernet.groups for e in g.edges}
+
+
+def test_selection_is_refused_for_spos_and_may_change_on_resume(data: Dataset, tmp_path) -> None:
+    with pytest.raises(ConfigError, match="selection"):
+        make("spos", "nb201", data, selection="perturbation")
+    with pytest.raises(ConfigError, match="perturbation"):
+        make("darts", "nb201", data, selection="largest")
+    first = make("darts", "nb201", data, epochs=1)
+    first.fit()
+    save_checkpoint(first, tmp_path)
+    again = make("darts", "nb201", data, epochs=1, selection="perturbation", score_images=32)
+    assert load_checkpoint(again, tmp_path) and again.finished
+    assert again.selection_report() is None
+    again.derive()
+    assert again.selection_report() is not None and first.selection_report() is None
 
 
 def test_one_hot_path_computes_the_stand_alone_network(data: Dataset) -> None:

@@ -40,6 +40,7 @@ from nas.core.architecture import Architecture
 from nas.core.oneshot import ONESHOT
 from nas.oneshot.collapse import CollapseReport, detect_collapse
 from nas.oneshot.method import OneShotMethod
+from nas.oneshot.selection import SelectionReport, perturbation_selection
 from nas.oneshot.supernet import CellPath, CellSupernet
 from nas.oneshot.supernets import CELL_SPACES, build_supernet
 
@@ -95,6 +96,7 @@ class DifferentiableMethod(OneShotMethod):
         )
         self._healthy: dict[str, torch.Tensor] | None = None
         self._collapse: CollapseReport | None = None
+        self._selection: tuple[int, Architecture, SelectionReport] | None = None
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return [*self.alpha.values(), *self.beta.values()]
@@ -148,7 +150,20 @@ class DifferentiableMethod(OneShotMethod):
         return result
 
     def derive(self) -> Architecture:
+        """The cell by the ``selection`` option: strongest alpha, or DARTS-PT's perturbation read-out."""
+        if self.settings.option("selection") == "magnitude":
+            return self.magnitude_derive()
+        if self._selection is None or self._selection[0] != self.epoch:
+            self._selection = (self.epoch, *perturbation_selection(self))
+        return self._selection[1]
+
+    def magnitude_derive(self) -> Architecture:
+        """The strongest op of every edge by alpha (what the collapse detector judges)."""
         return self.supernet.derive(self.strength())
+
+    def selection_report(self) -> dict[str, Any] | None:
+        """What perturbation selection measured for the last derivation (None for magnitude)."""
+        return None if self._selection is None else self._selection[2].to_dict()
 
     # -- steps ------------------------------------------------------------------------------------------
     def regularization(self) -> torch.Tensor | float:
@@ -202,7 +217,7 @@ class DifferentiableMethod(OneShotMethod):
     def collapse_report(self) -> CollapseReport | None:
         """The collapse verdict for the current alpha and its history."""
         return detect_collapse(
-            self.space, self.derive(), self.alpha_history, self.settings.collapse_threshold
+            self.space, self.magnitude_derive(), self.alpha_history, self.settings.collapse_threshold
         )
 
     def after_epoch(self, metrics: Mapping[str, float]) -> None:

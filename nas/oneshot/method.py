@@ -171,6 +171,10 @@ class OneShotMethod(abc.ABC):
         """Softmaxed architecture weights ``{edge: {op: probability}}`` (none for single-path methods)."""
         return {}
 
+    def selection_report(self) -> dict[str, Any] | None:
+        """What the derivation measured, if it measures anything (perturbation selection)."""
+        return None
+
     def extra_metrics(self) -> dict[str, float]:
         """Method-specific per-epoch metrics (e.g. GDAS' temperature)."""
         return {}
@@ -400,6 +404,7 @@ _NOT_TRAINING = frozenset(
         "mutation_prob",
         "bn_batches",
         "score_images",
+        "selection",
     }
 )
 

@@ -62,6 +62,8 @@ class OneShotResult:
     collapse: dict[str, Any] | None = None
     rank: dict[str, Any] | None = None
     evolution: dict[str, Any] | None = None
+    #: Perturbation selection's measurements (``selection: perturbation``), else None.
+    selection: dict[str, Any] | None = None
     memory: dict[str, Any] | None = None
     seconds: float = 0.0
     #: The epoch a resumed run continued from (None: trained from the start in one go).
@@ -96,6 +98,7 @@ class OneShotResult:
             "collapse": self.collapse,
             "rank_correlation": self.rank,
             "evolution": self.evolution,
+            "selection": self.selection,
             "memory_estimate": self.memory,
             "train_time_s": self.seconds,
             "resumed_from_epoch": self.resumed_from,
@@ -184,6 +187,7 @@ def finish(method: OneShotMethod, seconds: float = 0.0, resumed_from: int | None
         )
         rank = report.to_dict()
     evolution = getattr(method, "evolution", None)
+    selection = method.selection_report()
     memory = method.memory_estimate
     return OneShotResult(
         method=method.name,
@@ -198,6 +202,7 @@ def finish(method: OneShotMethod, seconds: float = 0.0, resumed_from: int | None
         collapse=None if collapse is None else collapse.to_dict(),
         rank=rank,
         evolution=None if evolution is None else evolution.to_dict(method.space),
+        selection=selection,
         memory=None if memory is None else memory.to_dict(),
         seconds=seconds,
         resumed_from=resumed_from,

@@ -37,6 +37,7 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "arch_weight_decay": ("darts", "pc_darts", "gdas"),
     "warmup_epochs": ("darts", "pc_darts", "gdas"),
     "beta_regularization": ("darts", "pc_darts", "gdas"),
+    "selection": ("darts", "pc_darts", "gdas"),
     "population": ("spos",),
     "generations": ("spos",),
     "parents": ("spos",),
@@ -54,6 +55,7 @@ METHOD_DEFAULTS: dict[str, Any] = {
     "arch_weight_decay": 1e-3,
     "warmup_epochs": 0,
     "beta_regularization": 0.0,
+    "selection": "magnitude",
     "population": 20,
     "generations": 10,
     "parents": 10,
@@ -100,6 +102,11 @@ class OneShotSettings(BaseModel):
     arch_weight_decay: float | None = Field(None, ge=0.0)
     warmup_epochs: int | None = Field(None, ge=0)
     beta_regularization: float | None = Field(None, ge=0.0)
+    selection: Literal["magnitude", "perturbation"] | None = Field(
+        None,
+        description="how the cell is read off the supernet: strongest alpha per edge (magnitude) or "
+        "the op whose removal costs the supernet most accuracy (perturbation, DARTS-PT)",
+    )
     population: int | None = Field(None, ge=2)
     generations: int | None = Field(None, ge=0)
     parents: int | None = Field(None, ge=1)

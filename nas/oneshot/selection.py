@@ -1,0 +1,110 @@
+"""Perturbation-based selection (DARTS-PT, Wang et al. 2021): keep the op the supernet needs most.
+
+Why not the largest alpha: alpha's magnitude says how much an op eased the
+supernet's optimisation, not how much the op is worth. Skip connections win
+alpha because they make a deep mixture train, which is the root of DARTS'
+collapse; and after a short CPU search alpha is often near uniform anyway
+(docs/oneshot.md). DARTS-PT instead asks the trained supernet: for each edge
+in turn, remove each candidate op from the mixed sum and measure the
+supernet's accuracy on held-out images; the op whose removal costs most is
+kept, and the edge is fixed to it (one-hot) before the next edge is judged,
+so later decisions see the earlier ones (progressive discretisation).
+
+DARTS-PT fine-tunes the supernet for a few epochs after each decision; we
+do not (one pass measured well on NAS-Bench-201, see docs/oneshot.md, and it
+keeps selection a cheap read-out of a finished supernet: ``edges x ops``
+evaluations of ``score_images`` held-out images). Edges are judged in the
+supernet's order (input side first), so the result is deterministic.
+
+The selected op of each edge gets strength ``1 + drop / 100`` (``drop``: the
+accuracy points lost without it) and every other op 0, and the supernet's own
+:meth:`~nas.oneshot.supernet.CellSupernet.derive` turns that into an
+architecture: on ``nb201`` the kept op of every edge, on ``darts`` also the
+two incoming edges per node whose kept op matters most.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from nas.core.architecture import Architecture
+from nas.oneshot.method import batch_statistics
+from nas.oneshot.supernet import CellPath
+
+if TYPE_CHECKING:
+    from nas.oneshot.differentiable import DifferentiableMethod
+
+
+@dataclass(frozen=True)
+class SelectionReport:
+    """What perturbation selection measured: accuracy (%) of the supernet with each op removed."""
+
+    base_accuracy: float
+    images: int
+    #: ``{edge label: {op: accuracy without it}}`` at the moment the edge was judged.
+    without: dict[str, dict[str, float]]
+    #: ``{edge label: kept op}``.
+    kept: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": "perturbation",
+            "base_accuracy": self.base_accuracy,
+            "images": self.images,
+            "without": self.without,
+            "kept": self.kept,
+        }
+
+
+@torch.no_grad()
+def perturbation_selection(method: DifferentiableMethod) -> tuple[Architecture, SelectionReport]:
+    """The architecture DARTS-PT's progressive op selection reads off ``method``'s supernet."""
+    data, settings = method.data, method.settings
+    count = min(settings.score_images, len(data.y_arch))
+    x, y = data.x_arch[:count], data.y_arch[:count]
+    path = method.mixed_path(detach=True)
+    weights = {name: tensor.clone() for name, tensor in path.weights.items()}
+    supernet = method.supernet
+
+    def accuracy() -> float:
+        current = CellPath(weights=weights, edge_weights=path.edge_weights)
+        correct = 0
+        with batch_statistics(supernet):
+            for start in range(0, count, settings.eval_batch_size):
+                stop = min(start + settings.eval_batch_size, count)
+                logits = supernet(x[start:stop].to(method.device), current)
+                correct += int((logits.argmax(1) == y[start:stop].to(method.device)).sum())
+        return 100.0 * correct / count
+
+    base = accuracy()
+    prefix = len(supernet.groups) > 1
+    strength: dict[str, np.ndarray] = {}
+    without: dict[str, dict[str, float]] = {}
+    kept: dict[str, str] = {}
+    for group in supernet.groups:
+        matrix = weights[group.name]
+        strength[group.name] = np.zeros(group.shape)
+        for edge, label in enumerate(group.edges):
+            row = matrix[edge].clone()
+            before = base if not kept else accuracy()  # the supernet as the earlier decisions left it
+            scores = []
+            for op in range(len(group.ops)):
+                matrix[edge] = row
+                matrix[edge, op] = 0.0
+                scores.append(accuracy())
+            chosen = int(np.argmin(scores))
+            matrix[edge] = 0.0
+            matrix[edge, chosen] = 1.0
+            strength[group.name][edge, chosen] = max(1e-6, 1.0 + (before - scores[chosen]) / 100.0)
+            name = f"{group.name}.{label}" if prefix else label
+            without[name] = {op: score for op, score in zip(group.ops, scores, strict=True)}
+            kept[name] = group.ops[chosen]
+    arch = supernet.derive(strength)
+    return arch, SelectionReport(base_accuracy=base, images=count, without=without, kept=kept)
+
+
+__all__ = ["SelectionReport", "perturbation_selection"]
