@@ -412,6 +412,18 @@ def test_collapse_detector_sees_a_rising_skip_trend() -> None:
     assert report.skip_leading_share == 1.0
 
 
+def test_collapse_detector_ignores_skip_leading_an_untrained_near_uniform_alpha() -> None:
+    space = get_space("nb201")
+    conv = space.parse(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    )
+    # Alpha that never trained: skip leads every edge by a hair and "rises" by float noise.
+    history = [skip_history(list(EDGE_NAMES), s)[0] for s in (0.2001, 0.2001, 0.2002)]
+    report = detect_collapse(space, conv, history)
+    assert report.skip_leading_share == 1.0 and report.skip_alpha_trend > 0
+    assert not report.collapsed
+
+
 def test_early_stop_on_collapse_falls_back_to_the_last_healthy_alpha(data: Dataset) -> None:
     searcher = make("darts", "nb201", data, epochs=5, early_stop_on_collapse=True)
     searcher.fit(lambda trained, metrics: trained.__setattr__("stop_reason", "pause"))

@@ -22,6 +22,7 @@ import yaml
 import nas
 from nas.core import TrialState
 from nas.oneshot.ranking import load_table
+from search_spaces.nb201 import EDGE_NAMES
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -57,8 +58,9 @@ def tiny_config(tmp_path: Path, **strategy: object) -> tuple[dict, Path]:
             "score_images": 64,
             "bn_batches": 1,
             "seeds": 2,  # two supernets, run side by side (budget.concurrent: 2)
-            "warmup_epochs": 0,  # the example warms up for 4 epochs; these runs are shorter
+            "warmup_epochs": 0,  # the example never trains alpha; here alpha moves and is stored
             "early_stop_on_collapse": False,  # the run's length is what these tests check
+            "selection": "perturbation",
             **strategy,
         }
     )
@@ -88,6 +90,9 @@ def test_nas_search_runs_supernets_then_derived_trials(tmp_path: Path, data_dir:
         curves = study.metrics(supernet)
         assert [step for step, _ in curves["supernet/val_accuracy"]] == list(range(1, EPOCHS + 1))
         assert len([name for name in curves if name.startswith("alpha/")]) == 6 * 5
+        selection = supernet.user_attrs["selection"]
+        assert selection["images"] == 64 and len(selection["without"]) == 6
+        assert selection["kept"] == {edge: supernet.arch[edge] for edge in EDGE_NAMES}
         (child,) = [t for t in derived if t.user_attrs["derived_from"] == supernet.number]
         assert (
             child.state is TrialState.COMPLETE and child.arch == supernet.arch and child.seed == supernet.seed

@@ -38,7 +38,7 @@ DEFAULT_THRESHOLD: dict[str, float] = {"nb201": 0.5, "darts": 0.25}
 #: Epochs over which the trend of the skip weight is fitted.
 TREND_WINDOW = 3
 #: With an alpha history, skip's mean weight must exceed uniform (1 / ops) by this factor before a
-#: skip-heavy derived cell counts: at near-uniform alpha the derived cell is noise, not collapse.
+#: skip-heavy derived cell or a rising skip trend counts: at near-uniform alpha both are noise.
 ABOVE_UNIFORM = 1.1
 
 Alphas = Mapping[str, Mapping[str, float]]
@@ -111,8 +111,11 @@ def detect_collapse(
     if len(series) >= 2:
         recent = series[-TREND_WINDOW:]
         trend = float(np.polyfit(np.arange(len(recent)), recent, 1)[0])
-    by_share = share >= limit and (skip_alpha is None or skip_alpha > ABOVE_UNIFORM * uniform)
-    by_trend = trend is not None and trend > 0 and leading is not None and leading >= limit
+    # Near uniform, which op "leads" an edge and which way skip's weight drifts are noise
+    # (alpha that never trained, e.g. warm-up for every epoch), so both rules need skip above it.
+    above_uniform = skip_alpha is None or skip_alpha > ABOVE_UNIFORM * uniform
+    by_share = share >= limit and above_uniform
+    by_trend = trend is not None and trend > 0 and leading is not None and leading >= limit and above_uniform
     collapsed = by_share or by_trend
     parts = [f"{skips} of {len(live)} live op(s) of the derived normal cell are {SKIP} (share {share:.2f})"]
     if skip_alpha is not None:
