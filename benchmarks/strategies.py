@@ -10,6 +10,8 @@ theory says for random search (the expected best of n uniform draws).
     python benchmarks/strategies.py --seeds 5 --predictor rf --predictor-option n_estimators=64
     python benchmarks/strategies.py --seeds 10 --strategies predictor --zc jacob_cov,synflow \
         --zc-cache /tmp/nas-zc-nb201.npz      # predictor with zero-cost features (scores every cell once)
+    python benchmarks/strategies.py --strategies predictor --zc jacob_cov,synflow --zc-seeds 2 \
+        --zc-cache /tmp/nas-zc-nb201.npz --option candidate_pool=all   # the recommended zero-cost setting
 
 ``--zc`` gives the predictor the zero-cost proxies of every cell as extra
 features (path + one-hot encodings, rank-transformed targets), scored as in
@@ -111,7 +113,10 @@ def main() -> None:
             checkpoints=sorted({args.queries, queries}),
         )
         seconds = (time.perf_counter() - start) / args.seeds
-        label = f"{name} ({args.predictor}{'+zc' if args.zc else ''})" if is_predictor else name
+        label = name
+        if is_predictor:
+            shown = "".join(f", {k}={v}" for k, v in strategy_options.items())
+            label = f"{name} ({args.predictor}{'+zc' if args.zc else ''}{shown})"
         for row in result.summary():
             table.add_row(
                 label,

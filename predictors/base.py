@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -51,6 +51,11 @@ class EncodedPredictor(Predictor):
     :mod:`predictors.targets`).
     """
 
+    #: Map continuous feature columns through the ranks of their training
+    #: values before scaling. Models that use distances or gradients (MLP, GP)
+    #: need it; trees split on order alone and keep plain min-max scaling.
+    rank_continuous: ClassVar[bool] = False
+
     def __init__(
         self,
         space: SearchSpace,
@@ -73,6 +78,16 @@ class EncodedPredictor(Predictor):
             raise ConfigError("fit needs a non-empty sequence of architectures")
         y = check_targets(targets, len(archs))
         x = self.featurizer(archs)
+        # Continuous columns (anything but 0/1 bits, e.g. proxy scores) get the
+        # positions of their distinct training values first (if the model asks
+        # for it): a heavy tail such as jacob_cov's (a few cells at -110, the
+        # rest within 0.3 of -32.4) would otherwise squash the informative bulk
+        # into a sliver after min-max scaling.
+        continuous = ~np.isin(x, (0.0, 1.0)).all(axis=0)
+        self._knots = (
+            {j: np.unique(x[:, j]) for j in np.flatnonzero(continuous)} if self.rank_continuous else {}
+        )
+        x = self._positions(x)
         # Min-max scaling keeps one-hot and path bits as 0/1 (what distance-based
         # kernels want) while bringing proxy scores such as params to [0, 1].
         self._x_mean = x.min(axis=0)
@@ -82,10 +97,34 @@ class EncodedPredictor(Predictor):
         self._fitted = True
         return self
 
+    def _positions(self, x: np.ndarray) -> np.ndarray:
+        """Continuous columns mapped through their training values' ranks (linear beyond them).
+
+        Not scikit-learn's ``QuantileTransformer``: it clips values outside the
+        training range, and a candidate whose proxy beats every trained cell's
+        must stay above them (the search is looking for exactly those).
+        """
+        if not self._knots:
+            return x
+        x = x.copy()
+        for j, knots in self._knots.items():
+            if knots.size < 2:
+                continue
+            steps = np.arange(knots.size, dtype=np.float64)
+            slope = (knots.size - 1) / (knots[-1] - knots[0])
+            column = x[:, j]
+            inside = np.interp(column, knots, steps)
+            x[:, j] = np.where(
+                column < knots[0],
+                (column - knots[0]) * slope,
+                np.where(column > knots[-1], steps[-1] + (column - knots[-1]) * slope, inside),
+            )
+        return x
+
     def predict_dist(self, archs: Sequence[Architecture]) -> tuple[np.ndarray, np.ndarray]:
         if not self._fitted:
             raise ConfigError(f"{type(self).__name__} is not fitted; call fit(archs, targets) first")
-        x = (self.featurizer(archs) - self._x_mean) / self._x_scale
+        x = (self._positions(self.featurizer(archs)) - self._x_mean) / self._x_scale
         mean, std = self._predict_dist(x)
         return self.target.inverse(mean), self.target.inverse_std(mean, std)
 

@@ -24,6 +24,8 @@ from predictors.features import ExtraFeatures
 class GaussianProcess(EncodedPredictor):
     """Gaussian process with a Matern(nu) kernel; std from the posterior."""
 
+    rank_continuous = True
+
     def __init__(
         self,
         space: SearchSpace,

@@ -44,6 +44,8 @@ def _mlp(width_in: int, hidden: int, layers: int, generator: torch.Generator) ->
 class MLPEnsemble(EncodedPredictor):
     """``members`` MLPs (``layers`` x ``hidden`` ReLU units); mean and std over members."""
 
+    rank_continuous = True
+
     def __init__(
         self,
         space: SearchSpace,

@@ -165,7 +165,10 @@ def test_bad_space_options_fail_at_load(options: dict[str, object], fragment: st
 
 
 def test_unknown_strategy_and_bad_strategy_options() -> None:
-    assert "strategy.name: unknown strategy or one-shot method 'evolutoin'. Did you mean 'evolution'?" in error_of(with_(strategy={"name": "evolutoin"}))
+    assert (
+        "strategy.name: unknown strategy or one-shot method 'evolutoin'. Did you mean 'evolution'?"
+        in error_of(with_(strategy={"name": "evolutoin"}))
+    )
     message = error_of(with_(strategy={"name": "evolution", "population_size": 2, "tournament_size": 5}))
     assert "strategy:" in message and "tournament_size=5" in message
     message = error_of(with_(strategy={"name": "evolution", "population": 8}))

@@ -308,3 +308,33 @@ def test_rank_target_predictors_learn(name, toy) -> None:
     model = make(name, target_transform="rank").fit(train, y_outliers)
     mean, std = model.predict_dist(test)
     assert spearman(mean, y_test) > 0.5 and (std >= 0).all()
+
+
+@pytest.mark.parametrize("name", ["mlp_ensemble", "gp"])
+def test_heavy_tailed_extra_features_reach_distance_and_gradient_models(name, toy, monkeypatch) -> None:
+    """A proxy whose informative bulk sits in a sliver next to one far outlier (jacob_cov-like)."""
+    (archs, y), (test_archs, test_y) = toy
+    rng = np.random.default_rng(0)
+    jitter = {a: float(rng.normal()) for a in [*archs, *test_archs]}
+
+    def proxy(arch) -> list[float]:  # the toy score squeezed into 1e-3, plus one far outlier
+        if arch is archs[0]:
+            return [-1000.0]
+        return [1e-3 * _toy_score(arch) + 1e-6 * jitter[arch]]
+
+    cls = PREDICTORS.get(name)
+    seen: list[np.ndarray] = []
+    fit = cls._fit
+    monkeypatch.setattr(cls, "_fit", lambda self, x, t: (seen.append(x), fit(self, x, t))[1])
+    model = make(name, encoding="none", extra_features=proxy).fit(archs, y)
+    column = np.sort(seen[0][:, 0])
+    # The bulk spreads over [0, 1] (rank positions) instead of squashing into its top 1e-6.
+    assert column[0] == 0.0 and column[1] < 0.05 and column[-1] == 1.0
+    assert np.ptp(column[1:]) > 0.9
+    assert kendall_tau(model.predict(test_archs), test_y) > 0.5
+    assert not PREDICTORS.get("gbt").rank_continuous and not PREDICTORS.get("rf").rank_continuous
+
+
+def _toy_score(arch) -> float:
+    conv = [arch[e] == "nor_conv_3x3" for e in ("3<-0", "3<-1", "3<-2", "1<-0")]
+    return float(np.dot(conv, [3.0, 2.0, 2.0, 1.0]) - 2.0 * (arch["3<-0"] == "avg_pool_3x3"))
