@@ -83,10 +83,10 @@ class EncodedPredictor(Predictor):
         # for it): a heavy tail such as jacob_cov's (a few cells at -110, the
         # rest within 0.3 of -32.4) would otherwise squash the informative bulk
         # into a sliver after min-max scaling.
-        continuous = ~np.isin(x, (0.0, 1.0)).all(axis=0)
-        self._knots = (
-            {j: np.unique(x[:, j]) for j in np.flatnonzero(continuous)} if self.rank_continuous else {}
-        )
+        self._knots: dict[int, np.ndarray] = {}
+        if self.rank_continuous:
+            continuous = ~np.isin(x, (0.0, 1.0)).all(axis=0)
+            self._knots = {j: np.unique(x[:, j]) for j in np.flatnonzero(continuous)}
         x = self._positions(x)
         # Min-max scaling keeps one-hot and path bits as 0/1 (what distance-based
         # kernels want) while bringing proxy scores such as params to [0, 1].

@@ -47,10 +47,14 @@ def toy_problem(count: int, seed: int):
     """Cells whose score counts 3x3 convs on the input-to-output edges plus small noise."""
     rng = np.random.default_rng(seed)
     archs = [SPACE.sample(rng) for _ in range(count)]
-    conv = np.array([[a[e] == "nor_conv_3x3" for e in ("3<-0", "3<-1", "3<-2", "1<-0")] for a in archs])
-    pool = np.array([a["3<-0"] == "avg_pool_3x3" for a in archs])
-    y = conv @ np.array([3.0, 2.0, 2.0, 1.0]) - 2.0 * pool + rng.normal(0, 0.3, count)
+    y = np.array([toy_score(a) for a in archs]) + rng.normal(0, 0.3, count)
     return archs, y
+
+
+def toy_score(arch) -> float:
+    """The noiseless toy score: 3x3 convs into the output (and on 1<-0), a pooled skip costs."""
+    conv = [arch[e] == "nor_conv_3x3" for e in ("3<-0", "3<-1", "3<-2", "1<-0")]
+    return float(np.dot(conv, [3.0, 2.0, 2.0, 1.0]) - 2.0 * (arch["3<-0"] == "avg_pool_3x3"))
 
 
 @pytest.fixture(scope="module")
@@ -320,7 +324,7 @@ def test_heavy_tailed_extra_features_reach_distance_and_gradient_models(name, to
     def proxy(arch) -> list[float]:  # the toy score squeezed into 1e-3, plus one far outlier
         if arch is archs[0]:
             return [-1000.0]
-        return [1e-3 * _toy_score(arch) + 1e-6 * jitter[arch]]
+        return [1e-3 * toy_score(arch) + 1e-6 * jitter[arch]]
 
     cls = PREDICTORS.get(name)
     seen: list[np.ndarray] = []
@@ -333,8 +337,3 @@ def test_heavy_tailed_extra_features_reach_distance_and_gradient_models(name, to
     assert np.ptp(column[1:]) > 0.9
     assert kendall_tau(model.predict(test_archs), test_y) > 0.5
     assert not PREDICTORS.get("gbt").rank_continuous and not PREDICTORS.get("rf").rank_continuous
-
-
-def _toy_score(arch) -> float:
-    conv = [arch[e] == "nor_conv_3x3" for e in ("3<-0", "3<-1", "3<-2", "1<-0")]
-    return float(np.dot(conv, [3.0, 2.0, 2.0, 1.0]) - 2.0 * (arch["3<-0"] == "avg_pool_3x3"))

@@ -105,7 +105,7 @@ class OneShotSettings(BaseModel):
     selection: Literal["magnitude", "perturbation"] | None = Field(
         None,
         description="how the cell is read off the supernet: strongest alpha per edge (magnitude) or "
-        "the op whose removal costs the supernet most accuracy (perturbation, DARTS-PT)",
+        "the op whose removal raises the supernet's held-out loss most (perturbation, DARTS-PT)",
     )
     population: int | None = Field(None, ge=2)
     generations: int | None = Field(None, ge=0)
