@@ -8,35 +8,7 @@ traceback; ``--debug`` shows the traceback.
 
 from __future__ import annotations
 
-import logging
-import sys
-
-import click
-
-from nas import __version__
-from nas.core.errors import NASError
-
-
-class _Group(click.Group):
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except NASError as exc:
-            if ctx.params.get("debug"):
-                raise
-            click.secho(f"error: {exc}", fg="red", err=True)
-            sys.exit(2)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="nas")
-@click.option("--debug", is_flag=True, help="Show full tracebacks and debug logs.")
-def main(debug: bool) -> None:
-    """Neural architecture search: spaces, strategies, Ray-distributed trials, a SQL trial store."""
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+from nas.cli.root import main
 
 
 def _register() -> None:
@@ -54,3 +26,5 @@ def _register() -> None:
 
 
 _register()
+
+__all__ = ["main"]

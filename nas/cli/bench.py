@@ -15,7 +15,7 @@ from typing import Any
 import click
 import yaml
 
-from nas.cli import main
+from nas.cli.root import main
 from nas.core.errors import ConfigError
 
 

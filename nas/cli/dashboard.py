@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from nas.cli import main
+from nas.cli.root import main
 from nas.core.errors import ConfigError, require
 
 

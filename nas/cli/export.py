@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nas.cli import main
+from nas.cli.root import main
 
 _FORMAT_CHOICES = ("all", "pytorch", "torchscript", "onnx")
 

@@ -6,7 +6,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from nas.cli import main
+from nas.cli.root import main
 
 
 @main.command("search")

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nas.cli import main
+from nas.cli.root import main
 from nas.core import Architecture, ConfigError, SearchSpace
 
 console = Console()
