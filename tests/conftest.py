@@ -8,6 +8,7 @@ failure.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 def shared_data_dir() -> Path:
     return Path(os.environ.get("NAS_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+def require_tool(name: str, why: str) -> str:
+    """The path of command-line tool ``name``; a skip with ``why`` without it, a failure in CI.
+
+    In CI every tool a test needs is installed, so a missing one is a broken
+    environment and must not pass as a skip.
+    """
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed: {why}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; it is missing in CI, where tests must not skip")
+        pytest.skip(message)
+    return path
 
 
 @pytest.fixture(scope="session")

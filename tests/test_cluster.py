@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import require_tool
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 from store_fixtures import postgres_url  # noqa: F401  (fixture)
@@ -105,8 +106,7 @@ def logs(state: Path) -> str:
 @pytest.fixture(scope="module")
 def cluster(postgres_url: str) -> Iterator[Cluster]:  # noqa: F811
     pytest.importorskip("ray")
-    if shutil.which("psql") is None:
-        pytest.skip("psql (PostgreSQL client) is needed to create the read-only role")
+    require_tool("psql", "the PostgreSQL client creates the read-only role")
     role = f"nas_ro_{uuid.uuid4().hex[:10]}"
     # Short: Ray's Unix socket paths live under it.
     state = Path(tempfile.mkdtemp(prefix="nasc", dir="/tmp"))

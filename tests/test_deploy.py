@@ -24,7 +24,6 @@ import functools
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -36,6 +35,7 @@ import jsonschema
 import pytest
 import referencing
 import yaml
+from conftest import require_tool
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from store_fixtures import postgres_url  # noqa: F401  (fixture)
@@ -242,9 +242,7 @@ def test_kuberay_schemas_reject_broken_objects(
 
 
 def test_kubectl_renders_the_kustomization_with_the_platform_images() -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed; the kustomization is still checked file by file")
+    kubectl = require_tool("kubectl", "the kustomization is still checked file by file")
     rendered = subprocess.run(
         [kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60, check=True
     ).stdout
@@ -314,10 +312,11 @@ def test_the_database_jobs_run_the_platform_commands() -> None:
 
 
 def test_ray_cluster_shape_head_drives_workers_train() -> None:
-    ray = pytest.importorskip("ray")
     spec = one("RayCluster")["spec"]
     assert spec["enableInTreeAutoscaling"] is True
-    assert spec["rayVersion"] == ray.__version__
+    # The cluster runs the Ray of the image's lock, which lies in the range pyproject.toml pins.
+    assert spec["rayVersion"] == locked_version("ray")
+    assert ray_requirement().specifier.contains(spec["rayVersion"]), (spec["rayVersion"], ray_requirement())
     head = spec["headGroupSpec"]
     assert head["rayStartParams"]["num-cpus"] == "0"  # the driver only
     assert "NAS_STORAGE" in env_of(head["template"]["spec"]["containers"][0])
@@ -455,6 +454,29 @@ def test_the_image_installs_only_pinned_packages() -> None:
     for command in installs:
         if "torch" not in command:
             assert "--requirement /tmp/requirements.lock" in command or "--no-deps" in command, command
+
+
+def locked_version(name: str) -> str:
+    """The version ``deploy/docker/requirements.lock`` pins for ``name``."""
+    for line in (DEPLOY / "docker" / "requirements.lock").read_text().splitlines():
+        pinned, _, version = line.partition("==")
+        if canonicalize_name(pinned) == canonicalize_name(name):
+            return version
+    raise AssertionError(f"{name} is not pinned in requirements.lock")
+
+
+def ray_requirement() -> Requirement:
+    """pyproject.toml's Ray requirement (the ``ray`` extra): the range the tests pass on."""
+    for line in metadata.requires("nas-platform") or []:
+        requirement = Requirement(line)
+        if canonicalize_name(requirement.name) == "ray":
+            return requirement
+    raise AssertionError("pyproject.toml names no ray requirement")
+
+
+def test_the_installed_ray_is_the_pinned_one() -> None:
+    ray = pytest.importorskip("ray")
+    assert ray_requirement().specifier.contains(ray.__version__), (ray.__version__, ray_requirement())
 
 
 def test_the_lock_pins_every_dependency_within_pyproject_ranges() -> None:
@@ -668,8 +690,7 @@ def test_readonly_role_reads_tables_created_later_and_writes_nothing(postgres_ur
 
     from nas.store.testing import run_sql, temporary_schema
 
-    if shutil.which("psql") is None:
-        pytest.skip("psql (the PostgreSQL client) is not installed")
+    require_tool("psql", "the read-only role script is run by the PostgreSQL client")
     role = f"nas_ro_{os.urandom(5).hex()}"
     with temporary_schema(postgres_url) as url:
         schema = dburls.schema_of(url)
