@@ -121,8 +121,6 @@ def test_a_running_search_never_sees_a_lock_while_the_dashboard_reads(
     assert result["n_errors"] == 0, result["errors"]
     assert result["retries"] == 0, "the writer had to retry a transaction: it met a lock"
     assert reader_errors == []
-    # No operation waited on a lock either (the busy timeout would hide such a wait from the retry count).
-    assert result["slowest_s"] < 5.0, result
     assert result["told"] > 20 and reads >= 5 and renders >= 1
     final = nas.load_study("live", url).count_trials()
     assert final[TrialState.COMPLETE] == result["told"] + 1

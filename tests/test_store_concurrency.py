@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -120,11 +119,8 @@ def test_sqlite_reader_never_blocks_a_writer(tmp_path: Path) -> None:
         assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         reader.execute("BEGIN")
         assert reader.execute("SELECT count(*) FROM trials").fetchone() == (1,)  # holds a snapshot
-        start = time.monotonic()
-        for i in range(5):
+        for i in range(5):  # without WAL these would wait out the busy timeout and fail "database is locked"
             study.tell(study.ask(), float(i))
-        # Without WAL the writer would wait for the reader's lock (30 s busy timeout) and fail.
-        assert time.monotonic() - start < 10
         assert reader.execute("SELECT count(*) FROM trials").fetchone() == (1,)  # its snapshot is stable
         reader.execute("COMMIT")
         assert reader.execute("SELECT count(*) FROM trials").fetchone() == (6,)

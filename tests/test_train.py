@@ -125,6 +125,7 @@ def test_report_exceptions_stop_the_trial(space, arch, data, tmp_path: Path) -> 
 
 
 def test_test_split_is_never_used(space, arch, data, tmp_path: Path) -> None:
+    """Replacing the test split by garbage changes nothing a trial reports: the search never reads it."""
     poisoned = Dataset(
         "poisoned",
         data.x_train,
@@ -133,10 +134,15 @@ def test_test_split_is_never_used(space, arch, data, tmp_path: Path) -> None:
         data.y_val,
         num_classes=data.num_classes,
         x_test=np.full_like(data.x_test, np.nan),
-        y_test=np.full(len(data.y_test), 10**6, dtype=np.int64) % data.num_classes,
+        y_test=(data.y_test + 1) % data.num_classes,
     )
-    result = make(space, poisoned, tmp_path, epochs=1).evaluate(arch)
-    assert math.isfinite(result.values["val_accuracy"]) and math.isfinite(result.values["val_loss"])
+    clean = make(space, data, tmp_path / "clean", epochs=1).evaluate(arch, seed=0)
+    dirty = make(space, poisoned, tmp_path / "dirty", epochs=1).evaluate(arch, seed=0)
+    timing = {"latency_ms", "train_seconds"}
+    assert {k: v for k, v in dirty.values.items() if k not in timing} == {
+        k: v for k, v in clean.values.items() if k not in timing
+    }
+    assert not any("test" in key for key in [*dirty.values, *dirty.user_attrs])
 
 
 def test_threads_are_set_per_trial_and_restored(space, arch, data, tmp_path: Path) -> None:
@@ -149,9 +155,13 @@ def test_threads_are_set_per_trial_and_restored(space, arch, data, tmp_path: Pat
 
 
 def test_adamw_smoothing_and_augmentation_train(space, arch, data, tmp_path: Path) -> None:
-    evaluator = make(space, data, tmp_path, optimizer="adamw", lr=0.01, label_smoothing=0.1, augment=True)
-    result = evaluator.evaluate(arch)
-    assert math.isfinite(result.values["train_loss"]) and result.values["val_accuracy"] > 25.0
+    options = {"optimizer": "adamw", "lr": 0.01, "label_smoothing": 0.1, "augment": True, "epochs": 6}
+    losses: list[float] = []
+    result = make(space, data, tmp_path, **options).evaluate(
+        arch, seed=0, report=lambda e, m: losses.append(m["train_loss"])
+    )
+    assert losses[-1] < 0.8 * losses[0], losses  # it learns (seeds 0-4: 0.57-0.73 of the first epoch's loss)
+    assert result.values["val_accuracy"] > 50.0  # chance is 25% on 4 classes (seeds 0-4: 62.5-83.3)
 
 
 def test_bf16_autocast_on_cpu_when_asked(space, arch, data, tmp_path: Path) -> None:
