@@ -422,8 +422,9 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 def _read_cifar_dir(path: Path) -> dict[str, np.ndarray]:
     """The official python batches (``data_batch_1..5``, ``test_batch``), in ``path`` or its ``cifar-10-batches-py``.
 
-    These are pickles, as distributed by the dataset's authors; only read
-    directories you trust.
+    These are pickles, as distributed by the dataset's authors. They are read
+    with :class:`_BatchUnpickler`, which builds only the plain containers and
+    numpy arrays a batch holds, so a crafted file cannot run code.
     """
     if not (path / "test_batch").exists() and (path / "cifar-10-batches-py").is_dir():
         path = path / "cifar-10-batches-py"
@@ -437,10 +438,10 @@ def _read_cifar_dir(path: Path) -> dict[str, np.ndarray]:
     def read(batch: Path) -> tuple[np.ndarray, np.ndarray]:
         try:
             with batch.open("rb") as handle:
-                entry = pickle.load(handle, encoding="bytes")
+                entry = _BatchUnpickler(handle, encoding="bytes").load()
             data = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
             return data, np.asarray(entry[b"labels"], dtype=np.int64)
-        except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError) as exc:
+        except (OSError, pickle.UnpicklingError, KeyError, TypeError, ValueError, EOFError) as exc:
             raise ConfigError(f"{batch} is not a CIFAR-10 python batch: {exc}") from exc
 
     train = [read(p) for p in train_files]
@@ -451,6 +452,41 @@ def _read_cifar_dir(path: Path) -> dict[str, np.ndarray]:
         "x_test": x_test,
         "y_test": y_test,
     }
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles a CIFAR python batch without running code: only numpy's array rebuilders are found.
+
+    A batch is a dict of bytes, lists and one uint8 array. The authors' files
+    (Python 2 pickles) name ``numpy.core.multiarray._reconstruct``,
+    ``numpy.ndarray`` and ``numpy.dtype``; files re-pickled by Python 3 may
+    name the ``numpy._core`` spelling or ``_frombuffer`` (protocol 5). Every
+    other global, the way a pickle calls arbitrary functions, is refused.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        allowed = _batch_globals()
+        if (module, name) not in allowed:
+            raise pickle.UnpicklingError(
+                f"it names {module}.{name}, which a CIFAR-10 batch never needs; refused without running "
+                f"it (allowed: {', '.join(sorted(f'{m}.{n}' for m, n in allowed))})"
+            )
+        return allowed[module, name]
+
+
+def _batch_globals() -> dict[tuple[str, str], Any]:
+    """The numpy rebuild functions of a pickled array, under each module path numpy has used."""
+    try:
+        from numpy._core.multiarray import _reconstruct
+        from numpy._core.numeric import _frombuffer
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
+        from numpy.core.numeric import _frombuffer  # type: ignore[no-redef]
+    found: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    for package in ("numpy.core", "numpy._core"):
+        found[f"{package}.multiarray", "_reconstruct"] = _reconstruct
+        found[f"{package}.numeric", "_frombuffer"] = _frombuffer
+    return found
 
 
 def _load_image_folder(config: DatasetConfig, common: dict[str, Any]) -> Dataset:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pickle
+import struct
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -143,6 +145,74 @@ def test_cifar10_python_batches_directory(tmp_path: Path) -> None:
         + np.array(data.mean)[None, :, None, None]
     )
     assert np.allclose(restored * 255.0, raw_test, atol=1e-3)
+
+
+def py2_batch(images: np.ndarray, labels: list[int]) -> bytes:
+    """A batch pickled as the authors' files are: Python 2 protocol 2, ``numpy.core.multiarray`` names.
+
+    Written opcode by opcode (Python 3 cannot produce Python 2 ``str`` or the
+    old numpy module path): ``{b'data': uint8 N x 3072 array, b'labels': [...]}``.
+    """
+
+    def string(value: bytes) -> bytes:  # Python 2 str: SHORT_BINSTRING / BINSTRING
+        if len(value) < 256:
+            return b"U" + bytes([len(value)]) + value
+        return b"T" + struct.pack("<i", len(value)) + value
+
+    def integer(value: int) -> bytes:
+        return b"J" + struct.pack("<i", value)
+
+    flat = np.ascontiguousarray(images.reshape(len(images), -1), dtype=np.uint8)
+    array = (
+        b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n"
+        + integer(0) + b"\x85" + string(b"b") + b"\x87R"  # _reconstruct(ndarray, (0,), b'b')
+        + b"(" + integer(1) + integer(flat.shape[0]) + integer(flat.shape[1]) + b"\x86"
+        + b"cnumpy\ndtype\n" + string(b"u1") + integer(0) + integer(1) + b"\x87R"
+        + b"(" + integer(3) + string(b"|") + b"NNN" + integer(-1) + integer(-1) + integer(0) + b"tb"
+        + b"\x89" + string(flat.tobytes()) + b"tb"  # state: (1, shape, dtype, False, raw bytes)
+    )
+    label_list = b"](" + b"".join(integer(v) for v in labels) + b"e"
+    return b"\x80\x02}(" + string(b"data") + array + string(b"labels") + label_list + b"u."
+
+
+def write_batches(root: Path, make: Any) -> None:
+    root.mkdir(exist_ok=True)
+    for name, seed in [*((f"data_batch_{i}", i) for i in range(1, 6)), ("test_batch", 9)]:
+        (root / name).write_bytes(make(name, uint8_images(10, seed, (3, 32, 32))))
+
+
+def test_cifar10_batches_in_the_authors_python2_format_load(tmp_path: Path) -> None:
+    write_batches(tmp_path, lambda name, images: py2_batch(images, list(range(10))))
+    data = load_dataset({"name": "cifar10", "path": str(tmp_path)}, seed=0)
+    assert len(data.x_train) + len(data.x_val) == 50 and np.array_equal(data.y_test, np.arange(10))
+    assert np.array_equal(raw(data, data.x_test), uint8_images(10, 9, (3, 32, 32)))
+
+
+class FileCreatingPayload:
+    """Unpickling this calls ``open(path, "w")``: a pickle's way to run code (here, creating a file)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (str(self.path), "w"))
+
+
+@pytest.mark.parametrize("protocol", [3, pickle.HIGHEST_PROTOCOL])
+def test_cifar10_batch_pickle_cannot_run_code(tmp_path: Path, protocol: int) -> None:
+    proof = tmp_path / "proof"
+    pickle.loads(pickle.dumps(FileCreatingPayload(proof), protocol=protocol)).close()
+    assert proof.exists()  # the payload is live: a plain pickle.load runs it
+    marker = tmp_path / "pwned"
+
+    def make(name: str, images: np.ndarray) -> bytes:
+        data: Any = FileCreatingPayload(marker) if name == "data_batch_2" else images.reshape(10, -1)
+        return pickle.dumps({b"data": data, b"labels": list(range(10))}, protocol=protocol)
+
+    write_batches(tmp_path / "batches", make)
+    with pytest.raises(ConfigError, match=r"data_batch_2 is not a CIFAR-10 python batch: it names io\.open.*refused"):
+        load_dataset({"name": "cifar10", "path": str(tmp_path / "batches")})
+    assert not marker.exists()
 
 
 def test_cifar10_errors(tmp_path: Path) -> None:
