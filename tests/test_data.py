@@ -165,11 +165,31 @@ def py2_batch(images: np.ndarray, labels: list[int]) -> bytes:
     flat = np.ascontiguousarray(images.reshape(len(images), -1), dtype=np.uint8)
     array = (
         b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n"
-        + integer(0) + b"\x85" + string(b"b") + b"\x87R"  # _reconstruct(ndarray, (0,), b'b')
-        + b"(" + integer(1) + integer(flat.shape[0]) + integer(flat.shape[1]) + b"\x86"
-        + b"cnumpy\ndtype\n" + string(b"u1") + integer(0) + integer(1) + b"\x87R"
-        + b"(" + integer(3) + string(b"|") + b"NNN" + integer(-1) + integer(-1) + integer(0) + b"tb"
-        + b"\x89" + string(flat.tobytes()) + b"tb"  # state: (1, shape, dtype, False, raw bytes)
+        + integer(0)
+        + b"\x85"
+        + string(b"b")
+        + b"\x87R"  # _reconstruct(ndarray, (0,), b'b')
+        + b"("
+        + integer(1)
+        + integer(flat.shape[0])
+        + integer(flat.shape[1])
+        + b"\x86"
+        + b"cnumpy\ndtype\n"
+        + string(b"u1")
+        + integer(0)
+        + integer(1)
+        + b"\x87R"
+        + b"("
+        + integer(3)
+        + string(b"|")
+        + b"NNN"
+        + integer(-1)
+        + integer(-1)
+        + integer(0)
+        + b"tb"
+        + b"\x89"
+        + string(flat.tobytes())
+        + b"tb"  # state: (1, shape, dtype, False, raw bytes)
     )
     label_list = b"](" + b"".join(integer(v) for v in labels) + b"e"
     return b"\x80\x02}(" + string(b"data") + array + string(b"labels") + label_list + b"u."
@@ -210,7 +230,9 @@ def test_cifar10_batch_pickle_cannot_run_code(tmp_path: Path, protocol: int) -> 
         return pickle.dumps({b"data": data, b"labels": list(range(10))}, protocol=protocol)
 
     write_batches(tmp_path / "batches", make)
-    with pytest.raises(ConfigError, match=r"data_batch_2 is not a CIFAR-10 python batch: it names io\.open.*refused"):
+    with pytest.raises(
+        ConfigError, match=r"data_batch_2 is not a CIFAR-10 python batch: it names io\.open.*refused"
+    ):
         load_dataset({"name": "cifar10", "path": str(tmp_path / "batches")})
     assert not marker.exists()
 

@@ -361,9 +361,13 @@ def test_existing_output_is_refused_unless_forced(
     (out / "keep.txt").write_text("mine")
     with pytest.raises(ConfigError, match="already exists.*--force"):
         export_model(study, trial=number, out=out, progress=False)
-    assert (out / "keep.txt").read_text() == "mine" and not leftovers(out)
+    with pytest.raises(ConfigError, match=r"--force refuses to replace .*'keep.txt'"):
+        export_model(study, trial=number, out=out, force=True, progress=False)  # not a bundle
+    assert [p.name for p in out.iterdir()] == ["keep.txt"] and not leftovers(out)
+    out = tmp_path / "bundle"
+    export_model(study, trial=number, out=out, formats="pytorch", latency_repeats=1, progress=False)
     export_model(study, trial=number, out=out, force=True, latency_repeats=1, progress=False)
-    assert {p.name for p in out.iterdir()} == BUNDLE and not leftovers(out)
+    assert {p.name for p in out.iterdir()} == BUNDLE and not leftovers(out)  # a bundle is replaced
     afile = tmp_path / "file"
     afile.write_text("x")
     with pytest.raises(ConfigError, match="not a directory"):

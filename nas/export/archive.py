@@ -5,6 +5,11 @@ temporary directory, zips it under one top-level folder
 (``STUDY-trialN/``) and removes the directory again. It raises exactly what
 :func:`~nas.export.bundle.export_model` raises, so the dashboard can show
 the same one-line error as the CLI.
+
+Given a study name, it opens the store read-only
+(:func:`nas.store.readonly.open_readonly`): exporting only reads the store,
+and a dashboard must never hold a connection that could write to a store
+that searches are writing to.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from nas.export.bundle import export_model
-from nas.study import Study
+from nas.study import Study, load_study
 
 
 def archive_name(study: str, trial: int) -> str:
@@ -33,12 +38,32 @@ def export_archive(
     *,
     retrain_epochs: int | None = None,
 ) -> bytes:
-    """Export trial ``trial_number`` of a study and return the bundle as zip bytes."""
+    """Export trial ``trial_number`` of a study and return the bundle as zip bytes.
+
+    A study name is opened read-only at ``storage``; a :class:`Study` is used as given.
+    """
+    if isinstance(study_name, Study):
+        return _zip_export(study_name, trial_number, formats, retrain_epochs, storage)
+    from nas.store.readonly import open_readonly
+
+    store = open_readonly(storage)
+    try:
+        return _zip_export(load_study(str(study_name), store), trial_number, formats, retrain_epochs)
+    finally:
+        store.close()
+
+
+def _zip_export(
+    study: Study,
+    trial_number: int,
+    formats: str | Iterable[str],
+    retrain_epochs: int | None,
+    storage: str | None = None,
+) -> bytes:
     with tempfile.TemporaryDirectory(prefix="nas-export-") as tmp:
-        name = study_name.name if isinstance(study_name, Study) else str(study_name)
-        folder = Path(tmp) / archive_name(name, trial_number)
+        folder = Path(tmp) / archive_name(study.name, trial_number)
         export_model(
-            study_name,
+            study,
             trial=trial_number,
             formats=formats,
             out=folder,

@@ -40,8 +40,8 @@ from nas.export.card import (
     render_readme,
     to_json,
 )
-from nas.export.context import ExportData, resolve_data, study_config, train_settings
-from nas.export.files import check_target, sha256_file, staged_directory
+from nas.export.context import ExportData, resolve_data
+from nas.export.files import check_not_store, check_target, sha256_file, staged_directory
 from nas.export.formats import (
     FILES,
     load_torchscript,
@@ -56,6 +56,7 @@ from nas.export.formats import (
 from nas.export.latency import DEFAULT_REPEATS, DEFAULT_WARMUP, LATENCY_THREADS, measure_latency
 from nas.export.parity import BATCH_SIZES, TOLERANCE, check_parity, parity_inputs
 from nas.export.selection import select_trial
+from nas.export.stored import read_stored_config
 from nas.export.weights import Weights, build_model, read_state_dict, retrain, stored_weights
 from nas.study import Study, load_study
 
@@ -129,9 +130,10 @@ def export_model(
     if isinstance(latency_repeats, bool) or not isinstance(latency_repeats, int) or latency_repeats < 1:
         raise ConfigError(f"latency_repeats={latency_repeats!r} is not allowed; expected an integer >= 1")
     opened = _open(study, storage)
+    check_not_store(target, opened.storage.url)
     chosen = select_trial(opened, trial=trial, best=best, objective=objective)
     space = opened.space
-    config = study_config(opened)
+    config = read_stored_config(opened)  # never load_config: that would import the config's plugins
     label = f"trial {chosen.number} of study {opened.name!r}"
 
     weights = None if retrain_epochs is not None else stored_weights(opened, chosen)
@@ -142,9 +144,9 @@ def export_model(
             space,
             chosen.arch,
             data,
-            train_settings(config, retrain_epochs),
+            config.train_settings(retrain_epochs),
             seed=chosen.seed,
-            data_seed=config.data_seed if config is not None else 0,
+            data_seed=config.data_seed,
             label=label,
             progress=progress,
         )

@@ -1,8 +1,8 @@
-"""What export needs to know besides the architecture: the search config and the data.
+"""What export needs to know besides the architecture: the data.
 
-The study stores its search config; from it export learns the dataset (for
-test accuracy, preprocessing and retraining) and the train evaluator's
-settings (for retraining). A model whose weights are stored can still be
+From the study's stored search config (read by :mod:`nas.export.stored`,
+which runs no code the config names) export learns the dataset, for test
+accuracy, preprocessing and retraining. A model whose weights are stored can still be
 exported where the data is not available: the input shape, number of classes
 and preprocessing then come from what the trial recorded (the train evaluator
 stores them), and test accuracy is reported as unavailable, with the reason.
@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nas.config import SearchConfig, TrainEvaluatorConfig, TrainSettings, load_config
 from nas.core.errors import ConfigError
 from nas.core.trial import Trial
 from nas.data import Dataset, load_dataset
+from nas.export.stored import StoredConfig
 from nas.study import Study
 from search_spaces.base import check_input_shape
 
@@ -44,33 +44,10 @@ class ExportData:
         return self.dataset.x_test, self.dataset.y_test
 
 
-def study_config(study: Study) -> SearchConfig | None:
-    """The study's validated search config (``None`` for a study created without one)."""
-    raw = study.config
-    if not raw:
-        return None
-    try:
-        return load_config(raw)
-    except ConfigError as exc:
-        raise ConfigError(
-            f"study {study.name!r} has a stored search config that does not validate: {exc}"
-        ) from exc
-
-
-def train_settings(config: SearchConfig | None, epochs: int | None) -> TrainSettings:
-    """The study's train evaluator settings (defaults for other evaluators), with ``epochs`` overridden."""
-    options: dict[str, Any] = {}
-    if config is not None and isinstance(config.evaluator, TrainEvaluatorConfig):
-        options = config.evaluator.options
-    if epochs is not None:
-        options["epochs"] = epochs
-    return TrainSettings.model_validate(options)
-
-
 def resolve_data(
     study: Study,
     trial: Trial,
-    config: SearchConfig | None,
+    config: StoredConfig,
     input_shape: tuple[int, int, int] | None,
     *,
     need_training: bool,
@@ -85,12 +62,12 @@ def resolve_data(
     override = None if input_shape is None else check_input_shape(study.space_name, tuple(input_shape))
     dataset: Dataset | None = None
     note: str | None = None
-    if config is None or config.dataset is None:
-        note = "the study's search config names no dataset"
+    if config.dataset is None:
+        note = config.dataset_note
         if need_training:
             raise ConfigError(
-                f"{where} has no stored weights and its study names no dataset to retrain on "
-                f"(evaluator {_evaluator_name(config)!r}); export a trial of a study that trained its models"
+                f"{where} must be retrained (no stored weights, or --retrain), but there is no dataset to "
+                f"retrain on: {note} (evaluator {config.evaluator!r}); export a trial with stored weights"
             )
     else:
         try:
@@ -145,8 +122,4 @@ def resolve_data(
     )
 
 
-def _evaluator_name(config: SearchConfig | None) -> str:
-    return "unknown" if config is None else str(config.evaluator.name)
-
-
-__all__ = ["ExportData", "resolve_data", "study_config", "train_settings"]
+__all__ = ["ExportData", "resolve_data"]
