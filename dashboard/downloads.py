@@ -54,6 +54,8 @@ def export_available() -> bool:
 def model_download(study: str, number: int, storage: str) -> Download:
     """Export the trial's model bundle as a zip (may take a while: it builds and checks every format).
 
+    The store is opened read-only (:func:`~nas.export.export_archive` does so
+    for a study name): the dashboard never holds a connection that could write.
     Raises what the export raises (a :class:`~nas.core.errors.NASError` for
     anything the user can act on) and :class:`ImportError` if export is not installed.
     """

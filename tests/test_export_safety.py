@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import sqlite3
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from store_fixtures import postgres_url, storage_url  # noqa: F401  (fixtures)
 from test_export import EVALUATOR, SYNTHETIC, add_trained_trial
 
 import nas
@@ -202,18 +204,21 @@ def test_export_works_when_a_plugin_of_the_search_is_gone(
 # -- the dashboard -------------------------------------------------------------------------------------------
 
 
-def test_the_dashboards_export_reads_the_store_read_only(tmp_path: Path) -> None:
-    """A read-write connection switches a SQLite store to WAL on connect; a read-only one cannot write."""
+def test_the_dashboards_export_reads_the_store_read_only(
+    storage_url: str,  # noqa: F811  (a fixture)
+    tmp_path: Path,
+) -> None:
+    """On SQLite a read-write connection switches the store to WAL on connect; a read-only one cannot."""
     from dashboard.downloads import model_download
 
-    url = f"sqlite:///{tmp_path / 'd.db'}"
-    study, number = stored_study(url, "dash", search_config("dash"), tmp_path / "w")
+    study, number = stored_study(storage_url, "dash", search_config("dash"), tmp_path / "w")
     study.close()
-    with sqlite3.connect(tmp_path / "d.db") as connection:
-        assert connection.execute("PRAGMA journal_mode = DELETE").fetchone()[0] == "delete"
-    connection.close()
-    download = model_download("dash", number, url)
+    database = tmp_path / "store.db"
+    if storage_url.startswith("sqlite"):
+        with contextlib.closing(sqlite3.connect(database)) as connection:
+            assert connection.execute("PRAGMA journal_mode = DELETE").fetchone()[0] == "delete"
+    download = model_download("dash", number, storage_url)
     assert download.file_name == f"dash-trial{number}.zip" and download.data[:2] == b"PK"
-    with sqlite3.connect(tmp_path / "d.db") as connection:
-        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # nothing was written
-    connection.close()
+    if storage_url.startswith("sqlite"):
+        with contextlib.closing(sqlite3.connect(database)) as connection:
+            assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # nothing was written
