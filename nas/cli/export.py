@@ -78,7 +78,9 @@ def _input_shape(
     help="Largest max abs logit difference a format may have against PyTorch.",
 )
 @click.option(
-    "--force", is_flag=True, help="Replace --out if it exists (only once the new bundle is complete)."
+    "--force",
+    is_flag=True,
+    help="Replace --out if it holds a previous export bundle and nothing else (once the new one is complete).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar while retraining.")
 def export_command(

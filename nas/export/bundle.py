@@ -107,8 +107,10 @@ def export_model(
     ``"pytorch"``, ``"torchscript"``, ``"onnx"`` (``model.pt`` is always
     written: the bundle is rebuilt from it). ``retrain_epochs`` retrains even
     when weights are stored; ``input_shape`` (C, H, W) overrides the dataset's.
-    ``out`` must not exist unless ``force``. ``progress`` shows a progress
-    bar while retraining. ``parity_tolerance`` is the largest max abs logit
+    ``out`` must not exist unless ``force`` and it holds a previous bundle
+    (nothing else); it may never be or contain the store's SQLite file or
+    artifacts folder. ``progress`` shows a progress bar while retraining.
+    ``parity_tolerance`` is the largest max abs logit
     difference a format may show against PyTorch (raise it only for models
     with very large logits, where float32 rounding alone can exceed 1e-4).
     """
