@@ -108,15 +108,25 @@ def split_alpha(curves: Mapping[str, Curve]) -> tuple[dict[str, Curve], dict[str
     return plain, alpha
 
 
-def curves_chart(curves_by_trial: Mapping[str, Mapping[str, Curve]], columns: int = 3) -> alt.FacetChart:
-    """One panel per metric (own y scale), one line per trial: learning curves, overlaid when comparing."""
+def _long_frame(
+    nested: Mapping[str, Mapping[str, Curve]], columns: tuple[str, str, str, str]
+) -> pd.DataFrame:
+    """Curves keyed by two names as one long table (a row per point), the form Altair facets.
+
+    ``columns`` names the outer key, the inner key, the step and the value.
+    """
     records = [
-        {"trial": trial, "metric": metric, "step": step, "value": value}
-        for trial, curves in curves_by_trial.items()
-        for metric, points in curves.items()
+        (outer, inner, step, value)
+        for outer, curves in nested.items()
+        for inner, points in curves.items()
         for step, value in points
     ]
-    frame = pd.DataFrame(records, columns=["trial", "metric", "step", "value"])
+    return pd.DataFrame(records, columns=list(columns))
+
+
+def curves_chart(curves_by_trial: Mapping[str, Mapping[str, Curve]], columns: int = 3) -> alt.FacetChart:
+    """One panel per metric (own y scale), one line per trial: learning curves, overlaid when comparing."""
+    frame = _long_frame(curves_by_trial, ("trial", "metric", "step", "value"))
     several = len(curves_by_trial) > 1
     base = (
         alt.Chart(frame)
@@ -134,13 +144,7 @@ def curves_chart(curves_by_trial: Mapping[str, Mapping[str, Curve]], columns: in
 
 def alpha_chart(alpha: Mapping[str, Mapping[str, Curve]], columns: int = 3) -> alt.FacetChart:
     """One heatmap per edge: op (rows) by epoch (columns), coloured by the architecture weight."""
-    records = [
-        {"edge": edge, "op": op, "epoch": step, "alpha": value}
-        for edge, ops in alpha.items()
-        for op, points in ops.items()
-        for step, value in points
-    ]
-    frame = pd.DataFrame(records, columns=["edge", "op", "epoch", "alpha"])
+    frame = _long_frame(alpha, ("edge", "op", "epoch", "alpha"))
     base = (
         alt.Chart(frame)
         .mark_rect()

@@ -48,7 +48,10 @@ class EncodedPredictor(Predictor):
     ``onehot``, ``both``, ``none``), ``extra_features`` (a mapping or
     callable Architecture -> vector, e.g. zero-cost proxy scores) and
     ``target_transform`` (``standard`` or ``rank``, see
-    :mod:`predictors.targets`).
+    :mod:`predictors.targets`). Subclasses take their own options and pass
+    these on with ``**common``, so the shared options are declared (and
+    documented) once; ``nas.config`` follows ``**`` up the class hierarchy
+    when it checks option names.
     """
 
     #: Map continuous feature columns through the ranks of their training
@@ -138,8 +141,8 @@ class EncodedPredictor(Predictor):
         """Mean and std in transformed target units."""
 
 
-def positive_option(owner: str, name: str, value: Any, minimum: int = 1) -> int:
-    """Validate an integer predictor option, naming it and the allowed range."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{owner} option {name}={value!r} is not allowed; expected an integer >= {minimum}")
+def fraction_option(owner: str, name: str, value: Any) -> float:
+    """Validate a predictor option that is a share of something (rows, features, a step): (0, 1]."""
+    if not 0.0 < value <= 1.0:
+        raise ConfigError(f"{owner} option {name}={value!r} is not allowed; expected (0, 1]")
     return value

@@ -9,15 +9,15 @@ points in 84+ dimensions) plus a white-noise term for the training noise.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
-from nas.core import PREDICTORS, ConfigError, SearchSpace
-from predictors.base import EncodedPredictor, positive_option
-from predictors.features import ExtraFeatures
+from nas.core import PREDICTORS, ConfigError, SearchSpace, positive_int
+from predictors.base import EncodedPredictor
 
 
 @PREDICTORS.register("gp")
@@ -31,23 +31,19 @@ class GaussianProcess(EncodedPredictor):
         space: SearchSpace,
         seed: int = 0,
         *,
-        encoding: str = "auto",
-        extra_features: ExtraFeatures | None = None,
-        target_transform: str = "standard",
         nu: float = 1.5,
         min_length_scale: float = 2.0,
         restarts: int = 2,
+        **common: Any,
     ) -> None:
-        super().__init__(
-            space, seed, encoding=encoding, extra_features=extra_features, target_transform=target_transform
-        )
+        super().__init__(space, seed, **common)
         if nu not in (0.5, 1.5, 2.5, np.inf):
             raise ConfigError(f"gp option nu={nu!r} is not allowed; allowed: 0.5, 1.5, 2.5, inf")
         if not min_length_scale > 0:
             raise ConfigError(f"gp option min_length_scale={min_length_scale!r} is not allowed; expected > 0")
         self.nu = nu
         self.min_length_scale = float(min_length_scale)
-        self.restarts = positive_option("gp", "restarts", restarts, minimum=0)
+        self.restarts = positive_int("gp", "restarts", restarts, minimum=0)
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
         # Lower bounds matter: with ~100 points the marginal likelihood otherwise

@@ -30,8 +30,8 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import HuberRegressor
 
-from nas.core import PREDICTORS, Architecture, ConfigError, Predictor, Scalar, SearchSpace
-from predictors.base import check_targets, positive_option
+from nas.core import PREDICTORS, Architecture, ConfigError, Predictor, Scalar, SearchSpace, positive_int
+from predictors.base import check_targets, fraction_option
 
 #: Scale factor turning a median absolute deviation into a normal std.
 _MAD_TO_STD = 1.4826
@@ -138,13 +138,9 @@ class LearnedLatency(_OneHotPredictor):
         max_depth: int = 3,
     ) -> None:
         super().__init__(space, seed)
-        self.max_iter = positive_option("latency_learned", "max_iter", max_iter, minimum=0)
-        self.max_depth = positive_option("latency_learned", "max_depth", max_depth)
-        if not 0.0 < learning_rate <= 1.0:
-            raise ConfigError(
-                f"latency_learned option learning_rate={learning_rate!r} is not allowed; expected (0, 1]"
-            )
-        self.learning_rate = learning_rate
+        self.max_iter = positive_int("latency_learned", "max_iter", max_iter, minimum=0)
+        self.max_depth = positive_int("latency_learned", "max_depth", max_depth)
+        self.learning_rate = fraction_option("latency_learned", "learning_rate", learning_rate)
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
         self._coef, self._const = _additive_fit(x, y, "huber")

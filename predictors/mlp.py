@@ -11,14 +11,14 @@ Training is full CPU and takes well under a second per member at 100 points.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from nas.core import PREDICTORS, ConfigError, SearchSpace
-from predictors.base import EncodedPredictor, positive_option
-from predictors.features import ExtraFeatures
+from nas.core import PREDICTORS, ConfigError, SearchSpace, positive_int
+from predictors.base import EncodedPredictor
 
 
 def _mlp(width_in: int, hidden: int, layers: int, generator: torch.Generator) -> nn.Sequential:
@@ -51,9 +51,6 @@ class MLPEnsemble(EncodedPredictor):
         space: SearchSpace,
         seed: int = 0,
         *,
-        encoding: str = "auto",
-        extra_features: ExtraFeatures | None = None,
-        target_transform: str = "standard",
         members: int = 5,
         hidden: int = 32,
         layers: int = 2,
@@ -61,15 +58,14 @@ class MLPEnsemble(EncodedPredictor):
         batch_size: int = 32,
         lr: float = 3e-3,
         weight_decay: float = 1e-3,
+        **common: Any,
     ) -> None:
-        super().__init__(
-            space, seed, encoding=encoding, extra_features=extra_features, target_transform=target_transform
-        )
-        self.members = positive_option("mlp_ensemble", "members", members)
-        self.hidden = positive_option("mlp_ensemble", "hidden", hidden)
-        self.layers = positive_option("mlp_ensemble", "layers", layers)
-        self.epochs = positive_option("mlp_ensemble", "epochs", epochs)
-        self.batch_size = positive_option("mlp_ensemble", "batch_size", batch_size)
+        super().__init__(space, seed, **common)
+        self.members = positive_int("mlp_ensemble", "members", members)
+        self.hidden = positive_int("mlp_ensemble", "hidden", hidden)
+        self.layers = positive_int("mlp_ensemble", "layers", layers)
+        self.epochs = positive_int("mlp_ensemble", "epochs", epochs)
+        self.batch_size = positive_int("mlp_ensemble", "batch_size", batch_size)
         if not lr > 0:
             raise ConfigError(f"mlp_ensemble option lr={lr!r} is not allowed; expected > 0")
         if not weight_decay >= 0:

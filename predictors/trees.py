@@ -8,12 +8,13 @@ different seeds on row subsamples, or between the trees of the forest.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
 
-from nas.core import PREDICTORS, ConfigError, SearchSpace
-from predictors.base import EncodedPredictor, positive_option
-from predictors.features import ExtraFeatures
+from nas.core import PREDICTORS, SearchSpace, positive_int
+from predictors.base import EncodedPredictor, fraction_option
 
 
 @PREDICTORS.register("gbt")
@@ -25,27 +26,19 @@ class GradientBoostedTrees(EncodedPredictor):
         space: SearchSpace,
         seed: int = 0,
         *,
-        encoding: str = "auto",
-        extra_features: ExtraFeatures | None = None,
-        target_transform: str = "standard",
         members: int = 5,
         n_estimators: int = 300,
         learning_rate: float = 0.05,
         max_depth: int = 3,
         subsample: float = 0.8,
+        **common: Any,
     ) -> None:
-        super().__init__(
-            space, seed, encoding=encoding, extra_features=extra_features, target_transform=target_transform
-        )
-        self.members = positive_option("gbt", "members", members)
-        self.n_estimators = positive_option("gbt", "n_estimators", n_estimators)
-        self.max_depth = positive_option("gbt", "max_depth", max_depth)
-        if not 0.0 < learning_rate <= 1.0:
-            raise ConfigError(f"gbt option learning_rate={learning_rate!r} is not allowed; expected (0, 1]")
-        if not 0.0 < subsample <= 1.0:
-            raise ConfigError(f"gbt option subsample={subsample!r} is not allowed; expected (0, 1]")
-        self.learning_rate = learning_rate
-        self.subsample = subsample
+        super().__init__(space, seed, **common)
+        self.members = positive_int("gbt", "members", members)
+        self.n_estimators = positive_int("gbt", "n_estimators", n_estimators)
+        self.max_depth = positive_int("gbt", "max_depth", max_depth)
+        self.learning_rate = fraction_option("gbt", "learning_rate", learning_rate)
+        self.subsample = fraction_option("gbt", "subsample", subsample)
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
         self._models = [
@@ -73,21 +66,15 @@ class RandomForest(EncodedPredictor):
         space: SearchSpace,
         seed: int = 0,
         *,
-        encoding: str = "auto",
-        extra_features: ExtraFeatures | None = None,
-        target_transform: str = "standard",
         n_estimators: int = 300,
         max_features: float = 0.5,
         min_samples_leaf: int = 1,
+        **common: Any,
     ) -> None:
-        super().__init__(
-            space, seed, encoding=encoding, extra_features=extra_features, target_transform=target_transform
-        )
-        self.n_estimators = positive_option("rf", "n_estimators", n_estimators)
-        self.min_samples_leaf = positive_option("rf", "min_samples_leaf", min_samples_leaf)
-        if not 0.0 < max_features <= 1.0:
-            raise ConfigError(f"rf option max_features={max_features!r} is not allowed; expected (0, 1]")
-        self.max_features = max_features
+        super().__init__(space, seed, **common)
+        self.n_estimators = positive_int("rf", "n_estimators", n_estimators)
+        self.min_samples_leaf = positive_int("rf", "min_samples_leaf", min_samples_leaf)
+        self.max_features = fraction_option("rf", "max_features", max_features)
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
         self._model = RandomForestRegressor(

@@ -1,14 +1,23 @@
-"""Shared fixtures: data location and markers policy.
+"""Shared fixtures: data location, markers policy and the test-only plugins.
 
 Tests that need ../shared/data skip with a reason when it is absent, except
 in CI (``CI`` set), where the data is always present and a skip would hide a
 failure.
+
+Every ``tests/plugins/*_plugin.py`` module is imported here, before any test
+module is collected: each registers one plugin (strategy, predictor, proxy,
+evaluator, ...) into the global registries, so the contract tests, which are
+parametrised over those registries, hold the plugins to the same contract as
+the built-ins.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +28,22 @@ import torch
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _import_test_plugins() -> list[str]:
+    """Import every ``plugins/*_plugin`` module (they register themselves); returns their names."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:  # pytest's default import mode puts it there; other modes may not
+        sys.path.insert(0, here)
+    package = importlib.import_module("plugins")
+    names = sorted(m.name for m in pkgutil.iter_modules(package.__path__) if m.name.endswith("_plugin"))
+    for name in names:
+        importlib.import_module(f"plugins.{name}")
+    return names
+
+
+#: The plugin modules under tests/plugins (e.g. ``strategy_plugin``), imported for their registrations.
+TEST_PLUGINS = _import_test_plugins()
 
 
 def shared_data_dir() -> Path:

@@ -62,7 +62,11 @@ def toy():
     return toy_problem(80, seed=1), toy_problem(200, seed=2)
 
 
-@pytest.fixture(params=PREDICTORS.names())
+#: Every registered predictor: the built-ins and the test-only plugin in tests/plugins.
+ALL = PREDICTORS.names()
+
+
+@pytest.fixture(params=ALL)
 def name(request) -> str:
     return request.param
 
@@ -72,6 +76,11 @@ def name(request) -> str:
 
 def test_builtins_registered() -> None:
     assert {"mlp_ensemble", "gbt", "rf", "gp", "latency_lut", "latency_learned"} <= set(PREDICTORS.names())
+
+
+def test_the_test_plugin_is_held_to_the_contract() -> None:
+    """tests/plugins/predictor_plugin.py is among the contract's cases (a plugin that drops out fails)."""
+    assert "plugin_linear" in ALL
 
 
 def test_fit_predict_learns_and_gives_uncertainty(name, toy) -> None:

@@ -47,11 +47,20 @@ def batch():
     return x, torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
 
 
+#: Every registered proxy: the built-ins and the test-only plugin in tests/plugins.
+REGISTERED = list_proxies()
+
+
 def test_builtin_proxies_registered() -> None:
     assert set(ALL) <= set(list_proxies())
 
 
-@pytest.mark.parametrize("proxy", list_proxies())
+def test_the_test_plugin_is_held_to_the_contract() -> None:
+    """tests/plugins/proxy_plugin.py is among the contract's cases (a plugin that drops out fails)."""
+    assert "plugin_output_norm" in REGISTERED
+
+
+@pytest.mark.parametrize("proxy", REGISTERED)
 def test_every_proxy_is_finite_and_leaves_the_model_alone(proxy, batch) -> None:
     model = tiny_cnn()
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -72,6 +72,7 @@ TEST_OPTIONS: dict[str, dict[str, Any]] = {
     "evolution": {"population_size": 8, "tournament_size": 3},
     "nsga2": {"population_size": 8},
 }
+#: Every registered strategy: the built-ins and the test-only plugin in tests/plugins.
 ALL = STRATEGIES.names()
 
 
@@ -123,6 +124,12 @@ def complete(number: int, arch: Architecture, values: Mapping[str, float], **att
 
 
 # -- contract over every registered strategy ---------------------------------------------------
+
+
+def test_the_test_plugin_is_held_to_the_contract() -> None:
+    """tests/plugins/strategy_plugin.py is among the cases below (a plugin that drops out fails)."""
+    assert "plugin_mutation" in ALL
+    assert {"evolution", "local", "nsga2", "predictor", "random"} <= set(ALL)
 
 
 @pytest.mark.parametrize("name", ALL)

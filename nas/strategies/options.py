@@ -6,15 +6,15 @@ import math
 from collections.abc import Sequence
 
 from nas.core.errors import ConfigError
+from nas.core.space import positive_int
 
 
 def int_option(name: str, value: object, minimum: int = 1) -> int:
-    """An integer option ``>= minimum`` (bools are refused: ``True`` is not a size)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(
-            f"strategy option {name}={value!r} is not allowed; expected an integer >= {minimum}"
-        )
-    return value
+    """An integer option ``>= minimum`` (bools are refused: ``True`` is not a size).
+
+    The same rule and message as every plugin's integer options (:func:`nas.core.positive_int`).
+    """
+    return positive_int("strategy", name, value, minimum)
 
 
 def float_option(name: str, value: object, low: float, high: float = math.inf) -> float:

@@ -1,0 +1,35 @@
+"""A minimal evaluator plugin: a fixed, instant score from the architecture's decisions.
+
+An evaluator turns one architecture into an :class:`~nas.core.EvalResult`
+(named float values; objectives are looked up there by name) and may stream
+per-step metrics through ``report``. This one works on any space. It must pass
+the contract in tests/test_evaluator_contract.py.
+"""
+
+from __future__ import annotations
+
+from nas.core import EVALUATORS, Architecture, EvalResult, Evaluator, Reporter, SearchSpace, positive_int
+
+
+@EVALUATORS.register("plugin_choice_index")
+class ChoiceIndexEvaluator(Evaluator):
+    """``val_accuracy``: how far along its list of choices each decision is, on average (0-100)."""
+
+    def __init__(self, space: SearchSpace, steps: int = 2) -> None:
+        super().__init__(space)
+        self.steps = positive_int("plugin_choice_index", "steps", steps)
+
+    def evaluate(
+        self, arch: Architecture, seed: int = 0, budget: float | None = None, report: Reporter | None = None
+    ) -> EvalResult:
+        self.space.validate(arch)
+        choices = self.space.choices()
+        shares = [
+            list(choices[name]).index(value) / max(len(choices[name]) - 1, 1)
+            for name, value in arch.decisions
+        ]
+        final = 100.0 * sum(shares) / len(shares)
+        for step in range(1, self.steps + 1):
+            if report is not None:
+                report(step, {"val_accuracy": final * step / self.steps})
+        return EvalResult(values={"val_accuracy": final, "decisions": float(len(shares))})
