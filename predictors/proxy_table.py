@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from nas.core import Architecture, ConfigError, SearchSpace
-from predictors.zero_cost import PROXIES, dataset_batch, fresh_model, score
+from predictors.zero_cost import PROXIES, dataset_batch, score_arch
 
 log = logging.getLogger(__name__)
 
@@ -108,22 +108,20 @@ def proxy_table(
     if not proxies:
         raise ConfigError("proxy_table needs at least one proxy")
     for name in proxies:
-        PROXIES.get(name)
+        PROXIES.get(name)  # fail on a typo before loading or scoring anything
     fingerprint = _fingerprint(space, proxies, batch_x, batch_y, seed)
     path = Path(cache).expanduser() if cache is not None else None
     done = _load(path, fingerprint) if path is not None else {}
-    shape = tuple(batch_x.shape[1:])
     fresh = 0
     saved_at = time.monotonic()
     rows = []
     for index, arch in enumerate(archs):
         key = arch.key
         if key not in done:
-            model = fresh_model(space, arch, seed, num_classes, shape)  # type: ignore[arg-type]
-            done[key] = np.asarray(
-                [score(model, batch_x, batch_y, name, fallback=fallback) for name in proxies],
-                dtype=np.float64,
+            scores = score_arch(
+                space, arch, proxies, batch_x, batch_y, seed=seed, num_classes=num_classes, fallback=fallback
             )
+            done[key] = np.asarray([scores[name] for name in proxies], dtype=np.float64)
             fresh += 1
             if path is not None and (fresh % SAVE_EVERY == 0 or time.monotonic() - saved_at > SAVE_SECONDS):
                 _save(path, fingerprint, done)
