@@ -59,6 +59,9 @@ class EncodedPredictor(Predictor):
     #: need it; trees split on order alone and keep plain min-max scaling.
     rank_continuous: ClassVar[bool] = False
 
+    #: The registered name, which option errors name (``gbt option members=0 ...``).
+    label: ClassVar[str] = "predictor"
+
     def __init__(
         self,
         space: SearchSpace,

@@ -25,6 +25,7 @@ class GaussianProcess(EncodedPredictor):
     """Gaussian process with a Matern(nu) kernel; std from the posterior."""
 
     rank_continuous = True
+    label = "gp"
 
     def __init__(
         self,
@@ -38,12 +39,14 @@ class GaussianProcess(EncodedPredictor):
     ) -> None:
         super().__init__(space, seed, **common)
         if nu not in (0.5, 1.5, 2.5, np.inf):
-            raise ConfigError(f"gp option nu={nu!r} is not allowed; allowed: 0.5, 1.5, 2.5, inf")
+            raise ConfigError(f"{self.label} option nu={nu!r} is not allowed; allowed: 0.5, 1.5, 2.5, inf")
         if not min_length_scale > 0:
-            raise ConfigError(f"gp option min_length_scale={min_length_scale!r} is not allowed; expected > 0")
+            raise ConfigError(
+                f"{self.label} option min_length_scale={min_length_scale!r} is not allowed; expected > 0"
+            )
         self.nu = nu
         self.min_length_scale = float(min_length_scale)
-        self.restarts = positive_int("gp", "restarts", restarts, minimum=0)
+        self.restarts = positive_int(self.label, "restarts", restarts, minimum=0)
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
         # Lower bounds matter: with ~100 points the marginal likelihood otherwise

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from nas.core import PREDICTORS, ConfigError, SearchSpace, positive_int
-from predictors.base import EncodedPredictor
+from predictors.ensemble import MemberEnsemble
 
 
 def _mlp(width_in: int, hidden: int, layers: int, generator: torch.Generator) -> nn.Sequential:
@@ -41,17 +41,17 @@ def _mlp(width_in: int, hidden: int, layers: int, generator: torch.Generator) ->
 
 
 @PREDICTORS.register("mlp_ensemble")
-class MLPEnsemble(EncodedPredictor):
+class MLPEnsemble(MemberEnsemble):
     """``members`` MLPs (``layers`` x ``hidden`` ReLU units); mean and std over members."""
 
     rank_continuous = True
+    label = "mlp_ensemble"
 
     def __init__(
         self,
         space: SearchSpace,
         seed: int = 0,
         *,
-        members: int = 5,
         hidden: int = 32,
         layers: int = 2,
         epochs: int = 300,
@@ -61,44 +61,37 @@ class MLPEnsemble(EncodedPredictor):
         **common: Any,
     ) -> None:
         super().__init__(space, seed, **common)
-        self.members = positive_int("mlp_ensemble", "members", members)
-        self.hidden = positive_int("mlp_ensemble", "hidden", hidden)
-        self.layers = positive_int("mlp_ensemble", "layers", layers)
-        self.epochs = positive_int("mlp_ensemble", "epochs", epochs)
-        self.batch_size = positive_int("mlp_ensemble", "batch_size", batch_size)
+        self.hidden = positive_int(self.label, "hidden", hidden)
+        self.layers = positive_int(self.label, "layers", layers)
+        self.epochs = positive_int(self.label, "epochs", epochs)
+        self.batch_size = positive_int(self.label, "batch_size", batch_size)
         if not lr > 0:
-            raise ConfigError(f"mlp_ensemble option lr={lr!r} is not allowed; expected > 0")
+            raise ConfigError(f"{self.label} option lr={lr!r} is not allowed; expected > 0")
         if not weight_decay >= 0:
             raise ConfigError(
-                f"mlp_ensemble option weight_decay={weight_decay!r} is not allowed; expected >= 0"
+                f"{self.label} option weight_decay={weight_decay!r} is not allowed; expected >= 0"
             )
         self.lr = lr
         self.weight_decay = weight_decay
 
-    def _train_member(self, x: torch.Tensor, y: torch.Tensor, member: int) -> nn.Sequential:
-        generator = torch.Generator().manual_seed(self.seed * 1000 + member)
-        net = _mlp(x.shape[1], self.hidden, self.layers, generator)
+    def _fit_member(self, x: np.ndarray, y: np.ndarray, seed: int) -> nn.Sequential:
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        generator = torch.Generator().manual_seed(seed)
+        net = _mlp(xt.shape[1], self.hidden, self.layers, generator)
         optimiser = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=self.epochs)
-        n = x.shape[0]
+        n = xt.shape[0]
         for _ in range(self.epochs):
             order = torch.randperm(n, generator=generator)
             for start in range(0, n, self.batch_size):
                 batch = order[start : start + self.batch_size]
                 optimiser.zero_grad()
-                loss = nn.functional.mse_loss(net(x[batch]).squeeze(1), y[batch])
+                loss = nn.functional.mse_loss(net(xt[batch]).squeeze(1), yt[batch])
                 loss.backward()
                 optimiser.step()
             schedule.step()
         return net.eval()
 
-    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
-        xt = torch.from_numpy(x)
-        yt = torch.from_numpy(y)
-        self._nets = [self._train_member(xt, yt, member) for member in range(self.members)]
-
-    def _predict_dist(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        xt = torch.from_numpy(x)
+    def _predict_member(self, member: nn.Sequential, x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            predictions = torch.stack([net(xt).squeeze(1) for net in self._nets]).numpy()
-        return predictions.mean(axis=0), predictions.std(axis=0)
+            return member(torch.from_numpy(x)).squeeze(1).numpy()

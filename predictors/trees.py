@@ -15,18 +15,20 @@ from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
 
 from nas.core import PREDICTORS, SearchSpace, positive_int
 from predictors.base import EncodedPredictor, fraction_option
+from predictors.ensemble import MemberEnsemble
 
 
 @PREDICTORS.register("gbt")
-class GradientBoostedTrees(EncodedPredictor):
+class GradientBoostedTrees(MemberEnsemble):
     """Gradient-boosted trees; mean and std over ``members`` models fitted with different seeds."""
+
+    label = "gbt"
 
     def __init__(
         self,
         space: SearchSpace,
         seed: int = 0,
         *,
-        members: int = 5,
         n_estimators: int = 300,
         learning_rate: float = 0.05,
         max_depth: int = 3,
@@ -34,32 +36,29 @@ class GradientBoostedTrees(EncodedPredictor):
         **common: Any,
     ) -> None:
         super().__init__(space, seed, **common)
-        self.members = positive_int("gbt", "members", members)
-        self.n_estimators = positive_int("gbt", "n_estimators", n_estimators)
-        self.max_depth = positive_int("gbt", "max_depth", max_depth)
-        self.learning_rate = fraction_option("gbt", "learning_rate", learning_rate)
-        self.subsample = fraction_option("gbt", "subsample", subsample)
+        self.n_estimators = positive_int(self.label, "n_estimators", n_estimators)
+        self.max_depth = positive_int(self.label, "max_depth", max_depth)
+        self.learning_rate = fraction_option(self.label, "learning_rate", learning_rate)
+        self.subsample = fraction_option(self.label, "subsample", subsample)
 
-    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
-        self._models = [
-            GradientBoostingRegressor(
-                n_estimators=self.n_estimators,
-                learning_rate=self.learning_rate,
-                max_depth=self.max_depth,
-                subsample=self.subsample,
-                random_state=self.seed * 1000 + member,
-            ).fit(x, y)
-            for member in range(self.members)
-        ]
+    def _fit_member(self, x: np.ndarray, y: np.ndarray, seed: int) -> GradientBoostingRegressor:
+        return GradientBoostingRegressor(
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            max_depth=self.max_depth,
+            subsample=self.subsample,
+            random_state=seed,
+        ).fit(x, y)
 
-    def _predict_dist(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        predictions = np.stack([m.predict(x) for m in self._models])
-        return predictions.mean(axis=0), predictions.std(axis=0)
+    def _predict_member(self, member: GradientBoostingRegressor, x: np.ndarray) -> np.ndarray:
+        return member.predict(x)
 
 
 @PREDICTORS.register("rf")
 class RandomForest(EncodedPredictor):
     """Random forest; the std is the spread of the individual trees' predictions."""
+
+    label = "rf"
 
     def __init__(
         self,
@@ -72,9 +71,9 @@ class RandomForest(EncodedPredictor):
         **common: Any,
     ) -> None:
         super().__init__(space, seed, **common)
-        self.n_estimators = positive_int("rf", "n_estimators", n_estimators)
-        self.min_samples_leaf = positive_int("rf", "min_samples_leaf", min_samples_leaf)
-        self.max_features = fraction_option("rf", "max_features", max_features)
+        self.n_estimators = positive_int(self.label, "n_estimators", n_estimators)
+        self.min_samples_leaf = positive_int(self.label, "min_samples_leaf", min_samples_leaf)
+        self.max_features = fraction_option(self.label, "max_features", max_features)
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
         self._model = RandomForestRegressor(

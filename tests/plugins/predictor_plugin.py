@@ -20,10 +20,12 @@ from predictors.base import EncodedPredictor
 class BayesianLinear(EncodedPredictor):
     """Ridge regression with its Gaussian posterior: the std grows away from the training cells."""
 
+    label = "plugin_linear"  # the registered name, which option errors name
+
     def __init__(self, space: SearchSpace, seed: int = 0, *, alpha: float = 1.0, **common: Any) -> None:
         super().__init__(space, seed, **common)
         if not alpha > 0:
-            raise ConfigError(f"plugin_linear option alpha={alpha!r} is not allowed; expected > 0")
+            raise ConfigError(f"{self.label} option alpha={alpha!r} is not allowed; expected > 0")
         self.alpha = float(alpha)
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
