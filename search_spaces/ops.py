@@ -1,8 +1,20 @@
-"""Torch building blocks shared by several cell spaces."""
+"""Torch building blocks shared by several spaces (and their supernets)."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+
+
+class Zero(nn.Module):
+    """The ``none`` op: zeros of the output shape (strided in reduction cells)."""
+
+    def __init__(self, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
 
 
 class ReLUConvBN(nn.Sequential):

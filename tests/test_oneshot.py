@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +21,8 @@ import torch
 
 from nas.config import load_config
 from nas.core import ArchitectureError, ConfigError, UnknownNameError
-from nas.core.oneshot import ONESHOT
+from nas.core.oneshot import ONESHOT, oneshot_view
+from nas.core.space import SPACES as SPACE_REGISTRY
 from nas.data import Dataset, load_dataset
 from nas.oneshot import (
     OneShotResult,
@@ -31,10 +36,10 @@ from nas.oneshot import (
 )
 from nas.oneshot.differentiable import DifferentiableMethod
 from nas.oneshot.method import batch_statistics
-from nas.oneshot.supernet import CellPath
-from nas.oneshot.supernets.nb201 import SearchCell
-from search_spaces import get_space
+from nas.supernet import CellPath
+from search_spaces import get_space, list_spaces
 from search_spaces.nb201 import EDGE_NAMES
+from search_spaces.nb201.supernet import SearchCell
 
 SYNTHETIC = {"name": "synthetic", "num_samples": 160, "num_test": 16, "num_classes": 4, "shape": (3, 8, 8)}
 ALL_SKIP = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
@@ -51,7 +56,17 @@ FAST = {
     "gdas": {},
     "spos": {"population": 4, "generations": 1, "parents": 2, "score_images": 64, "bn_batches": 1},
 }
-CASES = [(m, s) for m in sorted(FAST) for s in SPACES if s in ONESHOT.get(m).spaces]
+BUILTIN_METHODS = ["darts", "gdas", "pc_darts", "spos"]
+
+
+def supported(method: str, space: str) -> bool:
+    """Whether ``method`` searches ``space`` (by the kind of the space's one-shot view)."""
+    view = oneshot_view(SPACE_REGISTRY.get(space))
+    return view is not None and view.kind in ONESHOT.get(method).kinds
+
+
+#: Every registered method on every registered space it supports (test-only plugins included).
+CASES = [(m, s) for m in ONESHOT.names() for s in list_spaces() if supported(m, s)]
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +76,8 @@ def data() -> Dataset:
 
 def make(method: str, space_name: str, data: Dataset, seed: int = 0, **options: object):
     """A tiny method; the memory check (tested on its own) is off unless asked for."""
-    space = get_space(space_name, **SPACES[space_name])
-    settings = {"epochs": 2, "batch_size": 16, "check_memory": False, **FAST[method], **options}
+    space = get_space(space_name, **SPACES.get(space_name, {}))
+    settings = {"epochs": 2, "batch_size": 16, "check_memory": False, **FAST.get(method, {}), **options}
     return create_method(method, space, data, settings, seed=seed)
 
 
@@ -74,8 +89,32 @@ def alpha_snapshot(method) -> dict[str, np.ndarray]:
 
 
 def test_registry_holds_the_four_methods() -> None:
-    assert ONESHOT.names() == ["darts", "gdas", "pc_darts", "spos"]
-    assert sorted(FAST) == ONESHOT.names()  # every registered method has fast test options
+    assert set(BUILTIN_METHODS) <= set(ONESHOT.names())
+    assert sorted(FAST) == BUILTIN_METHODS  # every built-in method has fast test options
+    assert "test_random_path" in ONESHOT.names()  # the test-only plugin (tests/plugins) is picked up
+    assert {m for m, _ in CASES} == set(ONESHOT.names())
+    assert ("spos", "test_chain") in CASES and ("darts", "test_chain") not in CASES
+
+
+def test_method_membership_does_not_import_torch() -> None:
+    """Config validation asks ``name in ONESHOT``: that must stay torch-free (a fresh interpreter)."""
+    code = (
+        "import sys\n"
+        "from nas.core.oneshot import ONESHOT\n"
+        "assert 'darts' in ONESHOT and 'nope' not in ONESHOT\n"
+        "assert {'darts', 'gdas', 'pc_darts', 'spos'} <= set(ONESHOT.names())\n"
+        "import nas.oneshot\n"
+        "assert nas.oneshot.list_methods('*darts') == ['darts', 'pc_darts']\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_lazily_declared_method_is_imported_on_get() -> None:
+    assert ONESHOT.get("spos").__name__ == "SposMethod"
+    assert ONESHOT.get("spos") is ONESHOT.get("spos")
 
 
 def test_config_accepts_a_oneshot_method_and_lists_both_registries_for_typos() -> None:
@@ -119,7 +158,7 @@ def test_config_needs_a_dataset_for_a_supernet() -> None:
 
 
 def test_unsupported_space_is_refused_before_training(data: Dataset) -> None:
-    with pytest.raises(ConfigError, match="searches nb201, darts"):
+    with pytest.raises(ConfigError, match="searches darts, nb201"):
         create_method("gdas", get_space("hybrid", **SPACES["hybrid"]), data, {"epochs": 1})
 
 
@@ -157,7 +196,9 @@ def test_search_moves_alpha_and_derives_a_valid_architecture(method: str, space:
     after = alpha_snapshot(searcher) if before else {}
     assert all(not np.allclose(before[k], after[k]) for k in before)
     alphas = result.alpha_history[-1]
-    expected = {"nb201": len(EDGE_NAMES), "darts": 28}.get(space, 0) if before else 0
+    expected = sum(len(g.edges) for g in searcher.supernet.groups) if before else 0
+    if before:
+        assert expected == {"nb201": len(EDGE_NAMES), "darts": 28}.get(space, expected)
     assert len(alphas) == expected
     for ops in alphas.values():
         assert math.isclose(sum(ops.values()), 1.0, rel_tol=1e-5)
@@ -296,11 +337,9 @@ def test_one_hot_path_computes_the_stand_alone_network(data: Dataset) -> None:
             op = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"].index(
                 str(arch[f"{i}<-{j}"])
             )
-            source = ".".join(["layers", parts[1], "edges", str(edge), "ops", str(op), *parts[4:]])
-        elif parts[0] == "cells":
-            source = ".".join(["layers", *parts[1:]])
+            source = ".".join(["network.cells", parts[1], "edges", str(edge), "ops", str(op), *parts[4:]])
         else:
-            source = name
+            source = f"network.{name}"  # the supernet is built on the stand-alone skeleton
         mapped[name] = supernet.state_dict()[source]
     network.load_state_dict(mapped)
     network.eval()

@@ -42,7 +42,8 @@ def space(request):
 
 
 def test_builtin_spaces_registered() -> None:
-    assert {"nb201"} <= set(SPACES)
+    assert {"darts", "fbnet", "hybrid", "nb201"} <= set(SPACES)
+    assert "test_chain" in SPACES  # the test-only plugin (tests/plugins) is covered like a built-in
 
 
 def test_sample_is_valid_and_reproducible(space) -> None:

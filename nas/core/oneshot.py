@@ -1,21 +1,92 @@
-"""The registry of one-shot (weight-sharing) search methods.
+"""The registry of one-shot (weight-sharing) search methods and the one-shot view of a space.
 
 One-shot methods are not ask/tell strategies: they own a training loop over a
 supernet (see :mod:`nas.oneshot`). They get their own registry so that the
 config can name them in the same ``strategy:`` field as the black-box
 strategies without either side pretending to be the other. The registry lives
 in the kernel (stdlib only) so that config validation can check a name
-without importing torch; the built-in methods register when ``nas.oneshot``
-is imported.
+without importing torch: the built-ins are declared lazily by the torch-free
+:mod:`nas.oneshot.catalog` and imported only when a method is fetched.
+
+A space takes part in one-shot search by carrying a :class:`OneShotView` in
+its class attribute ``oneshot_view``: what kind of supernet it has, how to
+build it, and the space-specific parameters of the generic guard rails
+(collapse signals, memory advice, a tabular benchmark to rank against). The
+one-shot code asks the view (:func:`oneshot_view`) and never names a space.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from nas.core.architecture import Architecture
+from nas.core.errors import ConfigError
 from nas.core.registry import Registry
+from nas.core.space import SearchSpace
 
 #: Registered one-shot methods (``darts``, ``pc_darts``, ``gdas``, ``spos``).
-ONESHOT: Registry[Any] = Registry("one-shot method", builtins="nas.oneshot")
+ONESHOT: Registry[Any] = Registry("one-shot method", builtins="nas.oneshot.catalog")
 
-__all__ = ["ONESHOT"]
+#: A supernet with an alpha matrix per cell type: differentiable methods can steer it.
+CELL = "cell"
+#: A supernet holding every candidate block per layer: an architecture runs one path (SPOS).
+SINGLE_PATH = "single_path"
+KINDS: tuple[str, ...] = (CELL, SINGLE_PATH)
+
+#: ``build(space, num_classes=, input_shape=, channels=, cells=, partial=, affine=)`` -> a supernet.
+SupernetBuilder = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class OneShotView:
+    """How one-shot search sees a space (see the module docstring).
+
+    ``kind`` is :data:`CELL` or :data:`SINGLE_PATH`. A cell view's space has
+    the options ``width_option`` and ``depth_option`` (the supernet's default
+    channels and cells); ``cell_ops`` lists the ops of an architecture's normal
+    cell and ``normal_edges`` picks the normal cell's edges out of the
+    softmaxed alphas (``{edge label: {op: probability}}``), the two signals of
+    skip-connection collapse, judged at ``collapse_threshold``. ``table`` is a
+    data file (relative to the data directory) of stand-alone results to rank
+    supernet scores against; ``shrink_advice`` tells a user whose supernet
+    does not fit in memory what to make smaller.
+    """
+
+    kind: str
+    build: SupernetBuilder
+    shrink_advice: str
+    width_option: str | None = None
+    depth_option: str | None = None
+    cell_ops: Callable[[Architecture], list[str]] | None = None
+    normal_edges: Callable[[Mapping[str, Any]], list[Any]] | None = None
+    collapse_threshold: float | None = None
+    table: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"one-shot view kind {self.kind!r} is not allowed; expected one of {KINDS}")
+        if self.kind == CELL and (self.width_option is None or self.depth_option is None):
+            raise ConfigError("a cell one-shot view names its space's width_option and depth_option")
+
+    @property
+    def differentiable(self) -> bool:
+        """True where alpha-based methods (DARTS, PC-DARTS, GDAS) can search the space."""
+        return self.kind == CELL
+
+
+def oneshot_view(space: SearchSpace | type[SearchSpace]) -> OneShotView | None:
+    """The one-shot view of ``space`` (an instance or its class), None without one."""
+    view = getattr(space, "oneshot_view", None)
+    return view if isinstance(view, OneShotView) else None
+
+
+def spaces_with(kinds: Sequence[str]) -> list[str]:
+    """Registered spaces whose one-shot view is of one of ``kinds`` (for messages naming them)."""
+    from nas.core.space import SPACES
+
+    return [n for n in SPACES.names() if (v := oneshot_view(SPACES.get(n))) is not None and v.kind in kinds]
+
+
+__all__ = ["CELL", "KINDS", "ONESHOT", "SINGLE_PATH", "OneShotView", "oneshot_view", "spaces_with"]

@@ -1,31 +1,60 @@
-"""One-shot (weight-sharing) search: supernets, DARTS, PC-DARTS, GDAS, SPOS and their guard rails.
+"""One-shot (weight-sharing) search: DARTS, PC-DARTS, GDAS, SPOS, their loop and guard rails.
 
 One-shot methods own a training loop, so they are not ask/tell strategies;
 they register in :data:`nas.core.oneshot.ONESHOT` and are selected by the same
-``strategy: {name: ...}`` field of a search config. Importing this package
-registers the built-ins:
+``strategy: {name: ...}`` field of a search config. The built-ins are declared
+by :mod:`nas.oneshot.catalog` (torch-free) and each lives in one module:
 
-* ``darts`` -- DARTS, first or second order (``nb201``, ``darts``);
-* ``pc_darts`` -- partial channel connections and edge normalisation (``nb201``, ``darts``);
-* ``gdas`` -- Gumbel-softmax sampling of one op per edge (``nb201``, ``darts``);
-* ``spos`` -- single-path training and evolution with inherited weights (every built-in space).
+* ``darts`` -- DARTS, first or second order (spaces with a cell supernet);
+* ``pc_darts`` -- partial channel connections and edge normalisation (cell supernets);
+* ``gdas`` -- Gumbel-softmax sampling of one op per edge (cell supernets);
+* ``spos`` -- single-path training and evolution with inherited weights (every space with a supernet).
 
-Use :func:`create_method` (which refuses bad input before training) and
+Which spaces a method searches follows from the space's one-shot view
+(:class:`nas.core.oneshot.OneShotView`), never from its name. Use
+:func:`create_method` (which refuses bad input before training) and
 :func:`run_oneshot` (train with per-epoch checkpoints, derive, report);
 ``nas search`` runs the same on Ray (:mod:`nas.runner.oneshot`).
+
+This package's ``__init__`` imports no torch: the names below are loaded on
+first use, so ``from nas.oneshot import catalog`` and ``'darts' in ONESHOT``
+stay cheap.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from nas.core.oneshot import ONESHOT
-from nas.oneshot import differentiable, spos  # noqa: F401  (registration)
-from nas.oneshot.checkpoint import load_checkpoint, save_checkpoint
-from nas.oneshot.collapse import CollapseReport, detect_collapse
-from nas.oneshot.memory import MemoryEstimate, check_memory, estimate_memory
-from nas.oneshot.method import OneShotMethod
-from nas.oneshot.ranking import RankReport, percentile, rank_correlation
-from nas.oneshot.search import OneShotResult, check_options, create_method, finish, run_oneshot
-from nas.oneshot.settings import OneShotSettings, parse_settings
+
+#: Public name -> the module defining it (imported on first attribute access).
+_LAZY: dict[str, str] = {
+    "load_checkpoint": "nas.oneshot.checkpoint",
+    "save_checkpoint": "nas.oneshot.checkpoint",
+    "CollapseReport": "nas.oneshot.collapse",
+    "detect_collapse": "nas.oneshot.collapse",
+    "MemoryEstimate": "nas.oneshot.memory",
+    "check_memory": "nas.oneshot.memory",
+    "estimate_memory": "nas.oneshot.memory",
+    "OneShotMethod": "nas.oneshot.method",
+    "RankReport": "nas.oneshot.ranking",
+    "percentile": "nas.oneshot.ranking",
+    "rank_correlation": "nas.oneshot.ranking",
+    "OneShotResult": "nas.oneshot.loop",
+    "check_options": "nas.oneshot.loop",
+    "create_method": "nas.oneshot.loop",
+    "finish": "nas.oneshot.loop",
+    "run_oneshot": "nas.oneshot.loop",
+    "OneShotSettings": "nas.oneshot.settings",
+    "parse_settings": "nas.oneshot.settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nas.oneshot' has no attribute {name!r}")
 
 
 def list_methods(pattern: str = "*") -> list[str]:
@@ -33,25 +62,4 @@ def list_methods(pattern: str = "*") -> list[str]:
     return ONESHOT.names(pattern)
 
 
-__all__ = [
-    "ONESHOT",
-    "CollapseReport",
-    "MemoryEstimate",
-    "OneShotMethod",
-    "OneShotResult",
-    "OneShotSettings",
-    "RankReport",
-    "check_memory",
-    "check_options",
-    "create_method",
-    "detect_collapse",
-    "estimate_memory",
-    "finish",
-    "list_methods",
-    "load_checkpoint",
-    "parse_settings",
-    "percentile",
-    "rank_correlation",
-    "run_oneshot",
-    "save_checkpoint",
-]
+__all__ = ["ONESHOT", "list_methods", *_LAZY]

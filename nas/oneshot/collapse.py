@@ -10,14 +10,19 @@ The detector looks at two signals:
 
 * the share of ``skip_connect`` among the live ops (not ``none``) of the
   derived normal cell (NAS-Bench-201 has one cell; DARTS' normal cell has 8
-  ops). It is collapse when the share reaches ``threshold``: by default half
-  the edges on ``nb201`` and two of eight ops on ``darts`` (DARTS+' rule),
+  ops). It is collapse when the share reaches ``threshold``: by default the
+  space's own (its one-shot view's ``collapse_threshold``: half the edges on
+  NAS-Bench-201, two of eight ops on DARTS, DARTS+' rule),
   provided skip's mean weight has risen above uniform (at near-uniform alpha,
   early in a search, the derived cell is noise and a skip-heavy draw is not
   collapse);
 * the trend of the mean softmaxed skip weight over the normal edges in the
   last epochs: rising while skip already leads on a threshold's share of the
   edges is collapse in the making.
+
+Which ops form the normal cell and which alpha edges belong to it is the
+space's knowledge: its one-shot view (:class:`nas.core.oneshot.OneShotView`)
+supplies ``cell_ops`` and ``normal_edges``; this module is generic.
 """
 
 from __future__ import annotations
@@ -30,11 +35,10 @@ import numpy as np
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
+from nas.core.oneshot import OneShotView, oneshot_view
 from nas.core.space import SearchSpace
 
 SKIP = "skip_connect"
-#: Default collapse thresholds (share of skip among the derived normal cell's live ops).
-DEFAULT_THRESHOLD: dict[str, float] = {"nb201": 0.5, "darts": 0.25}
 #: Epochs over which the trend of the skip weight is fitted.
 TREND_WINDOW = 3
 #: With an alpha history, skip's mean weight must exceed uniform (1 / ops) by this factor before a
@@ -62,20 +66,23 @@ class CollapseReport:
         return asdict(self)
 
 
+def collapse_view(space: SearchSpace) -> OneShotView | None:
+    """The one-shot view of ``space`` if it has the collapse signals, else None."""
+    view = oneshot_view(space)
+    if view is None or view.cell_ops is None or view.normal_edges is None or view.collapse_threshold is None:
+        return None
+    return view
+
+
 def normal_cell_ops(space: SearchSpace, arch: Architecture) -> list[str]:
     """The ops of ``arch``'s normal cell (NAS-Bench-201's only cell)."""
     space.validate(arch)
-    if space.name == "nb201":
-        return [str(value) for _, value in arch.decisions]
-    if space.name == "darts":
-        return [str(value) for name, value in arch.decisions if name.startswith("normal.") and ".op" in name]
-    raise ConfigError(f"space {space.name!r} has no normal cell; allowed: {', '.join(DEFAULT_THRESHOLD)}")
-
-
-def _normal_edges(space: SearchSpace, alphas: Alphas) -> list[Mapping[str, float]]:
-    if space.name == "darts":
-        return [ops for edge, ops in alphas.items() if edge.startswith("normal.")]
-    return list(alphas.values())
+    view = collapse_view(space)
+    if view is None:
+        raise ConfigError(
+            f"space {space.name!r} has no normal cell; its one-shot view has no collapse signals"
+        )
+    return view.cell_ops(arch)  # type: ignore[misc]
 
 
 def detect_collapse(
@@ -86,12 +93,14 @@ def detect_collapse(
 ) -> CollapseReport | None:
     """The collapse verdict for a derived ``arch`` and the softmaxed alpha of each epoch so far.
 
-    Returns None for spaces without cells (``fbnet``, ``hybrid``), where the
+    Returns None for spaces without cells (single-path views), where the
     notion does not apply.
     """
-    if space.name not in DEFAULT_THRESHOLD:
+    view = collapse_view(space)
+    if view is None:
         return None
-    limit = DEFAULT_THRESHOLD[space.name] if threshold is None else float(threshold)
+    normal_edges = view.normal_edges
+    limit = view.collapse_threshold if threshold is None else float(threshold)
     ops = normal_cell_ops(space, arch)
     live = [op for op in ops if op != "none"]
     skips = sum(op == SKIP for op in live)
@@ -100,13 +109,13 @@ def detect_collapse(
     series = []
     uniform = 0.0
     for alphas in alpha_history:
-        edges = _normal_edges(space, alphas)
+        edges = normal_edges(alphas)  # type: ignore[misc]
         if edges:
             series.append(float(np.mean([edge.get(SKIP, 0.0) for edge in edges])))
             uniform = 1.0 / len(edges[0])
     if series:
         skip_alpha = series[-1]
-        edges = _normal_edges(space, alpha_history[-1])
+        edges = normal_edges(alpha_history[-1])  # type: ignore[misc]
         leading = float(np.mean([max(edge, key=edge.__getitem__) == SKIP for edge in edges]))
     if len(series) >= 2:
         recent = series[-TREND_WINDOW:]
@@ -127,16 +136,16 @@ def detect_collapse(
     verdict = "skip-connection collapse" if collapsed else "no collapse"
     message = f"{verdict} (threshold {limit:.2f}): " + "; ".join(parts)
     return CollapseReport(
-        collapsed=collapsed,
-        skip_share=share,
-        threshold=limit,
-        skip_ops=skips,
-        live_ops=len(live),
-        skip_alpha=skip_alpha,
-        skip_alpha_trend=trend,
-        skip_leading_share=leading,
-        message=message,
+        collapsed,
+        share,
+        float(limit),
+        skips,
+        len(live),
+        skip_alpha,
+        trend,
+        leading,
+        message,  # type: ignore[arg-type]
     )
 
 
-__all__ = ["DEFAULT_THRESHOLD", "CollapseReport", "detect_collapse", "normal_cell_ops"]
+__all__ = ["CollapseReport", "collapse_view", "detect_collapse", "normal_cell_ops"]

@@ -37,12 +37,12 @@ import torch
 from torch import nn
 
 from nas.core.architecture import Architecture
-from nas.core.oneshot import ONESHOT
+from nas.core.oneshot import CELL, ONESHOT
+from nas.oneshot.build import build_supernet
 from nas.oneshot.collapse import CollapseReport, detect_collapse
 from nas.oneshot.method import OneShotMethod
-from nas.oneshot.selection import SelectionReport, perturbation_selection
-from nas.oneshot.supernet import CellPath, CellSupernet
-from nas.oneshot.supernets import CELL_SPACES, build_supernet
+from nas.oneshot.perturbation import SelectionReport, perturbation_selection
+from nas.supernet.base import CellPath, CellSupernet
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ FINITE_DIFFERENCE = 0.01
 class DifferentiableMethod(OneShotMethod):
     """Shared machinery of the alpha-based methods on cell supernets."""
 
-    spaces = CELL_SPACES
+    kinds = (CELL,)
     supernet: CellSupernet
 
     # -- construction -------------------------------------------------------------------------

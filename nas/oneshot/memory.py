@@ -19,7 +19,8 @@ estimate is measured, not guessed from formulas:
 The budget is the device's free memory (``MemAvailable`` and the cgroup
 limit on CPU, ``torch.cuda.mem_get_info`` on a GPU) or ``memory_limit_mb``.
 A step that does not fit is refused with advice: the largest batch that
-fits, PC-DARTS' partial channels, a narrower or shallower supernet.
+fits, PC-DARTS' partial channels, and what to make smaller in the space (its
+one-shot view's ``shrink_advice``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import torch
 from torch import nn
 
 from nas.core.errors import ConfigError, NASError
+from nas.core.oneshot import oneshot_view
 from nas.oneshot.method import OneShotMethod
 
 logger = logging.getLogger(__name__)
@@ -223,17 +225,16 @@ def check_memory(method: OneShotMethod) -> MemoryEstimate:
     fits = estimate.max_batch(budget)
     if fits >= 2:
         advice.append(f"batch_size: {fits} (the largest that fits)")
-    if method.name in ("darts", "gdas") and method.space.name in ("nb201", "darts"):
+    view = oneshot_view(method.space)
+    if method.name in ("darts", "gdas") and view is not None and view.differentiable:
         advice.append(
             "method pc_darts with partial_channels: 4 (about a quarter of the mixed-op activations)"
         )
     if method.name == "pc_darts":
         k = int(s.option("partial_channels"))
         advice.append(f"a larger partial_channels than {k} (if it divides the channels)")
-    if method.space.name in ("nb201", "darts"):
-        advice.append("fewer supernet channels or cells (strategy options channels, cells)")
-    else:
-        advice.append("a smaller space (e.g. a lower width_mult or base_width)")
+    if view is not None:
+        advice.append(view.shrink_advice)
     raise ConfigError(
         f"the {method.name} supernet on {method.space.name} will not fit: a training step at batch "
         f"{s.batch_size} with input {'x'.join(map(str, method.data.input_shape))} needs about "

@@ -34,11 +34,12 @@ from torch import nn
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
+from nas.core.oneshot import KINDS, oneshot_view, spaces_with
 from nas.core.space import SearchSpace
 from nas.data import Dataset
 from nas.oneshot.data import SearchData, epoch_batches, split_dataset
 from nas.oneshot.settings import OneShotSettings, parse_settings
-from nas.oneshot.supernet import Supernet
+from nas.supernet.base import Supernet
 from nas.training import augment_batch, check_seed, resolve_device, seeded
 
 logger = logging.getLogger(__name__)
@@ -104,8 +105,8 @@ class OneShotMethod(abc.ABC):
 
     #: Registered name (``darts``, ``pc_darts``, ``gdas``, ``spos``).
     name: ClassVar[str]
-    #: Spaces the method can search.
-    spaces: ClassVar[tuple[str, ...]]
+    #: Kinds of one-shot view (:data:`nas.core.oneshot.KINDS`) whose spaces the method can search.
+    kinds: ClassVar[tuple[str, ...]]
 
     def __init__(
         self,
@@ -116,7 +117,7 @@ class OneShotMethod(abc.ABC):
         seed: int = 0,
         data_seed: int = 0,
     ) -> None:
-        check_support(self.name, self.spaces, space)
+        check_support(self.name, self.kinds, space)
         self.settings = parse_settings(self.name, options)
         self.space = space
         self.seed = check_seed(seed)
@@ -414,12 +415,15 @@ def training_settings(settings: OneShotSettings) -> dict[str, Any]:
     return {k: v for k, v in settings.model_dump(mode="json").items() if k not in _NOT_TRAINING}
 
 
-def check_support(method: str, spaces: tuple[str, ...], space: SearchSpace) -> None:
-    """Refuse a space the method cannot search, naming the supported ones."""
-    if space.name not in spaces:
+def check_support(method: str, kinds: tuple[str, ...], space: SearchSpace) -> None:
+    """Refuse a space the method cannot search (by its one-shot view's kind), naming the supported ones."""
+    view = oneshot_view(space)
+    if view is None or view.kind not in kinds:
+        every = spaces_with(KINDS)
+        supported = spaces_with(kinds)
         raise ConfigError(
             f"one-shot method {method!r} does not support space {space.name!r}; it searches "
-            f"{', '.join(spaces)}" + ("; spos searches every built-in space" if method != "spos" else "")
+            f"{', '.join(supported)}" + (f"; spos searches {', '.join(every)}" if supported != every else "")
         )
 
 

@@ -20,12 +20,23 @@ import numpy as np
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
+from nas.core.oneshot import KINDS, oneshot_view, spaces_with
 from nas.core.space import SearchSpace
-from nas.data_paths import NB201_TABLE, data_path
+from nas.data_paths import data_path
 from nas.oneshot.method import OneShotMethod
 
-#: Spaces with a table of stand-alone results.
-TABULAR_SPACES: dict[str, Any] = {"nb201": NB201_TABLE}
+
+def table_of(space: SearchSpace) -> str | None:
+    """The data file of stand-alone results that ``space``'s one-shot view ranks against, if any."""
+    view = oneshot_view(space)
+    return None if view is None else view.table
+
+
+def tabular_spaces() -> list[str]:
+    """Registered spaces with a table of stand-alone results (for messages)."""
+    from nas.core.space import SPACES
+
+    return [n for n in spaces_with(KINDS) if table_of(SPACES.get(n)) is not None]  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -48,16 +59,17 @@ class RankReport:
 
 
 def load_table(space: SearchSpace, path: str | os.PathLike[str] | None = None) -> Any:
-    """The tabular benchmark of ``space`` (default: the shared NAS-Bench-201 table)."""
+    """The tabular benchmark of ``space`` (default: the table its one-shot view names)."""
     from nas.evaluators.tabular import Table
 
     if path is None:
-        if space.name not in TABULAR_SPACES:
+        table = table_of(space)
+        if table is None:
             raise ConfigError(
                 f"no tabular benchmark for space {space.name!r} to rank against; "
-                f"rank_correlation works on {', '.join(TABULAR_SPACES)}"
+                f"rank_correlation works on {', '.join(tabular_spaces())}"
             )
-        path = data_path(TABULAR_SPACES[space.name])
+        path = data_path(table)
     return Table.load(path, space)
 
 
@@ -102,4 +114,4 @@ def rank_correlation(
     )
 
 
-__all__ = ["RankReport", "TABULAR_SPACES", "load_table", "percentile", "rank_correlation"]
+__all__ = ["RankReport", "load_table", "percentile", "rank_correlation", "table_of", "tabular_spaces"]

@@ -28,10 +28,10 @@ import torch
 from torch import nn
 
 from nas.core.architecture import Architecture, Scalar
-from nas.core.oneshot import ONESHOT
+from nas.core.oneshot import KINDS, ONESHOT
+from nas.oneshot.build import build_supernet
 from nas.oneshot.method import OneShotMethod, generator_state, restore_generator
-from nas.oneshot.supernet import Supernet
-from nas.oneshot.supernets import CELL_SPACES, SINGLE_PATH_SPACES, build_supernet
+from nas.supernet.base import Supernet
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class SposMethod(OneShotMethod):
     """Single-path one-shot training and evolutionary search with inherited weights."""
 
     name = "spos"
-    spaces = CELL_SPACES + SINGLE_PATH_SPACES
+    kinds = KINDS
 
     def build_supernet(self) -> Supernet:
         s = self.settings

@@ -1,5 +1,10 @@
 """The DARTS search space (Liu et al., 2019): a normal and a reduction cell.
 
+Package layout: the vocabulary and genotype parsing in
+:mod:`search_spaces.darts.genotype`, the network in :mod:`search_spaces.darts.model`,
+the supernet in :mod:`search_spaces.darts.supernet`, the one-shot view in
+:mod:`search_spaces.darts.oneshot`; this module is the space.
+
 Each cell has two input nodes, ``c_{k-2}`` (index 0) and ``c_{k-1}``
 (index 1), and four intermediate nodes 2..5. Intermediate node ``k`` sums two
 ops, each applied to one earlier node (an index in ``0..k-1``) and chosen from
@@ -39,54 +44,42 @@ pixel so odd sizes line up, and splits an odd channel count unevenly.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import networkx as nx
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from nas.core import (
     SPACES,
     Architecture,
     ArchitectureError,
-    ConfigError,
     Scalar,
-    UnknownOpError,
     as_rng,
     positive_int,
 )
+from nas.core.oneshot import OneShotView
 from search_spaces.base import TorchSpace, check_input_shape, check_num_classes
-from search_spaces.ops import ReLUConvBN
-
-#: DARTS' ``PRIMITIVES``, in its order.
-OPS: tuple[str, ...] = (
-    "none",
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
+from search_spaces.darts.genotype import (
+    CELL_TYPES,
+    COMPACT_OPS,
+    CONCAT,
+    GENOTYPE_FIELDS,
+    NODES,
+    OPS,
+    Genotype,
+    check_pairs,
+    decision_name,
+    parse_genotype,
 )
-CELL_TYPES: tuple[str, ...] = ("normal", "reduce")
-#: Intermediate nodes; 0 and 1 are the cell inputs c_{k-2} and c_{k-1}.
-NODES: tuple[int, ...] = (2, 3, 4, 5)
-#: The only concat list of the space: every intermediate node.
-CONCAT: tuple[int, ...] = NODES
-#: Ops NASLib's "compact" form and the path encoding index (DARTS' list without ``none``).
-COMPACT_OPS: tuple[str, ...] = OPS[1:]
-#: Shorter side from which the network uses DARTS' ImageNet stem (three stride-2 convs).
-IMAGENET_STEM_MIN_SIZE = 64
-#: A printed genotype is under a kilobyte; longer text is refused before parsing.
-MAX_TEXT_CHARS = 10_000
+from search_spaces.darts.oneshot import VIEW
+
+if TYPE_CHECKING:
+    from torch import nn
+
 
 #: Longest input-to-node path, in ops (c_k -> 2 -> 3 -> 4 -> 5).
 _MAX_PATH_OPS = len(NODES)
@@ -95,309 +88,8 @@ _PATHS_PER_INPUT = sum(len(COMPACT_OPS) ** i for i in range(_MAX_PATH_OPS + 1))
 #: Length of :meth:`DartsSpace.path_encode`: 2 cells x 2 inputs x 2,801 = 11,204.
 PATH_ENCODING_SIZE = len(CELL_TYPES) * 2 * _PATHS_PER_INPUT
 
-_GENOTYPE_FIELDS: tuple[str, ...] = ("normal", "normal_concat", "reduce", "reduce_concat")
 #: Pooling and identity map an all-zero node to zeros; convolutions do not (BN adds its shift).
 _ZERO_PRESERVING = frozenset({"max_pool_3x3", "avg_pool_3x3", "skip_connect"})
-
-
-def decision_name(cell: str, node: int, field: str, slot: int) -> str:
-    """Name of one decision, e.g. ``decision_name("normal", 2, "op", 0) == "normal.n2.op0"``."""
-    return f"{cell}.n{node}.{field}{slot}"
-
-
-class Genotype(NamedTuple):
-    """DARTS' genotype; its ``repr`` is the printed form used by the DARTS code and papers."""
-
-    normal: list[tuple[str, int]]
-    normal_concat: list[int]
-    reduce: list[tuple[str, int]]
-    reduce_concat: list[int]
-
-
-# -- torch ops ---------------------------------------------------------------------------------
-class Zero(nn.Module):
-    """The ``none`` op: zeros of the output shape (strided in reduction cells)."""
-
-    def __init__(self, stride: int) -> None:
-        super().__init__()
-        self.stride = stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
-
-
-class FactorizedReduce(nn.Module):
-    """Halve the resolution with two stride-2 1x1 convs, the second shifted by one pixel.
-
-    DARTS crops ``x[:, :, 1:, 1:]`` for the shifted half, which mismatches the
-    unshifted half on odd sizes; padding one zero row and column first gives
-    ``ceil(H / 2)`` for both and the very same values on even sizes. An odd
-    ``c_out`` is split ``c_out // 2`` + the rest.
-    """
-
-    def __init__(self, c_in: int, c_out: int, affine: bool = True) -> None:
-        super().__init__()
-        if c_out < 2:
-            raise ConfigError(f"FactorizedReduce needs c_out >= 2 to split in two halves, got {c_out}")
-        self.relu = nn.ReLU(inplace=False)
-        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
-        self.conv_2 = nn.Conv2d(c_in, c_out - c_out // 2, 1, stride=2, padding=0, bias=False)
-        self.bn = nn.BatchNorm2d(c_out, affine=affine)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(x)
-        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
-
-
-class DilConv(nn.Sequential):
-    """ReLU -> depthwise (dilated) conv -> pointwise conv -> BN: DARTS' ``DilConv``."""
-
-    def __init__(
-        self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int, dilation: int
-    ) -> None:
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_in, kernel_size, stride, padding, dilation=dilation, groups=c_in, bias=False),
-            nn.Conv2d(c_in, c_out, 1, bias=False),
-            nn.BatchNorm2d(c_out),
-        )
-
-
-class SepConv(nn.Sequential):
-    """DARTS' ``SepConv``: two undilated :class:`DilConv` blocks, only the first strided."""
-
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int) -> None:
-        super().__init__(
-            DilConv(c_in, c_in, kernel_size, stride, padding, dilation=1),
-            DilConv(c_in, c_out, kernel_size, 1, padding, dilation=1),
-        )
-
-
-def make_op(op: str, channels: int, stride: int) -> nn.Module:
-    """The module of one DARTS op (DARTS' ``OPS`` table, affine BN)."""
-    if op == "none":
-        return Zero(stride)
-    if op == "max_pool_3x3":
-        return nn.MaxPool2d(3, stride=stride, padding=1)
-    if op == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
-    if op == "skip_connect":
-        return nn.Identity() if stride == 1 else FactorizedReduce(channels, channels)
-    if op == "sep_conv_3x3":
-        return SepConv(channels, channels, 3, stride, 1)
-    if op == "sep_conv_5x5":
-        return SepConv(channels, channels, 5, stride, 2)
-    if op == "dil_conv_3x3":
-        return DilConv(channels, channels, 3, stride, 2, dilation=2)
-    if op == "dil_conv_5x5":
-        return DilConv(channels, channels, 5, stride, 4, dilation=2)
-    raise UnknownOpError("DARTS op", op, OPS)
-
-
-class Cell(nn.Module):
-    """One DARTS cell (DARTS' evaluation ``Cell``) from its eight (op, input) pairs."""
-
-    def __init__(
-        self,
-        pairs: Sequence[tuple[str, int]],
-        c_prev_prev: int,
-        c_prev: int,
-        channels: int,
-        reduction: bool,
-        reduction_prev: bool,
-    ) -> None:
-        super().__init__()
-        self.reduction = reduction
-        # After a reduction c_{k-2} is twice the size of c_{k-1}: reduce it to match.
-        self.preprocess0: nn.Module = (
-            FactorizedReduce(c_prev_prev, channels)
-            if reduction_prev
-            else ReLUConvBN(c_prev_prev, channels, 1, 1, 0)
-        )
-        self.preprocess1 = ReLUConvBN(c_prev, channels, 1, 1, 0)
-        self.ops = nn.ModuleList(
-            make_op(op, channels, 2 if reduction and index < 2 else 1) for op, index in pairs
-        )
-        self.indices: tuple[int, ...] = tuple(index for _, index in pairs)
-        self.multiplier = len(CONCAT)
-
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
-        states = [self.preprocess0(s0), self.preprocess1(s1)]
-        for first in range(0, len(self.ops), 2):
-            second = first + 1
-            states.append(
-                self.ops[first](states[self.indices[first]]) + self.ops[second](states[self.indices[second]])
-            )
-        return torch.cat([states[i] for i in CONCAT], dim=1)
-
-
-class DartsNetwork(nn.Module):
-    """DARTS' ``NetworkCIFAR`` (or, for large inputs, ``NetworkImageNet``) without auxiliary head."""
-
-    def __init__(
-        self,
-        genotype: Genotype,
-        channels: int,
-        cells: int,
-        stem_multiplier: int,
-        num_classes: int,
-        input_shape: tuple[int, int, int],
-    ) -> None:
-        super().__init__()
-        in_channels, height, width = input_shape
-        self.imagenet_stem = min(height, width) >= IMAGENET_STEM_MIN_SIZE
-        if self.imagenet_stem:
-            half = max(channels // 2, 1)
-            self.stem0: nn.Module = nn.Sequential(
-                nn.Conv2d(in_channels, half, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(half),
-                nn.ReLU(inplace=False),
-                nn.Conv2d(half, channels, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(channels),
-            )
-            self.stem1: nn.Module = nn.Sequential(
-                nn.ReLU(inplace=False),
-                nn.Conv2d(channels, channels, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(channels),
-            )
-            c_prev_prev = c_prev = channels
-            reduction_prev = True
-        else:
-            stem_channels = stem_multiplier * channels
-            self.stem0 = nn.Sequential(
-                nn.Conv2d(in_channels, stem_channels, 3, padding=1, bias=False),
-                nn.BatchNorm2d(stem_channels),
-            )
-            self.stem1 = nn.Identity()  # both cell inputs of the first cell are the stem output
-            c_prev_prev = c_prev = stem_channels
-            reduction_prev = False
-        c_curr = channels
-        self.cells = nn.ModuleList()
-        for i in range(cells):
-            reduction = i in (cells // 3, 2 * cells // 3)
-            if reduction:
-                c_curr *= 2
-            pairs = genotype.reduce if reduction else genotype.normal
-            cell = Cell(pairs, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
-            self.cells.append(cell)
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_prev, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s0 = self.stem0(x)
-        s1 = self.stem1(s0)
-        for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1)
-        return self.classifier(torch.flatten(self.global_pooling(s1), 1))
-
-
-# -- parsing -----------------------------------------------------------------------------------
-def _literal(node: ast.expr, what: str) -> object:
-    try:
-        return ast.literal_eval(node)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
-        raise ArchitectureError(f"DARTS genotype field {what} is not a literal: {exc}") from exc
-
-
-def _concat_value(node: ast.expr, what: str) -> list[int]:
-    """A concat list: a literal list/tuple of ints or ``range(a[, b[, c]])`` with int literals."""
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range":
-        args = [_literal(arg, what) for arg in node.args]
-        if node.keywords or not 1 <= len(args) <= 3 or not all(type(a) is int for a in args):
-            raise ArchitectureError(
-                f"DARTS genotype field {what} = {ast.unparse(node)} is not range() of 1 to 3 integers"
-            )
-        span = range(*args)  # type: ignore[arg-type]
-        if span != range(CONCAT[0], CONCAT[-1] + 1):
-            raise ArchitectureError(
-                f"DARTS genotype field {what} = {ast.unparse(node)}; this space only allows "
-                f"{list(CONCAT)} (every intermediate node)"
-            )
-        return list(span)
-    value = _literal(node, what)
-    if not isinstance(value, list | tuple) or [type(v) for v in value] != [int] * len(value):
-        raise ArchitectureError(f"DARTS genotype field {what} = {value!r} is not a list of integers")
-    if list(value) != list(CONCAT):
-        raise ArchitectureError(
-            f"DARTS genotype field {what} = {list(value)}; this space only allows {list(CONCAT)} "
-            "(every intermediate node)"
-        )
-    return list(value)
-
-
-def _parse_genotype(text: object) -> Genotype:
-    """Read DARTS' printed ``Genotype(...)`` into a :class:`Genotype` without evaluating anything."""
-    example = "Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], reduce=[...], reduce_concat=[2, 3, 4, 5])"
-    if not isinstance(text, str):
-        raise ArchitectureError(f"DARTS genotype text must be a str, got {type(text).__name__}")
-    if len(text) > MAX_TEXT_CHARS:
-        raise ArchitectureError(
-            f"DARTS genotype text has {len(text)} characters, more than the limit {MAX_TEXT_CHARS}"
-        )
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
-        raise ArchitectureError(
-            f"DARTS genotype {text[:80]!r} is malformed ({exc}); expected {example}"
-        ) from exc
-    call = tree.body
-    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Genotype"):
-        raise ArchitectureError(
-            f"DARTS genotype {text[:80]!r} is not a Genotype(...) call; expected {example}"
-        )
-    if len(call.args) > len(_GENOTYPE_FIELDS):
-        raise ArchitectureError(
-            f"DARTS genotype has {len(call.args)} positional fields; expected at most {len(_GENOTYPE_FIELDS)}"
-        )
-    fields: dict[str, ast.expr] = dict(zip(_GENOTYPE_FIELDS, call.args, strict=False))
-    for keyword in call.keywords:
-        if keyword.arg not in _GENOTYPE_FIELDS:
-            raise ArchitectureError(
-                f"DARTS genotype has field {keyword.arg!r}; allowed: {', '.join(_GENOTYPE_FIELDS)}"
-            )
-        if keyword.arg in fields:
-            raise ArchitectureError(f"DARTS genotype gives field {keyword.arg!r} twice")
-        fields[keyword.arg] = keyword.value
-    missing = [name for name in _GENOTYPE_FIELDS if name not in fields]
-    if missing:
-        raise ArchitectureError(f"DARTS genotype lacks field(s) {missing}; expected {example}")
-    return Genotype(
-        normal=_literal(fields["normal"], "normal"),  # type: ignore[arg-type]
-        normal_concat=_concat_value(fields["normal_concat"], "normal_concat"),
-        reduce=_literal(fields["reduce"], "reduce"),  # type: ignore[arg-type]
-        reduce_concat=_concat_value(fields["reduce_concat"], "reduce_concat"),
-    )
-
-
-def _check_pairs(cell: str, pairs: object) -> list[tuple[str, int]]:
-    """Validate one cell's eight (op, input) pairs, naming the node of any bad one."""
-    expected = 2 * len(NODES)
-    if not isinstance(pairs, list | tuple) or len(pairs) != expected:
-        count = len(pairs) if isinstance(pairs, list | tuple) else type(pairs).__name__
-        raise ArchitectureError(
-            f"DARTS {cell} cell has {count} (op, input) pairs; expected {expected} (two per node 2..5)"
-        )
-    checked = []
-    for position, pair in enumerate(pairs):
-        node = NODES[position // 2]
-        where = f"DARTS {cell} cell node {node} (pair {position})"
-        if not (isinstance(pair, list | tuple) and len(pair) == 2):
-            raise ArchitectureError(
-                f"{where} is {pair!r}; expected an (op, input) pair such as ('sep_conv_3x3', 0)"
-            )
-        op, index = pair
-        if not isinstance(op, str) or op not in OPS:
-            raise UnknownOpError(f"op in {where}", op, OPS)
-        if type(index) is not int or not 0 <= index < node:
-            raise ArchitectureError(
-                f"{where} takes input {index!r}; node {node} may only take inputs 0..{node - 1} "
-                "(0 = c_{k-2}, 1 = c_{k-1}, 2.. = earlier nodes): a later node would make a cycle"
-            )
-        checked.append((op, index))
-    return checked
 
 
 def _describe(
@@ -425,6 +117,8 @@ class DartsSpace(TorchSpace):
 
     name = "darts"
     has_path_encoding = True
+    #: A cell supernet with a normal and a reduction alpha matrix.
+    oneshot_view: ClassVar[OneShotView] = VIEW
 
     def __init__(self, *, cells: int = 8, channels: int = 16, stem_multiplier: int = 3) -> None:
         self.cells = positive_int(self.name, "cells", cells)
@@ -550,13 +244,13 @@ class DartsSpace(TorchSpace):
             except AttributeError as exc:
                 raise ArchitectureError(
                     f"{type(genotype).__name__} is not a DARTS genotype; it needs the fields "
-                    f"{', '.join(_GENOTYPE_FIELDS)}"
+                    f"{', '.join(GENOTYPE_FIELDS)}"
                 ) from exc
             if not isinstance(concat, Sequence) or list(concat) != list(CONCAT):
                 raise ArchitectureError(
                     f"DARTS genotype {cell}_concat = {concat!r}; this space only allows {list(CONCAT)}"
                 )
-            for position, (op, index) in enumerate(_check_pairs(cell, pairs)):
+            for position, (op, index) in enumerate(check_pairs(cell, pairs)):
                 node, slot = NODES[position // 2], position % 2
                 decisions[decision_name(cell, node, "op", slot)] = op
                 decisions[decision_name(cell, node, "in", slot)] = index
@@ -564,7 +258,7 @@ class DartsSpace(TorchSpace):
 
     def parse(self, text: str) -> Architecture:
         """Parse DARTS' printed ``Genotype(...)`` (lists or ``range(2, 6)`` for the concat)."""
-        return self.from_genotype(_parse_genotype(text))
+        return self.from_genotype(parse_genotype(text))
 
     def format(self, arch: Architecture) -> str:
         return repr(self.genotype(arch))
@@ -730,8 +424,10 @@ class DartsSpace(TorchSpace):
         input_shape: tuple[int, int, int] = (3, 32, 32),
     ) -> nn.Module:
         """DARTS' evaluation network for ``arch`` (ImageNet stem from 64 pixels, see module doc)."""
+        from search_spaces.darts.model import DartsNetwork
+
         genotype = self.genotype(arch)
-        return DartsNetwork(
+        return DartsNetwork.for_genotype(
             genotype,
             channels=self.channels,
             cells=self.cells,
@@ -741,19 +437,4 @@ class DartsSpace(TorchSpace):
         )
 
 
-__all__ = [
-    "CELL_TYPES",
-    "COMPACT_OPS",
-    "Cell",
-    "DartsNetwork",
-    "DartsSpace",
-    "DilConv",
-    "FactorizedReduce",
-    "Genotype",
-    "OPS",
-    "PATH_ENCODING_SIZE",
-    "SepConv",
-    "Zero",
-    "decision_name",
-    "make_op",
-]
+__all__ = ["PATH_ENCODING_SIZE", "DartsSpace"]

@@ -41,7 +41,7 @@ from torch import nn
 
 from nas.core.architecture import Architecture
 from nas.oneshot.method import batch_statistics
-from nas.oneshot.supernet import CellPath
+from nas.supernet.base import CellPath
 
 if TYPE_CHECKING:
     from nas.oneshot.differentiable import DifferentiableMethod

@@ -72,4 +72,32 @@ class MixedOp(nn.Module):
         return weights[index] * self.ops[index](x) + (weights.sum() - weights[index])
 
 
-__all__ = ["DROPPED", "MixedOp", "channel_shuffle", "strip_affine"]
+def mix_node(
+    edges: nn.ModuleList,
+    incoming: Sequence[int],
+    sources: Sequence[int],
+    states: Sequence[torch.Tensor],
+    weights: torch.Tensor,
+    index: Sequence[int] | None,
+    edge_weights: torch.Tensor | None,
+) -> torch.Tensor | None:
+    """One node of a search cell: the sum of its ``incoming`` mixed-op edges.
+
+    ``sources[e]`` is the state edge ``e`` reads; ``index`` (one op per edge,
+    ``DROPPED`` to skip the edge) and ``edge_weights`` (PC-DARTS' per-edge
+    scale) are as in :class:`~nas.supernet.base.CellPath`. None when every
+    incoming edge is dropped: the cell decides what such a node means.
+    """
+    total: torch.Tensor | None = None
+    for edge in incoming:
+        op = None if index is None else index[edge]
+        if op == DROPPED:
+            continue
+        out = edges[edge](states[sources[edge]], weights[edge], op)
+        if edge_weights is not None:
+            out = out * edge_weights[edge]
+        total = out if total is None else total + out
+    return total
+
+
+__all__ = ["DROPPED", "MixedOp", "channel_shuffle", "mix_node", "strip_affine"]

@@ -34,18 +34,19 @@ the function and is kept.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import networkx as nx
-import torch
-from torch import nn
 
 from nas.core import SPACES, Architecture, ArchitectureError, ConfigError, Scalar, UnknownOpError
+from nas.core.oneshot import OneShotView
 from search_spaces.base import TorchSpace, check_input_shape, check_num_classes
-from search_spaces.ops import conv_bn
+from search_spaces.fbnet.oneshot import VIEW
+
+if TYPE_CHECKING:
+    from torch import nn
 
 #: Block name -> (kernel, expansion, groups of the 1x1 convs); ``skip`` has no entry.
 MBCONV: dict[str, tuple[int, int, int]] = {
@@ -122,87 +123,6 @@ def layer_plan(width_mult: float) -> tuple[LayerPlan, ...]:
     return tuple(plans)
 
 
-# -- torch ops ------------------------------------------------------------------------------
-
-
-class ChannelShuffle(nn.Module):
-    """ShuffleNet's channel shuffle, mixing the groups of a grouped 1x1 conv.
-
-    Written with shape-derived reshapes (no data-dependent branches) so it
-    traces and exports to ONNX as Reshape/Transpose.
-    """
-
-    def __init__(self, groups: int) -> None:
-        super().__init__()
-        self.groups = groups
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        return x.reshape(b, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(b, c, h, w)
-
-
-class Residual(nn.Module):
-    """``x + body(x)``: a separate module rather than a flag, so forward has no branches."""
-
-    def __init__(self, body: nn.Module) -> None:
-        super().__init__()
-        self.body = body
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
-
-
-def mbconv(kernel: int, expansion: int, groups: int, c_in: int, c_out: int, stride: int) -> nn.Module:
-    """FBNet's inverted-residual block (``IRFBlock``), residual when the shape is kept."""
-    mid = c_in * expansion
-    layers: list[nn.Module] = [conv_bn(c_in, mid, 1, groups=groups)]
-    if groups > 1:
-        layers.append(ChannelShuffle(groups))
-    layers.append(conv_bn(mid, mid, kernel, stride=stride, groups=mid))
-    layers.append(conv_bn(mid, c_out, 1, groups=groups, relu=False))
-    body = nn.Sequential(*layers)
-    return Residual(body) if stride == 1 and c_in == c_out else body
-
-
-def block_module(block: str, plan: LayerPlan) -> nn.Module:
-    """The module of ``block`` at a layer of shape ``plan``."""
-    if block == SKIP:
-        if plan.keeps_shape:
-            return nn.Identity()
-        return conv_bn(plan.c_in, plan.c_out, 1, stride=plan.stride)
-    if block not in MBCONV:
-        raise UnknownOpError("fbnet block", block, BLOCKS)
-    kernel, expansion, groups = MBCONV[block]
-    return mbconv(kernel, expansion, groups, plan.c_in, plan.c_out, plan.stride)
-
-
-class FBNetNetwork(nn.Module):
-    """Stem, the 22 chosen layers and FBNet's classification head."""
-
-    def __init__(
-        self,
-        blocks: Sequence[str],
-        plans: Sequence[LayerPlan],
-        head_channels: int,
-        num_classes: int,
-        in_channels: int,
-    ) -> None:
-        super().__init__()
-        self.stem = conv_bn(in_channels, plans[0].c_in, 3, stride=2)
-        self.layers = nn.Sequential(
-            OrderedDict(
-                (plan.name, block_module(block, plan)) for block, plan in zip(blocks, plans, strict=True)
-            )
-        )
-        self.head = conv_bn(plans[-1].c_out, head_channels, 1)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(head_channels, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.head(self.layers(self.stem(x)))
-        return self.classifier(torch.flatten(self.pool(x), 1))
-
-
 # -- the space ----------------------------------------------------------------------------------
 
 
@@ -230,6 +150,8 @@ class FBNetSpace(TorchSpace):
     """
 
     name = "fbnet"
+    #: A single-path supernet (every block per layer), trained by SPOS.
+    oneshot_view: ClassVar[OneShotView] = VIEW
 
     def __init__(self, *, width_mult: float = 1.0) -> None:
         self.width_mult = check_width_mult(self.name, width_mult)
@@ -315,17 +237,22 @@ class FBNetSpace(TorchSpace):
         input_shape: tuple[int, int, int] = (3, 32, 32),
     ) -> nn.Module:
         """The network; any input size works (strides bottom out at 1x1 on tiny inputs)."""
+        from search_spaces.fbnet.model import FBNetNetwork, block_module
+
         self.validate(arch)
         shape = check_input_shape(self.name, input_shape)
-        blocks = [str(arch[name]) for name in LAYER_NAMES]
+        blocks = {name: str(arch[name]) for name in LAYER_NAMES}
         return FBNetNetwork(
-            blocks, self.plans, self.head_channels, check_num_classes(self.name, num_classes), shape[0]
+            lambda plan: block_module(blocks[plan.name], plan),
+            self.plans,
+            self.head_channels,
+            check_num_classes(self.name, num_classes),
+            shape[0],
         )
 
 
 __all__ = [
     "BLOCKS",
-    "FBNetNetwork",
     "FBNetSpace",
     "LAYER_NAMES",
     "LayerPlan",

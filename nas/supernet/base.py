@@ -2,11 +2,11 @@
 
 Two kinds:
 
-* :class:`CellSupernet` (``nb201``, ``darts``): a mixed op on every edge of the
+* :class:`CellSupernet` (cell spaces such as NAS-Bench-201 and DARTS): a mixed op on every edge of the
   cell, steered by per-edge op weights. Differentiable methods feed it
   softmaxed (DARTS, PC-DARTS) or sampled (GDAS) weights; a discrete cell is a
   constant one-hot path (:meth:`CellSupernet.path`).
-* single-path supernets (``fbnet``, ``hybrid``): every candidate block of every
+* single-path supernets (layer-wise spaces such as FBNet): every candidate block of every
   layer; an architecture selects one per layer. Only SPOS trains these.
 
 Every supernet runs a discrete architecture with :meth:`Supernet.forward_arch`,
@@ -26,7 +26,7 @@ from torch import nn
 
 from nas.core.architecture import Architecture
 from nas.core.space import SearchSpace
-from nas.oneshot.mixed import DROPPED
+from nas.supernet.mixed import DROPPED
 
 
 @dataclass(frozen=True)

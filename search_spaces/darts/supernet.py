@@ -2,9 +2,10 @@
 
 Normal and reduction cells have their own alpha matrix (14 edges x 8 ops);
 intermediate node ``k`` (2..5) receives an edge from every earlier node. The
-skeleton is DARTS' ``Network`` (CIFAR stem of ``stem_multiplier * C``
-channels, reductions at 1/3 and 2/3 of the depth, concat of the four
-intermediate nodes) and the candidate ops are :func:`search_spaces.darts.make_op`'s,
+skeleton is the stand-alone :class:`~search_spaces.darts.model.DartsNetwork`
+itself with its CIFAR stem (``stem_multiplier * C`` channels, reductions at 1/3
+and 2/3 of the depth, concat of the four intermediate nodes), built with search
+cells, and the candidate ops are :func:`search_spaces.darts.model.make_op`'s,
 with a non-affine BatchNorm after pooling as in DARTS' search ``MixedOp``.
 Derivation keeps, per node, the two strongest edges from distinct predecessors
 and their strongest op other than ``none`` (DARTS' ``genotype()``).
@@ -20,10 +21,10 @@ from torch import nn
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
-from nas.oneshot.mixed import DROPPED, MixedOp, strip_affine
-from nas.oneshot.supernet import AlphaGroup, CellPath, CellSupernet
-from search_spaces.darts import CELL_TYPES, NODES, OPS, DartsSpace, FactorizedReduce, decision_name, make_op
-from search_spaces.ops import ReLUConvBN
+from nas.supernet import DROPPED, AlphaGroup, CellPath, CellSupernet, MixedOp, mix_node, strip_affine
+from search_spaces.darts.genotype import CELL_TYPES, NODES, OPS, decision_name
+from search_spaces.darts.model import DartsNetwork, make_op, preprocess, reduction_cells
+from search_spaces.darts.space import DartsSpace
 
 #: Edges (target, source) of a DARTS cell: node k takes one edge from each of 0..k-1.
 EDGES: tuple[tuple[int, int], ...] = tuple((k, j) for k in NODES for j in range(k))
@@ -42,6 +43,7 @@ def _group(cell: str) -> AlphaGroup:
 
 GROUPS: tuple[AlphaGroup, ...] = tuple(_group(cell) for cell in CELL_TYPES)
 _INCOMING = GROUPS[0].incoming()
+_SOURCES = GROUPS[0].sources
 
 
 def candidate(op: str, channels: int, stride: int) -> nn.Module:
@@ -66,12 +68,7 @@ class SearchCell(nn.Module):
     ) -> None:
         super().__init__()
         self.reduction = reduction
-        self.preprocess0: nn.Module = (
-            FactorizedReduce(c_prev_prev, channels)
-            if reduction_prev
-            else ReLUConvBN(c_prev_prev, channels, 1, 1, 0)
-        )
-        self.preprocess1 = ReLUConvBN(c_prev, channels, 1, 1, 0)
+        self.preprocess0, self.preprocess1 = preprocess(c_prev_prev, c_prev, channels, reduction_prev)
         edges = []
         for _, source in EDGES:
             stride = 2 if reduction and source < 2 else 1
@@ -89,15 +86,7 @@ class SearchCell(nn.Module):
     ) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         for target in NODES:
-            total: torch.Tensor | None = None
-            for edge in _INCOMING[target]:
-                op = None if index is None else index[edge]
-                if op == DROPPED:
-                    continue
-                out = self.edges[edge](states[EDGES[edge][1]], weights[edge], op)
-                if edge_weights is not None:
-                    out = out * edge_weights[edge]
-                total = out if total is None else total + out
+            total = mix_node(self.edges, _INCOMING[target], _SOURCES, states, weights, index, edge_weights)
             if total is None:
                 raise ConfigError(f"DARTS supernet path leaves node {target} without an input edge")
             states.append(total)
@@ -118,37 +107,27 @@ class DartsSupernet(CellSupernet):
         affine: bool = False,
     ) -> None:
         super().__init__(space)
-        reductions = (cells // 3, 2 * cells // 3)
-        if all(i in reductions for i in range(cells)):
+        if all(i in reduction_cells(cells) for i in range(cells)):
             raise ConfigError(
                 f"a DARTS supernet with cells={cells} has only reduction cells (they sit at cells//3 and "
                 "2*cells//3), so the normal cell could not be searched; use cells >= 3"
             )
         self.groups = GROUPS
-        stem_channels = space.stem_multiplier * channels
-        self.stem = nn.Sequential(
-            nn.Conv2d(input_shape[0], stem_channels, 3, padding=1, bias=False), nn.BatchNorm2d(stem_channels)
+
+        def make_cell(c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> nn.Module:
+            cell = SearchCell(c_pp, c_p, c, reduction, reduction_prev, partial)
+            return cell if affine else strip_affine(cell)
+
+        self.network = DartsNetwork(
+            make_cell, channels, cells, space.stem_multiplier, num_classes, input_shape, imagenet_stem=False
         )
-        c_prev_prev = c_prev = stem_channels
-        c_curr, reduction_prev = channels, False
-        self.cells = nn.ModuleList()
-        for i in range(cells):
-            reduction = i in reductions
-            if reduction:
-                c_curr *= 2
-            cell = SearchCell(c_prev_prev, c_prev, c_curr, reduction, reduction_prev, partial)
-            self.cells.append(cell if affine else strip_affine(cell))
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, len(NODES) * c_curr
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_prev, num_classes)
 
     def forward(self, x: torch.Tensor, path: CellPath) -> torch.Tensor:  # type: ignore[override]
-        s0 = s1 = self.stem(x)
-        for cell in self.cells:
+        s0, s1 = self.network.stems(x)
+        for cell in self.network.cells:
             weights, index, edge_weights = path.group("reduce" if cell.reduction else "normal")
             s0, s1 = s1, cell(s0, s1, weights, index, edge_weights)
-        return self.classifier(torch.flatten(self.global_pooling(s1), 1))
+        return self.network.head(s1)
 
     def choices(self, arch: Architecture) -> dict[str, list[int]]:
         result = {}
@@ -180,4 +159,18 @@ class DartsSupernet(CellSupernet):
         return self.space.make(decisions)
 
 
-__all__ = ["DartsSupernet", "EDGES", "GROUPS", "SearchCell", "candidate"]
+def build_supernet(
+    space: DartsSpace,
+    *,
+    num_classes: int,
+    input_shape: tuple[int, int, int],
+    channels: int,
+    cells: int,
+    partial: int = 1,
+    affine: bool = False,
+) -> DartsSupernet:
+    """The view's builder (see :class:`nas.core.oneshot.OneShotView`)."""
+    return DartsSupernet(space, num_classes, input_shape, channels, cells, partial, affine)
+
+
+__all__ = ["EDGES", "GROUPS", "DartsSupernet", "SearchCell", "build_supernet", "candidate"]

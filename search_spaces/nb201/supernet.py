@@ -2,9 +2,10 @@
 
 As in NAS-Bench-201's own search models, one alpha matrix (6 edges x 5 ops)
 is shared by every cell; the residual reductions between stages are fixed.
-The candidate ops are :mod:`search_spaces.nb201`'s own modules (and DARTS'
-``Zero`` for ``none``), so a one-hot path computes what the derived stand-alone
-cell computes.
+The skeleton is the stand-alone :class:`~search_spaces.nb201.model.Nb201Network`
+itself, built with search cells, and the candidate ops are the space's own
+modules (and a zero op for ``none``), so a one-hot path computes what the
+derived stand-alone network computes.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import torch
 from torch import nn
 
 from nas.core.architecture import Architecture
-from nas.oneshot.mixed import DROPPED, MixedOp, strip_affine
-from nas.oneshot.supernet import AlphaGroup, CellPath, CellSupernet
-from search_spaces.darts import Zero
-from search_spaces.nb201 import EDGE_NAMES, EDGES, OPS, Nb201Space, ResidualReduction, _op_module
+from nas.supernet import AlphaGroup, CellPath, CellSupernet, MixedOp, mix_node, strip_affine
+from search_spaces.nb201.model import Nb201Network, op_module
+from search_spaces.nb201.space import EDGE_NAMES, EDGES, OPS, Nb201Space
+from search_spaces.ops import Zero
 
 GROUP = AlphaGroup(
     name="cell",
@@ -33,7 +34,7 @@ _INCOMING = GROUP.incoming()
 
 def candidate(op: str, channels: int) -> nn.Module:
     """One candidate op of an edge: the space's module, ``Zero`` for ``none``."""
-    return Zero(1) if op == "none" else _op_module(op, channels)
+    return Zero(1) if op == "none" else op_module(op, channels)
 
 
 class SearchCell(nn.Module):
@@ -54,15 +55,9 @@ class SearchCell(nn.Module):
     ) -> torch.Tensor:
         nodes = [x]
         for target in sorted(_INCOMING):
-            total: torch.Tensor | None = None
-            for edge in _INCOMING[target]:
-                op = None if index is None else index[edge]
-                if op == DROPPED:
-                    continue
-                out = self.edges[edge](nodes[GROUP.sources[edge]], weights[edge], op)
-                if edge_weights is not None:
-                    out = out * edge_weights[edge]
-                total = out if total is None else total + out
+            total = mix_node(
+                self.edges, _INCOMING[target], GROUP.sources, nodes, weights, index, edge_weights
+            )
             nodes.append(torch.zeros_like(x) if total is None else total)
         return nodes[-1]
 
@@ -82,30 +77,19 @@ class Nb201Supernet(CellSupernet):
     ) -> None:
         super().__init__(space)
         self.groups = (GROUP,)
-        self.stem = nn.Sequential(
-            nn.Conv2d(input_shape[0], channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
-        )
-        layers: list[nn.Module] = []
-        c = channels
-        for stage in range(3):
-            if stage > 0:
-                layers.append(ResidualReduction(c, 2 * c))
-                c *= 2
-            for _ in range(cells):
-                cell = SearchCell(c, partial)
-                layers.append(cell if affine else strip_affine(cell))
-        self.layers = nn.ModuleList(layers)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c, num_classes)
+
+        def make_cell(c: int) -> nn.Module:
+            cell = SearchCell(c, partial)
+            return cell if affine else strip_affine(cell)
+
+        self.network = Nb201Network(make_cell, channels, cells, num_classes, input_shape[0])
 
     def forward(self, x: torch.Tensor, path: CellPath) -> torch.Tensor:  # type: ignore[override]
         weights, index, edge_weights = path.group(GROUP.name)
-        out = self.stem(x)
-        for layer in self.layers:
+        out = self.network.stem(x)
+        for layer in self.network.cells:
             out = layer(out, weights, index, edge_weights) if isinstance(layer, SearchCell) else layer(out)
-        out = self.lastact(out)
-        return self.classifier(torch.flatten(self.global_pooling(out), 1))
+        return self.network.head(out)
 
     def choices(self, arch: Architecture) -> dict[str, list[int]]:
         return {GROUP.name: [OPS.index(str(arch[edge])) for edge in EDGE_NAMES]}
@@ -116,4 +100,18 @@ class Nb201Supernet(CellSupernet):
         return self.space.make({edge: OPS[int(op)] for edge, op in zip(EDGE_NAMES, best, strict=True)})
 
 
-__all__ = ["GROUP", "Nb201Supernet", "SearchCell", "candidate"]
+def build_supernet(
+    space: Nb201Space,
+    *,
+    num_classes: int,
+    input_shape: tuple[int, int, int],
+    channels: int,
+    cells: int,
+    partial: int = 1,
+    affine: bool = False,
+) -> Nb201Supernet:
+    """The view's builder (see :class:`nas.core.oneshot.OneShotView`)."""
+    return Nb201Supernet(space, num_classes, input_shape, channels, cells, partial, affine)
+
+
+__all__ = ["GROUP", "Nb201Supernet", "SearchCell", "build_supernet", "candidate"]

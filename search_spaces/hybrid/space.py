@@ -51,19 +51,20 @@ from __future__ import annotations
 
 import math
 import re
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import networkx as nx
 import numpy as np
-import torch
-from torch import nn
 
 from nas.core import SPACES, Architecture, ArchitectureError, ConfigError, Scalar, as_rng, positive_int
+from nas.core.oneshot import OneShotView
 from search_spaces.base import TorchSpace, check_input_shape, check_num_classes
-from search_spaces.ops import conv_bn
+from search_spaces.hybrid.oneshot import VIEW
+
+if TYPE_CHECKING:
+    from torch import nn
 
 TYPES: tuple[str, ...] = ("conv", "attn")
 DOWNS: tuple[bool, ...] = (False, True)
@@ -112,95 +113,6 @@ class BlockPlan:
         return num_heads(self.c_out) if self.op == "attn" else 0
 
 
-# -- torch ops ----------------------------------------------------------------------------------
-
-
-class ConvBlock(nn.Module):
-    """ResNet basic block: ``relu(x + bn(conv(relu(bn(conv(x))))))``."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(conv_bn(channels, channels, 3), conv_bn(channels, channels, 3, relu=False))
-        self.act = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(x + self.body(x))
-
-
-class SelfAttention(nn.Module):
-    """Multi-head self-attention with plain matmul and softmax (portable to every exporter)."""
-
-    def __init__(self, channels: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.head_dim = channels // heads
-        self.scale = self.head_dim**-0.5
-        self.qkv = nn.Linear(channels, 3 * channels)
-        self.proj = nn.Linear(channels, channels)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        b, n, c = tokens.shape
-        qkv = self.qkv(tokens).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        weights = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * self.scale, dim=-1)
-        return self.proj(torch.matmul(weights, v).transpose(1, 2).reshape(b, n, c))
-
-
-class AttentionBlock(nn.Module):
-    """Conditional positional encoding, then a pre-norm transformer block on the H*W tokens."""
-
-    def __init__(self, channels: int, heads: int) -> None:
-        super().__init__()
-        self.pos = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
-        self.norm1 = nn.LayerNorm(channels)
-        self.attn = SelfAttention(channels, heads)
-        self.norm2 = nn.LayerNorm(channels)
-        self.mlp = nn.Sequential(
-            nn.Linear(channels, MLP_RATIO * channels), nn.GELU(), nn.Linear(MLP_RATIO * channels, channels)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.pos(x)
-        b, c, h, w = x.shape
-        tokens = x.flatten(2).transpose(1, 2)
-        tokens = tokens + self.attn(self.norm1(tokens))
-        tokens = tokens + self.mlp(self.norm2(tokens))
-        return tokens.transpose(1, 2).reshape(b, c, h, w)
-
-
-def block_module(plan: BlockPlan) -> nn.Module:
-    """Transition (if the block strides or changes width) followed by the residual body."""
-    body = ConvBlock(plan.c_out) if plan.op == "conv" else AttentionBlock(plan.c_out, plan.heads)
-    if plan.stride == 1 and plan.c_in == plan.c_out:
-        return body
-    kernel = 3 if plan.stride == 2 else 1
-    transition = conv_bn(plan.c_in, plan.c_out, kernel, stride=plan.stride, relu=False)
-    return nn.Sequential(OrderedDict([("transition", transition), ("body", body)]))
-
-
-class HybridNetwork(nn.Module):
-    """Stem, the block chain and a pooled LayerNorm + linear classifier."""
-
-    def __init__(
-        self, plans: Sequence[BlockPlan], base_width: int, num_classes: int, input_shape: tuple[int, int, int]
-    ) -> None:
-        super().__init__()
-        stride = stem_stride(input_shape)
-        if stride == 1:
-            self.stem = conv_bn(input_shape[0], base_width, 3)
-        else:
-            self.stem = conv_bn(input_shape[0], base_width, stride, stride=stride, padding=0)
-        self.blocks = nn.Sequential(OrderedDict((p.name.replace(".", "_"), block_module(p)) for p in plans))
-        c_last = plans[-1].c_out
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.norm = nn.LayerNorm(c_last)
-        self.classifier = nn.Linear(c_last, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.blocks(self.stem(x)))
-        return self.classifier(self.norm(torch.flatten(x, 1)))
-
-
 # -- the space ---------------------------------------------------------------------------------------
 
 
@@ -209,6 +121,8 @@ class HybridSpace(TorchSpace):
     """Hybrid CNN-transformer chains (options: ``blocks``, ``downsamples``, ``base_width``)."""
 
     name = "hybrid"
+    #: A single-path supernet (one module per reachable block shape), trained by SPOS.
+    oneshot_view: ClassVar[OneShotView] = VIEW
 
     def __init__(self, *, blocks: int = 8, downsamples: int = 3, base_width: int = 32) -> None:
         self.blocks = positive_int(self.name, "blocks", blocks)
@@ -343,9 +257,11 @@ class HybridSpace(TorchSpace):
         num_classes: int = 10,
         input_shape: tuple[int, int, int] = (3, 32, 32),
     ) -> nn.Module:
+        from search_spaces.hybrid.model import HybridNetwork
+
         plans = self.plan(arch)
         shape = check_input_shape(self.name, input_shape)
         return HybridNetwork(plans, self.base_width, check_num_classes(self.name, num_classes), shape)
 
 
-__all__ = ["BlockPlan", "HybridNetwork", "HybridSpace", "num_heads", "stem_stride"]
+__all__ = ["BlockPlan", "HybridSpace", "num_heads", "stem_stride"]

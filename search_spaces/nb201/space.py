@@ -1,4 +1,10 @@
-"""NAS-Bench-201: a 4-node cell inside the benchmark's fixed macro skeleton.
+"""NAS-Bench-201's space: decisions, string and graph forms, canonical key, encodings.
+
+The network lives in :mod:`search_spaces.nb201.model`, the supernet in
+:mod:`search_spaces.nb201.supernet` and the one-shot view in
+:mod:`search_spaces.nb201.oneshot`.
+
+NAS-Bench-201: a 4-node cell inside the benchmark's fixed macro skeleton.
 
 The cell has nodes 0 (input) to 3 (output); every node ``i`` sums one op
 applied to each earlier node ``j``, so there are six edges, each one of
@@ -17,17 +23,19 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import networkx as nx
 import numpy as np
-import torch
-from torch import nn
 
 from nas.core import SPACES, Architecture, ArchitectureError, Scalar, UnknownOpError, positive_int
+from nas.core.oneshot import OneShotView
 from search_spaces.base import TorchSpace, check_input_shape, check_num_classes
-from search_spaces.ops import ReLUConvBN
+from search_spaces.nb201.oneshot import VIEW
+
+if TYPE_CHECKING:
+    from torch import nn
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NUM_NODES = 4
@@ -48,93 +56,6 @@ _PATH_OPS = OPS[1:]
 _NODE_RE = re.compile(r"^\|(?:[^|~]+~\d+\|)+$")
 
 
-def _op_module(op: str, channels: int) -> nn.Module:
-    if op == "skip_connect":
-        return nn.Identity()
-    if op == "nor_conv_1x1":
-        return ReLUConvBN(channels, channels, 1, 1, 0)
-    if op == "nor_conv_3x3":
-        return ReLUConvBN(channels, channels, 3, 1, 1)
-    if op == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
-    raise UnknownOpError("nb201 op", op, OPS)
-
-
-class Cell(nn.Module):
-    """One NAS-Bench-201 cell (the benchmark's ``InferCell``), ``none`` edges omitted."""
-
-    def __init__(self, decisions: Mapping[str, Scalar], channels: int) -> None:
-        super().__init__()
-        self.edges = nn.ModuleDict()
-        self.inputs: list[list[tuple[int, str]]] = []  # per node: (source, edge key)
-        for i in range(1, NUM_NODES):
-            node_inputs = []
-            for j in range(i):
-                op = str(decisions[f"{i}<-{j}"])
-                if op != "none":
-                    key = f"e{i}{j}"
-                    self.edges[key] = _op_module(op, channels)
-                    node_inputs.append((j, key))
-            self.inputs.append(node_inputs)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nodes = [x]
-        for node_inputs in self.inputs:
-            if not node_inputs:  # every input is `none`: the benchmark's Zero op sums to zeros
-                nodes.append(torch.zeros_like(x))
-                continue
-            total = None
-            for source, key in node_inputs:
-                out = self.edges[key](nodes[source])
-                total = out if total is None else total + out
-            nodes.append(total)
-        return nodes[-1]
-
-
-class ResidualReduction(nn.Module):
-    """The benchmark's ``ResNetBasicblock`` with stride 2 between stages."""
-
-    def __init__(self, c_in: int, c_out: int) -> None:
-        super().__init__()
-        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, 1)
-        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, 1)
-        # ceil_mode keeps both branches the same size on odd inputs; identical on even ones.
-        self.downsample = nn.Sequential(
-            nn.AvgPool2d(kernel_size=2, stride=2, padding=0, ceil_mode=True),
-            nn.Conv2d(c_in, c_out, kernel_size=1, bias=False),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.downsample(x) + self.conv_b(self.conv_a(x))
-
-
-class Nb201Network(nn.Module):
-    """The benchmark's ``TinyNetwork`` for one cell."""
-
-    def __init__(
-        self, decisions: Mapping[str, Scalar], channels: int, cells: int, num_classes: int, in_channels: int
-    ) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
-        )
-        layers: list[nn.Module] = []
-        c = channels
-        for stage in range(3):
-            if stage > 0:
-                layers.append(ResidualReduction(c, 2 * c))
-                c *= 2
-            layers.extend(Cell(decisions, c) for _ in range(cells))
-        self.cells = nn.Sequential(*layers)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.lastact(self.cells(self.stem(x)))
-        return self.classifier(torch.flatten(self.global_pooling(out), 1))
-
-
 @SPACES.register("nb201")
 class Nb201Space(TorchSpace):
     """NAS-Bench-201 cell in the benchmark's macro skeleton.
@@ -144,6 +65,8 @@ class Nb201Space(TorchSpace):
 
     name = "nb201"
     has_path_encoding = True
+    #: A cell supernet steered by one alpha matrix; ranked against the NAS-Bench-201 table.
+    oneshot_view: ClassVar[OneShotView] = VIEW
 
     def __init__(self, *, channels: int = 16, cells: int = 5) -> None:
         self.channels = positive_int(self.name, "channels", channels)
@@ -294,8 +217,18 @@ class Nb201Space(TorchSpace):
         num_classes: int = 10,
         input_shape: tuple[int, int, int] = (3, 32, 32),
     ) -> nn.Module:
+        from search_spaces.nb201.model import Cell, Nb201Network
+
         self.validate(arch)
         shape = check_input_shape(self.name, input_shape)
+        decisions = arch.as_dict()
         return Nb201Network(
-            arch.as_dict(), self.channels, self.cells, check_num_classes(self.name, num_classes), shape[0]
+            lambda channels: Cell(decisions, channels),
+            self.channels,
+            self.cells,
+            check_num_classes(self.name, num_classes),
+            shape[0],
         )
+
+
+__all__ = ["EDGES", "EDGE_NAMES", "NUM_NODES", "OPS", "PATHS", "Nb201Space"]

@@ -29,7 +29,7 @@ from nas.oneshot.checkpoint import load_checkpoint, save_checkpoint
 from nas.oneshot.collapse import detect_collapse
 from nas.oneshot.memory import check_memory
 from nas.oneshot.method import EpochCallback, OneShotMethod
-from nas.oneshot.ranking import TABULAR_SPACES, load_table, rank_correlation
+from nas.oneshot.ranking import load_table, rank_correlation, table_of, tabular_spaces
 from nas.oneshot.settings import OneShotSettings, parse_settings
 
 logger = logging.getLogger(__name__)
@@ -129,20 +129,20 @@ def check_options(
     from nas.oneshot.method import check_support
 
     cls = ONESHOT.get(name)
-    check_support(name, cls.spaces, space)
+    check_support(name, cls.kinds, space)
     settings = parse_settings(name, options)
-    if settings.rank_correlation and settings.rank_table is None and space.name not in TABULAR_SPACES:
+    if settings.rank_correlation and settings.rank_table is None and table_of(space) is None:
         raise ConfigError(
             f"rank_correlation needs stand-alone results: space {space.name!r} has no tabular benchmark "
-            f"(available for {', '.join(TABULAR_SPACES)}); set rank_table to a CSV of this space or "
+            f"(available for {', '.join(tabular_spaces())}); set rank_table to a CSV of this space or "
             "rank_correlation: 0"
         )
     if settings.partial_channels is not None or name == "pc_darts":
-        from nas.oneshot.supernets import check_partial
+        from nas.oneshot.build import cell_width, check_partial
 
-        width = settings.channels if settings.channels is not None else getattr(space, "channels", None)
+        width = cell_width(space, settings.channels)
         if width is not None:
-            check_partial(space.name, int(width), int(settings.option("partial_channels")))
+            check_partial(space.name, width, int(settings.option("partial_channels")))
     return settings
 
 

@@ -1,0 +1,25 @@
+"""The built-in one-shot methods, declared without importing them (torch-free).
+
+Each method is one module that registers its class in
+:data:`nas.core.oneshot.ONESHOT`; this catalog only names it, so a config
+check such as ``'darts' in ONESHOT`` never imports torch. A plugin method is
+added the same way: one module with ``@ONESHOT.register("name")`` (imported
+through the config's ``plugins``), or a lazy ``ONESHOT.register_lazy``.
+"""
+
+from __future__ import annotations
+
+from nas.core.oneshot import ONESHOT
+
+#: Method name -> ``"module:class"`` of its implementation.
+BUILTINS: dict[str, str] = {
+    "darts": "nas.oneshot.differentiable:DartsMethod",
+    "pc_darts": "nas.oneshot.differentiable:PcDartsMethod",
+    "gdas": "nas.oneshot.differentiable:GdasMethod",
+    "spos": "nas.oneshot.spos:SposMethod",
+}
+
+for _name, _reference in BUILTINS.items():
+    ONESHOT.register_lazy(_name, _reference)
+
+__all__ = ["BUILTINS"]

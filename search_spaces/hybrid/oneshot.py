@@ -1,0 +1,25 @@
+"""The hybrid space's one-shot view: a single-path supernet, searched by SPOS only.
+
+There are no cells, so the collapse detector does not apply, and no tabular
+benchmark to rank against.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nas.core.oneshot import SINGLE_PATH, OneShotView
+
+
+def build(space: Any, **options: Any) -> Any:
+    """Build the supernet (imports torch only here)."""
+    from search_spaces.hybrid.supernet import build_supernet
+
+    return build_supernet(space, **options)
+
+
+VIEW = OneShotView(
+    kind=SINGLE_PATH, build=build, shrink_advice="a smaller space (e.g. a lower base_width or fewer blocks)"
+)
+
+__all__ = ["VIEW"]
