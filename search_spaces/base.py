@@ -60,7 +60,28 @@ def count_flops(model: torch.nn.Module, input_shape: tuple[int, int, int]) -> in
 
 
 class TorchSpace(SearchSpace):
-    """A search space whose architectures compile to ``torch.nn.Module``."""
+    """A search space whose architectures compile to ``torch.nn.Module``.
+
+    :meth:`build` checks the architecture, the input shape and the class
+    count once for every space, then asks :meth:`network` for the module, so
+    a space writes only what differs: how a valid architecture becomes a network.
+    """
+
+    def build(
+        self,
+        arch: Architecture,
+        num_classes: int = 10,
+        input_shape: tuple[int, int, int] = (3, 32, 32),
+    ) -> torch.nn.Module:
+        self.validate(arch)
+        shape = check_input_shape(self.name, input_shape)
+        return self.network(arch, check_num_classes(self.name, num_classes), shape)
+
+    def network(
+        self, arch: Architecture, num_classes: int, input_shape: tuple[int, int, int]
+    ) -> torch.nn.Module:
+        """The network of a valid ``arch`` for checked ``num_classes`` and ``input_shape``."""
+        raise NotImplementedError(f"space {self.name!r} defines neither build() nor network()")
 
     def stats(
         self,

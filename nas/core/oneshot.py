@@ -70,6 +70,28 @@ class OneShotView:
         if self.kind == CELL and (self.width_option is None or self.depth_option is None):
             raise ConfigError("a cell one-shot view names its space's width_option and depth_option")
 
+    @classmethod
+    def cell(
+        cls,
+        build: SupernetBuilder,
+        cell_ops: Callable[[Architecture], list[str]],
+        normal_edges: Callable[[Mapping[str, Any]], list[Any]],
+        collapse_threshold: float,
+        table: str | None = None,
+    ) -> OneShotView:
+        """A cell view whose space has the options ``channels`` and ``cells`` (the usual case)."""
+        return cls(
+            kind=CELL,
+            build=build,
+            shrink_advice="fewer supernet channels or cells (strategy options channels, cells)",
+            width_option="channels",
+            depth_option="cells",
+            cell_ops=cell_ops,
+            normal_edges=normal_edges,
+            collapse_threshold=collapse_threshold,
+            table=table,
+        )
+
     @property
     def differentiable(self) -> bool:
         """True where alpha-based methods (DARTS, PC-DARTS, GDAS) can search the space."""

@@ -1,22 +1,21 @@
 """Per-epoch checkpoints of a one-shot run in a plain directory.
 
 The same directory layout serves local runs (tests, notebooks) and Ray Tune,
-which wraps it in a ``Checkpoint``: one file, written atomically (temporary
-file + ``os.replace``) so a run killed while saving keeps its previous
+which wraps it in a ``Checkpoint``: one file, written atomically
+(:func:`nas.core.files.atomic_write`) so a run killed while saving keeps its previous
 checkpoint, and read with ``weights_only=True`` so loading a checkpoint never
 executes code from it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from nas.core.errors import StorageError
+from nas.core.files import atomic_write
 from nas.oneshot.method import OneShotMethod
 
 FILENAME = "oneshot.pt"
@@ -28,18 +27,8 @@ def checkpoint_file(directory: str | os.PathLike[str]) -> Path:
 
 def save_checkpoint(method: OneShotMethod, directory: str | os.PathLike[str]) -> Path:
     """Write ``method``'s full state to ``directory/oneshot.pt`` atomically."""
-    target = checkpoint_file(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{FILENAME}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(method.state_dict(), stream)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    return target
+    state = method.state_dict()
+    return atomic_write(checkpoint_file(directory), lambda stream: torch.save(state, stream))
 
 
 def load_checkpoint(method: OneShotMethod, directory: str | os.PathLike[str]) -> bool:

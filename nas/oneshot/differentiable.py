@@ -38,7 +38,6 @@ from torch import nn
 
 from nas.core.architecture import Architecture
 from nas.core.oneshot import CELL, ONESHOT
-from nas.oneshot.build import build_supernet
 from nas.oneshot.collapse import CollapseReport, detect_collapse
 from nas.oneshot.method import OneShotMethod
 from nas.oneshot.perturbation import SelectionReport, perturbation_selection
@@ -66,15 +65,9 @@ class DifferentiableMethod(OneShotMethod):
         return False
 
     def build_supernet(self) -> CellSupernet:
-        s = self.settings
-        return build_supernet(  # type: ignore[return-value]
-            self.space,
-            num_classes=self.data.num_classes,
-            input_shape=self.data.input_shape,
-            channels=s.channels,
-            cells=s.cells,
-            partial=self.partial_channels(),
-            affine=bool(s.affine),
+        """The cell supernet, non-affine BatchNorm unless ``affine: true`` (DARTS' search-time ops)."""
+        return self.make_supernet(  # type: ignore[return-value]
+            partial=self.partial_channels(), affine=bool(self.settings.affine)
         )
 
     def init_arch_parameters(self) -> None:

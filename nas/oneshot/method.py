@@ -147,9 +147,23 @@ class OneShotMethod(abc.ABC):
         self.memory_estimate: Any = None
 
     # -- what subclasses write ---------------------------------------------------------------
-    @abc.abstractmethod
     def build_supernet(self) -> Supernet:
-        """The supernet (called once, under the method's seed)."""
+        """The supernet (called once, under the method's seed); affine BatchNorm unless ``affine: false``."""
+        return self.make_supernet(affine=True if self.settings.affine is None else bool(self.settings.affine))
+
+    def make_supernet(self, *, partial: int = 1, affine: bool = True) -> Supernet:
+        """The space's supernet for this method's data and ``channels``/``cells`` settings."""
+        from nas.oneshot.build import build_supernet
+
+        return build_supernet(
+            self.space,
+            num_classes=self.data.num_classes,
+            input_shape=self.data.input_shape,
+            channels=self.settings.channels,
+            cells=self.settings.cells,
+            partial=partial,
+            affine=affine,
+        )
 
     def init_arch_parameters(self) -> None:  # noqa: B027  (SPOS has none)
         """Create architecture parameters (called once, under the method's seed, after the supernet)."""
@@ -336,8 +350,8 @@ class OneShotMethod(abc.ABC):
         return 100.0 * correct / count
 
     # -- checkpoints --------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        """Everything the loop depends on (tensors, numbers, strings: loadable with ``weights_only``)."""
+    def run_identity(self) -> dict[str, Any]:
+        """What a checkpoint must share with this run to be resumed by it (layout, method, space, seed, settings)."""
         return {
             "format": CHECKPOINT_FORMAT,
             "method": self.name,
@@ -345,6 +359,12 @@ class OneShotMethod(abc.ABC):
             "space_options": dict(self.space.options),
             "seed": self.seed,
             "settings": training_settings(self.settings),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the loop depends on (tensors, numbers, strings: loadable with ``weights_only``)."""
+        return {
+            **self.run_identity(),
             "epoch": self.epoch,
             "supernet": self.supernet.state_dict(),
             "w_optimizer": self.w_optimizer.state_dict(),
@@ -359,15 +379,7 @@ class OneShotMethod(abc.ABC):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from ``state``; refuses a checkpoint of another method, space, seed or settings."""
-        expected = {
-            "format": CHECKPOINT_FORMAT,
-            "method": self.name,
-            "space": self.space.name,
-            "space_options": dict(self.space.options),
-            "seed": self.seed,
-            "settings": training_settings(self.settings),
-        }
-        for key, value in expected.items():
+        for key, value in self.run_identity().items():
             if state.get(key) != value:
                 raise ConfigError(
                     f"checkpoint does not belong to this run: its {key} is {state.get(key)!r}, "

@@ -25,8 +25,8 @@ supernet's order (input side first), so the result is deterministic.
 
 The selected op of each edge gets strength ``1 + rise`` (``rise``: how much
 the loss grows without it) and every other op 0, and the supernet's own
-:meth:`~nas.oneshot.supernet.CellSupernet.derive` turns that into an
-architecture: on ``nb201`` the kept op of every edge, on ``darts`` also the
+:meth:`~nas.supernet.CellSupernet.derive` turns that into an
+architecture: on NAS-Bench-201 the kept op of every edge, on DARTS' space also the
 two incoming edges per node whose kept op matters most.
 """
 

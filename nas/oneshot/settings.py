@@ -124,7 +124,7 @@ class OneShotSettings(BaseModel):
     )
     early_stop_on_collapse: bool = False
     rank_correlation: int = Field(
-        0, ge=0, description="cells scored by the supernet and compared with a tabular benchmark (nb201)"
+        0, ge=0, description="cells scored by the supernet and compared with the space's tabular benchmark"
     )
     rank_table: str | None = None
     rank_metric: str = "cifar10-val"

@@ -29,9 +29,7 @@ from torch import nn
 
 from nas.core.architecture import Architecture, Scalar
 from nas.core.oneshot import KINDS, ONESHOT
-from nas.oneshot.build import build_supernet
 from nas.oneshot.method import OneShotMethod, generator_state, restore_generator
-from nas.supernet.base import Supernet
 
 logger = logging.getLogger(__name__)
 
@@ -66,17 +64,6 @@ class SposMethod(OneShotMethod):
 
     name = "spos"
     kinds = KINDS
-
-    def build_supernet(self) -> Supernet:
-        s = self.settings
-        return build_supernet(
-            self.space,
-            num_classes=self.data.num_classes,
-            input_shape=self.data.input_shape,
-            channels=s.channels,
-            cells=s.cells,
-            affine=True if s.affine is None else s.affine,
-        )
 
     def init_arch_parameters(self) -> None:
         self.rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x5905]))

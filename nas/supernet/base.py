@@ -52,6 +52,18 @@ class AlphaGroup:
 
 
 @dataclass(frozen=True)
+class CellSupernetSize:
+    """What a cell supernet is built for: the data's classes and input shape, width, depth, K, affine BN."""
+
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    channels: int
+    cells: int
+    partial: int = 1
+    affine: bool = False
+
+
+@dataclass(frozen=True)
 class CellPath:
     """How a cell supernet runs: op weights per edge, optionally one op per edge and edge weights.
 
@@ -121,4 +133,4 @@ class CellSupernet(Supernet):
         return self.forward(x, self.path(arch, device=x.device))
 
 
-__all__ = ["AlphaGroup", "CellPath", "CellSupernet", "Supernet"]
+__all__ = ["AlphaGroup", "CellPath", "CellSupernet", "CellSupernetSize", "Supernet"]

@@ -11,16 +11,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from nas.core.architecture import Architecture
-from nas.core.oneshot import CELL, OneShotView
+from nas.core.oneshot import OneShotView
 
 NORMAL = "normal."
 
 
 def build(space: Any, **options: Any) -> Any:
     """Build the supernet (imports torch only here)."""
-    from search_spaces.darts.supernet import build_supernet
+    from nas.supernet import CellSupernetSize
+    from search_spaces.darts.supernet import DartsSupernet
 
-    return build_supernet(space, **options)
+    return DartsSupernet(space, CellSupernetSize(**options))
 
 
 def cell_ops(arch: Architecture) -> list[str]:
@@ -33,15 +34,6 @@ def normal_edges(alphas: Mapping[str, Any]) -> list[Any]:
     return [ops for edge, ops in alphas.items() if edge.startswith(NORMAL)]
 
 
-VIEW = OneShotView(
-    kind=CELL,
-    build=build,
-    shrink_advice="fewer supernet channels or cells (strategy options channels, cells)",
-    width_option="channels",
-    depth_option="cells",
-    cell_ops=cell_ops,
-    normal_edges=normal_edges,
-    collapse_threshold=0.25,
-)
+VIEW = OneShotView.cell(build, cell_ops, normal_edges, collapse_threshold=0.25)
 
 __all__ = ["VIEW"]

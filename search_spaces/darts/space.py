@@ -62,7 +62,7 @@ from nas.core import (
     positive_int,
 )
 from nas.core.oneshot import OneShotView
-from search_spaces.base import TorchSpace, check_input_shape, check_num_classes
+from search_spaces.base import TorchSpace
 from search_spaces.darts.genotype import (
     CELL_TYPES,
     COMPACT_OPS,
@@ -417,23 +417,13 @@ class DartsSpace(TorchSpace):
         return vector
 
     # -- model ---------------------------------------------------------------------------------------
-    def build(
-        self,
-        arch: Architecture,
-        num_classes: int = 10,
-        input_shape: tuple[int, int, int] = (3, 32, 32),
-    ) -> nn.Module:
+    def network(self, arch: Architecture, num_classes: int, input_shape: tuple[int, int, int]) -> nn.Module:
         """DARTS' evaluation network for ``arch`` (ImageNet stem from 64 pixels, see module doc)."""
         from search_spaces.darts.model import DartsNetwork
 
         genotype = self.genotype(arch)
         return DartsNetwork.for_genotype(
-            genotype,
-            channels=self.channels,
-            cells=self.cells,
-            stem_multiplier=self.stem_multiplier,
-            num_classes=check_num_classes(self.name, num_classes),
-            input_shape=check_input_shape(self.name, input_shape),
+            genotype, self.channels, self.cells, self.stem_multiplier, num_classes, input_shape
         )
 
 

@@ -21,7 +21,16 @@ from torch import nn
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
-from nas.supernet import DROPPED, AlphaGroup, CellPath, CellSupernet, MixedOp, mix_node, strip_affine
+from nas.supernet import (
+    DROPPED,
+    AlphaGroup,
+    CellPath,
+    CellSupernet,
+    CellSupernetSize,
+    MixedOp,
+    mix_node,
+    strip_affine,
+)
 from search_spaces.darts.genotype import CELL_TYPES, NODES, OPS, decision_name
 from search_spaces.darts.model import DartsNetwork, make_op, preprocess, reduction_cells
 from search_spaces.darts.space import DartsSpace
@@ -96,17 +105,9 @@ class SearchCell(nn.Module):
 class DartsSupernet(CellSupernet):
     """DARTS' search ``Network``: stem, ``cells`` search cells, global pooling and a classifier."""
 
-    def __init__(
-        self,
-        space: DartsSpace,
-        num_classes: int,
-        input_shape: tuple[int, int, int],
-        channels: int,
-        cells: int,
-        partial: int = 1,
-        affine: bool = False,
-    ) -> None:
+    def __init__(self, space: DartsSpace, size: CellSupernetSize) -> None:
         super().__init__(space)
+        cells = size.cells
         if all(i in reduction_cells(cells) for i in range(cells)):
             raise ConfigError(
                 f"a DARTS supernet with cells={cells} has only reduction cells (they sit at cells//3 and "
@@ -115,11 +116,17 @@ class DartsSupernet(CellSupernet):
         self.groups = GROUPS
 
         def make_cell(c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> nn.Module:
-            cell = SearchCell(c_pp, c_p, c, reduction, reduction_prev, partial)
-            return cell if affine else strip_affine(cell)
+            cell = SearchCell(c_pp, c_p, c, reduction, reduction_prev, size.partial)
+            return cell if size.affine else strip_affine(cell)
 
         self.network = DartsNetwork(
-            make_cell, channels, cells, space.stem_multiplier, num_classes, input_shape, imagenet_stem=False
+            make_cell,
+            size.channels,
+            cells,
+            space.stem_multiplier,
+            size.num_classes,
+            size.input_shape,
+            imagenet_stem=False,
         )
 
     def forward(self, x: torch.Tensor, path: CellPath) -> torch.Tensor:  # type: ignore[override]
@@ -159,18 +166,4 @@ class DartsSupernet(CellSupernet):
         return self.space.make(decisions)
 
 
-def build_supernet(
-    space: DartsSpace,
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    channels: int,
-    cells: int,
-    partial: int = 1,
-    affine: bool = False,
-) -> DartsSupernet:
-    """The view's builder (see :class:`nas.core.oneshot.OneShotView`)."""
-    return DartsSupernet(space, num_classes, input_shape, channels, cells, partial, affine)
-
-
-__all__ = ["EDGES", "GROUPS", "DartsSupernet", "SearchCell", "build_supernet", "candidate"]
+__all__ = ["EDGES", "GROUPS", "DartsSupernet", "SearchCell", "candidate"]

@@ -11,11 +11,11 @@ from typing import Any
 from nas.core.oneshot import SINGLE_PATH, OneShotView
 
 
-def build(space: Any, **options: Any) -> Any:
-    """Build the supernet (imports torch only here)."""
-    from search_spaces.fbnet.supernet import build_supernet
+def build(space: Any, *, num_classes: int, input_shape: tuple[int, int, int], **_: Any) -> Any:
+    """Build the supernet (imports torch only here); its widths come from the space's options."""
+    from search_spaces.fbnet.supernet import FbnetSupernet
 
-    return build_supernet(space, **options)
+    return FbnetSupernet(space, num_classes, input_shape)
 
 
 VIEW = OneShotView(kind=SINGLE_PATH, build=build, shrink_advice="a smaller space (e.g. a lower width_mult)")

@@ -42,7 +42,7 @@ import networkx as nx
 
 from nas.core import SPACES, Architecture, ArchitectureError, ConfigError, Scalar, UnknownOpError
 from nas.core.oneshot import OneShotView
-from search_spaces.base import TorchSpace, check_input_shape, check_num_classes
+from search_spaces.base import TorchSpace
 from search_spaces.fbnet.oneshot import VIEW
 
 if TYPE_CHECKING:
@@ -230,24 +230,17 @@ class FBNetSpace(TorchSpace):
         return self.canonical(arch).key
 
     # -- model --------------------------------------------------------------------------------------------
-    def build(
-        self,
-        arch: Architecture,
-        num_classes: int = 10,
-        input_shape: tuple[int, int, int] = (3, 32, 32),
-    ) -> nn.Module:
+    def network(self, arch: Architecture, num_classes: int, input_shape: tuple[int, int, int]) -> nn.Module:
         """The network; any input size works (strides bottom out at 1x1 on tiny inputs)."""
         from search_spaces.fbnet.model import FBNetNetwork, block_module
 
-        self.validate(arch)
-        shape = check_input_shape(self.name, input_shape)
         blocks = {name: str(arch[name]) for name in LAYER_NAMES}
         return FBNetNetwork(
             lambda plan: block_module(blocks[plan.name], plan),
             self.plans,
             self.head_channels,
-            check_num_classes(self.name, num_classes),
-            shape[0],
+            num_classes,
+            input_shape[0],
         )
 
 

@@ -7,8 +7,6 @@ so a sub-network has exactly the stand-alone network's layers.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -38,11 +36,4 @@ class FbnetSupernet(Supernet):
         return self.network.classify(x)
 
 
-def build_supernet(
-    space: FBNetSpace, *, num_classes: int, input_shape: tuple[int, int, int], **_: Any
-) -> FbnetSupernet:
-    """The view's builder; the widths come from the space's ``width_mult``."""
-    return FbnetSupernet(space, num_classes, input_shape)
-
-
-__all__ = ["FbnetSupernet", "build_supernet"]
+__all__ = ["FbnetSupernet"]

@@ -11,11 +11,11 @@ from typing import Any
 from nas.core.oneshot import SINGLE_PATH, OneShotView
 
 
-def build(space: Any, **options: Any) -> Any:
-    """Build the supernet (imports torch only here)."""
-    from search_spaces.hybrid.supernet import build_supernet
+def build(space: Any, *, num_classes: int, input_shape: tuple[int, int, int], **_: Any) -> Any:
+    """Build the supernet (imports torch only here); its widths come from the space's options."""
+    from search_spaces.hybrid.supernet import HybridSupernet
 
-    return build_supernet(space, **options)
+    return HybridSupernet(space, num_classes, input_shape)
 
 
 VIEW = OneShotView(

@@ -60,7 +60,7 @@ import numpy as np
 
 from nas.core import SPACES, Architecture, ArchitectureError, ConfigError, Scalar, as_rng, positive_int
 from nas.core.oneshot import OneShotView
-from search_spaces.base import TorchSpace, check_input_shape, check_num_classes
+from search_spaces.base import TorchSpace
 from search_spaces.hybrid.oneshot import VIEW
 
 if TYPE_CHECKING:
@@ -251,17 +251,10 @@ class HybridSpace(TorchSpace):
         return graph
 
     # -- model ------------------------------------------------------------------------------------------
-    def build(
-        self,
-        arch: Architecture,
-        num_classes: int = 10,
-        input_shape: tuple[int, int, int] = (3, 32, 32),
-    ) -> nn.Module:
+    def network(self, arch: Architecture, num_classes: int, input_shape: tuple[int, int, int]) -> nn.Module:
         from search_spaces.hybrid.model import HybridNetwork
 
-        plans = self.plan(arch)
-        shape = check_input_shape(self.name, input_shape)
-        return HybridNetwork(plans, self.base_width, check_num_classes(self.name, num_classes), shape)
+        return HybridNetwork(self.plan(arch), self.base_width, num_classes, input_shape)
 
 
 __all__ = ["BlockPlan", "HybridSpace", "num_heads", "stem_stride"]

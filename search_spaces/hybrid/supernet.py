@@ -11,7 +11,6 @@ final width. Stem and blocks are the stand-alone network's own
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
 
 import torch
 from torch import nn
@@ -70,11 +69,4 @@ class HybridSupernet(Supernet):
         return self.heads[str(plans[-1].c_out)](x)
 
 
-def build_supernet(
-    space: HybridSpace, *, num_classes: int, input_shape: tuple[int, int, int], **_: Any
-) -> HybridSupernet:
-    """The view's builder; the widths come from the space's options."""
-    return HybridSupernet(space, num_classes, input_shape)
-
-
-__all__ = ["HybridSupernet", "build_supernet"]
+__all__ = ["HybridSupernet"]

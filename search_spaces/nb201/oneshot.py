@@ -11,15 +11,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from nas.core.architecture import Architecture
-from nas.core.oneshot import CELL, OneShotView
+from nas.core.oneshot import OneShotView
 from nas.data_paths import NB201_TABLE
 
 
 def build(space: Any, **options: Any) -> Any:
     """Build the supernet (imports torch only here)."""
-    from search_spaces.nb201.supernet import build_supernet
+    from nas.supernet import CellSupernetSize
+    from search_spaces.nb201.supernet import Nb201Supernet
 
-    return build_supernet(space, **options)
+    return Nb201Supernet(space, CellSupernetSize(**options))
 
 
 def cell_ops(arch: Architecture) -> list[str]:
@@ -30,16 +31,6 @@ def normal_edges(alphas: Mapping[str, Any]) -> list[Any]:
     return list(alphas.values())
 
 
-VIEW = OneShotView(
-    kind=CELL,
-    build=build,
-    shrink_advice="fewer supernet channels or cells (strategy options channels, cells)",
-    width_option="channels",
-    depth_option="cells",
-    cell_ops=cell_ops,
-    normal_edges=normal_edges,
-    collapse_threshold=0.5,
-    table=str(NB201_TABLE),
-)
+VIEW = OneShotView.cell(build, cell_ops, normal_edges, collapse_threshold=0.5, table=str(NB201_TABLE))
 
 __all__ = ["VIEW"]

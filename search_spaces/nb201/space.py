@@ -31,7 +31,7 @@ import numpy as np
 
 from nas.core import SPACES, Architecture, ArchitectureError, Scalar, UnknownOpError, positive_int
 from nas.core.oneshot import OneShotView
-from search_spaces.base import TorchSpace, check_input_shape, check_num_classes
+from search_spaces.base import TorchSpace
 from search_spaces.nb201.oneshot import VIEW
 
 if TYPE_CHECKING:
@@ -211,23 +211,12 @@ class Nb201Space(TorchSpace):
         return vector
 
     # -- model ---------------------------------------------------------------------------------
-    def build(
-        self,
-        arch: Architecture,
-        num_classes: int = 10,
-        input_shape: tuple[int, int, int] = (3, 32, 32),
-    ) -> nn.Module:
+    def network(self, arch: Architecture, num_classes: int, input_shape: tuple[int, int, int]) -> nn.Module:
         from search_spaces.nb201.model import Cell, Nb201Network
 
-        self.validate(arch)
-        shape = check_input_shape(self.name, input_shape)
         decisions = arch.as_dict()
         return Nb201Network(
-            lambda channels: Cell(decisions, channels),
-            self.channels,
-            self.cells,
-            check_num_classes(self.name, num_classes),
-            shape[0],
+            lambda channels: Cell(decisions, channels), self.channels, self.cells, num_classes, input_shape[0]
         )
 
 

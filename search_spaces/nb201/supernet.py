@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from nas.core.architecture import Architecture
-from nas.supernet import AlphaGroup, CellPath, CellSupernet, MixedOp, mix_node, strip_affine
+from nas.supernet import AlphaGroup, CellPath, CellSupernet, CellSupernetSize, MixedOp, mix_node, strip_affine
 from search_spaces.nb201.model import Nb201Network, op_module
 from search_spaces.nb201.space import EDGE_NAMES, EDGES, OPS, Nb201Space
 from search_spaces.ops import Zero
@@ -65,24 +65,17 @@ class SearchCell(nn.Module):
 class Nb201Supernet(CellSupernet):
     """NAS-Bench-201's ``TinyNetwork`` skeleton around :class:`SearchCell` s."""
 
-    def __init__(
-        self,
-        space: Nb201Space,
-        num_classes: int,
-        input_shape: tuple[int, int, int],
-        channels: int,
-        cells: int,
-        partial: int = 1,
-        affine: bool = False,
-    ) -> None:
+    def __init__(self, space: Nb201Space, size: CellSupernetSize) -> None:
         super().__init__(space)
         self.groups = (GROUP,)
 
         def make_cell(c: int) -> nn.Module:
-            cell = SearchCell(c, partial)
-            return cell if affine else strip_affine(cell)
+            cell = SearchCell(c, size.partial)
+            return cell if size.affine else strip_affine(cell)
 
-        self.network = Nb201Network(make_cell, channels, cells, num_classes, input_shape[0])
+        self.network = Nb201Network(
+            make_cell, size.channels, size.cells, size.num_classes, size.input_shape[0]
+        )
 
     def forward(self, x: torch.Tensor, path: CellPath) -> torch.Tensor:  # type: ignore[override]
         weights, index, edge_weights = path.group(GROUP.name)
@@ -100,18 +93,4 @@ class Nb201Supernet(CellSupernet):
         return self.space.make({edge: OPS[int(op)] for edge, op in zip(EDGE_NAMES, best, strict=True)})
 
 
-def build_supernet(
-    space: Nb201Space,
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    channels: int,
-    cells: int,
-    partial: int = 1,
-    affine: bool = False,
-) -> Nb201Supernet:
-    """The view's builder (see :class:`nas.core.oneshot.OneShotView`)."""
-    return Nb201Supernet(space, num_classes, input_shape, channels, cells, partial, affine)
-
-
-__all__ = ["GROUP", "Nb201Supernet", "SearchCell", "build_supernet", "candidate"]
+__all__ = ["GROUP", "Nb201Supernet", "SearchCell", "candidate"]

@@ -18,9 +18,7 @@ from torch import nn
 
 from nas.core.architecture import Architecture
 from nas.core.oneshot import KINDS, ONESHOT
-from nas.oneshot.build import build_supernet
 from nas.oneshot.method import OneShotMethod, generator_state, restore_generator
-from nas.supernet import Supernet
 
 #: Random architectures scored by the derivation.
 CANDIDATES = 3
@@ -28,20 +26,10 @@ CANDIDATES = 3
 
 @ONESHOT.register("test_random_path")
 class RandomPathMethod(OneShotMethod):
-    """Uniform single-path training, then the best of a few random paths."""
+    """Uniform single-path training, then the best of a few random paths (the base class builds the supernet)."""
 
     name = "test_random_path"
     kinds = KINDS
-
-    def build_supernet(self) -> Supernet:
-        s = self.settings
-        return build_supernet(
-            self.space,
-            num_classes=self.data.num_classes,
-            input_shape=self.data.input_shape,
-            channels=s.channels,
-            cells=s.cells,
-        )
 
     def init_arch_parameters(self) -> None:
         self.rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x7E57]))

@@ -20,7 +20,7 @@ from torch import nn
 from nas.core import SPACES, Architecture, ArchitectureError, Scalar, UnknownOpError, positive_int
 from nas.core.oneshot import SINGLE_PATH, OneShotView
 from nas.supernet import Supernet
-from search_spaces.base import TorchSpace, check_input_shape, check_num_classes
+from search_spaces.base import TorchSpace
 from search_spaces.ops import conv_bn
 
 OPS: tuple[str, ...] = ("nor_conv_3x3", "nor_conv_1x1", "skip_connect")
@@ -128,14 +128,7 @@ class ChainSpace(TorchSpace):
         nx.add_path(graph, ["input", *LAYERS, "output"])
         return graph
 
-    def build(
-        self, arch: Architecture, num_classes: int = 10, input_shape: tuple[int, int, int] = (3, 32, 32)
-    ) -> nn.Module:
-        self.validate(arch)
-        shape = check_input_shape(self.name, input_shape)
+    def network(self, arch: Architecture, num_classes: int, input_shape: tuple[int, int, int]) -> nn.Module:
         return ChainNetwork(
-            lambda name: op_module(str(arch[name]), self.width),
-            self.width,
-            check_num_classes(self.name, num_classes),
-            shape[0],
+            lambda name: op_module(str(arch[name]), self.width), self.width, num_classes, input_shape[0]
         )
