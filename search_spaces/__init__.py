@@ -3,7 +3,11 @@
 ``get_space(name, **options)`` creates a space; ``list_spaces()`` names them.
 A new space is added by subclassing :class:`search_spaces.base.TorchSpace` and
 decorating it with ``@SPACES.register("name")``; the contract tests in
-``tests/test_space_contract.py`` then cover it automatically.
+``tests/test_space_contract.py`` then cover it automatically. Each built-in
+space is one package (``space``, ``model``, ``supernet``, ``oneshot``
+modules); a space joins one-shot search by carrying a
+:class:`nas.core.oneshot.OneShotView` as ``oneshot_view``. Importing this
+package imports no torch: the networks are built on demand.
 """
 
 from __future__ import annotations

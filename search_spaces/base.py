@@ -2,16 +2,19 @@
 
 Every built-in space derives from :class:`TorchSpace`, which adds parameter and
 FLOP counting of the built model on top of the kernel's torch-free
-:class:`nas.core.SearchSpace`.
+:class:`nas.core.SearchSpace`. This module imports torch only when a model is
+measured, so spaces (decisions, sampling, keys) stay usable without it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from nas.core import Architecture, ConfigError, SearchSpace
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ def count_params(model: torch.nn.Module) -> int:
 
 def count_flops(model: torch.nn.Module, input_shape: tuple[int, int, int]) -> int:
     """FLOPs of one batch-1 forward pass in eval mode, counted by torch itself."""
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     was_training = model.training

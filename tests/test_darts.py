@@ -15,15 +15,8 @@ import torch
 
 from nas.core import ArchitectureError, ConfigError, SearchSpace, UnknownNameError, UnknownOpError
 from search_spaces import get_space
-from search_spaces.darts import (
-    COMPACT_OPS,
-    NODES,
-    OPS,
-    PATH_ENCODING_SIZE,
-    Cell,
-    DartsSpace,
-    FactorizedReduce,
-)
+from search_spaces.darts import COMPACT_OPS, NODES, OPS, PATH_ENCODING_SIZE, DartsSpace
+from search_spaces.darts.model import Cell, FactorizedReduce
 
 # Published genotypes, verbatim from the authors' repositories (quark0/darts via its
 # PC-DARTS and P-DARTS copies, yuhuixu1993/PC-DARTS, chenxin061/pdarts): spacing included.

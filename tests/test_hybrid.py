@@ -13,7 +13,8 @@ import torch
 from nas.core import Architecture, ArchitectureError, ConfigError
 from search_spaces import get_space
 from search_spaces.base import count_params
-from search_spaces.hybrid import AttentionBlock, ConvBlock, HybridSpace, num_heads, stem_stride
+from search_spaces.hybrid import HybridSpace, num_heads, stem_stride
+from search_spaces.hybrid.model import AttentionBlock, ConvBlock
 
 PURE_CNN = "C1-C1-vC2-C1-vC1-C2-vC1-C1"
 PURE_ATTN = "A1-A1-vA2-A1-vA1-A2-vA1-A1"
