@@ -4,7 +4,7 @@
 does) and derives the best of a few random architectures scored with the
 inherited weights. It searches every space with a one-shot view, so the
 parametrised one-shot tests run it on every space (the test space of
-:mod:`nas_test_space` included) with nothing in ``nas/`` naming it.
+:mod:`space_plugin` included) with nothing in ``nas/`` naming it.
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 It exists to prove that a space is one module plus a registration: the space
 contract tests and the one-shot tests pick it up from the registries
-(``tests/conftest.py`` imports it), with nothing in ``nas/`` naming it. Two
+(``tests/conftest.py`` imports every ``*_plugin`` module), with nothing in ``nas/`` naming it. Two
 layers, each a 3x3 conv, a 1x1 conv or a skip; the supernet is the
 stand-alone skeleton with every op per layer (single path, searched by SPOS
-and by the test method of :mod:`nas_test_oneshot`).
+and by the test method of :mod:`oneshot_plugin`).
 """
 
 from __future__ import annotations
