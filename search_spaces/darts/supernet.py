@@ -14,6 +14,7 @@ and their strongest op other than ``none`` (DARTS' ``genotype()``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -33,7 +34,9 @@ from nas.supernet import (
 )
 from search_spaces.darts.genotype import CELL_TYPES, NODES, OPS, decision_name
 from search_spaces.darts.model import DartsNetwork, make_op, preprocess, reduction_cells
-from search_spaces.darts.space import DartsSpace
+
+if TYPE_CHECKING:
+    from search_spaces.darts.space import DartsSpace
 
 #: Edges (target, source) of a DARTS cell: node k takes one edge from each of 0..k-1.
 EDGES: tuple[tuple[int, int], ...] = tuple((k, j) for k in NODES for j in range(k))

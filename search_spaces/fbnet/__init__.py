@@ -6,6 +6,7 @@ Importing the package imports no torch; the torch modules are
 
 from __future__ import annotations
 
-from search_spaces.fbnet.space import BLOCKS, LAYER_NAMES, FBNetSpace, LayerPlan, layer_plan, round_channels
+from search_spaces.fbnet.plan import BLOCKS, LAYER_NAMES, LayerPlan, layer_plan, round_channels
+from search_spaces.fbnet.space import FBNetSpace
 
 __all__ = ["BLOCKS", "LAYER_NAMES", "FBNetSpace", "LayerPlan", "layer_plan", "round_channels"]

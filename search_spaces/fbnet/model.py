@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from nas.core import UnknownOpError
-from search_spaces.fbnet.space import BLOCKS, MBCONV, SKIP, LayerPlan
+from search_spaces.fbnet.plan import BLOCKS, MBCONV, SKIP, LayerPlan
 from search_spaces.ops import conv_bn
 
 

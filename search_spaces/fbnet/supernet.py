@@ -7,13 +7,18 @@ so a sub-network has exactly the stand-alone network's layers.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from nas.core.architecture import Architecture
 from nas.supernet import Supernet
 from search_spaces.fbnet.model import FBNetNetwork, block_module
-from search_spaces.fbnet.space import BLOCKS, FBNetSpace, LayerPlan
+from search_spaces.fbnet.plan import BLOCKS, LayerPlan
+
+if TYPE_CHECKING:
+    from search_spaces.fbnet.space import FBNetSpace
 
 
 class FbnetSupernet(Supernet):

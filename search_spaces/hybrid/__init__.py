@@ -6,6 +6,7 @@ Importing the package imports no torch; the torch modules are
 
 from __future__ import annotations
 
-from search_spaces.hybrid.space import BlockPlan, HybridSpace, num_heads, stem_stride
+from search_spaces.hybrid.plan import BlockPlan, num_heads, stem_stride
+from search_spaces.hybrid.space import HybridSpace
 
 __all__ = ["BlockPlan", "HybridSpace", "num_heads", "stem_stride"]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from search_spaces.hybrid.space import MLP_RATIO, BlockPlan, stem_stride
+from search_spaces.hybrid.plan import MLP_RATIO, BlockPlan, stem_stride
 from search_spaces.ops import conv_bn
 
 

@@ -52,7 +52,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import networkx as nx
@@ -62,55 +61,15 @@ from nas.core import SPACES, Architecture, ArchitectureError, ConfigError, Scala
 from nas.core.oneshot import OneShotView
 from search_spaces.base import TorchSpace
 from search_spaces.hybrid.oneshot import VIEW
+from search_spaces.hybrid.plan import DOWNS, TYPES, WIDTHS, BlockPlan
 
 if TYPE_CHECKING:
     from torch import nn
-
-TYPES: tuple[str, ...] = ("conv", "attn")
-DOWNS: tuple[bool, ...] = (False, True)
-WIDTHS: tuple[int, ...] = (1, 2)
-
-#: Target width of one attention head.
-HEAD_DIM = 32
-MLP_RATIO = 4
-#: Inputs whose smaller side is at least this get a stride-4 patchify stem.
-PATCHIFY_MIN_SIZE = 64
-PATCH = 4
 
 _LETTER = {"conv": "C", "attn": "A"}
 _TYPE_OF = {letter: op for op, letter in _LETTER.items()}
 _TOKEN_RE = re.compile(r"^(v?)([CA])([12])$")
 _TOKEN_HELP = "[v]{C|A}{1|2} ('v' = down-sample, C = conv, A = attention, digit = width), e.g. 'vA2'"
-
-
-def num_heads(channels: int) -> int:
-    """About ``channels / HEAD_DIM`` heads, at least 1, and a divisor of ``channels``."""
-    heads = max(1, channels // HEAD_DIM)
-    while channels % heads:
-        heads -= 1
-    return heads
-
-
-def stem_stride(input_shape: tuple[int, int, int]) -> int:
-    """Stride of the stem for an input (C, H, W): patchify large images, keep tiny ones."""
-    return PATCH if min(input_shape[1:]) >= PATCHIFY_MIN_SIZE else 1
-
-
-@dataclass(frozen=True)
-class BlockPlan:
-    """Shape of one block: what the decisions mean in channels and strides."""
-
-    name: str
-    op: str
-    width: int
-    stride: int
-    stage: int
-    c_in: int
-    c_out: int
-
-    @property
-    def heads(self) -> int:
-        return num_heads(self.c_out) if self.op == "attn" else 0
 
 
 # -- the space ---------------------------------------------------------------------------------------
@@ -257,4 +216,4 @@ class HybridSpace(TorchSpace):
         return HybridNetwork(self.plan(arch), self.base_width, num_classes, input_shape)
 
 
-__all__ = ["BlockPlan", "HybridSpace", "num_heads", "stem_stride"]
+__all__ = ["HybridSpace"]

@@ -11,6 +11,7 @@ final width. Stem and blocks are the stand-alone network's own
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -18,7 +19,10 @@ from torch import nn
 from nas.core.architecture import Architecture
 from nas.supernet import Supernet
 from search_spaces.hybrid.model import block_module, make_stem
-from search_spaces.hybrid.space import DOWNS, TYPES, WIDTHS, BlockPlan, HybridSpace
+from search_spaces.hybrid.plan import DOWNS, TYPES, WIDTHS, BlockPlan
+
+if TYPE_CHECKING:
+    from search_spaces.hybrid.space import HybridSpace
 
 
 def _shape_key(plan: BlockPlan) -> str:

@@ -6,6 +6,7 @@ Importing the package imports no torch; the torch modules are
 
 from __future__ import annotations
 
-from search_spaces.nb201.space import EDGE_NAMES, EDGES, NUM_NODES, OPS, PATHS, Nb201Space
+from search_spaces.nb201.cell import EDGE_NAMES, EDGES, NUM_NODES, OPS
+from search_spaces.nb201.space import PATHS, Nb201Space
 
 __all__ = ["EDGES", "EDGE_NAMES", "NUM_NODES", "OPS", "PATHS", "Nb201Space"]

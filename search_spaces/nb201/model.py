@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from nas.core import Scalar, UnknownOpError
-from search_spaces.nb201.space import NUM_NODES, OPS
+from search_spaces.nb201.cell import NUM_NODES, OPS
 from search_spaces.ops import ReLUConvBN
 
 

@@ -32,16 +32,11 @@ import numpy as np
 from nas.core import SPACES, Architecture, ArchitectureError, Scalar, UnknownOpError, positive_int
 from nas.core.oneshot import OneShotView
 from search_spaces.base import TorchSpace
+from search_spaces.nb201.cell import EDGE_NAMES, EDGES, NUM_NODES, OPS
 from search_spaces.nb201.oneshot import VIEW
 
 if TYPE_CHECKING:
     from torch import nn
-
-OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-NUM_NODES = 4
-#: Edges (target, source) in the order of the benchmark's string form.
-EDGES: tuple[tuple[int, int], ...] = tuple((i, j) for i in range(1, NUM_NODES) for j in range(i))
-EDGE_NAMES: tuple[str, ...] = tuple(f"{i}<-{j}" for i, j in EDGES)
 
 #: Input-to-output paths of the cell as edge sequences (for the path encoding).
 PATHS: tuple[tuple[str, ...], ...] = (
@@ -220,4 +215,4 @@ class Nb201Space(TorchSpace):
         )
 
 
-__all__ = ["EDGES", "EDGE_NAMES", "NUM_NODES", "OPS", "PATHS", "Nb201Space"]
+__all__ = ["PATHS", "Nb201Space"]

@@ -11,6 +11,7 @@ derived stand-alone network computes.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,8 +19,11 @@ from torch import nn
 
 from nas.core.architecture import Architecture
 from nas.supernet import AlphaGroup, CellPath, CellSupernet, CellSupernetSize, MixedOp, mix_node, strip_affine
+from search_spaces.nb201.cell import EDGE_NAMES, EDGES, OPS
 from search_spaces.nb201.model import Nb201Network, op_module
-from search_spaces.nb201.space import EDGE_NAMES, EDGES, OPS, Nb201Space
+
+if TYPE_CHECKING:
+    from search_spaces.nb201.space import Nb201Space
 from search_spaces.ops import Zero
 
 GROUP = AlphaGroup(
