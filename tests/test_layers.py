@@ -57,6 +57,18 @@ def test_no_import_cycle() -> None:
     [
         ("import nas.core, nas.strategies, nas.store", ("torch", "ray", "streamlit")),
         ("from nas.core.oneshot import ONESHOT; assert 'darts' in ONESHOT", ("torch", "ray", "streamlit")),
+        (
+            "import nas.oneshot; from nas.core.oneshot import ONESHOT\n"
+            "assert {'darts', 'gdas', 'pc_darts', 'spos'} <= set(ONESHOT.names())",
+            ("torch", "ray", "streamlit"),
+        ),
+        (
+            "from search_spaces import get_space, list_spaces\n"
+            "for n in list_spaces():\n"
+            "    s = get_space(n); a = s.sample(0)\n"
+            "    assert s.parse(s.format(a)) == a and s.canonical_key(a) and s.oneshot_view is not None",
+            ("torch", "ray", "streamlit"),
+        ),
         ("import nas.settings", ("torch", "ray", "streamlit", "sqlalchemy")),
     ],
 )
