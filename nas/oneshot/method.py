@@ -47,8 +47,8 @@ logger = logging.getLogger(__name__)
 #: ``callback(method, metrics)`` after every epoch; it may set ``method.stop_reason`` to stop.
 EpochCallback = Callable[["OneShotMethod", Mapping[str, float]], None]
 
-#: Version of the checkpoint layout (refused if different).
-CHECKPOINT_FORMAT = 1
+#: Version of the checkpoint layout (refused if different); 2: supernets hold their skeleton as `network`.
+CHECKPOINT_FORMAT = 2
 
 
 @contextlib.contextmanager
