@@ -30,3 +30,22 @@ def test_import_nas_does_not_load_the_store() -> None:
         "assert callable(nas.create_study) and 'sqlalchemy' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_import_nas_store_loads_no_torch_ray_or_streamlit() -> None:
+    code = (
+        "import sys, nas.store, nas.store.study, nas.store.readonly; "
+        "heavy = sorted({'torch', 'ray', 'streamlit'} & set(sys.modules)); "
+        "assert not heavy, f'import nas.store loaded {heavy}'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_the_storage_env_var_is_spelled_once() -> None:
+    """``NAS_STORAGE`` is :data:`nas.store.url.ENV_VAR`; code elsewhere refers to that name."""
+    spelled = []
+    for folder in ("nas", "search_spaces", "predictors", "dashboard", "benchmarks"):
+        for path in (REPO / folder).rglob("*.py"):
+            if re.search(r"[\"']NAS_STORAGE[\"']", path.read_text(encoding="utf-8")):
+                spelled.append(str(path.relative_to(REPO)))
+    assert spelled == ["nas/store/url.py"]

@@ -288,7 +288,7 @@ def run_search(
     """Run (or resume) a search: the Python form of ``nas search CONFIG``."""
     import nas
     from nas.data import load_dataset
-    from nas.store import resolve_storage_url
+    from nas.store import ENV_VAR, resolve_storage_url
     from nas.strategies import create_strategy
 
     require("ray", "ray")
@@ -306,7 +306,7 @@ def run_search(
             config, storage=storage, address=address, resume=resume, show_progress=show_progress
         )
     # --storage, then $NAS_STORAGE, then the config's own storage field, then the default.
-    url = resolve_storage_url(storage or os.environ.get("NAS_STORAGE") or config.storage)
+    url = resolve_storage_url(storage or os.environ.get(ENV_VAR) or config.storage)
     space = config.space.create()
     started = time.monotonic()
 

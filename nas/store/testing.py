@@ -86,7 +86,7 @@ class ChainSpace(SearchSpace):
 
 def ask_tell_worker(url: str, study_name: str, count: int, worker: int) -> list[int]:
     """Ask and tell ``count`` trials (sampled architectures); return the trial numbers received."""
-    from nas.study import load_study
+    from nas.store.study import load_study
 
     study = load_study(study_name, url, space=ChainSpace())
     numbers = []
@@ -100,7 +100,7 @@ def ask_tell_worker(url: str, study_name: str, count: int, worker: int) -> list[
 
 def run_writer(url: str, study_name: str) -> None:
     """Ask, report and tell trials forever, printing each told trial's number (killed by the test)."""
-    from nas.study import load_study
+    from nas.store.study import load_study
 
     study = load_study(study_name, url, space=ChainSpace())
     i = 0

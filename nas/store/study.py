@@ -5,6 +5,9 @@ for trials and tells it results, the dashboard reads it, resume replays it.
 The facade adds what needs the search space (sampling, validation and
 canonical keys, via ``nas.core.SPACES``) to :class:`nas.store.RDBStorage`,
 which speaks only in ids, numbers and :class:`~nas.core.Trial` snapshots.
+It belongs to the store layer (it imports no plugin, torch or Ray: a space
+is built from the registry only when first needed); the top-level
+``nas.create_study``/``nas.load_study``/``nas.Study`` are this module's.
 
 Sampling is reproducible without shared state: when ``ask`` has no
 architecture and no trial is queued, trial number ``n`` of a study samples
@@ -27,8 +30,9 @@ from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
 from nas.core.space import SPACES, SearchSpace
 from nas.core.trial import Direction, Trial, TrialState
-from nas.store import DuplicateStudyError, RDBStorage, StudyNotFoundError, StudyStatus, StudySummary
-from nas.store.records import Artifact, StudyInfo
+from nas.store.errors import DuplicateStudyError, StudyNotFoundError
+from nas.store.records import Artifact, StudyInfo, StudyStatus, StudySummary
+from nas.store.storage import RDBStorage
 from nas.store.validate import check_seed
 
 #: Objectives used when a study is created without any.
@@ -151,19 +155,27 @@ class Study:
         state: TrialState | str | None = None,
         error: str | BaseException | None = None,
         user_attrs: Mapping[str, Any] | None = None,
+        system_attrs: Mapping[str, Any] | None = None,
     ) -> Trial:
         """Finish a trial: COMPLETE with ``values`` (one per objective), or ``state=FAIL``/``PRUNED``.
 
-        ``error`` may be an exception; its traceback is stored. Returns the
-        finished trial; telling a finished trial raises
-        :class:`~nas.store.TrialFinishedError`.
+        ``error`` may be an exception; its traceback is stored. ``user_attrs``
+        are the user's; ``system_attrs`` the platform's own bookkeeping (e.g.
+        ``reused_from``). Returns the finished trial; telling a finished trial
+        raises :class:`~nas.store.TrialFinishedError`.
         """
         if state is None:
             state = TrialState.FAIL if error is not None and values is None else TrialState.COMPLETE
         if isinstance(error, BaseException):
             error = "".join(traceback.format_exception(error)).rstrip()
         return self._storage.tell(
-            self.study_id, self._number(trial), state=state, values=values, error=error, user_attrs=user_attrs
+            self.study_id,
+            self._number(trial),
+            state=state,
+            values=values,
+            error=error,
+            user_attrs=user_attrs,
+            system_attrs=system_attrs,
         )
 
     def report(self, trial: Trial | int, step: int, metrics: Mapping[str, float]) -> None:
@@ -181,10 +193,16 @@ class Study:
         budget: float | None = None,
         *,
         user_attrs: Mapping[str, Any] | None = None,
+        system_attrs: Mapping[str, Any] | None = None,
     ) -> Trial:
         """Queue an architecture (WAITING); the next ``ask()`` without an architecture runs it."""
         return self._storage.enqueue(
-            self.study_id, self._keyed(arch), seed=seed, budget=budget, user_attrs=user_attrs
+            self.study_id,
+            self._keyed(arch),
+            seed=seed,
+            budget=budget,
+            user_attrs=user_attrs,
+            system_attrs=system_attrs,
         )
 
     def fail_stale_trials(self, grace_s: float, *, requeue: bool = True) -> list[Trial]:
@@ -194,6 +212,10 @@ class Study:
     def set_user_attr(self, trial: Trial | int, key: str, value: Any) -> None:
         """Set a JSON-serialisable attribute of an unfinished trial."""
         self._storage.set_trial_user_attr(self.study_id, self._number(trial), key, value)
+
+    def set_system_attr(self, trial: Trial | int, key: str, value: Any) -> None:
+        """Set a system attribute (the platform's bookkeeping, e.g. ``workers``) of an unfinished trial."""
+        self._storage.set_trial_system_attr(self.study_id, self._number(trial), key, value)
 
     def add_trials(
         self,
