@@ -151,5 +151,19 @@ def run_sql(
         engine.dispose()
 
 
+def downgrade(url: str, revision: str) -> None:
+    """Migrate the store at ``url`` down to ``revision`` (the platform itself only upgrades)."""
+    from alembic import command
+
+    from nas.store.migrate import alembic_config
+
+    engine = create_engine(parse_storage_url(url))
+    try:
+        with engine.begin() as connection:
+            command.downgrade(alembic_config(connection), revision)
+    finally:
+        engine.dispose()
+
+
 if __name__ == "__main__":  # pragma: no cover - run as a subprocess by the kill test
     sys.exit(_main())

@@ -39,8 +39,7 @@ _trials = sa.table("trials", sa.column("id"), sa.column("user_attrs"), sa.column
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("trials") as batch:
-        batch.add_column(sa.Column("system_attrs", sa.Text, nullable=False, server_default="{}"))
+    op.add_column("trials", sa.Column("system_attrs", sa.Text, nullable=False, server_default="{}"))
     # Only rows whose text mentions one of the keys can have it (a cheap filter before parsing).
     mentions = sa.or_(
         *(_trials.c.user_attrs.contains(json.dumps(key), autoescape=True) for key in SYSTEM_KEYS)
@@ -50,8 +49,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     _rewrite(_trials.c.system_attrs != "{}", _join)
-    with op.batch_alter_table("trials") as batch:
-        batch.drop_column("system_attrs")
+    # A plain ALTER TABLE, also on SQLite (3.35+): a batch "move and copy" would drop the old
+    # trials table, and with foreign keys on, that deletes every row referring to it.
+    op.drop_column("trials", "system_attrs")
 
 
 def _split(user: dict[str, object], system: dict[str, object]) -> None:
