@@ -25,6 +25,7 @@ from dashboard.views.common import (
     fmt_value,
     go,
     nav_key,
+    origin,
     strategy_name,
 )
 from nas.core.architecture import Architecture
@@ -170,7 +171,11 @@ def _table(url: str, info: StudyInfo, query: TrialQuery, page_size: int, key: st
         row["architecture"] = queries.arch_text(space, trial.arch)
         row["duration (s)"] = duration_s(trial)
         row["finished"] = fmt_ago(trial.finished_at) if trial.finished_at else "–"
+        row["origin"] = origin(trial) or ""
         rows.append(row)
+    if not any(row["origin"] for row in rows):  # ordinary trials only: no empty column
+        for row in rows:
+            del row["origin"]
     event = st.dataframe(
         pd.DataFrame(rows),
         hide_index=True,

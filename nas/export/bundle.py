@@ -285,6 +285,7 @@ def _write_bundle(
             "seed": trial.seed,
             "budget": trial.budget,
             "user_attrs": dict(trial.user_attrs),
+            "system_attrs": dict(trial.system_attrs),
             "finished_at": trial.finished_at.isoformat() if trial.finished_at else None,
         },
         "architecture": {
