@@ -56,6 +56,34 @@ def trial_from_row(
     )
 
 
+def waiting_row(
+    info: StudyInfo,
+    number: int,
+    genotype: str,
+    seed: int,
+    budget: float | None,
+    attrs: tuple[str, str],
+    now: datetime,
+) -> dict[str, Any]:
+    """A WAITING trial's row (without its architecture id); ``attrs`` are its user and system attributes as JSON."""
+    return {
+        "study_id": info.study_id,
+        "number": number,
+        "genotype": genotype,
+        "seed": seed,
+        "budget": budget,
+        "state": TrialState.WAITING.value,
+        "user_attrs": attrs[0],
+        "system_attrs": attrs[1],
+        "error": None,
+        "node": None,
+        "created_at": now,
+        "started_at": None,
+        "finished_at": None,
+        "heartbeat_at": None,
+    }
+
+
 def value_rows(info: StudyInfo, trial_id: int, told: Mapping[str, float]) -> list[dict[str, Any]]:
     """``trial_values`` rows; the score is the value signed so that smaller is better."""
     return [

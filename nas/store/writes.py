@@ -49,7 +49,7 @@ from nas.store.database import Database
 from nas.store.engine import run_transaction
 from nas.store.errors import DuplicateStudyError, StudyNotFoundError, TrialFinishedError
 from nas.store.records import Artifact, StudyInfo, StudyStatus
-from nas.store.rows import aware, trial_from_row, value_rows
+from nas.store.rows import aware, trial_from_row, value_rows, waiting_row
 from nas.store.schema import architectures, artifacts, studies, trial_metrics, trial_values, trials, utcnow
 from nas.store.validate import (
     MAX_ARTIFACT_KIND,
@@ -139,13 +139,9 @@ class Writes:
         what: str,
         on_integrity_error: Callable[[IntegrityError], NASError] | None = None,
     ) -> T:
+        engine, rng = self._db.engine, self._db.rng
         return run_transaction(
-            self._db.engine,
-            fn,
-            write=True,
-            what=what,
-            on_integrity_error=on_integrity_error,
-            rng=self._db.rng,
+            engine, fn, write=True, what=what, on_integrity_error=on_integrity_error, rng=rng
         )
 
     # -- schema -----------------------------------------------------------------
@@ -304,40 +300,12 @@ class Writes:
         def work(connection: Connection) -> Trial:
             now = utcnow()
             number = self._allocate_numbers(connection, info, 1)
-            row = self._waiting_row(info, number, arch[0].to_json(), seed, budget, attrs, now)
+            row = waiting_row(info, number, arch[0].to_json(), seed, budget, attrs, now)
             row["architecture_id"] = self._architecture_id(connection, arch[0], arch[1], now)
             row["id"] = connection.execute(_INSERT_TRIAL, row).scalar_one()
             return trial_from_row(row, info)
 
         return self._write(work, f"enqueueing a trial in study {info.name!r}")
-
-    @staticmethod
-    def _waiting_row(
-        info: StudyInfo,
-        number: int,
-        genotype: str,
-        seed: int,
-        budget: float | None,
-        attrs: tuple[str, str],
-        now: datetime,
-    ) -> dict[str, Any]:
-        """A WAITING trial's row; ``attrs`` are its user and system attributes as JSON text."""
-        return {
-            "study_id": info.study_id,
-            "number": number,
-            "genotype": genotype,
-            "seed": seed,
-            "budget": budget,
-            "state": TrialState.WAITING.value,
-            "user_attrs": attrs[0],
-            "system_attrs": attrs[1],
-            "error": None,
-            "node": None,
-            "created_at": now,
-            "started_at": None,
-            "finished_at": None,
-            "heartbeat_at": None,
-        }
 
     def _allocate_numbers(self, connection: Connection, info: StudyInfo, count: int) -> int:
         """Reserve ``count`` consecutive trial numbers (locks the study row); return the first."""
@@ -521,7 +489,7 @@ class Writes:
                     system = {**json.loads(row.system_attrs), "retry_of": row.number}
                     attrs = (row.user_attrs, dumps(system, "system_attrs"))
                     number = self._allocate_numbers(connection, info, 1)
-                    copy = self._waiting_row(info, number, row.genotype, row.seed, row.budget, attrs, now)
+                    copy = waiting_row(info, number, row.genotype, row.seed, row.budget, attrs, now)
                     copy["architecture_id"] = row.architecture_id
                     connection.execute(_INSERT_TRIAL, copy)
             return failed
