@@ -21,8 +21,8 @@ from __future__ import annotations
 import functools
 import traceback
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 
@@ -34,6 +34,8 @@ from nas.store.errors import DuplicateStudyError, StudyNotFoundError
 from nas.store.records import Artifact, StudyInfo, StudyStatus, StudySummary
 from nas.store.storage import RDBStorage
 from nas.store.validate import check_seed
+
+T = TypeVar("T")
 
 #: Objectives used when a study is created without any.
 DEFAULT_OBJECTIVES = {"val_accuracy": "max"}
@@ -55,6 +57,22 @@ def _make_space(name: str, options: Mapping[str, Any]) -> SearchSpace:
         raise ConfigError(f"space {name!r} does not accept options {dict(options)!r}: {exc}") from exc
 
 
+class _Stored(Generic[T]):
+    """A read-only study attribute from its stored description (mappings are copies the caller may change)."""
+
+    def __init__(self, field: str, convert: Callable[[Any], T], doc: str) -> None:
+        self.field, self.convert, self.__doc__ = field, convert, doc
+
+    @overload
+    def __get__(self, study: None, owner: type) -> _Stored[T]: ...
+    @overload
+    def __get__(self, study: Study, owner: type | None = None) -> T: ...
+    def __get__(self, study: Study | None, owner: type | None = None) -> T | _Stored[T]:
+        if study is None:  # on the class (help(), documentation tools): the descriptor itself
+            return self
+        return self.convert(getattr(study._info, self.field))
+
+
 class Study:
     """A search stored in a database. Create with :func:`create_study` or :func:`load_study`.
 
@@ -68,35 +86,22 @@ class Study:
         self._seed = check_seed(seed)
 
     # -- description ------------------------------------------------------------
-    @property
-    def name(self) -> str:
-        return self._info.name
+    name = _Stored("name", str, "The study's name, unique in its store.")
+    study_id = _Stored("study_id", int, "The study's id in its store.")
+    objectives: _Stored[dict[str, Direction]] = _Stored(
+        "objectives", dict, "Objective name -> direction, the first being the primary one."
+    )
+    space_name = _Stored("space", str, "The registered name of the study's search space.")
+    space_options: _Stored[dict[str, Any]] = _Stored(
+        "space_options", dict, "Options the space is built with."
+    )
+    config: _Stored[dict[str, Any]] = _Stored(
+        "config", dict, "The search configuration stored with the study."
+    )
 
     @property
     def storage(self) -> RDBStorage:
         return self._storage
-
-    @property
-    def study_id(self) -> int:
-        return self._info.study_id
-
-    @property
-    def objectives(self) -> dict[str, Direction]:
-        """Objective name -> direction, the first being the primary one."""
-        return dict(self._info.objectives)
-
-    @property
-    def space_name(self) -> str:
-        return self._info.space
-
-    @property
-    def space_options(self) -> dict[str, Any]:
-        return dict(self._info.space_options)
-
-    @property
-    def config(self) -> dict[str, Any]:
-        """The search configuration stored with the study."""
-        return dict(self._info.config)
 
     @functools.cached_property
     def space(self) -> SearchSpace:
@@ -168,14 +173,9 @@ class Study:
             state = TrialState.FAIL if error is not None and values is None else TrialState.COMPLETE
         if isinstance(error, BaseException):
             error = "".join(traceback.format_exception(error)).rstrip()
+        attrs = {"user_attrs": user_attrs, "system_attrs": system_attrs}
         return self._storage.tell(
-            self.study_id,
-            self._number(trial),
-            state=state,
-            values=values,
-            error=error,
-            user_attrs=user_attrs,
-            system_attrs=system_attrs,
+            self.study_id, self._number(trial), state=state, values=values, error=error, **attrs
         )
 
     def report(self, trial: Trial | int, step: int, metrics: Mapping[str, float]) -> None:
@@ -196,14 +196,8 @@ class Study:
         system_attrs: Mapping[str, Any] | None = None,
     ) -> Trial:
         """Queue an architecture (WAITING); the next ``ask()`` without an architecture runs it."""
-        return self._storage.enqueue(
-            self.study_id,
-            self._keyed(arch),
-            seed=seed,
-            budget=budget,
-            user_attrs=user_attrs,
-            system_attrs=system_attrs,
-        )
+        attrs = {"user_attrs": user_attrs, "system_attrs": system_attrs}
+        return self._storage.enqueue(self.study_id, self._keyed(arch), seed=seed, budget=budget, **attrs)
 
     def fail_stale_trials(self, grace_s: float, *, requeue: bool = True) -> list[Trial]:
         """Mark RUNNING trials without a heartbeat for ``grace_s`` seconds FAIL, re-queueing copies."""

@@ -76,6 +76,8 @@ T = TypeVar("T")
 Proposer = Callable[[int], tuple[Architecture, str]]
 #: An architecture with its canonical key (computed by its space).
 KeyedArch = tuple[Architecture, str]
+#: User or system attributes of a trial: a JSON object.
+Attrs = Mapping[str, Any]
 
 # Statements of the hot paths (ask, tell, report), built once: constructing
 # SQLAlchemy expressions costs more Python time than executing the cached SQL.
@@ -235,7 +237,7 @@ class Writes:
         seed: int = 0,
         budget: float | None = None,
         node: str | None = None,
-        system_attrs: Mapping[str, Any] | None = None,
+        system_attrs: Attrs | None = None,
     ) -> Trial:
         """Start a trial (RUNNING): the given ``arch``, else the oldest WAITING trial, else ``propose(number)``.
 
@@ -287,8 +289,8 @@ class Writes:
         *,
         seed: int = 0,
         budget: float | None = None,
-        user_attrs: Mapping[str, Any] | None = None,
-        system_attrs: Mapping[str, Any] | None = None,
+        user_attrs: Attrs | None = None,
+        system_attrs: Attrs | None = None,
     ) -> Trial:
         """Queue a WAITING trial; the next ``ask`` without an architecture starts it."""
         seed = check_seed(seed)
@@ -344,8 +346,8 @@ class Writes:
         state: TrialState | str = TrialState.COMPLETE,
         values: object = None,
         error: str | None = None,
-        user_attrs: Mapping[str, Any] | None = None,
-        system_attrs: Mapping[str, Any] | None = None,
+        user_attrs: Attrs | None = None,
+        system_attrs: Attrs | None = None,
     ) -> Trial:
         """Finish a RUNNING trial: COMPLETE with ``values`` (one per objective), or PRUNED/FAIL without.
 
@@ -549,7 +551,7 @@ class Writes:
         return self._write(work, f"adding a {kind!r} artifact to trial {number} of study {info.name!r}")
 
 
-def _attrs_json(attrs: Mapping[str, Any] | None, what: str) -> str:
+def _attrs_json(attrs: Attrs | None, what: str) -> str:
     return dumps(check_mapping(attrs, what), what)
 
 
