@@ -30,7 +30,7 @@ from dashboard.views.common import (
 )
 from nas.core.architecture import Architecture
 from nas.core.trial import TrialState
-from nas.store.readonly import TrialQuery
+from nas.store.readonly import MAX_CONTAINS_TERMS, TrialQuery
 from nas.store.records import StudyInfo, StudyStatus
 
 PAGE_SIZES = (25, 50, 100, 200)
@@ -117,7 +117,7 @@ def _filters(url: str, info: StudyInfo) -> tuple[TrialQuery, int]:
     query = TrialQuery(
         states=tuple(TrialState(s) for s in states) or None,
         ranges=ranges,
-        contains=tuple(contains.split())[:10],
+        contains=tuple(contains.split())[:MAX_CONTAINS_TERMS],
         order_by=order_by,
         descending=order == "descending",
     )
