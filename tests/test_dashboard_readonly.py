@@ -80,6 +80,17 @@ def test_the_readonly_store_has_no_writes_and_its_connection_cannot_write(seeded
     assert study.count_trials()[TrialState.COMPLETE] > 0
 
 
+def test_a_study_on_the_readonly_store_reads_and_refuses_writes(seeded: Seeded) -> None:
+    study, store = seeded
+    readonly = nas.load_study("s", store, space=ChainSpace())
+    assert readonly.trials() == study.trials() and readonly.best_trials == study.best_trials
+    with pytest.raises(nas.StorageError, match="open read-only"):
+        readonly.ask()
+    with pytest.raises(nas.StorageError, match="open read-only"):
+        nas.create_study("new", store, space=ChainSpace())
+    assert [s.info.name for s in store.summarize_studies()] == ["s"]
+
+
 def _brute_page(study: nas.Study, query: TrialQuery) -> list[int]:
     """Numbers of the trials matching ``query`` in display order, computed in Python."""
     chosen = []

@@ -27,10 +27,11 @@ from typing import Any, Generic, TypeVar, overload
 import numpy as np
 
 from nas.core.architecture import Architecture
-from nas.core.errors import ConfigError
+from nas.core.errors import ConfigError, StorageError
 from nas.core.space import SPACES, SearchSpace
 from nas.core.trial import Direction, Trial, TrialState
 from nas.store.errors import DuplicateStudyError, StudyNotFoundError
+from nas.store.facade import StoreFacade
 from nas.store.records import Artifact, StudyInfo, StudyStatus, StudySummary
 from nas.store.storage import RDBStorage
 from nas.store.validate import check_seed
@@ -40,13 +41,22 @@ T = TypeVar("T")
 #: Objectives used when a study is created without any.
 DEFAULT_OBJECTIVES = {"val_accuracy": "max"}
 
-StorageLike = str | RDBStorage | None
+#: A URL, an open store (read-write, or read-only for a study that is only read), or the default.
+StorageLike = str | StoreFacade | None
 
 
-def _open(storage: StorageLike, *, create: bool) -> RDBStorage:
-    if isinstance(storage, RDBStorage):
+def _open(storage: StorageLike, *, create: bool) -> StoreFacade:
+    if isinstance(storage, StoreFacade):
         return storage
     return RDBStorage(storage, create=create)
+
+
+def _writable(store: StoreFacade, what: str) -> RDBStorage:
+    if not isinstance(store, RDBStorage):
+        raise StorageError(
+            f"cannot {what}: {store.url} is open read-only; open it with a URL or an RDBStorage"
+        )
+    return store
 
 
 def _make_space(name: str, options: Mapping[str, Any]) -> SearchSpace:
@@ -80,7 +90,7 @@ class Study:
     or by their number.
     """
 
-    def __init__(self, storage: RDBStorage, info: StudyInfo, *, seed: int = 0) -> None:
+    def __init__(self, storage: StoreFacade, info: StudyInfo, *, seed: int = 0) -> None:
         self._storage = storage
         self._info = info
         self._seed = check_seed(seed)
@@ -100,8 +110,13 @@ class Study:
     )
 
     @property
-    def storage(self) -> RDBStorage:
+    def storage(self) -> StoreFacade:
+        """The store: an :class:`~nas.store.RDBStorage`, or a read-only store for a study that is only read."""
         return self._storage
+
+    @property
+    def _writer(self) -> RDBStorage:
+        return _writable(self._storage, f"write to study {self.name!r}")
 
     @functools.cached_property
     def space(self) -> SearchSpace:
@@ -115,7 +130,7 @@ class Study:
 
     def finish(self, status: StudyStatus | str = StudyStatus.FINISHED) -> None:
         """Mark the study finished (or failed); asking again re-opens it as running."""
-        self._storage.set_study_status(self.study_id, status)
+        self._writer.set_study_status(self.study_id, status)
 
     def close(self) -> None:
         """Release pooled database connections."""
@@ -148,7 +163,7 @@ class Study:
         ``node`` names the worker (default ``host:pid``).
         """
         keyed = self._keyed(arch) if arch is not None else None
-        return self._storage.ask(
+        return self._writer.ask(
             self.study_id, arch=keyed, propose=self._propose, seed=seed, budget=budget, node=node
         )
 
@@ -174,17 +189,17 @@ class Study:
         if isinstance(error, BaseException):
             error = "".join(traceback.format_exception(error)).rstrip()
         attrs = {"user_attrs": user_attrs, "system_attrs": system_attrs}
-        return self._storage.tell(
+        return self._writer.tell(
             self.study_id, self._number(trial), state=state, values=values, error=error, **attrs
         )
 
     def report(self, trial: Trial | int, step: int, metrics: Mapping[str, float]) -> None:
         """Store one step of a running trial's curves (``{"val_accuracy": 71.2, "loss": 0.8}``)."""
-        self._storage.report(self.study_id, self._number(trial), step, metrics)
+        self._writer.report(self.study_id, self._number(trial), step, metrics)
 
     def heartbeat(self, trial: Trial | int, node: str | None = None) -> bool:
         """Tell the store the trial's worker is alive (on ``node``, if given); ``False`` once it has finished."""
-        return self._storage.heartbeat(self.study_id, self._number(trial), node)
+        return self._writer.heartbeat(self.study_id, self._number(trial), node)
 
     def enqueue(
         self,
@@ -197,19 +212,19 @@ class Study:
     ) -> Trial:
         """Queue an architecture (WAITING); the next ``ask()`` without an architecture runs it."""
         attrs = {"user_attrs": user_attrs, "system_attrs": system_attrs}
-        return self._storage.enqueue(self.study_id, self._keyed(arch), seed=seed, budget=budget, **attrs)
+        return self._writer.enqueue(self.study_id, self._keyed(arch), seed=seed, budget=budget, **attrs)
 
     def fail_stale_trials(self, grace_s: float, *, requeue: bool = True) -> list[Trial]:
         """Mark RUNNING trials without a heartbeat for ``grace_s`` seconds FAIL, re-queueing copies."""
-        return self._storage.fail_stale_trials(self.study_id, grace_s, requeue=requeue)
+        return self._writer.fail_stale_trials(self.study_id, grace_s, requeue=requeue)
 
     def set_user_attr(self, trial: Trial | int, key: str, value: Any) -> None:
         """Set a JSON-serialisable attribute of an unfinished trial."""
-        self._storage.set_trial_user_attr(self.study_id, self._number(trial), key, value)
+        self._writer.set_trial_user_attr(self.study_id, self._number(trial), key, value)
 
     def set_system_attr(self, trial: Trial | int, key: str, value: Any) -> None:
         """Set a system attribute (the platform's bookkeeping, e.g. ``workers``) of an unfinished trial."""
-        self._storage.set_trial_system_attr(self.study_id, self._number(trial), key, value)
+        self._writer.set_trial_system_attr(self.study_id, self._number(trial), key, value)
 
     def add_trials(
         self,
@@ -217,7 +232,7 @@ class Study:
         metrics: Sequence[Mapping[str, Sequence[tuple[int, float]]]] | None = None,
     ) -> list[Trial]:
         """Import finished trials (e.g. from another study) atomically; they get new numbers here."""
-        return self._storage.add_trials(self.study_id, [self._keyed_trial(t) for t in trials], metrics)
+        return self._writer.add_trials(self.study_id, [self._keyed_trial(t) for t in trials], metrics)
 
     def _keyed_trial(self, trial: Trial) -> tuple[Trial, str]:
         if not isinstance(trial, Trial):
@@ -227,7 +242,7 @@ class Study:
     # -- artifacts -----------------------------------------------------------------------
     def add_artifact(self, trial: Trial | int, kind: str, uri: str, sha256: str | None = None) -> Artifact:
         """Record a file the trial produced (weights, ONNX, plots) by URI and checksum."""
-        return self._storage.add_artifact(self.study_id, self._number(trial), kind, uri, sha256)
+        return self._writer.add_artifact(self.study_id, self._number(trial), kind, uri, sha256)
 
     def artifacts(self, trial: Trial | int) -> list[Artifact]:
         return self._storage.artifacts(self.study_id, self._number(trial))
@@ -338,7 +353,7 @@ def create_study(
         except StudyNotFoundError:
             pass
     try:
-        info = store.create_study(
+        info = _writable(store, f"create study {name!r}").create_study(
             name, space=instance.name, objectives=wanted, space_options=instance.options, config=config
         )
     except DuplicateStudyError:
