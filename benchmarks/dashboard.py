@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from store import OBJECTIVES, bulk_fill  # noqa: E402  (benchmarks/store.py: the bulk fill)
 
 import nas  # noqa: E402
+from nas.store.url import ENV_VAR  # noqa: E402
 
 GOAL_S = 2.0
 APP = str(REPO / "dashboard" / "app.py")
@@ -128,7 +129,7 @@ def apptest_times(url: str, number: int) -> list[tuple[str, float, float, float]
     code = f"""
 import os, sys, time, json, logging
 logging.disable(logging.WARNING)
-os.environ["NAS_STORAGE"] = {url!r}
+os.environ[{ENV_VAR!r}] = {url!r}
 sys.path.insert(0, {str(REPO)!r})
 import streamlit as st
 from streamlit.testing.v1 import AppTest

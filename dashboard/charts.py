@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from nas.core.trial import Direction
@@ -19,6 +20,15 @@ from nas.core.trial import Direction
 ALPHA_PREFIX = "alpha/"
 
 Curve = Sequence[tuple[int, float]]
+
+
+def improvements(scores: np.ndarray) -> np.ndarray:
+    """Positions where a score (smaller is better) beats every earlier one strictly: the incumbent's steps."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    before = np.minimum.accumulate(np.concatenate([[np.inf], scores[:-1]]))
+    return np.flatnonzero(scores < before)
 
 
 def progress_chart(

@@ -29,19 +29,12 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from dashboard.charts import improvements
 from nas.core.architecture import Architecture
 from nas.core.errors import NASError, UnknownNameError
 from nas.core.space import SPACES, SearchSpace
 from nas.core.trial import Trial, TrialState
-from nas.store.readonly import (
-    ReadOnlyStorage,
-    ScoreTable,
-    TrialLabel,
-    TrialPage,
-    TrialQuery,
-    improvements,
-    open_readonly,
-)
+from nas.store.readonly import ReadOnlyStorage, ScoreTable, TrialLabel, TrialPage, TrialQuery, open_readonly
 from nas.store.records import StudyInfo, StudySummary
 
 #: Seconds a change token (and the study list) may be stale.

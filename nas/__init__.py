@@ -44,10 +44,10 @@ __all__ = [
 
 #: Public names whose modules import SQLAlchemy (and torch, for export): loaded on first access only.
 _LAZY = {
-    "Study": "nas.study",
-    "create_study": "nas.study",
-    "load_study": "nas.study",
-    "list_studies": "nas.study",
+    "Study": "nas.store.study",
+    "create_study": "nas.store.study",
+    "load_study": "nas.store.study",
+    "list_studies": "nas.store.study",
     "StudyStatus": "nas.store",
     "resolve_storage_url": "nas.store",
     "export_model": "nas.export",

@@ -29,7 +29,7 @@ SECONDS = 8.0
 
 WRITER = """
 import json, logging, sys, time
-from nas.study import load_study
+from nas.store.study import load_study
 from nas.store.testing import ChainSpace
 
 class Retries(logging.Handler):

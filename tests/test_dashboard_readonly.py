@@ -17,16 +17,10 @@ import pytest
 from store_fixtures import BACKENDS, postgres_url, sqlite_url, storage_url  # noqa: F401  (fixtures)
 
 import nas
+from dashboard.charts import improvements
 from nas.core.trial import Direction, TrialState
 from nas.store import SchemaOutOfDateError, StudyNotFoundError
-from nas.store.readonly import (
-    ReadOnlyError,
-    ReadOnlyStorage,
-    StoreMissingError,
-    TrialQuery,
-    improvements,
-    open_readonly,
-)
+from nas.store.readonly import ReadOnlyStorage, StoreMissingError, TrialQuery, open_readonly
 from nas.store.testing import ChainSpace, run_sql, temporary_schema
 
 OBJECTIVES = {"acc": "max", "lat": "min"}
@@ -74,18 +68,27 @@ def test_reads_match_the_study_api(seeded: Seeded) -> None:
     assert store.metrics(study.study_id, 0) == study.metrics(0)
 
 
-def test_writes_are_refused_before_and_at_the_database(seeded: Seeded) -> None:
+def test_the_readonly_store_has_no_writes_and_its_connection_cannot_write(seeded: Seeded) -> None:
     study, store = seeded
-    with pytest.raises(ReadOnlyError, match="read-only"):
-        store.create_study("other", space="store-chain", objectives={"acc": "max"})
-    with pytest.raises(ReadOnlyError):
-        store.tell(study.study_id, 0, values=[1.0, 1.0])
-    with pytest.raises(ReadOnlyError):
-        store.upgrade()
+    writes = ["create_study", "delete_study", "ask", "enqueue", "tell", "report", "heartbeat"]
+    writes += ["set_trial_user_attr", "set_trial_system_attr", "fail_stale_trials", "add_trials", "upgrade"]
+    assert [name for name in writes if hasattr(store, name)] == []
+    assert all(callable(getattr(study.storage, name)) for name in writes)  # the read-write store has them
     # The connection itself cannot write either (query_only / READ ONLY transaction).
-    with store._engine.connect() as connection, pytest.raises(Exception, match="(?i)read.?only"):
+    with store.database.engine.connect() as connection, pytest.raises(Exception, match="(?i)read.?only"):
         connection.exec_driver_sql("DELETE FROM trials")
     assert study.count_trials()[TrialState.COMPLETE] > 0
+
+
+def test_a_study_on_the_readonly_store_reads_and_refuses_writes(seeded: Seeded) -> None:
+    study, store = seeded
+    readonly = nas.load_study("s", store, space=ChainSpace())
+    assert readonly.trials() == study.trials() and readonly.best_trials == study.best_trials
+    with pytest.raises(nas.StorageError, match="open read-only"):
+        readonly.ask()
+    with pytest.raises(nas.StorageError, match="open read-only"):
+        nas.create_study("new", store, space=ChainSpace())
+    assert [s.info.name for s in store.summarize_studies()] == ["s"]
 
 
 def _brute_page(study: nas.Study, query: TrialQuery) -> list[int]:

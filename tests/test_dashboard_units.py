@@ -173,6 +173,25 @@ def test_genotype_download_is_the_architecture_json() -> None:
     assert found.file_name == "genotype-trial7.json" and found.mime == "application/json"
 
 
+def test_origin_names_retries_reuse_supernets_and_derived_cells_from_system_attrs() -> None:
+    from dashboard.views.common import origin
+
+    arch = Architecture("nb201", (("1<-0", "none"),))
+
+    def made(system: dict, user: dict | None = None) -> Trial:
+        return Trial(
+            number=5, arch=arch, state=TrialState.COMPLETE, system_attrs=system, user_attrs=user or {}
+        )
+
+    assert origin(made({}, {"retry_of": 1, "kind": "supernet"})) is None  # users' keys are theirs
+    assert origin(made({"retry_of": 1})) == "retry of #1"
+    assert origin(made({"reused_from": {"study": "first", "trial": 4}})) == "reused from first #4"
+    assert origin(made({"kind": "supernet", "method": "darts"})) == "supernet (darts)"
+    derived = made({"kind": "derived", "method": "darts", "derived_from": 2, "retry_of": 3})
+    assert origin(derived) == "derived from supernet #2 · retry of #3"
+    assert origin(made({"workers": [["n", 1]]})) is None
+
+
 def test_dashboard_command_runs_streamlit_on_localhost_by_default() -> None:
     command = streamlit_command(8600, "127.0.0.1")
     assert command[1:4] == ["-m", "streamlit", "run"] and command[4] == str(app_path())

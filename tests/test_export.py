@@ -44,7 +44,7 @@ from nas.export import (
     verify_bundle,
 )
 from nas.export.files import path_from_uri
-from nas.study import Study
+from nas.store.study import Study
 from nas.training import Precision, evaluate
 from search_spaces.base import TorchSpace
 

@@ -32,7 +32,7 @@ from nas.config import load_config
 from nas.core import ConfigError
 from nas.export import export_archive, export_model, load_exported
 from nas.export.files import check_target
-from nas.study import Study
+from nas.store.study import Study
 
 SPACE = {"name": "nb201", "channels": 4, "cells": 1}
 

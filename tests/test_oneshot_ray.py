@@ -78,13 +78,13 @@ def test_nas_search_runs_supernets_then_derived_trials(tmp_path: Path, data_dir:
 
     study = nas.load_study(config["name"], storage=storage)
     trials = study.trials()
-    supernets = [t for t in trials if t.user_attrs.get("kind") == "supernet"]
-    derived = [t for t in trials if t.user_attrs.get("kind") == "derived"]
+    supernets = [t for t in trials if t.system_attrs.get("kind") == "supernet"]
+    derived = [t for t in trials if t.system_attrs.get("kind") == "derived"]
     assert sorted(t.seed for t in supernets) == [0, 1] and len(derived) == 2
     table = load_table(study.space)
     for supernet in supernets:
         assert supernet.state is TrialState.PRUNED and supernet.values is None
-        assert supernet.user_attrs["method"] == config["strategy"]["name"]
+        assert supernet.system_attrs["method"] == config["strategy"]["name"]
         assert supernet.user_attrs["epochs_completed"] == EPOCHS
         assert supernet.user_attrs["rank_correlation"]["samples"] == 4
         curves = study.metrics(supernet)
@@ -93,7 +93,7 @@ def test_nas_search_runs_supernets_then_derived_trials(tmp_path: Path, data_dir:
         selection = supernet.user_attrs["selection"]
         assert selection["images"] == 64 and len(selection["without"]) == 6
         assert selection["kept"] == {edge: supernet.arch[edge] for edge in EDGE_NAMES}
-        (child,) = [t for t in derived if t.user_attrs["derived_from"] == supernet.number]
+        (child,) = [t for t in derived if t.system_attrs["derived_from"] == supernet.number]
         assert (
             child.state is TrialState.COMPLETE and child.arch == supernet.arch and child.seed == supernet.seed
         )
@@ -132,7 +132,7 @@ def test_killed_driver_resumes_the_supernet_from_its_last_epoch(tmp_path: Path, 
 
     again = nas_search(path, storage)
     assert again.returncode == 0, again.stderr[-3000:]
-    (supernet,) = [t for t in study.trials() if t.user_attrs.get("kind") == "supernet"]
+    (supernet,) = [t for t in study.trials() if t.system_attrs.get("kind") == "supernet"]
     assert supernet.user_attrs["resumed_from_epoch"] >= 1
     assert supernet.user_attrs["epochs_completed"] == epochs
     curve = study.metrics(supernet)["supernet/train_loss"]

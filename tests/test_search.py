@@ -105,10 +105,10 @@ def test_stored_results_are_reused_not_retrained(local_ray, tmp_path) -> None:
     run_search(curve_config("second", trials=5), storage=url, show_progress=False)
     first = {t.arch: t for t in nas.load_study("first", storage=url).trials()}
     second = nas.load_study("second", storage=url).trials()
-    reused = [t for t in second if "reused_from" in t.user_attrs]
+    reused = [t for t in second if "reused_from" in t.system_attrs]
     assert reused, "same seed, same strategy: the second study proposes what the first evaluated"
     for trial in reused:
-        origin = trial.user_attrs["reused_from"]
+        origin = trial.system_attrs["reused_from"]
         assert origin["study"] == "first"
         assert trial.values == first[trial.arch].values
         assert nas.load_study("second", storage=url).metrics(trial) == {}  # never trained
@@ -143,7 +143,7 @@ def test_killed_worker_is_retried(local_ray, tmp_path) -> None:
                 (trial,) = nas.load_study("retry", storage=url).trials()
             except (nas.NASError, ValueError):
                 continue
-            workers = trial.user_attrs.get("workers", [])
+            workers = trial.system_attrs.get("workers", [])
             if workers:
                 pid = workers[0][1]
                 os.kill(pid, signal.SIGKILL)
@@ -156,7 +156,7 @@ def test_killed_worker_is_retried(local_ray, tmp_path) -> None:
     (trial,) = nas.load_study("retry", storage=url).trials()
     assert killed
     assert trial.state is TrialState.COMPLETE
-    assert len(trial.user_attrs["workers"]) == 2 and trial.user_attrs["workers"][0][1] == killed[0]
+    assert len(trial.system_attrs["workers"]) == 2 and trial.system_attrs["workers"][0][1] == killed[0]
 
 
 def test_driver_killed_then_resumed_ends_with_exact_trial_count(tmp_path) -> None:

@@ -179,6 +179,7 @@ def test_finished_trials_are_immutable(storage_url: str) -> None:  # noqa: F811
         lambda: study.tell(trial, state="FAIL", error="late"),
         lambda: study.report(trial, 9, {"loss": 0.1}),
         lambda: study.set_user_attr(trial, "k", 1),
+        lambda: study.set_system_attr(trial, "k", 1),
     ):
         with pytest.raises(TrialFinishedError, match="immutable") as caught:
             action()
@@ -221,6 +222,26 @@ def test_user_attrs_merge(storage_url: str) -> None:  # noqa: F811
     assert study.trial(trial.number).user_attrs == done.user_attrs
     with pytest.raises(ConfigError, match="JSON"):
         study.set_user_attr(study.ask(), "bad", object())
+
+
+def test_system_attrs_are_kept_apart_from_user_attrs(storage_url: str, nb201) -> None:  # noqa: F811
+    study = make(storage_url)
+    trial = study.ask()
+    study.set_user_attr(trial, "workers", "mine")
+    study.set_system_attr(trial, "workers", [["node-1", 7]])
+    done = study.tell(trial, [1.0, 2.0], user_attrs={"kind": "user's"}, system_attrs={"reused_from": 3})
+    assert done.user_attrs == {"workers": "mine", "kind": "user's"}
+    assert done.system_attrs == {"workers": [["node-1", 7]], "reused_from": 3}
+    assert study.trial(trial.number) == done
+    queued = study.enqueue(arch(nb201, **{"1_0": "nor_conv_3x3"}), system_attrs={"derived_from": 0})
+    assert (queued.user_attrs, queued.system_attrs) == ({}, {"derived_from": 0})
+    assert study.ask().system_attrs == {"derived_from": 0}
+    copy = Trial(number=0, arch=done.arch, state=TrialState.PRUNED, system_attrs={"kind": "supernet"})
+    (added,) = study.add_trials([copy])
+    assert study.trial(added.number).system_attrs == {"kind": "supernet"} and added.user_attrs == {}
+    assert nas.store.trial_to_dict(added)["system_attrs"] == {"kind": "supernet"}
+    with pytest.raises(ConfigError, match="system attribute"):
+        study.set_system_attr(study.ask(), "bad", object())
 
 
 # -- curves and artifacts ------------------------------------------------------------------------
@@ -398,7 +419,7 @@ def test_stale_trials_fail_and_are_requeued(storage_url: str) -> None:  # noqa: 
     assert "stopped sending heartbeats" in study.trial(dead.number).error
     copy = study.trials(states="WAITING")
     assert len(copy) == 1 and (copy[0].arch, copy[0].seed, copy[0].budget) == (dead.arch, 2, 8.0)
-    assert copy[0].user_attrs == {"retry_of": dead.number}
+    assert copy[0].user_attrs == {} and copy[0].system_attrs == {"retry_of": dead.number}
     rerun = study.ask()
     assert rerun.number == copy[0].number and rerun.state is TrialState.RUNNING
     assert study.heartbeat(rerun) is True

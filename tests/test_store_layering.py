@@ -23,10 +23,32 @@ def test_only_the_store_imports_sqlalchemy_alembic_or_psycopg() -> None:
     assert offenders == []
 
 
+def _python(*statements: str) -> None:
+    """Run statements in a fresh interpreter: what they check is what importing loads."""
+    subprocess.run([sys.executable, "-c", "; ".join(statements)], check=True, cwd=REPO)
+
+
 def test_import_nas_does_not_load_the_store() -> None:
-    code = (
-        "import sys, nas; "
-        "assert 'sqlalchemy' not in sys.modules, 'import nas loaded sqlalchemy'; "
-        "assert callable(nas.create_study) and 'sqlalchemy' in sys.modules"
+    _python(
+        "import sys, nas",
+        "assert 'sqlalchemy' not in sys.modules, 'import nas loaded sqlalchemy'",
+        "assert callable(nas.create_study) and 'sqlalchemy' in sys.modules",
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_import_nas_store_loads_no_torch_ray_or_streamlit() -> None:
+    _python(
+        "import sys, nas.store, nas.store.study, nas.store.readonly",
+        "heavy = sorted({'torch', 'ray', 'streamlit'} & set(sys.modules))",
+        "assert not heavy, f'import nas.store loaded {heavy}'",
+    )
+
+
+def test_the_storage_env_var_is_spelled_once() -> None:
+    """``NAS_STORAGE`` is :data:`nas.store.url.ENV_VAR`; code elsewhere refers to that name."""
+    spelled = []
+    for folder in ("nas", "search_spaces", "predictors", "dashboard", "benchmarks"):
+        for path in (REPO / folder).rglob("*.py"):
+            if re.search(r"[\"']NAS_STORAGE[\"']", path.read_text(encoding="utf-8")):
+                spelled.append(str(path.relative_to(REPO)))
+    assert spelled == ["nas/store/url.py"]

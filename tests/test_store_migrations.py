@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -10,7 +11,7 @@ from store_fixtures import postgres_url, storage_url  # noqa: F401
 import nas
 from nas.core import StorageError, TrialState
 from nas.store import RDBStorage, SchemaOutOfDateError, head_revision, revisions
-from nas.store.testing import run_sql, schema_differences
+from nas.store.testing import downgrade, run_sql, schema_differences
 
 GENOTYPE = '{"space":"nb201","decisions":{"1<-0":"nor_conv_3x3","2<-0":"none","2<-1":"skip_connect","3<-0":"none","3<-1":"none","3<-2":"avg_pool_3x3"}}'
 
@@ -120,7 +121,46 @@ def test_upgrade_from_first_revision_keeps_every_row(storage_url: str) -> None: 
     assert [a.uri for a in study.artifacts(done)] == ["file:///w.pt"]
     # 0002 backfilled the RUNNING trial's heartbeat from its start, so a new driver fails and re-queues it.
     assert [t.number for t in study.fail_stale_trials(grace_s=3600)] == [running.number]
-    assert study.ask().number == 2 and study.trial(2).user_attrs == {"retry_of": 1}
+    retry = study.trial(study.ask().number)
+    assert retry.number == 2 and (retry.user_attrs, retry.system_attrs) == ({}, {"retry_of": 1})
+    store.close()
+
+
+#: The platform's bookkeeping as revision 0002 kept it: magic keys in the users' attributes.
+SYSTEM_ATTRS = {
+    "retry_of": 0,
+    "kind": "derived",
+    "method": "darts",
+    "derived_from": 0,
+    "reused_from": {"study": "a", "trial": 1},
+    "workers": [["n1", 7]],
+}
+
+
+def test_upgrade_to_0003_moves_the_platform_keys_to_system_attrs_and_back(storage_url: str) -> None:  # noqa: F811
+    store = RDBStorage(storage_url, check_schema=False)
+    store.upgrade("0001_base")
+    _fill_first_revision(storage_url)
+    assert store.upgrade("0002_heartbeats") == ("0001_base", "0002_heartbeats")
+    mixed = {"note": "mine", "kinds": 2, "test_accuracy": 90.5, **SYSTEM_ATTRS}
+    run_sql(storage_url, "UPDATE trials SET user_attrs = :a WHERE number = 1", {"a": json.dumps(mixed)})
+
+    assert store.upgrade() == ("0002_heartbeats", head_revision()) and head_revision() == "0003_system_attrs"
+    assert schema_differences(storage_url) == []
+    study = nas.load_study("old", storage_url)
+    done, moved = study.trials()
+    assert (done.user_attrs, done.system_attrs) == ({"note": "x"}, {})
+    assert moved.user_attrs == {"note": "mine", "kinds": 2, "test_accuracy": 90.5}
+    assert moved.system_attrs == SYSTEM_ATTRS
+    assert done.values == {"val_accuracy": 71.5} and study.metrics(done) == {"loss": [(0, 2.0), (1, 1.0)]}
+    study.close()
+
+    downgrade(storage_url, "0002_heartbeats")
+    assert store.schema_revision() == "0002_heartbeats"
+    rows = dict(run_sql(storage_url, "SELECT number, user_attrs FROM trials ORDER BY number"))
+    assert {n: json.loads(text) for n, text in rows.items()} == {0: {"note": "x"}, 1: mixed}
+    assert run_sql(storage_url, "SELECT count(*) FROM trial_values")[0][0] == 1
+    assert run_sql(storage_url, "SELECT count(*) FROM trial_metrics")[0][0] == 3
     store.close()
 
 

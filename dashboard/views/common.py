@@ -87,6 +87,22 @@ def cost_figures(trial: Trial) -> dict[str, float]:
     return found
 
 
+def origin(trial: Trial) -> str | None:
+    """Where a trial came from, from the platform's system attributes (``None`` for an ordinary trial)."""
+    system = trial.system_attrs
+    parts = []
+    if system.get("kind") == "supernet":
+        parts.append(f"supernet ({system['method']})" if system.get("method") else "supernet")
+    if system.get("derived_from") is not None:
+        parts.append(f"derived from supernet #{system['derived_from']}")
+    reused = system.get("reused_from")
+    if isinstance(reused, Mapping):
+        parts.append(f"reused from {reused.get('study')} #{reused.get('trial')}")
+    if system.get("retry_of") is not None:
+        parts.append(f"retry of #{system['retry_of']}")
+    return " · ".join(parts) or None
+
+
 def strategy_name(info: StudyInfo) -> str:
     """The search method stored in the study's config (``strategy.name``, or a one-shot ``method``)."""
     config = info.config or {}

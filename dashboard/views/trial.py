@@ -18,6 +18,7 @@ from dashboard.views.common import (
     fmt_time,
     fmt_value,
     go,
+    origin,
 )
 from nas.core.errors import NASError
 from nas.core.trial import Trial, TrialState
@@ -68,7 +69,8 @@ def render(url: str, study: str, number: int) -> None:
 
     curves()
     with st.expander("trial record and study config", expanded=False):
-        st.json({"user_attrs": dict(trial.user_attrs), "seed": trial.seed, "node": trial.node}, expanded=1)
+        record = {"user_attrs": dict(trial.user_attrs), "system_attrs": dict(trial.system_attrs)}
+        st.json({**record, "seed": trial.seed, "node": trial.node}, expanded=1)
         st.json({"space_options": dict(info.space_options), "config": dict(info.config)}, expanded=1)
 
 
@@ -92,9 +94,10 @@ def _summary(info: StudyInfo, trial: Trial) -> None:
     rest[0].metric("duration", "–" if seconds is None else f"{seconds:,.1f} s")
     rest[1].metric("budget", fmt_value(trial.budget))
     rest[2].metric("seed", str(trial.seed))
+    came_from = origin(trial)
     st.caption(
         f"started {fmt_time(trial.started_at)} · finished {fmt_time(trial.finished_at)} · "
-        f"worker {trial.node or '–'}"
+        f"worker {trial.node or '–'}" + (f" · {came_from}" if came_from else "")
     )
 
 

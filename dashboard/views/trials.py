@@ -25,11 +25,12 @@ from dashboard.views.common import (
     fmt_value,
     go,
     nav_key,
+    origin,
     strategy_name,
 )
 from nas.core.architecture import Architecture
 from nas.core.trial import TrialState
-from nas.store.readonly import TrialQuery
+from nas.store.readonly import MAX_CONTAINS_TERMS, TrialQuery
 from nas.store.records import StudyInfo, StudyStatus
 
 PAGE_SIZES = (25, 50, 100, 200)
@@ -116,7 +117,7 @@ def _filters(url: str, info: StudyInfo) -> tuple[TrialQuery, int]:
     query = TrialQuery(
         states=tuple(TrialState(s) for s in states) or None,
         ranges=ranges,
-        contains=tuple(contains.split())[:10],
+        contains=tuple(contains.split())[:MAX_CONTAINS_TERMS],
         order_by=order_by,
         descending=order == "descending",
     )
@@ -170,7 +171,11 @@ def _table(url: str, info: StudyInfo, query: TrialQuery, page_size: int, key: st
         row["architecture"] = queries.arch_text(space, trial.arch)
         row["duration (s)"] = duration_s(trial)
         row["finished"] = fmt_ago(trial.finished_at) if trial.finished_at else "–"
+        row["origin"] = origin(trial) or ""
         rows.append(row)
+    if not any(row["origin"] for row in rows):  # ordinary trials only: no empty column
+        for row in rows:
+            del row["origin"]
     event = st.dataframe(
         pd.DataFrame(rows),
         hide_index=True,

@@ -81,7 +81,7 @@ def streamlit_command(port: int, host: str) -> list[str]:
 )
 def dashboard_command(storage: str | None, port: int, host: str) -> None:
     """Start the web dashboard: studies, trials, architectures, comparisons, export."""
-    from nas.store import mask_url, parse_storage_url, resolve_storage_url
+    from nas.store import ENV_VAR, mask_url, parse_storage_url, resolve_storage_url
 
     url = resolve_storage_url(storage)
     parse_storage_url(url)  # a typo fails here with the allowed schemes, not inside the app
@@ -91,4 +91,4 @@ def dashboard_command(storage: str | None, port: int, host: str) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     # Replace this process: signals reach the server directly and there is no wrapper to orphan.
-    os.execve(sys.executable, command, {**os.environ, "NAS_STORAGE": url})
+    os.execve(sys.executable, command, {**os.environ, ENV_VAR: url})

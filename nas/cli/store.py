@@ -75,7 +75,7 @@ def db_current(storage: str | None) -> None:
 def studies_command(storage: str | None, as_json: bool) -> None:
     """List the stored studies with trial counts and best values."""
     from nas.store import study_to_dict
-    from nas.study import list_studies
+    from nas.store.study import list_studies
 
     summaries = list_studies(storage)
     if as_json:
@@ -124,7 +124,7 @@ def trials_command(
 ) -> None:
     """List the trials of STUDY (the latest first, or the best first with --sort)."""
     from nas.store import trial_to_dict
-    from nas.study import load_study
+    from nas.store.study import load_study
 
     loaded = load_study(study, storage)
     wanted = [s.upper() for s in states] or None

@@ -53,7 +53,13 @@ def parse_objectives(objectives: Mapping[str, str] | None) -> dict[str, Directio
 
 @dataclass(frozen=True)
 class Trial:
-    """One evaluation of one architecture in one study (a frozen snapshot)."""
+    """One evaluation of one architecture in one study (a frozen snapshot).
+
+    ``user_attrs`` belong to the user and the evaluator (test accuracy,
+    training time...); ``system_attrs`` hold the platform's own bookkeeping
+    (``retry_of``, ``kind``, ``method``, ``derived_from``, ``reused_from``,
+    ``workers``), kept apart so that neither can overwrite the other.
+    """
 
     number: int
     arch: Architecture
@@ -62,6 +68,7 @@ class Trial:
     seed: int = 0
     budget: float | None = None
     user_attrs: Mapping[str, Any] = field(default_factory=dict)
+    system_attrs: Mapping[str, Any] = field(default_factory=dict)
     error: str | None = None
     node: str | None = None
     started_at: datetime | None = None

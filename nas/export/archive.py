@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from nas.export.bundle import export_model
-from nas.study import Study, load_study
+from nas.store.study import Study, load_study
 
 
 def archive_name(study: str, trial: int) -> str:

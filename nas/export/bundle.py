@@ -58,7 +58,7 @@ from nas.export.parity import BATCH_SIZES, TOLERANCE, check_parity, parity_input
 from nas.export.selection import select_trial
 from nas.export.stored import read_stored_config
 from nas.export.weights import Weights, build_model, read_state_dict, retrain, stored_weights
-from nas.study import Study, load_study
+from nas.store.study import Study, load_study
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def export_model(
     latency_repeats: int = DEFAULT_REPEATS,
     parity_tolerance: float = TOLERANCE,
 ) -> ExportResult:
-    """Export one trial of ``study`` (a name or a :class:`~nas.study.Study`) as a bundle in ``out``.
+    """Export one trial of ``study`` (a name or a :class:`~nas.store.study.Study`) as a bundle in ``out``.
 
     ``trial=N`` or ``best=True`` (with ``objective`` when the study has
     several) chooses the trial. ``formats``: ``"all"`` or any of
@@ -285,6 +285,7 @@ def _write_bundle(
             "seed": trial.seed,
             "budget": trial.budget,
             "user_attrs": dict(trial.user_attrs),
+            "system_attrs": dict(trial.system_attrs),
             "finished_at": trial.finished_at.isoformat() if trial.finished_at else None,
         },
         "architecture": {

@@ -19,7 +19,7 @@ from nas.core.errors import ConfigError
 from nas.core.trial import Trial
 from nas.data import Dataset, load_dataset
 from nas.export.stored import StoredConfig
-from nas.study import Study
+from nas.store.study import Study
 from search_spaces.base import check_input_shape
 
 logger = logging.getLogger(__name__)

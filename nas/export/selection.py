@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from nas.core.errors import ArchitectureError, ConfigError, UnknownNameError
 from nas.core.trial import Trial, TrialState
-from nas.study import Study
+from nas.store.study import Study
 
 
 class AmbiguousBestError(ConfigError):

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from nas.config import BUILTIN_DATASETS, DatasetConfig, TrainSettings
 from nas.core.errors import ConfigError
-from nas.study import Study
+from nas.store.study import Study
 
 #: Why a user-function dataset is not loaded (shown as the missing test accuracy's reason).
 NO_STORED_CODE = "export does not run code named in a stored config"

@@ -31,7 +31,7 @@ from nas.core.trial import Trial
 from nas.export.context import ExportData
 from nas.export.errors import ChecksumError, ExportError
 from nas.export.files import path_from_uri, sha256_file
-from nas.study import Study
+from nas.store.study import Study
 
 logger = logging.getLogger(__name__)
 

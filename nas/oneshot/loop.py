@@ -87,8 +87,6 @@ class OneShotResult:
         """The supernet trial's attributes (the curves go to the metrics table instead)."""
         last = self.history[-1] if self.history else {}
         return {
-            "kind": "supernet",
-            "method": self.method,
             "derived_arch": self.arch_string,
             "epochs_completed": self.epochs,
             "stop_reason": self.stop_reason,

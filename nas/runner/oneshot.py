@@ -23,14 +23,14 @@ run has two phases, both on Ray and both resumable:
    trial machinery of :mod:`nas.runner.search` -- the configured evaluator
    (retrained by ``train``, or looked up by ``nb201_table``), ASHA, artifacts,
    retries -- and becomes a COMPLETE trial with the evaluator's values and
-   ``user_attrs.derived_from`` = the supernet trial's number.
+   ``system_attrs.derived_from`` = the supernet trial's number.
 
 **How a supernet is stored.** The supernet trial holds the derived
 architecture, state PRUNED, per-epoch curves ``supernet/train_loss``,
 ``supernet/train_accuracy``, ``supernet/val_loss``, ``supernet/val_accuracy``
 (and ``supernet/lr``, ``supernet/tau``, ``supernet/epoch_time_s``) and the
-softmaxed ``alpha/<edge>/<op>``, and ``user_attrs`` with ``kind: supernet``,
-the method, the collapse report, the rank correlation, the memory estimate and
+softmaxed ``alpha/<edge>/<op>``, ``system_attrs`` with ``kind: supernet`` and
+the method, and ``user_attrs`` with the collapse report, the rank correlation, the memory estimate and
 the final alpha. PRUNED, not COMPLETE: a supernet's accuracy with shared
 weights is not a stand-alone result of that architecture, so it must not
 count in ``best_trials``, Pareto fronts or result reuse (``Study.lookup``
@@ -277,6 +277,7 @@ def _store_supernet(study: Any, space: SearchSpace, report: Mapping[str, Any]) -
 
     seed = int(report.get(SEED) or 0)
     node = report.get(T.NODE)
+    system = {"kind": "supernet", "method": study.config.get("strategy", {}).get("name")}
     if report.get(T.ERROR):
         if not report.get(ARCH):
             logger.error("supernet seed %s failed before it had an architecture:\n%s", seed, report[T.ERROR])
@@ -286,7 +287,7 @@ def _store_supernet(study: Any, space: SearchSpace, report: Mapping[str, Any]) -
             arch=space.validate(Architecture.from_json(report[ARCH])),
             state=TrialState.FAIL,
             seed=seed,
-            user_attrs={"kind": "supernet", "method": study.config.get("strategy", {}).get("name")},
+            system_attrs=system,
             error=report[T.ERROR],
             node=node,
         )
@@ -300,6 +301,7 @@ def _store_supernet(study: Any, space: SearchSpace, report: Mapping[str, Any]) -
         state=TrialState.PRUNED,
         seed=seed,
         user_attrs=result.user_attrs(),
+        system_attrs=system,
         node=node,
     )
     (stored,) = study.add_trials([trial], metrics=[result.curves()])
@@ -370,7 +372,7 @@ def run_oneshot_search(
     stored = {
         t.seed: t
         for t in study.trials()
-        if t.user_attrs.get("kind") == "supernet" and t.user_attrs.get("method") == method
+        if t.system_attrs.get("kind") == "supernet" and t.system_attrs.get("method") == method
     }
     todo = [seed for seed in seeds if seed not in stored]
     _quiet_ray()
@@ -385,9 +387,9 @@ def run_oneshot_search(
     # Queue each stored supernet's architecture unless a derived trial exists (any state but FAIL).
     trials = study.trials()
     derived_from = {
-        t.user_attrs.get("derived_from")
+        t.system_attrs.get("derived_from")
         for t in trials
-        if t.user_attrs.get("derived_from") is not None and t.state is not TrialState.FAIL
+        if t.system_attrs.get("derived_from") is not None and t.state is not TrialState.FAIL
     }
     budget = _derived_budget(config)
     for seed in seeds:
@@ -401,7 +403,7 @@ def run_oneshot_search(
                 supernet.arch,
                 seed=seed,
                 budget=budget,
-                user_attrs={"kind": "derived", "method": method, "derived_from": supernet.number},
+                system_attrs={"kind": "derived", "method": method, "derived_from": supernet.number},
             )
     waiting = study.trials(states=TrialState.WAITING)
     done = effective_finished(study.trials())

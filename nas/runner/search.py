@@ -9,7 +9,7 @@ study of the space) are not trained again: their stored result is reused.
 
 Resume is replay: running the same command again reopens the study, marks
 trials of a dead driver FAIL and re-queues them (the copies carry
-``retry_of``), warm-starts the strategy from the finished trials and runs
+``retry_of`` in their system attributes), warm-starts the strategy from the finished trials and runs
 only what the budget still allows, so a study ends with exactly
 ``budget.trials`` finished trials that are not superseded by a retry.
 """
@@ -74,7 +74,9 @@ def artifacts_root(storage_url: str) -> Path:
 
 def effective_finished(trials: list[Trial]) -> list[Trial]:
     """Finished trials that no later retry supersedes (a re-queued copy names its original)."""
-    superseded = {t.user_attrs.get("retry_of") for t in trials if t.user_attrs.get("retry_of") is not None}
+    superseded = {
+        t.system_attrs.get("retry_of") for t in trials if t.system_attrs.get("retry_of") is not None
+    }
     return [t for t in trials if t.state in _FINISHED and t.number not in superseded]
 
 
@@ -170,7 +172,7 @@ def make_searcher(*args: Any, **kwargs: Any) -> Any:
             if worker[0] and self._workers.get(trial_id, [None])[-1] != worker:
                 # A new worker process for this trial: its first one, or a retry after a crash.
                 self._workers.setdefault(trial_id, []).append(worker)
-                self.study.set_user_attr(trial, "workers", [list(w) for w in self._workers[trial_id]])
+                self.study.set_system_attr(trial, "workers", [list(w) for w in self._workers[trial_id]])
                 self.study.heartbeat(trial, node=worker[0])
             self.study.report(trial, int(result[T.STEP]), json.loads(result.get(T.METRICS, "{}")))
 
@@ -199,10 +201,8 @@ def make_searcher(*args: Any, **kwargs: Any) -> Any:
             told = self.study.tell(
                 trial,
                 values={name: previous.value(name) for name in self.config.objectives},
-                user_attrs={
-                    "reused_from": {"study": previous.study, "trial": previous.number},
-                    "metrics": dict(previous.user_attrs.get("metrics", {})),
-                },
+                user_attrs={"metrics": dict(previous.user_attrs.get("metrics", {}))},
+                system_attrs={"reused_from": {"study": previous.study, "trial": previous.number}},
             )
             self.finished += 1
             self.strategy.tell(told)
@@ -288,7 +288,7 @@ def run_search(
     """Run (or resume) a search: the Python form of ``nas search CONFIG``."""
     import nas
     from nas.data import load_dataset
-    from nas.store import resolve_storage_url
+    from nas.store import ENV_VAR, resolve_storage_url
     from nas.strategies import create_strategy
 
     require("ray", "ray")
@@ -306,7 +306,7 @@ def run_search(
             config, storage=storage, address=address, resume=resume, show_progress=show_progress
         )
     # --storage, then $NAS_STORAGE, then the config's own storage field, then the default.
-    url = resolve_storage_url(storage or os.environ.get("NAS_STORAGE") or config.storage)
+    url = resolve_storage_url(storage or os.environ.get(ENV_VAR) or config.storage)
     space = config.space.create()
     started = time.monotonic()
 

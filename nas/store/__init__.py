@@ -2,8 +2,15 @@
 
 This package is the only place that imports SQLAlchemy or Alembic. Most
 users want the Study API (``nas.create_study`` and friends, in
-:mod:`nas.study`); this package offers the storage underneath it, the URL
+:mod:`nas.store.study`); this package offers the storage underneath it, the URL
 rules every component shares, the schema migrations and small records.
+
+The storage is split by role, each on a shared :mod:`~nas.store.database`:
+:mod:`~nas.store.writes` (study management, ask/tell, reports, heartbeats,
+imports, artifacts), :mod:`~nas.store.reads` (trials, pages, counts, best
+trials, curves) and :mod:`~nas.store.browse` (the dashboard's queries).
+:class:`RDBStorage` composes reads and writes on a read-write engine;
+:func:`open_readonly` composes reads and browse on a read-only one.
 """
 
 from __future__ import annotations
@@ -11,14 +18,17 @@ from __future__ import annotations
 from nas.store.errors import (
     DuplicateStudyError,
     SchemaOutOfDateError,
+    StoreMissingError,
     StudyNotFoundError,
     TrialFinishedError,
     TrialNotFoundError,
 )
 from nas.store.migrate import head_revision, revisions
+from nas.store.readonly import ReadOnlyStorage, open_readonly
 from nas.store.records import Artifact, StudyInfo, StudyStatus, StudySummary, study_to_dict, trial_to_dict
-from nas.store.storage import RDBStorage, default_node
+from nas.store.storage import RDBStorage
 from nas.store.url import DEFAULT_URL, ENV_VAR, mask_url, parse_storage_url, resolve_storage_url
+from nas.store.writes import default_node
 
 __all__ = [
     "DEFAULT_URL",
@@ -26,7 +36,9 @@ __all__ = [
     "Artifact",
     "DuplicateStudyError",
     "RDBStorage",
+    "ReadOnlyStorage",
     "SchemaOutOfDateError",
+    "StoreMissingError",
     "StudyInfo",
     "StudyNotFoundError",
     "StudyStatus",
@@ -36,6 +48,7 @@ __all__ = [
     "default_node",
     "head_revision",
     "mask_url",
+    "open_readonly",
     "parse_storage_url",
     "resolve_storage_url",
     "revisions",

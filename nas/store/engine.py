@@ -17,15 +17,22 @@
   sockets) in the child after ``fork``.
 * Driver exceptions never escape: they become :class:`StorageError` with the
   cause chained and the URL's password masked.
+* **Read-only engines** (:func:`make_readonly_engine`, for the dashboard and
+  other watchers of a running search) cannot write on the database side:
+  SQLite is opened through a ``file:...?mode=ro`` URI with ``PRAGMA
+  query_only``, PostgreSQL sessions are ``READ ONLY``. In WAL mode a SQLite
+  reader works on a snapshot and never takes a lock a writer waits for.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import time
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -45,6 +52,12 @@ T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: Seconds to wait for a PostgreSQL connection before reporting the server unreachable.
 PG_CONNECT_TIMEOUT_S = 10
+#: Milliseconds a reader waits on the rare WAL events that make SQLite busy for readers
+#: (recovery of a crashed writer's WAL index); readers never wait on ordinary writes.
+READER_BUSY_TIMEOUT_MS = 5_000
+#: Memory map and page cache of a read-only SQLite connection (bytes, KiB).
+READER_MMAP_BYTES = 512 * 2**20
+READER_CACHE_KIB = 64 * 1024
 #: Attempts of one transaction when the database reports a transient conflict.
 MAX_ATTEMPTS = 12
 
@@ -72,14 +85,38 @@ def make_engine(url: URL) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
     else:
-        connect_args: dict[str, Any] = {}
-        if "connect_timeout" not in url.query:
-            connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
         # No pool_pre_ping: a connection the server dropped fails its first
         # statement as "invalidated", which run_transaction retries on a new one.
-        engine = create_engine(url, connect_args=connect_args, pool_size=4, max_overflow=8)
+        engine = create_engine(url, connect_args=_pg_connect_args(url), pool_size=4, max_overflow=8)
     _ENGINES.add(engine)
     return engine
+
+
+def make_readonly_engine(url: URL) -> Engine:
+    """An engine that cannot write, for a validated URL whose SQLite file (if any) exists."""
+    if url.get_backend_name() == "sqlite":
+        uri = Path(url.database or "").as_uri() + "?mode=ro"
+
+        def connect() -> sqlite3.Connection:
+            return sqlite3.connect(
+                uri, uri=True, timeout=READER_BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+            )
+
+        # The URL names the file, so SQLAlchemy pools it as a file (QueuePool)
+        # and masks/prints it; ``creator`` makes the actual read-only connection.
+        engine = create_engine(url, creator=connect)
+        event.listen(engine, "connect", _sqlite_readonly_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+    else:
+        engine = create_engine(url, connect_args=_pg_connect_args(url), pool_size=2, max_overflow=4)
+        event.listen(engine, "connect", _pg_readonly_on_connect)
+    _ENGINES.add(engine)  # disposed in forked children like every store engine
+    return engine
+
+
+def _pg_connect_args(url: URL) -> dict[str, Any]:
+    # A server that does not answer is reported after a bounded wait, unless the URL says otherwise.
+    return {} if "connect_timeout" in url.query else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
 
 
 def _sqlite_on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -100,6 +137,36 @@ def _sqlite_on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> No
 def _sqlite_on_begin(connection: Connection) -> None:
     write = connection.get_execution_options().get("nas_write", False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _sqlite_readonly_on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    # Transactions are started explicitly (``BEGIN`` above) so that one read sees one snapshot.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA query_only = 1")
+        cursor.execute(f"PRAGMA busy_timeout = {READER_BUSY_TIMEOUT_MS}")
+        # Dashboard reads jump around a large file: map it and keep a bigger page cache.
+        cursor.execute(f"PRAGMA mmap_size = {READER_MMAP_BYTES}")
+        cursor.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")
+        mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        cursor.close()
+    if str(mode).lower() != "wal":
+        log.warning(
+            "the SQLite store is in %s journal mode, not WAL: reads may delay writers; any write "
+            "through the platform switches it to WAL",
+            mode,
+        )
+
+
+def _pg_readonly_on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    finally:
+        cursor.close()
+    dbapi_connection.commit()
 
 
 def _is_transient(exc: DBAPIError) -> bool:

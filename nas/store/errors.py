@@ -32,9 +32,14 @@ class SchemaOutOfDateError(StorageError):
     """The database schema is older (or newer) than this version of the platform."""
 
 
+class StoreMissingError(StorageError):
+    """The SQLite file of the store does not exist (nothing has been searched there yet)."""
+
+
 __all__ = [
     "DuplicateStudyError",
     "SchemaOutOfDateError",
+    "StoreMissingError",
     "StudyNotFoundError",
     "TrialFinishedError",
     "TrialNotFoundError",

@@ -123,7 +123,15 @@ def ensure_schema(engine: Engine) -> None:
             )
         upgrade(engine)
         return
-    raise SchemaOutOfDateError(
-        f"the store at {mask_url(engine.url)} has schema revision {revision!r} but this version of the "
-        f"platform needs {head!r}; back it up and run `{upgrade_command(engine)}`"
-    )
+    require_head(revision, engine)
+
+
+def require_head(revision: str, engine: Engine) -> None:
+    """Refuse a store at another revision than the head, naming the upgrade (or the newer platform) it needs."""
+    _check_known(revision, engine)
+    head = head_revision()
+    if revision != head:
+        raise SchemaOutOfDateError(
+            f"the store at {mask_url(engine.url)} has schema revision {revision!r} but this version of the "
+            f"platform needs {head!r}; back it up and run `{upgrade_command(engine)}`"
+        )

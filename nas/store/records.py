@@ -74,6 +74,7 @@ def trial_to_dict(trial: Trial) -> dict[str, Any]:
         "seed": trial.seed,
         "budget": trial.budget,
         "user_attrs": dict(trial.user_attrs),
+        "system_attrs": dict(trial.system_attrs),
         "error": trial.error,
         "node": trial.node,
         "started_at": _iso(trial.started_at),

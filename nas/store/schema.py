@@ -26,7 +26,7 @@ that must stay fast at 100,000 trials:
   locks the study row, which is what makes numbers gap- and duplicate-free
   under many writers.
 
-JSON documents (configs, user attributes, genotypes) are stored as text
+JSON documents (configs, user and system attributes, genotypes) are stored as text
 encoded by us (strict JSON, no NaN), identical on SQLite and PostgreSQL.
 """
 
@@ -128,6 +128,9 @@ trials = Table(
     Column("budget", Double, nullable=True),
     Column("state", String(8), nullable=False),
     Column("user_attrs", Text, nullable=False),
+    # The platform's own bookkeeping (retry_of, kind, method, derived_from, reused_from, workers),
+    # kept apart from the users' attributes (revision 0003).
+    Column("system_attrs", Text, nullable=False, server_default="{}"),
     Column("error", Text, nullable=True),
     Column("node", String(255), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),

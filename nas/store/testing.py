@@ -86,7 +86,7 @@ class ChainSpace(SearchSpace):
 
 def ask_tell_worker(url: str, study_name: str, count: int, worker: int) -> list[int]:
     """Ask and tell ``count`` trials (sampled architectures); return the trial numbers received."""
-    from nas.study import load_study
+    from nas.store.study import load_study
 
     study = load_study(study_name, url, space=ChainSpace())
     numbers = []
@@ -100,7 +100,7 @@ def ask_tell_worker(url: str, study_name: str, count: int, worker: int) -> list[
 
 def run_writer(url: str, study_name: str) -> None:
     """Ask, report and tell trials forever, printing each told trial's number (killed by the test)."""
-    from nas.study import load_study
+    from nas.store.study import load_study
 
     study = load_study(study_name, url, space=ChainSpace())
     i = 0
@@ -147,6 +147,20 @@ def run_sql(
         with engine.begin() as connection:
             result = connection.execute(text(statement), params or {})
             return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Migrate the store at ``url`` down to ``revision`` (the platform itself only upgrades)."""
+    from alembic import command
+
+    from nas.store.migrate import alembic_config
+
+    engine = create_engine(parse_storage_url(url))
+    try:
+        with engine.begin() as connection:
+            command.downgrade(alembic_config(connection), revision)
     finally:
         engine.dispose()
 

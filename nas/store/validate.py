@@ -15,8 +15,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nas.core.errors import ConfigError
+from nas.core.architecture import Architecture
+from nas.core.errors import ArchitectureError, ConfigError
 from nas.core.trial import Direction, TrialState
+from nas.store.records import StudyInfo
 
 #: Longest names the schema holds (see ``nas.store.schema``).
 MAX_STUDY_NAME = 255
@@ -183,3 +185,10 @@ def check_sha256(sha256: object) -> str | None:
     if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256.lower()):
         raise ConfigError(f"sha256 {sha256!r} is not allowed; expected 64 hexadecimal digits or None")
     return sha256.lower()
+
+
+def check_space(arch: object, info: StudyInfo) -> Architecture:
+    """An :class:`Architecture` of the study's space (a study never mixes spaces)."""
+    if not isinstance(arch, Architecture) or arch.space != info.space:
+        raise ArchitectureError(f"study {info.name!r} searches space {info.space!r}; got {arch!r}")
+    return arch

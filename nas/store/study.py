@@ -5,6 +5,9 @@ for trials and tells it results, the dashboard reads it, resume replays it.
 The facade adds what needs the search space (sampling, validation and
 canonical keys, via ``nas.core.SPACES``) to :class:`nas.store.RDBStorage`,
 which speaks only in ids, numbers and :class:`~nas.core.Trial` snapshots.
+It belongs to the store layer (it imports no plugin, torch or Ray: a space
+is built from the registry only when first needed); the top-level
+``nas.create_study``/``nas.load_study``/``nas.Study`` are this module's.
 
 Sampling is reproducible without shared state: when ``ask`` has no
 architecture and no trial is queued, trial number ``n`` of a study samples
@@ -18,29 +21,42 @@ from __future__ import annotations
 import functools
 import traceback
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 
 from nas.core.architecture import Architecture
-from nas.core.errors import ConfigError
+from nas.core.errors import ConfigError, StorageError
 from nas.core.space import SPACES, SearchSpace
 from nas.core.trial import Direction, Trial, TrialState
-from nas.store import DuplicateStudyError, RDBStorage, StudyNotFoundError, StudyStatus, StudySummary
-from nas.store.records import Artifact, StudyInfo
+from nas.store.errors import DuplicateStudyError, StudyNotFoundError
+from nas.store.facade import StoreFacade
+from nas.store.records import Artifact, StudyInfo, StudyStatus, StudySummary
+from nas.store.storage import RDBStorage
 from nas.store.validate import check_seed
+
+T = TypeVar("T")
 
 #: Objectives used when a study is created without any.
 DEFAULT_OBJECTIVES = {"val_accuracy": "max"}
 
-StorageLike = str | RDBStorage | None
+#: A URL, an open store (read-write, or read-only for a study that is only read), or the default.
+StorageLike = str | StoreFacade | None
 
 
-def _open(storage: StorageLike, *, create: bool) -> RDBStorage:
-    if isinstance(storage, RDBStorage):
+def _open(storage: StorageLike, *, create: bool) -> StoreFacade:
+    if isinstance(storage, StoreFacade):
         return storage
     return RDBStorage(storage, create=create)
+
+
+def _writable(store: StoreFacade, what: str) -> RDBStorage:
+    if not isinstance(store, RDBStorage):
+        raise StorageError(
+            f"cannot {what}: {store.url} is open read-only; open it with a URL or an RDBStorage"
+        )
+    return store
 
 
 def _make_space(name: str, options: Mapping[str, Any]) -> SearchSpace:
@@ -51,6 +67,22 @@ def _make_space(name: str, options: Mapping[str, Any]) -> SearchSpace:
         raise ConfigError(f"space {name!r} does not accept options {dict(options)!r}: {exc}") from exc
 
 
+class _Stored(Generic[T]):
+    """A read-only study attribute from its stored description (mappings are copies the caller may change)."""
+
+    def __init__(self, field: str, convert: Callable[[Any], T], doc: str) -> None:
+        self.field, self.convert, self.__doc__ = field, convert, doc
+
+    @overload
+    def __get__(self, study: None, owner: type) -> _Stored[T]: ...
+    @overload
+    def __get__(self, study: Study, owner: type | None = None) -> T: ...
+    def __get__(self, study: Study | None, owner: type | None = None) -> T | _Stored[T]:
+        if study is None:  # on the class (help(), documentation tools): the descriptor itself
+            return self
+        return self.convert(getattr(study._info, self.field))
+
+
 class Study:
     """A search stored in a database. Create with :func:`create_study` or :func:`load_study`.
 
@@ -58,41 +90,33 @@ class Study:
     or by their number.
     """
 
-    def __init__(self, storage: RDBStorage, info: StudyInfo, *, seed: int = 0) -> None:
+    def __init__(self, storage: StoreFacade, info: StudyInfo, *, seed: int = 0) -> None:
         self._storage = storage
         self._info = info
         self._seed = check_seed(seed)
 
     # -- description ------------------------------------------------------------
-    @property
-    def name(self) -> str:
-        return self._info.name
+    name = _Stored("name", str, "The study's name, unique in its store.")
+    study_id = _Stored("study_id", int, "The study's id in its store.")
+    objectives: _Stored[dict[str, Direction]] = _Stored(
+        "objectives", dict, "Objective name -> direction, the first being the primary one."
+    )
+    space_name = _Stored("space", str, "The registered name of the study's search space.")
+    space_options: _Stored[dict[str, Any]] = _Stored(
+        "space_options", dict, "Options the space is built with."
+    )
+    config: _Stored[dict[str, Any]] = _Stored(
+        "config", dict, "The search configuration stored with the study."
+    )
 
     @property
-    def storage(self) -> RDBStorage:
+    def storage(self) -> StoreFacade:
+        """The store: an :class:`~nas.store.RDBStorage`, or a read-only store for a study that is only read."""
         return self._storage
 
     @property
-    def study_id(self) -> int:
-        return self._info.study_id
-
-    @property
-    def objectives(self) -> dict[str, Direction]:
-        """Objective name -> direction, the first being the primary one."""
-        return dict(self._info.objectives)
-
-    @property
-    def space_name(self) -> str:
-        return self._info.space
-
-    @property
-    def space_options(self) -> dict[str, Any]:
-        return dict(self._info.space_options)
-
-    @property
-    def config(self) -> dict[str, Any]:
-        """The search configuration stored with the study."""
-        return dict(self._info.config)
+    def _writer(self) -> RDBStorage:
+        return _writable(self._storage, f"write to study {self.name!r}")
 
     @functools.cached_property
     def space(self) -> SearchSpace:
@@ -106,7 +130,7 @@ class Study:
 
     def finish(self, status: StudyStatus | str = StudyStatus.FINISHED) -> None:
         """Mark the study finished (or failed); asking again re-opens it as running."""
-        self._storage.set_study_status(self.study_id, status)
+        self._writer.set_study_status(self.study_id, status)
 
     def close(self) -> None:
         """Release pooled database connections."""
@@ -139,7 +163,7 @@ class Study:
         ``node`` names the worker (default ``host:pid``).
         """
         keyed = self._keyed(arch) if arch is not None else None
-        return self._storage.ask(
+        return self._writer.ask(
             self.study_id, arch=keyed, propose=self._propose, seed=seed, budget=budget, node=node
         )
 
@@ -151,28 +175,31 @@ class Study:
         state: TrialState | str | None = None,
         error: str | BaseException | None = None,
         user_attrs: Mapping[str, Any] | None = None,
+        system_attrs: Mapping[str, Any] | None = None,
     ) -> Trial:
         """Finish a trial: COMPLETE with ``values`` (one per objective), or ``state=FAIL``/``PRUNED``.
 
-        ``error`` may be an exception; its traceback is stored. Returns the
-        finished trial; telling a finished trial raises
-        :class:`~nas.store.TrialFinishedError`.
+        ``error`` may be an exception; its traceback is stored. ``user_attrs``
+        are the user's; ``system_attrs`` the platform's own bookkeeping (e.g.
+        ``reused_from``). Returns the finished trial; telling a finished trial
+        raises :class:`~nas.store.TrialFinishedError`.
         """
         if state is None:
             state = TrialState.FAIL if error is not None and values is None else TrialState.COMPLETE
         if isinstance(error, BaseException):
             error = "".join(traceback.format_exception(error)).rstrip()
-        return self._storage.tell(
-            self.study_id, self._number(trial), state=state, values=values, error=error, user_attrs=user_attrs
+        attrs = {"user_attrs": user_attrs, "system_attrs": system_attrs}
+        return self._writer.tell(
+            self.study_id, self._number(trial), state=state, values=values, error=error, **attrs
         )
 
     def report(self, trial: Trial | int, step: int, metrics: Mapping[str, float]) -> None:
         """Store one step of a running trial's curves (``{"val_accuracy": 71.2, "loss": 0.8}``)."""
-        self._storage.report(self.study_id, self._number(trial), step, metrics)
+        self._writer.report(self.study_id, self._number(trial), step, metrics)
 
     def heartbeat(self, trial: Trial | int, node: str | None = None) -> bool:
         """Tell the store the trial's worker is alive (on ``node``, if given); ``False`` once it has finished."""
-        return self._storage.heartbeat(self.study_id, self._number(trial), node)
+        return self._writer.heartbeat(self.study_id, self._number(trial), node)
 
     def enqueue(
         self,
@@ -181,19 +208,23 @@ class Study:
         budget: float | None = None,
         *,
         user_attrs: Mapping[str, Any] | None = None,
+        system_attrs: Mapping[str, Any] | None = None,
     ) -> Trial:
         """Queue an architecture (WAITING); the next ``ask()`` without an architecture runs it."""
-        return self._storage.enqueue(
-            self.study_id, self._keyed(arch), seed=seed, budget=budget, user_attrs=user_attrs
-        )
+        attrs = {"user_attrs": user_attrs, "system_attrs": system_attrs}
+        return self._writer.enqueue(self.study_id, self._keyed(arch), seed=seed, budget=budget, **attrs)
 
     def fail_stale_trials(self, grace_s: float, *, requeue: bool = True) -> list[Trial]:
         """Mark RUNNING trials without a heartbeat for ``grace_s`` seconds FAIL, re-queueing copies."""
-        return self._storage.fail_stale_trials(self.study_id, grace_s, requeue=requeue)
+        return self._writer.fail_stale_trials(self.study_id, grace_s, requeue=requeue)
 
     def set_user_attr(self, trial: Trial | int, key: str, value: Any) -> None:
         """Set a JSON-serialisable attribute of an unfinished trial."""
-        self._storage.set_trial_user_attr(self.study_id, self._number(trial), key, value)
+        self._writer.set_trial_user_attr(self.study_id, self._number(trial), key, value)
+
+    def set_system_attr(self, trial: Trial | int, key: str, value: Any) -> None:
+        """Set a system attribute (the platform's bookkeeping, e.g. ``workers``) of an unfinished trial."""
+        self._writer.set_trial_system_attr(self.study_id, self._number(trial), key, value)
 
     def add_trials(
         self,
@@ -201,7 +232,7 @@ class Study:
         metrics: Sequence[Mapping[str, Sequence[tuple[int, float]]]] | None = None,
     ) -> list[Trial]:
         """Import finished trials (e.g. from another study) atomically; they get new numbers here."""
-        return self._storage.add_trials(self.study_id, [self._keyed_trial(t) for t in trials], metrics)
+        return self._writer.add_trials(self.study_id, [self._keyed_trial(t) for t in trials], metrics)
 
     def _keyed_trial(self, trial: Trial) -> tuple[Trial, str]:
         if not isinstance(trial, Trial):
@@ -211,7 +242,7 @@ class Study:
     # -- artifacts -----------------------------------------------------------------------
     def add_artifact(self, trial: Trial | int, kind: str, uri: str, sha256: str | None = None) -> Artifact:
         """Record a file the trial produced (weights, ONNX, plots) by URI and checksum."""
-        return self._storage.add_artifact(self.study_id, self._number(trial), kind, uri, sha256)
+        return self._writer.add_artifact(self.study_id, self._number(trial), kind, uri, sha256)
 
     def artifacts(self, trial: Trial | int) -> list[Artifact]:
         return self._storage.artifacts(self.study_id, self._number(trial))
@@ -322,7 +353,7 @@ def create_study(
         except StudyNotFoundError:
             pass
     try:
-        info = store.create_study(
+        info = _writable(store, f"create study {name!r}").create_study(
             name, space=instance.name, objectives=wanted, space_options=instance.options, config=config
         )
     except DuplicateStudyError:
