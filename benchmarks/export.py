@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 import nas
-from nas.config import load_config
+from nas.settings import load_config
 from nas.export.formats import (
     load_torchscript,
     onnx_runner,

@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from nas.config import DatasetConfig
+from nas.settings.dataset import DatasetConfig
 from nas.core.errors import ConfigError
 from nas.data_paths import CIFAR10_SUBSET, data_path
 

@@ -34,10 +34,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.config import TrainSettings
 from nas.core.errors import ConfigError
 from nas.core.evaluator import Reporter
 from nas.data import Dataset
+from nas.settings.train import TrainSettings
 
 logger = logging.getLogger(__name__)
 
@@ -108,12 +108,6 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
-
-
-def check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or int(seed) < 0:
-        raise ConfigError(f"seed={seed!r} is not allowed; expected a non-negative integer")
-    return int(seed)
 
 
 # -- pieces of the loop ---------------------------------------------------------------------------------
@@ -332,7 +326,6 @@ __all__ = [
     "Precision",
     "augment_batch",
     "batches",
-    "check_seed",
     "evaluate",
     "fit",
     "make_optimizer",

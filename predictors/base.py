@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nas.core import Architecture, ConfigError, Predictor, SearchSpace
+from nas.core.seeds import check_seed
 from predictors.features import ExtraFeatures, Featurizer
 from predictors.targets import TargetTransform
 
@@ -71,9 +72,7 @@ class EncodedPredictor(Predictor):
         extra_features: ExtraFeatures | None = None,
         target_transform: str = "standard",
     ) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ConfigError(f"seed={seed!r} is not allowed; expected an integer >= 0")
-        super().__init__(space, seed)
+        super().__init__(space, check_seed(seed))
         self.featurizer = Featurizer(space, encoding, extra_features)
         self.target = TargetTransform(target_transform)
         self._fitted = False

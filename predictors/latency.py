@@ -31,6 +31,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import HuberRegressor
 
 from nas.core import PREDICTORS, Architecture, ConfigError, Predictor, Scalar, SearchSpace, positive_int
+from nas.core.seeds import check_seed
 from predictors.base import check_targets, fraction_option
 
 #: Scale factor turning a median absolute deviation into a normal std.
@@ -41,8 +42,7 @@ class _OneHotPredictor(Predictor):
     """Validation and encoding shared by the latency predictors (raw one-hot, no scaling)."""
 
     def __init__(self, space: SearchSpace, seed: int = 0) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ConfigError(f"seed={seed!r} is not allowed; expected an integer >= 0")
+        check_seed(seed)
         super().__init__(space, seed)
         self._fitted = False
 

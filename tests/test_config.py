@@ -1,4 +1,8 @@
-"""The search config: every example loads, defaults, JSON round trip, and the error messages users see."""
+"""The search config: every example loads, defaults, JSON round trip, and the error messages users see.
+
+``load_config`` checks the schema; options only a plugin can judge are checked
+by building the plan (``nas.runner.build_plan``), before anything runs.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from nas.config import (
+from nas.core import ConfigError, Direction
+from nas.runner import build_plan
+from nas.settings import (
     PluginEvaluatorConfig,
     SearchConfig,
     TrainEvaluatorConfig,
     load_config,
 )
-from nas.core import ConfigError, Direction
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
 MINIMAL = {"name": "t", "space": {"name": "nb201", "channels": 4, "cells": 1}}
@@ -26,6 +31,12 @@ def with_(**changes: object) -> dict[str, object]:
 def error_of(source: object) -> str:
     with pytest.raises(ConfigError) as info:
         load_config(source)  # type: ignore[arg-type]
+    return str(info.value)
+
+
+def plan_error_of(source: object) -> str:
+    with pytest.raises(ConfigError) as info:
+        build_plan(source)  # type: ignore[arg-type]
     return str(info.value)
 
 
@@ -43,7 +54,7 @@ def test_examples_exist() -> None:
 def test_every_example_loads_and_round_trips(path: Path) -> None:
     config = load_config(path)
     assert config.name
-    config.space.create()  # the space with these options exists
+    build_plan(config)  # the space, strategy and evaluator options are accepted
     dumped = config.model_dump(mode="json")
     assert load_config(json.loads(json.dumps(dumped))) == config
 
@@ -78,7 +89,7 @@ def test_plugin_evaluator_keeps_its_options_and_needs_no_dataset() -> None:
 def test_space_options_are_passed_through() -> None:
     config = load_config(MINIMAL)
     assert config.space.options == {"channels": 4, "cells": 1}
-    assert config.space.create().options == {"channels": 4, "cells": 1}
+    assert build_plan(config).space.options == {"channels": 4, "cells": 1}
 
 
 def test_objectives_constraints_and_seeds_are_parsed() -> None:
@@ -159,8 +170,9 @@ def test_unknown_space_lists_allowed_names() -> None:
     ("options", "fragment"),
     [({"channels": -1}, "channels=-1"), ({"chanels": 8}, "no option(s) ['chanels']")],
 )
-def test_bad_space_options_fail_at_load(options: dict[str, object], fragment: str) -> None:
-    message = error_of(with_(space={"name": "nb201", **options}))
+def test_bad_space_options_fail_in_the_plan(options: dict[str, object], fragment: str) -> None:
+    load_config(with_(space={"name": "nb201", **options}))  # the schema cannot judge space options
+    message = plan_error_of(with_(space={"name": "nb201", **options}))
     assert "space:" in message and fragment in message
 
 
@@ -169,9 +181,9 @@ def test_unknown_strategy_and_bad_strategy_options() -> None:
         "strategy.name: unknown strategy or one-shot method 'evolutoin'. Did you mean 'evolution'?"
         in error_of(with_(strategy={"name": "evolutoin"}))
     )
-    message = error_of(with_(strategy={"name": "evolution", "population_size": 2, "tournament_size": 5}))
+    message = plan_error_of(with_(strategy={"name": "evolution", "population_size": 2, "tournament_size": 5}))
     assert "strategy:" in message and "tournament_size=5" in message
-    message = error_of(with_(strategy={"name": "evolution", "population": 8}))
+    message = plan_error_of(with_(strategy={"name": "evolution", "population": 8}))
     assert "population" in message and "population_size" in message
 
 
@@ -182,7 +194,7 @@ def test_strategy_may_not_set_what_the_top_level_sets() -> None:
 
 def test_unknown_evaluator_and_plugin_option() -> None:
     assert "evaluator.name: unknown evaluator 'trian'" in error_of(with_(evaluator={"name": "trian"}))
-    message = error_of(with_(space={"name": "nb201"}, evaluator={"name": "nb201_table", "metrik": "x"}))
+    message = plan_error_of(with_(space={"name": "nb201"}, evaluator={"name": "nb201_table", "metrik": "x"}))
     assert "no option(s) ['metrik']" in message and "metric" in message
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from nas.config import DatasetConfig
+from nas.settings.dataset import DatasetConfig
 from nas.core import ConfigError
 from nas.data import Dataset, load_dataset
 

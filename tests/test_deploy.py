@@ -296,7 +296,7 @@ def test_the_rayjob_runs_nas_search_on_the_mounted_config() -> None:
 
 
 def test_the_cluster_search_config_is_valid_and_leaves_storage_to_the_environment() -> None:
-    from nas.config import load_config
+    from nas.settings import load_config
 
     config = load_config(K8S / "search.yaml")
     assert config.storage is None  # $NAS_STORAGE from the Secret decides

@@ -27,7 +27,7 @@ from torch import nn
 
 import nas
 from nas.cli import main
-from nas.config import load_config
+from nas.settings import load_config
 from nas.core import Architecture, ArchitectureError, ConfigError, TrialState, UnknownNameError
 from nas.data import load_dataset
 from nas.evaluators.train import TrainEvaluator

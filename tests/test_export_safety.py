@@ -28,7 +28,7 @@ from test_export import EVALUATOR, SYNTHETIC, add_trained_trial
 
 import nas
 from nas.cli import main
-from nas.config import load_config
+from nas.settings import load_config
 from nas.core import ConfigError
 from nas.export import export_archive, export_model, load_exported
 from nas.export.files import check_target

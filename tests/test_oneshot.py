@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from nas.config import load_config
+from nas.settings import load_config
 from nas.core import ArchitectureError, ConfigError, UnknownNameError
 from nas.core.oneshot import ONESHOT, oneshot_view
 from nas.core.space import SPACES as SPACE_REGISTRY

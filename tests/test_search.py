@@ -23,7 +23,7 @@ import yaml
 import nas
 from nas.core import TrialState
 from nas.runner import run_search
-from nas.runner.search import effective_finished
+from nas.runner.recovery import effective_finished
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

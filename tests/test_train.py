@@ -254,10 +254,11 @@ def test_augment_batch_crops_and_flips_the_input() -> None:
 @pytest.mark.slow
 def test_quickstart_setting_reaches_95_percent_on_digits(tmp_path: Path) -> None:
     """The quickstart's space and training settings: one good cell, 4 epochs, one thread."""
-    from nas.config import load_config
+    from nas.runner import build_plan
+    from nas.settings import load_config
 
     config = load_config(Path(__file__).resolve().parents[1] / "examples" / "quickstart.yaml")
-    space = config.space.create()
+    space = build_plan(config).space
     evaluator = TrainEvaluator(
         space,
         config.dataset,

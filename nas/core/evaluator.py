@@ -4,6 +4,11 @@ Evaluators are plugins: a tabular benchmark looks results up, a zero-cost
 proxy scores a fresh network, the train evaluator trains one. The runner
 calls ``evaluate`` inside a Ray trial; ``report`` streams per-epoch metrics
 (learning curves, for early stopping and the store).
+
+An evaluator says what it needs as class metadata (``needs_data``,
+``produces_weights``, ``uses_devices``, ``settings_model``, ``fidelity``), so
+that the config, the driver and export ask the evaluator instead of
+recognising particular evaluators by name.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 from nas.core.architecture import Architecture
 from nas.core.registry import Registry
@@ -36,11 +42,42 @@ class EvalResult:
     artifacts: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class EvalContext:
+    """What the runner offers an evaluator besides its options (used only by those that need it)."""
+
+    #: The search's dataset (``None`` unless the evaluator ``needs_data``).
+    dataset: Any = None
+    #: The seed of the train/validation split (the same for every trial of a study).
+    data_seed: int = 0
+    #: Where artifact files (weights) go.
+    workdir: Path | None = None
+    #: The trial's CPU share.
+    num_threads: int | None = None
+
+
 class Evaluator(abc.ABC):
     """Base class of every evaluator plugin."""
 
+    #: Whether evaluating trains on the search's dataset: the driver then loads it (the config
+    #: defaults it to ``digits``) and hands it to :meth:`create`.
+    needs_data: ClassVar[bool] = False
+    #: Whether a result carries a ``weights`` artifact (export then needs no retraining).
+    produces_weights: ClassVar[bool] = False
+    #: Whether models run on a device chosen by a ``device`` option (``cuda`` needs ``resources.gpu``).
+    uses_devices: ClassVar[bool] = False
+    #: The pydantic model of the options, validated at load; ``None``: the constructor's keywords.
+    settings_model: ClassVar[type | None] = None
+    #: The option that is the trial budget (fidelity), e.g. ``"epochs"``; ``None``: no fidelity.
+    fidelity: ClassVar[str | None] = None
+
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
+
+    @classmethod
+    def create(cls, space: SearchSpace, options: Mapping[str, Any], context: EvalContext) -> Evaluator:
+        """The evaluator of one trial, from the config's options and what the runner offers."""
+        return cls(space, **options)
 
     @abc.abstractmethod
     def evaluate(

@@ -39,6 +39,7 @@ import numpy as np
 from nas.core.architecture import Architecture
 from nas.core.errors import ArchitectureError, ConfigError
 from nas.core.registry import Registry
+from nas.core.seeds import check_seed
 from nas.core.space import SearchSpace
 from nas.core.trial import Direction, Trial, TrialState, parse_objectives
 
@@ -395,11 +396,7 @@ def _entropy(seed: int | np.random.Generator | None) -> int:
         return int(seed.integers(2**63))
     if seed is None:
         return int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(
-            f"seed={seed!r} is not allowed; expected a non-negative integer or a numpy Generator"
-        )
-    return seed
+    return check_seed(seed)
 
 
 #: Registered strategies; importing ``nas.strategies`` registers the built-ins.

@@ -21,19 +21,21 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from pydantic import ValidationError
 
-from nas.config import DatasetConfig, TrainSettings, format_validation_error
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
-from nas.core.evaluator import EVALUATORS, EvalResult, Evaluator, Reporter
+from nas.core.evaluator import EVALUATORS, EvalContext, EvalResult, Evaluator, Reporter
+from nas.core.seeds import check_seed
 from nas.core.space import SearchSpace
 from nas.data import Dataset, load_dataset
+from nas.settings.dataset import DatasetConfig
+from nas.settings.errors import format_validation_error
+from nas.settings.train import TrainSettings
 from nas.training import (
-    check_seed,
     fit,
     measure_latency_ms,
     resolve_device,
@@ -63,7 +65,7 @@ METRICS: tuple[str, ...] = (
 class TrainEvaluator(Evaluator):
     """Train each architecture from scratch with :func:`nas.training.fit`.
 
-    ``settings`` (a :class:`~nas.config.TrainSettings` or mapping) and keyword
+    ``settings`` (a :class:`~nas.settings.train.TrainSettings` or mapping) and keyword
     ``options`` (same names: ``epochs``, ``batch_size``, ``lr``,
     ``optimizer``, ...) are merged and validated together. ``data_seed``
     splits validation off the training set (the same for every trial of a
@@ -71,6 +73,24 @@ class TrainEvaluator(Evaluator):
     ``num_threads`` is the per-trial CPU share; ``workdir`` receives the
     weight files (default: a fresh temporary directory).
     """
+
+    needs_data: ClassVar[bool] = True
+    produces_weights: ClassVar[bool] = True
+    uses_devices: ClassVar[bool] = True
+    settings_model: ClassVar[type | None] = TrainSettings
+    fidelity: ClassVar[str | None] = "epochs"
+
+    @classmethod
+    def create(cls, space: SearchSpace, options: Mapping[str, Any], context: EvalContext) -> TrainEvaluator:
+        """A trial's evaluator: the search's dataset and split seed, the trial's workdir and CPU share."""
+        return cls(
+            space,
+            context.dataset,
+            settings=dict(options),
+            data_seed=context.data_seed,
+            workdir=context.workdir,
+            num_threads=context.num_threads,
+        )
 
     def __init__(
         self,

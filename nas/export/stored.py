@@ -3,15 +3,15 @@
 A stored config is data from the store, which may be shared or come from
 elsewhere, and it can name code: ``plugins:`` modules to import and a
 ``package.module:function`` dataset to call. Validating it with
-:func:`nas.config.load_config` would run both, so export never does.
+:func:`nas.settings.load_config` would run both, so export never does.
 It reads the raw dict instead and takes only:
 
 * the dataset section, when it names a built-in dataset (``digits``,
   ``cifar10``, ``image_folder``, ``synthetic``), parsed with
-  :class:`~nas.config.DatasetConfig` (which imports nothing); a user
+  :class:`~nas.settings.dataset.DatasetConfig` (which imports nothing); a user
   function is not called, so its test accuracy is unavailable and its
   trials cannot be retrained here;
-* the train evaluator's settings, parsed with :class:`~nas.config.TrainSettings`;
+* the train evaluator's settings, parsed with :class:`~nas.settings.train.TrainSettings`;
 * the evaluator's name (a string, never looked up) and the data seed.
 
 The model itself is built from the study's space name and options and the
@@ -27,7 +27,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from nas.config import BUILTIN_DATASETS, DatasetConfig, TrainSettings
+from nas.settings.dataset import BUILTIN_DATASETS, DatasetConfig
+from nas.settings.train import TrainSettings
 from nas.core.errors import ConfigError
 from nas.store.study import Study
 

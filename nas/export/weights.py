@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
-from nas.config import TrainSettings
+from nas.settings.train import TrainSettings
 from nas.core.architecture import Architecture
 from nas.core.space import SearchSpace
 from nas.core.trial import Trial

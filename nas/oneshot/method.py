@@ -35,12 +35,13 @@ from torch import nn
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
 from nas.core.oneshot import KINDS, oneshot_view, spaces_with
+from nas.core.seeds import check_seed
 from nas.core.space import SearchSpace
 from nas.data import Dataset
 from nas.oneshot.data import SearchData, epoch_batches, split_dataset
 from nas.oneshot.settings import OneShotSettings, parse_settings
 from nas.supernet.base import Supernet
-from nas.training import augment_batch, check_seed, resolve_device, seeded
+from nas.training import augment_batch, resolve_device, seeded
 
 logger = logging.getLogger(__name__)
 

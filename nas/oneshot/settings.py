@@ -171,7 +171,7 @@ def parse_settings(method: str, options: Mapping[str, Any] | OneShotSettings | N
         try:
             settings = OneShotSettings.model_validate(dict(options or {}))
         except ValidationError as exc:
-            from nas.config import format_validation_error
+            from nas.settings.errors import format_validation_error
 
             raise ConfigError(
                 f"invalid options for one-shot method {method!r}:\n"

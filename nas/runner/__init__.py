@@ -1,5 +1,6 @@
-"""Orchestration of black-box searches on Ray Tune (``nas search``)."""
+"""Orchestration of searches on Ray Tune (``nas search``): one driver for black-box and one-shot."""
 
-from nas.runner.search import SearchOutcome, run_search
+from nas.runner.driver import SearchOutcome, run_search
+from nas.runner.plan import SearchPlan, build_plan
 
-__all__ = ["SearchOutcome", "run_search"]
+__all__ = ["SearchOutcome", "SearchPlan", "build_plan", "run_search"]

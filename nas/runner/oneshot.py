@@ -1,8 +1,9 @@
 """``nas search`` for one-shot methods: supernets as Ray Tune trials, derived cells as ordinary trials.
 
 A config whose ``strategy`` names a one-shot method (``darts``, ``pc_darts``,
-``gdas``, ``spos``) comes here from :func:`nas.runner.search.run_search`. The
-run has two phases, both on Ray and both resumable:
+``gdas``, ``spos``) runs this phase of :func:`nas.runner.driver.run_search`
+(which opens the study and reports the outcome as for any search). It has
+two steps, both on Ray and both resumable:
 
 1. **Supernets.** Every seed (``strategy.seeds``, default the config's seed)
    is one Tune trial (``concurrent`` at once, ``resources`` each). A worker
@@ -20,7 +21,7 @@ run has two phases, both on Ray and both resumable:
 
 2. **Derived architectures.** The driver stores each supernet as a trial and
    queues its derived architecture, which then runs through the ordinary
-   trial machinery of :mod:`nas.runner.search` -- the configured evaluator
+   trial machinery of :mod:`nas.runner.trials` -- the configured evaluator
    (retrained by ``train``, or looked up by ``nb201_table``), ASHA, artifacts,
    retries -- and becomes a COMPLETE trial with the evaluator's values and
    ``system_attrs.derived_from`` = the supernet trial's number.
@@ -55,13 +56,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.config import SearchConfig, TrainEvaluatorConfig, load_config
 from nas.core import Architecture, Trial, TrialState
-from nas.core.errors import NASError, require
 from nas.core.registry import import_plugins
 from nas.core.space import SPACES, SearchSpace
 from nas.runner import trainable as T
 from nas.runner.cluster import connect
+from nas.runner.context import SearchRun
+from nas.runner.plan import SearchPlan
+from nas.runner.recovery import MAX_RETRIES, effective_finished
+from nas.runner.trials import quiet_ray, run_trials
+from nas.settings.search import SearchConfig
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +130,7 @@ def run_supernet(config: dict[str, Any], job: SupernetJob, dataset: Any) -> None
                 with tempfile.TemporaryDirectory(prefix="nas-oneshot-") as directory:
                     save_checkpoint(trained, directory)
                     tune.report(
-                        {**T._clean(metrics), EPOCH: trained.epoch, SEED: seed, T.NODE: node},
+                        {**T.clean_metrics(metrics), EPOCH: trained.epoch, SEED: seed, T.NODE: node},
                         checkpoint=tune.Checkpoint.from_directory(directory),
                     )
 
@@ -213,8 +217,6 @@ def _train_supernets(
 ) -> list[dict[str, Any]]:
     """Run (or restore) the Tune experiment of the supernet seeds; returns each trial's final report."""
     from ray import tune
-
-    from nas.runner.search import MAX_RETRIES
 
     name = _experiment_name(config, seeds)
     job = SupernetJob(
@@ -311,143 +313,70 @@ def _store_supernet(study: Any, space: SearchSpace, report: Mapping[str, Any]) -
     return stored
 
 
-def _derived_budget(config: SearchConfig) -> float | None:
-    evaluator = config.evaluator
-    return float(evaluator.epochs) if isinstance(evaluator, TrainEvaluatorConfig) else None
+class OneShotPhase:
+    """Supernets per seed, then their derived architectures as ordinary trials."""
 
+    def check(self, plan: SearchPlan, dataset: Any) -> None:
+        """Everything that can fail on input (data split, memory, rank table) fails before the study is written."""
+        from nas.oneshot import create_method
 
-def run_oneshot_search(
-    config: SearchConfig | Mapping[str, Any] | str | os.PathLike[str],
-    *,
-    storage: str | None = None,
-    address: str | None = None,
-    resume: bool = False,
-    show_progress: bool = True,
-) -> Any:
-    """Run (or resume) a one-shot search; returns :class:`nas.runner.search.SearchOutcome`."""
-    import nas
-    from nas.data import load_dataset
-    from nas.oneshot import check_options, create_method
-    from nas.runner.progress import SearchProgress
-    from nas.runner.search import (
-        SearchOutcome,
-        _fit,
-        _Heartbeat,
-        _quiet_ray,
-        _wait_for_orphans,
-        artifacts_root,
-        effective_finished,
-        make_searcher,
-    )
-    from nas.store import resolve_storage_url
-    from nas.strategies import create_strategy
-
-    require("ray", "ray")
-    from ray import tune
-
-    config = load_config(config)
-    url = resolve_storage_url(storage or config.storage)
-    space = config.space.create()
-    started = time.monotonic()
-    settings = check_options(config.strategy.name, space, config.strategy.options)
-    seeds = settings.seed_list(config.seed)
-
-    # Everything that can fail on input fails here, before Ray starts or a study is written.
-    dataset = load_dataset(config.dataset, seed=config.data_seed)
-    create_method(config.strategy.name, space, dataset, settings, seed=seeds[0], data_seed=config.data_seed)
-
-    if resume:
-        nas.load_study(config.name, storage=url)
-    study = nas.create_study(
-        config.name,
-        storage=url,
-        space=space,
-        objectives=dict(config.objectives),
-        config=config.model_dump(mode="json"),
-        load_if_exists=True,
-    )
-    _wait_for_orphans(study)
-    artifacts = artifacts_root(url)
-    method = config.strategy.name
-    stored = {
-        t.seed: t
-        for t in study.trials()
-        if t.system_attrs.get("kind") == "supernet" and t.system_attrs.get("method") == method
-    }
-    todo = [seed for seed in seeds if seed not in stored]
-    _quiet_ray()
-    if todo:
-        connect(address)
-        root = artifacts / config.name / "oneshot"
-        for report in _train_supernets(config, todo, dataset, root, settings.epochs, show_progress):
-            trial = _store_supernet(study, space, report)
-            if trial is not None:
-                stored[trial.seed] = trial
-
-    # Queue each stored supernet's architecture unless a derived trial exists (any state but FAIL).
-    trials = study.trials()
-    derived_from = {
-        t.system_attrs.get("derived_from")
-        for t in trials
-        if t.system_attrs.get("derived_from") is not None and t.state is not TrialState.FAIL
-    }
-    budget = _derived_budget(config)
-    for seed in seeds:
-        supernet = stored.get(seed)
-        if (
-            supernet is not None
-            and supernet.state is TrialState.PRUNED
-            and supernet.number not in derived_from
-        ):
-            study.enqueue(
-                supernet.arch,
-                seed=seed,
-                budget=budget,
-                system_attrs={"kind": "derived", "method": method, "derived_from": supernet.number},
-            )
-    waiting = study.trials(states=TrialState.WAITING)
-    done = effective_finished(study.trials())
-    primary, direction = next(iter(config.directions.items()))
-    if waiting:
-        connect(address)
-        total = len(done) + len(waiting)
-        derived_config = config.model_copy(
-            update={"budget": config.budget.model_copy(update={"trials": total, "time_s": None})}
+        config = plan.config
+        create_method(
+            config.strategy.name,
+            plan.space,
+            dataset,
+            plan.oneshot,
+            seed=plan.seeds[0],
+            data_seed=config.data_seed,
         )
-        is_train = isinstance(config.evaluator, TrainEvaluatorConfig)
-        # The strategy is never asked while queued trials remain; the searcher only needs one.
-        strategy = create_strategy("random", space, objectives=dict(config.objectives), seed=config.seed)
-        with SearchProgress(config.name, total, 0, primary, direction, enabled=show_progress) as progress:
-            progress.seed(done)
-            searcher = make_searcher(study, strategy, derived_config, progress, artifacts, len(done))
-            heartbeat = _Heartbeat(study, searcher.running)
-            heartbeat.start()
-            try:
-                _fit(
-                    tune,
-                    derived_config,
-                    searcher,
-                    dataset if is_train else None,
-                    len(waiting),
-                    primary,
-                    direction,
+
+    def run(self, run: SearchRun) -> float:
+        plan, config, study = run.plan, run.config, run.study
+        method = config.strategy.name
+        stored = {
+            t.seed: t
+            for t in study.trials()
+            if t.system_attrs.get("kind") == "supernet" and t.system_attrs.get("method") == method
+        }
+        todo = [seed for seed in plan.seeds if seed not in stored]
+        quiet_ray()
+        if todo:
+            connect(run.address)
+            root = run.artifacts / config.name / "oneshot"
+            epochs = plan.oneshot.epochs
+            for report in _train_supernets(config, todo, run.dataset, root, epochs, run.show_progress):
+                trial = _store_supernet(study, plan.space, report)
+                if trial is not None:
+                    stored[trial.seed] = trial
+        self._enqueue_derived(run, stored)
+        waiting = study.trials(states=TrialState.WAITING)
+        done = effective_finished(study.trials())
+        if not waiting:
+            return 0.0
+        return run_trials(run, None, done, len(done) + len(waiting), time_s=None)
+
+    @staticmethod
+    def _enqueue_derived(run: SearchRun, stored: Mapping[int, Trial]) -> None:
+        """Queue each stored supernet's architecture unless a derived trial exists (any state but FAIL)."""
+        study, method = run.study, run.config.strategy.name
+        derived_from = {
+            t.system_attrs.get("derived_from")
+            for t in study.trials()
+            if t.system_attrs.get("derived_from") is not None and t.state is not TrialState.FAIL
+        }
+        for seed in run.plan.seeds:
+            supernet = stored.get(seed)
+            if (
+                supernet is not None
+                and supernet.state is TrialState.PRUNED
+                and supernet.number not in derived_from
+            ):
+                study.enqueue(
+                    supernet.arch,
+                    seed=seed,
+                    budget=run.plan.budget,
+                    system_attrs={"kind": "derived", "method": method, "derived_from": supernet.number},
                 )
-            finally:
-                heartbeat.stop_event.set()
-    counts = {state.value: n for state, n in study.count_trials().items()}
-    try:
-        best = study.best_trials
-    except NASError:
-        best = []
-    return SearchOutcome(
-        study=config.name,
-        storage=url,
-        finished=len(effective_finished(study.trials())),
-        counts=counts,
-        best=best,
-        seconds=time.monotonic() - started,
-        artifacts_dir=str(artifacts),
-    )
 
 
-__all__ = ["SupernetJob", "run_oneshot_search", "run_supernet"]
+__all__ = ["OneShotPhase", "SupernetJob", "run_supernet"]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.core import EVALUATORS, Architecture, Evaluator, SearchSpace
+from nas.core.evaluator import EvalContext
 from nas.core.registry import import_plugins
 from nas.core.space import SPACES
 
@@ -59,21 +60,14 @@ class TrialJob:
         return SPACES.get(self.space_name)(**self.space_options)
 
     def evaluator(self, space: SearchSpace, dataset: Any, workdir: Path) -> Evaluator:
-        if self.evaluator_name == "train":
-            from nas.evaluators.train import TrainEvaluator
-
-            return TrainEvaluator(
-                space,
-                dataset,
-                settings=dict(self.evaluator_options),
-                data_seed=self.data_seed,
-                workdir=workdir,
-                num_threads=self.num_threads,
-            )
-        return EVALUATORS.get(self.evaluator_name)(space, **self.evaluator_options)
+        """The trial's evaluator; the class decides which of the offered inputs it uses."""
+        context = EvalContext(
+            dataset=dataset, data_seed=self.data_seed, workdir=workdir, num_threads=self.num_threads
+        )
+        return EVALUATORS.get(self.evaluator_name).create(space, self.evaluator_options, context)
 
 
-def _clean(values: Mapping[str, Any]) -> dict[str, float]:
+def clean_metrics(values: Mapping[str, Any]) -> dict[str, float]:
     """Numeric metrics only (Tune and ASHA need plain floats)."""
     out = {}
     for name, value in values.items():
@@ -99,7 +93,7 @@ def run_trial(config: dict[str, Any], job: TrialJob, dataset: Any = None) -> Non
     def report(step: int, metrics: Mapping[str, float]) -> None:
         nonlocal last_step
         last_step = int(step)
-        clean = _clean(metrics)
+        clean = clean_metrics(metrics)
         tune.report({**clean, METRICS: json.dumps(clean), STEP: last_step, NODE: node, PID: pid})
 
     try:
@@ -117,7 +111,7 @@ def run_trial(config: dict[str, Any], job: TrialJob, dataset: Any = None) -> Non
     for kind, path in result.artifacts.items():
         if os.path.getsize(path) <= MAX_ARTIFACT_BYTES:
             artifacts.append((kind, Path(path).read_bytes()))
-    values = _clean(result.values)
+    values = clean_metrics(result.values)
     tune.report(
         {
             **{k: v for k, v in values.items() if math.isfinite(v)},

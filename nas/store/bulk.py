@@ -21,6 +21,7 @@ from sqlalchemy.sql import Insert
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
+from nas.core.seeds import check_seed
 from nas.core.trial import Trial, TrialState
 from nas.store.database import CHUNK
 from nas.store.records import StudyInfo
@@ -30,7 +31,6 @@ from nas.store.validate import (
     check_budget,
     check_finished_state,
     check_mapping,
-    check_seed,
     check_space,
     check_step,
     dumps,

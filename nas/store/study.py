@@ -28,13 +28,13 @@ import numpy as np
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError, StorageError
+from nas.core.seeds import check_seed
 from nas.core.space import SPACES, SearchSpace
 from nas.core.trial import Direction, Trial, TrialState
 from nas.store.errors import DuplicateStudyError, StudyNotFoundError
 from nas.store.facade import StoreFacade
 from nas.store.records import Artifact, StudyInfo, StudyStatus, StudySummary
 from nas.store.storage import RDBStorage
-from nas.store.validate import check_seed
 
 T = TypeVar("T")
 

@@ -25,7 +25,6 @@ MAX_STUDY_NAME = 255
 MAX_METRIC_NAME = 128
 MAX_ARTIFACT_KIND = 64
 MAX_NODE = 255
-_INT64 = 2**63 - 1
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -59,12 +58,6 @@ def check_mapping(value: object, what: str) -> dict[str, Any]:
     result = dict(value)
     dumps(result, what)
     return result
-
-
-def check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) <= _INT64:
-        raise ConfigError(f"seed {seed!r} is not allowed; expected an integer in [0, 2**63)")
-    return int(seed)
 
 
 def check_budget(budget: object) -> float | None:

@@ -43,6 +43,7 @@ from sqlalchemy.exc import IntegrityError
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError, NASError
+from nas.core.seeds import check_seed
 from nas.core.trial import Direction, Trial, TrialState, parse_objectives
 from nas.store import bulk, migrate
 from nas.store.database import Database
@@ -59,7 +60,6 @@ from nas.store.validate import (
     check_finished_state,
     check_mapping,
     check_name,
-    check_seed,
     check_sha256,
     check_space,
     check_step,

@@ -8,10 +8,9 @@ options into a :class:`~nas.core.errors.ConfigError` listing the allowed ones.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
-from nas.core.errors import ConfigError
+from nas.core.options import check_option_names, constructor_options
 from nas.core.space import SearchSpace
 from nas.core.strategy import STRATEGIES, Strategy
 from nas.strategies import evolution, local, nsga2, predictor, random  # noqa: F401  (registration)
@@ -20,25 +19,14 @@ from nas.strategies.loop import run_search
 
 def strategy_options(name: str) -> list[str]:
     """Every option the strategy ``name`` accepts (its own and the base class's)."""
-    cls = STRATEGIES.get(name)
-    names: list[str] = []
-    for klass in cls.__mro__:
-        if klass is object or "__init__" not in vars(klass):
-            continue
-        for param in inspect.signature(klass.__init__).parameters.values():
-            if param.name not in ("self", "space") and param.kind is param.POSITIONAL_OR_KEYWORD:
-                if param.name not in names:
-                    names.append(param.name)
-    return names
+    return constructor_options(STRATEGIES.get(name))
 
 
 def create_strategy(name: str, space: SearchSpace, **options: Any) -> Strategy:
     """The strategy ``name`` for ``space``; unknown names or options raise ConfigError."""
-    allowed = strategy_options(name)
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ConfigError(f"strategy {name!r} has no option(s) {unknown}; allowed: {allowed}")
-    return STRATEGIES.get(name)(space, **options)
+    cls = STRATEGIES.get(name)
+    check_option_names("strategy", name, cls, options)
+    return cls(space, **options)
 
 
 def list_strategies(pattern: str = "*") -> list[str]:

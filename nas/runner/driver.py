@@ -1,0 +1,150 @@
+"""``nas search``: one driver for every search, black-box or one-shot, every result in the store.
+
+The driver builds the plan (the config's plugins, once), resolves the store
+URL, loads the data, lets the phase check what it can, and only then opens
+(or resumes) the study and starts Ray. The phase is the only part that
+differs: :class:`~nas.runner.blackbox.BlackBoxPhase` lets the strategy
+propose trials, :class:`~nas.runner.oneshot.OneShotPhase` trains supernets
+and queues their derived architectures. Both end with the same
+:class:`SearchOutcome`.
+
+Resume is replay: running the same command again reopens the study, marks
+trials of a dead driver FAIL and re-queues them (the copies carry
+``retry_of`` in their system attributes), and runs only what is left.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from nas.core import Trial
+from nas.core.errors import NASError, require
+from nas.runner.context import SearchRun
+from nas.runner.locations import artifacts_root, storage_url
+from nas.runner.plan import SearchPlan, build_plan
+from nas.runner.recovery import effective_finished, wait_for_orphans
+from nas.settings.search import SearchConfig
+
+
+@dataclass
+class SearchOutcome:
+    """What a finished ``nas search`` run reports back."""
+
+    study: str
+    storage: str
+    finished: int
+    counts: dict[str, int]
+    best: list[Trial] = field(default_factory=list)
+    seconds: float = 0.0
+    #: Wall time of the Tune runs alone (after Ray was up), for overhead measurements.
+    fit_seconds: float = 0.0
+    artifacts_dir: str = ""
+
+
+class Phase(Protocol):
+    """The part of a search that differs between kinds of search."""
+
+    def check(self, plan: SearchPlan, dataset: Any) -> None:
+        """Refuse bad input before the study is written or Ray starts."""
+
+    def run(self, run: SearchRun) -> float:
+        """Run (or continue) the search; returns the wall time spent in Tune."""
+
+
+def run_search(
+    config: SearchConfig | Mapping[str, Any] | str | os.PathLike[str],
+    *,
+    storage: str | None = None,
+    name: str | None = None,
+    address: str | None = None,
+    resume: bool = False,
+    show_progress: bool = True,
+) -> SearchOutcome:
+    """Run (or resume) a search: the Python form of ``nas search CONFIG``."""
+    require("ray", "ray")
+    started = time.monotonic()
+    plan = build_plan(config, name=name)
+    url = storage_url(storage, plan.config.storage)
+    dataset = _load_data(plan)
+    phase = _phase(plan)
+    phase.check(plan, dataset)
+    study = open_study(plan, url, resume=resume)
+    run = SearchRun(
+        plan=plan,
+        study=study,
+        storage=url,
+        artifacts=artifacts_root(url),
+        dataset=dataset,
+        address=address,
+        show_progress=show_progress,
+    )
+    fit_seconds = phase.run(run)
+    return outcome(run, time.monotonic() - started, fit_seconds)
+
+
+def _phase(plan: SearchPlan) -> Phase:
+    if plan.is_oneshot:
+        from nas.runner.oneshot import OneShotPhase
+
+        return OneShotPhase()
+    from nas.runner.blackbox import BlackBoxPhase
+
+    return BlackBoxPhase()
+
+
+def _load_data(plan: SearchPlan) -> Any:
+    """The search's dataset if a supernet or the evaluator trains on it (``None`` otherwise)."""
+    config = plan.config
+    if not plan.needs_data or config.dataset is None:
+        return None
+    from nas.data import load_dataset
+
+    dataset = load_dataset(config.dataset, seed=config.data_seed)
+    plan.data_shape.update(dataset)
+    return dataset
+
+
+def open_study(plan: SearchPlan, url: str, *, resume: bool) -> Any:
+    """Open the plan's study (``resume``: it must exist), re-queuing the trials of a dead driver."""
+    import nas
+
+    config = plan.config
+    if resume:
+        nas.load_study(config.name, storage=url)  # a clear error if there is nothing to resume
+    study = nas.create_study(
+        config.name,
+        storage=url,
+        space=plan.space,
+        objectives=dict(config.objectives),
+        config=config.model_dump(mode="json"),
+        load_if_exists=True,
+    )
+    wait_for_orphans(study)
+    return study
+
+
+def outcome(run: SearchRun, seconds: float, fit_seconds: float) -> SearchOutcome:
+    """The study's state after a run: counts, effective finished trials, the best ones."""
+    study = run.study
+    counts = {state.value: n for state, n in study.count_trials().items()}
+    try:
+        best = study.best_trials
+    except NASError:
+        best = []
+    return SearchOutcome(
+        study=run.config.name,
+        storage=run.storage,
+        finished=len(effective_finished(study.trials())),
+        counts=counts,
+        best=best,
+        seconds=seconds,
+        fit_seconds=fit_seconds,
+        artifacts_dir=str(run.artifacts),
+    )
+
+
+__all__ = ["Phase", "SearchOutcome", "open_study", "outcome", "run_search"]

@@ -1,0 +1,173 @@
+"""A search plan: the config's plugins built once, before anything is written or Ray starts.
+
+The schema (:mod:`nas.settings`) checks names and shapes; whether the space
+accepts its options, the strategy its values, or the one-shot method this
+space, only the plugins can say. :func:`build_plan` builds each once and the
+driver then runs with those very objects: the space, the strategy (with its
+constraints and cost model) or the one-shot method's checked settings, and
+the evaluator class whose metadata (``needs_data``, ``fidelity``, ...) tells
+the driver what a trial needs. Bad plugin options therefore fail here, with
+the plugin's own message, before any store write or Ray start.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from nas.core.architecture import Architecture
+from nas.core.errors import ConfigError
+from nas.core.evaluator import EVALUATORS, Evaluator
+from nas.core.options import check_option_names
+from nas.core.space import SearchSpace
+from nas.core.strategy import Strategy
+from nas.settings.errors import format_validation_error
+from nas.settings.loading import load_config
+from nas.settings.search import SearchConfig, is_oneshot
+
+#: The input the cost model assumes until the dataset is known (CIFAR-sized RGB, 10 classes).
+DEFAULT_INPUT: tuple[tuple[int, int, int], int] = ((3, 32, 32), 10)
+
+
+@dataclass
+class DataShape:
+    """The input shape and number of classes the strategy's cost model measures networks for.
+
+    Filled in by the driver once it has loaded the dataset; the strategy only
+    measures when asked, which is after that.
+    """
+
+    input_shape: tuple[int, int, int] = DEFAULT_INPUT[0]
+    num_classes: int = DEFAULT_INPUT[1]
+
+    def update(self, dataset: Any) -> None:
+        if dataset is not None:
+            self.input_shape, self.num_classes = tuple(dataset.input_shape), int(dataset.num_classes)
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """What a validated config builds: the objects the driver runs with."""
+
+    config: SearchConfig
+    space: SearchSpace
+    #: The registered evaluator class (its metadata; trials build instances in the workers).
+    evaluator: type[Evaluator]
+    #: The black-box strategy (``None`` for a one-shot search).
+    strategy: Strategy | None
+    #: The one-shot method's checked settings (``None`` for a black-box search).
+    oneshot: Any = None
+    data_shape: DataShape = field(default_factory=DataShape)
+
+    @property
+    def is_oneshot(self) -> bool:
+        return self.oneshot is not None
+
+    @property
+    def needs_data(self) -> bool:
+        """Whether the driver loads the dataset: a supernet trains on it, or the evaluator does."""
+        return self.is_oneshot or self.evaluator.needs_data
+
+    @property
+    def budget(self) -> float | None:
+        """Every trial's budget: the evaluator's fidelity option (e.g. ``epochs``), else ``None``."""
+        fidelity = self.evaluator.fidelity
+        value = self.config.evaluator.options.get(fidelity) if fidelity else None
+        return None if value is None else float(value)
+
+    @property
+    def seeds(self) -> list[int]:
+        """The supernet seeds of a one-shot search (none for a black-box one)."""
+        return self.oneshot.seed_list(self.config.seed) if self.is_oneshot else []
+
+
+def build_plan(
+    source: SearchConfig | Mapping[str, Any] | str | os.PathLike[str], *, name: str | None = None
+) -> SearchPlan:
+    """Load ``source`` (unless it is a config already) and build its plugins once.
+
+    ``name`` overrides the study name. Every problem raises ConfigError naming
+    the section (``space:``, ``strategy:``, ``evaluator:``) and the bad value.
+    """
+    config = load_config(source)
+    if name:
+        config = config.model_copy(update={"name": name})
+    label = str(source) if isinstance(source, str | os.PathLike) else "config"
+    space = _section(label, "space", lambda: _space(config))
+    evaluator = _section(label, "evaluator", lambda: _evaluator(config))
+    shape = DataShape()
+    if is_oneshot(config.strategy.name):
+        settings = _section(label, "strategy", lambda: _oneshot_settings(config, space))
+        return SearchPlan(config, space, evaluator, None, settings, shape)
+    strategy = _section(label, "strategy", lambda: _strategy(config, space, shape))
+    return SearchPlan(config, space, evaluator, strategy, None, shape)
+
+
+def _section(label: str, section: str, build: Callable[[], Any]) -> Any:
+    """Build one plugin; its ConfigError is reported like a schema error of that section."""
+    try:
+        return build()
+    except ConfigError as exc:
+        raise ConfigError(f"invalid {label}:\n  {section}: {exc}") from exc
+
+
+def _space(config: SearchConfig) -> SearchSpace:
+    from search_spaces import get_space
+
+    return get_space(config.space.name, **config.space.options)
+
+
+def _evaluator(config: SearchConfig) -> type[Evaluator]:
+    """The evaluator class, with its options checked against its settings model or constructor."""
+    cls = EVALUATORS.get(config.evaluator.name)
+    model = cls.settings_model
+    options = config.evaluator.options
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        if not isinstance(config.evaluator, model):  # TrainSettings sections are validated at load
+            try:
+                model.model_validate(options)
+            except ValidationError as exc:
+                raise ConfigError(
+                    f"invalid options of evaluator {config.evaluator.name!r}:\n"
+                    + format_validation_error(exc, model)
+                ) from exc
+    else:
+        check_option_names("evaluator", config.evaluator.name, cls, options)
+    return cls
+
+
+def _oneshot_settings(config: SearchConfig, space: SearchSpace) -> Any:
+    from nas.oneshot import check_options
+
+    return check_options(config.strategy.name, space, config.strategy.options)
+
+
+def _strategy(config: SearchConfig, space: SearchSpace, shape: DataShape) -> Strategy:
+    from nas.strategies import create_strategy
+
+    return create_strategy(
+        config.strategy.name,
+        space,
+        objectives=dict(config.objectives),
+        seed=config.seed,
+        constraints=dict(config.constraints) or None,
+        measure=_measure(space, shape) if config.constraints else None,
+        **config.strategy.options,
+    )
+
+
+def _measure(space: SearchSpace, shape: DataShape) -> Callable[[Architecture], dict[str, float]]:
+    """The strategies' cheap cost model: params and FLOPs before training (for constraints)."""
+
+    def measure(arch: Architecture) -> dict[str, float]:
+        stats = space.stats(arch, input_shape=shape.input_shape, num_classes=shape.num_classes)  # type: ignore[attr-defined]
+        return {"params": float(stats.params), "flops": float(stats.flops)}
+
+    return measure
+
+
+__all__ = ["DataShape", "SearchPlan", "build_plan"]

@@ -1,0 +1,169 @@
+"""The Tune ``Searcher`` that lets an ask/tell strategy (or a queue of trials) drive Ray trials.
+
+``suggest`` hands out a re-queued trial or asks the strategy, ``on_trial_result``
+stores the learning curve, ``on_trial_complete`` tells the store and the
+strategy. Architectures already evaluated at the same budget (same canonical
+key, any study of the space) are not trained again: their stored result is
+reused. Without a strategy only queued trials run (one-shot derived trials).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from nas.core import Strategy, Trial, TrialState
+from nas.runner import trainable as T
+from nas.runner.context import SearchRun
+from nas.runner.progress import SearchProgress
+from nas.runner.recovery import MAX_RETRIES
+
+
+def make_searcher(
+    run: SearchRun, strategy: Strategy | None, progress: SearchProgress, finished: int, total: int
+) -> Any:
+    """Build the Tune searcher lazily (Ray is imported only by the runner)."""
+    from ray.tune.search import Searcher
+
+    class StrategySearcher(Searcher):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            super().__init__()  # metric and mode come from the TuneConfig
+            self.run, self.study, self.strategy = run, run.study, strategy
+            self.progress, self.finished, self.total = progress, finished, total
+            self.running: dict[str, Trial] = {}
+            self.budget = run.plan.budget
+            self._workers: dict[str, list[tuple[str, int]]] = {}
+
+        # The store is the search's state: Tune's own experiment snapshots (which pickle the
+        # searcher) need nothing from it, and the open store and display cannot be pickled.
+        def __getstate__(self) -> dict[str, Any]:
+            return {}
+
+        def save(self, checkpoint_path: str) -> None:
+            return None
+
+        def restore(self, checkpoint_path: str) -> None:
+            return None
+
+        # -- Tune's Searcher interface ------------------------------------------------------------
+        def set_search_properties(
+            self, metric: str | None, mode: str | None, config: dict, **spec: Any
+        ) -> bool:
+            return True
+
+        def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+            while True:
+                if self.finished + len(self.running) >= self.total:
+                    return Searcher.FINISHED
+                trial = self._next_trial()
+                if trial is None:
+                    return Searcher.FINISHED if self.strategy is None else None
+                if trial.state.finished:  # reused from the store
+                    continue
+                self.running[trial_id] = trial
+                self.progress.started_trial()
+                return {
+                    "arch": trial.arch.to_dict(),
+                    "seed": trial.seed,
+                    "budget": trial.budget,
+                    "number": trial.number,
+                }
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            trial = self.running.get(trial_id)
+            if trial is None or result.get(T.FINAL):
+                return
+            worker = (result.get(T.NODE), result.get(T.PID))
+            if worker[0] and self._workers.get(trial_id, [None])[-1] != worker:
+                # A new worker process for this trial: its first one, or a retry after a crash.
+                self._workers.setdefault(trial_id, []).append(worker)
+                self.study.set_system_attr(trial, "workers", [list(w) for w in self._workers[trial_id]])
+                self.study.heartbeat(trial, node=worker[0])
+            self.study.report(trial, int(result[T.STEP]), json.loads(result.get(T.METRICS, "{}")))
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            trial = self.running.pop(trial_id, None)
+            self._workers.pop(trial_id, None)
+            if trial is None:
+                return
+            told = self._finish(trial, result, error)
+            self.finished += 1
+            if self.strategy is not None:
+                self.strategy.tell(told)
+            self.progress.finished_trial(told)
+
+        # -- helpers ---------------------------------------------------------------------------------
+        def _next_trial(self) -> Trial | None:
+            """A re-queued trial, a reused result (already finished) or a new RUNNING trial."""
+            if self.study.trials(states=TrialState.WAITING):
+                return self.study.ask()
+            arch = None if self.strategy is None else self.strategy.ask()
+            if arch is None:
+                return None
+            config = self.run.config
+            previous = self.study.lookup(arch, self.budget)
+            trial = self.study.ask(arch, seed=config.seed, budget=self.budget)
+            if previous is None:
+                return trial
+            told = self.study.tell(
+                trial,
+                values={name: previous.value(name) for name in config.objectives},
+                user_attrs={"metrics": dict(previous.user_attrs.get("metrics", {}))},
+                system_attrs={"reused_from": {"study": previous.study, "trial": previous.number}},
+            )
+            self.finished += 1
+            self.strategy.tell(told)  # type: ignore[union-attr]  (arch came from the strategy)
+            self.progress.finished_trial(told, was_running=False, reused=True)
+            return told
+
+        def _finish(self, trial: Trial, result: dict | None, error: bool) -> Trial:
+            node = (result or {}).get(T.NODE)
+            attrs: dict[str, Any] = {"node": node} if node else {}
+            if error or not result:
+                message = (
+                    f"Ray reported an error for this trial after {MAX_RETRIES} retries "
+                    "(the worker process died or its actor failed); see the Ray logs"
+                )
+                return self.study.tell(trial, state=TrialState.FAIL, error=message, user_attrs=attrs)
+            if not result.get(T.FINAL):
+                # Stopped by the scheduler: Tune hands the deciding result only to
+                # on_trial_complete, so the curve's last point is stored here.
+                if T.STEP in result:
+                    self.study.report(trial, int(result[T.STEP]), json.loads(result.get(T.METRICS, "{}")))
+                attrs["stopped_at_step"] = result.get(T.STEP)
+                return self.study.tell(trial, state=TrialState.PRUNED, user_attrs=attrs)
+            if result.get(T.ERROR):
+                return self.study.tell(trial, state=TrialState.FAIL, error=result[T.ERROR], user_attrs=attrs)
+            values: Mapping[str, float] = json.loads(result.get(T.VALUES, "{}"))
+            attrs.update(json.loads(result.get(T.ATTRS, "{}")))
+            attrs["metrics"] = dict(values)
+            for kind, payload in result.get(T.ARTIFACTS, []):
+                self._save_artifact(trial, kind, payload)
+            objectives = self.run.config.objectives
+            missing = [n for n in objectives if not math.isfinite(values.get(n, math.nan))]
+            if missing:
+                message = (
+                    f"the evaluator produced no finite value for objective(s) {missing}; "
+                    f"it reported {sorted(values)}"
+                )
+                return self.study.tell(trial, state=TrialState.FAIL, error=message, user_attrs=attrs)
+            objective_values = {name: float(values[name]) for name in objectives}
+            return self.study.tell(trial, values=objective_values, user_attrs=attrs)
+
+        def _save_artifact(self, trial: Trial, kind: str, payload: bytes) -> None:
+            folder = self.run.artifacts / self.study.name / f"trial-{trial.number:06d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{kind}.pt"
+            temporary = path.with_suffix(".tmp")
+            temporary.write_bytes(payload)
+            os.replace(temporary, path)  # never a half-written artifact
+            self.study.add_artifact(trial, kind, path.as_uri(), hashlib.sha256(payload).hexdigest())
+
+    return StrategySearcher()
+
+
+__all__ = ["make_searcher"]

@@ -1,0 +1,114 @@
+"""Running ordinary trials on Ray Tune: the configured evaluator, ASHA, retries, the live display.
+
+Both kinds of search end here: a black-box search with its strategy asking
+for architectures, a one-shot search with the queue of derived
+architectures (no strategy). Each trial is a :func:`nas.runner.trainable.run_trial`
+worker; the :mod:`nas.runner.searcher` stores what they report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from nas.core import Strategy, Trial
+from nas.runner import trainable as T
+from nas.runner.cluster import connect
+from nas.runner.context import SearchRun
+from nas.runner.progress import SearchProgress
+from nas.runner.recovery import MAX_RETRIES, Heartbeat
+from nas.runner.searcher import make_searcher
+
+logger = logging.getLogger(__name__)
+
+
+def run_trials(
+    run: SearchRun, strategy: Strategy | None, done: list[Trial], total: int, *, time_s: float | None
+) -> float:
+    """Run trials until ``total`` have finished (``done`` already have); returns Tune's wall time.
+
+    ``time_s`` caps the wall-clock time of the Tune run (``None``: no cap).
+    """
+    from ray import tune
+
+    primary, direction = run.primary
+    remaining = total - len(done)
+    with SearchProgress(run.config.name, total, 0, primary, direction, enabled=run.show_progress) as progress:
+        progress.seed(done)
+        if remaining <= 0:
+            return 0.0
+        quiet_ray()
+        connect(run.address)
+        searcher = make_searcher(run, strategy, progress, len(done), total)
+        heartbeat = Heartbeat(run.study, searcher.running)
+        heartbeat.start()
+        started = time.monotonic()
+        try:
+            _tuner(tune, run, searcher, remaining, time_s).fit()
+        finally:
+            heartbeat.stop_event.set()
+        return time.monotonic() - started
+
+
+def quiet_ray() -> None:
+    """Ray Tune's own INFO/WARNING chatter (missing result files, token notices) is not for our users."""
+    if not logger.isEnabledFor(logging.DEBUG):
+        for name in ("ray", "ray.tune", "ray.train", "ray._private"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _trial_name(trial: Any) -> str:
+    return f"trial-{trial.config.get('number', trial.trial_id)}"
+
+
+def _tuner(tune: Any, run: SearchRun, searcher: Any, remaining: int, time_s: float | None) -> Any:
+    config = run.config
+    job = T.TrialJob(
+        space_name=config.space.name,
+        space_options=config.space.options,
+        evaluator_name=config.evaluator.name,
+        evaluator_options=config.evaluator.options,
+        data_seed=config.data_seed,
+        num_threads=max(1, int(config.resources.cpu)),
+        plugins=tuple(config.plugins),
+    )
+    resources = {"cpu": config.resources.cpu, "gpu": config.resources.gpu}
+    trainable = tune.with_parameters(T.run_trial, job=job, dataset=run.trial_dataset)
+    scheduler = None
+    if config.scheduler is not None and config.scheduler.name == "asha":
+        from ray.tune.schedulers import ASHAScheduler
+
+        primary, direction = run.primary
+        scheduler = ASHAScheduler(
+            metric=primary,
+            mode=direction.value,
+            time_attr=T.STEP,
+            max_t=int(run.plan.budget or 1),
+            grace_period=config.scheduler.grace_epochs,
+            reduction_factor=config.scheduler.reduction_factor,
+        )
+    return tune.Tuner(
+        tune.with_resources(trainable, resources),
+        # No metric here: Tune would then demand it in every result, and a failed
+        # trial's report has none. ASHA gets the metric itself and skips such results.
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=remaining,
+            max_concurrent_trials=config.budget.concurrent,
+            time_budget_s=time_s,
+            reuse_actors=True,
+            trial_name_creator=_trial_name,
+            trial_dirname_creator=_trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=f"nas-{config.name}",
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=MAX_RETRIES),
+            log_to_file=True,
+        ),
+    )
+
+
+__all__ = ["quiet_ray", "run_trials"]

@@ -1,0 +1,101 @@
+"""``dataset:``: which data to train on and how validation is split off.
+
+A module of its own so that the data loaders (``nas.data``) and training
+evaluators can import the dataset schema without the whole search schema.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator, model_validator
+
+from nas.core.errors import ConfigError
+from nas.settings.sections import Section
+
+#: Datasets built into :mod:`nas.data`; anything else must be ``"package.module:function"``.
+BUILTIN_DATASETS: tuple[str, ...] = ("digits", "cifar10", "image_folder", "synthetic")
+FUNCTION_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+
+#: Dataset fields used only by some datasets (``None`` = unset); the rest apply to all.
+_DATASET_FIELDS: dict[str, tuple[str, ...]] = {
+    "path": ("cifar10", "image_folder"),
+    "image_size": ("image_folder",),
+    "grayscale": ("image_folder",),
+    "num_samples": ("synthetic",),
+    "num_test": ("synthetic",),
+    "num_classes": ("synthetic",),
+    "shape": ("synthetic",),
+    "noise": ("synthetic",),
+    "options": ("package.module:function",),
+}
+
+
+class DatasetConfig(Section):
+    """Which data to train on and how validation is split off the training set.
+
+    ``name`` is one of :data:`BUILTIN_DATASETS` or ``"package.module:function"``.
+    The validation split is a stratified ``val_fraction`` of the training set,
+    drawn with ``seed`` (default: the config's top-level ``seed``); the test
+    split is never used by a search.
+    """
+
+    name: str = "digits"
+    path: str | None = Field(
+        None, description="cifar10: .npz file or python-batches directory; image_folder: root"
+    )
+    val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+    seed: int | None = Field(None, ge=0, lt=2**63)
+    limit: int | None = Field(None, ge=2, description="use at most this many training images (stratified)")
+    image_size: int | tuple[int, int] | None = None
+    grayscale: bool | None = None
+    num_samples: int | None = Field(None, ge=2)
+    num_test: int | None = Field(None, ge=0)
+    num_classes: int | None = Field(None, ge=2)
+    shape: (
+        tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] | None
+    ) = None
+    noise: float | None = Field(None, ge=0.0)
+    options: dict[str, Any] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        if name not in BUILTIN_DATASETS and not FUNCTION_REF.match(name):
+            raise ConfigError(
+                f"unknown dataset {name!r}; allowed: {', '.join(BUILTIN_DATASETS)} "
+                "or 'package.module:function' returning a dataset"
+            )
+        return name
+
+    @field_validator("image_size")
+    @classmethod
+    def _positive_size(cls, size: int | tuple[int, int] | None) -> int | tuple[int, int] | None:
+        sides = (size,) if isinstance(size, int) else size or ()
+        if any(side < 1 for side in sides):
+            raise ConfigError(
+                f"image_size {size!r} is not allowed; expected a positive int or [height, width]"
+            )
+        return size
+
+    @property
+    def kind(self) -> str:
+        """The dataset name, or ``"package.module:function"`` for a user function."""
+        return self.name if self.name in BUILTIN_DATASETS else "package.module:function"
+
+    @model_validator(mode="after")
+    def _fields_fit_dataset(self) -> DatasetConfig:
+        for field, users in _DATASET_FIELDS.items():
+            if getattr(self, field) is not None and self.kind not in users:
+                raise ConfigError(
+                    f"dataset field {field!r} is not used by dataset {self.name!r}; it applies to: {', '.join(users)}"
+                )
+        if self.name == "image_folder" and self.path is None:
+            raise ConfigError(
+                "dataset 'image_folder' needs 'path': a directory with one sub-folder per class"
+            )
+        return self
+
+
+__all__ = ["BUILTIN_DATASETS", "FUNCTION_REF", "DatasetConfig"]
