@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from nas.runner import build_plan
 from nas.settings import load_config
 from nas.core import ArchitectureError, ConfigError, UnknownNameError
 from nas.core.oneshot import ONESHOT, oneshot_view
@@ -118,7 +119,7 @@ def test_config_accepts_a_oneshot_method_and_lists_both_registries_for_typos() -
 )
 def test_config_refuses_bad_oneshot_input(strategy: dict, space: dict, fragment: str) -> None:
     with pytest.raises(ConfigError, match="strategy") as error:
-        load_config({"name": "s", "space": space, "dataset": {"name": "digits"}, "strategy": strategy})
+        build_plan({"name": "s", "space": space, "dataset": {"name": "digits"}, "strategy": strategy})
     assert fragment in str(error.value)
 
 

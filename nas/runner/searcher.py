@@ -26,11 +26,22 @@ from nas.runner.recovery import MAX_RETRIES
 def make_searcher(
     run: SearchRun, strategy: Strategy | None, progress: SearchProgress, finished: int, total: int
 ) -> Any:
-    """Build the Tune searcher lazily (Ray is imported only by the runner)."""
+    """Build the Tune searcher lazily (Ray is imported only by the runner).
+
+    The class closes over nothing but Ray's ``Searcher``: Tune pickles its
+    experiment state, searcher class included, and the open store cannot be.
+    """
     from ray.tune.search import Searcher
 
     class StrategySearcher(Searcher):  # type: ignore[misc, valid-type]
-        def __init__(self) -> None:
+        def __init__(
+            self,
+            run: SearchRun,
+            strategy: Strategy | None,
+            progress: SearchProgress,
+            finished: int,
+            total: int,
+        ) -> None:
             super().__init__()  # metric and mode come from the TuneConfig
             self.run, self.study, self.strategy = run, run.study, strategy
             self.progress, self.finished, self.total = progress, finished, total
@@ -163,7 +174,7 @@ def make_searcher(
             os.replace(temporary, path)  # never a half-written artifact
             self.study.add_artifact(trial, kind, path.as_uri(), hashlib.sha256(payload).hexdigest())
 
-    return StrategySearcher()
+    return StrategySearcher(run, strategy, progress, finished, total)
 
 
 __all__ = ["make_searcher"]
