@@ -73,15 +73,7 @@ def run_search(
     phase = _phase(plan)
     phase.check(plan, dataset)
     study = open_study(plan, url, resume=resume)
-    run = SearchRun(
-        plan=plan,
-        study=study,
-        storage=url,
-        artifacts=artifacts_root(url),
-        dataset=dataset,
-        address=address,
-        show_progress=show_progress,
-    )
+    run = SearchRun(plan, study, url, artifacts_root(url), dataset, address, show_progress)
     fit_seconds = phase.run(run)
     return outcome(run, time.monotonic() - started, fit_seconds)
 

@@ -57,8 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.core import Architecture, Trial, TrialState
-from nas.core.registry import import_plugins
-from nas.core.space import SPACES, SearchSpace
+from nas.core.space import SearchSpace
 from nas.runner import trainable as T
 from nas.runner.cluster import connect
 from nas.runner.context import SearchRun
@@ -80,23 +79,15 @@ ARCH = "nas_oneshot_arch"
 class SupernetJob:
     """What a supernet worker needs besides its seed (pickled once into Ray's object store)."""
 
+    setup: T.WorkerSetup
     method: str
-    space_name: str
-    space_options: Mapping[str, Any]
     options: Mapping[str, Any]
-    data_seed: int
-    num_threads: int
-    plugins: tuple[str, ...] = ()
     #: Where each seed also keeps its latest checkpoint (``<dir>/seed-<s>``), so a run whose
     #: Tune experiment could not be restored still resumes (one machine or a shared file system).
     checkpoint_dir: str | None = None
 
     def seed_dir(self, seed: int) -> Path | None:
         return None if self.checkpoint_dir is None else Path(self.checkpoint_dir) / f"seed-{seed}"
-
-    def space(self) -> SearchSpace:
-        import_plugins(self.plugins)
-        return SPACES.get(self.space_name)(**self.space_options)
 
 
 def run_supernet(config: dict[str, Any], job: SupernetJob, dataset: Any) -> None:
@@ -111,9 +102,14 @@ def run_supernet(config: dict[str, Any], job: SupernetJob, dataset: Any) -> None
     method = None
     started = time.perf_counter()
     try:
-        with torch_threads(job.num_threads):
+        with torch_threads(job.setup.num_threads):
             method = create_method(
-                job.method, job.space(), dataset, dict(job.options), seed=seed, data_seed=job.data_seed
+                job.method,
+                job.setup.space(),
+                dataset,
+                dict(job.options),
+                seed=seed,
+                data_seed=job.setup.data_seed,
             )
             local = job.seed_dir(seed)
             checkpoint = tune.get_checkpoint()
@@ -220,17 +216,12 @@ def _train_supernets(
 
     name = _experiment_name(config, seeds)
     job = SupernetJob(
+        setup=T.WorkerSetup.of(config),
         method=config.strategy.name,
-        space_name=config.space.name,
-        space_options=config.space.options,
         options=config.strategy.options,
-        data_seed=config.data_seed,
-        num_threads=max(1, int(config.resources.cpu)),
-        plugins=tuple(config.plugins),
         checkpoint_dir=str(root / f"{name}-checkpoints"),
     )
-    resources = {"cpu": config.resources.cpu, "gpu": config.resources.gpu}
-    trainable = tune.with_resources(tune.with_parameters(run_supernet, job=job, dataset=dataset), resources)
+    trainable = T.ray_trainable(tune, run_supernet, config, job=job, dataset=dataset)
     path = root / name
     root.mkdir(parents=True, exist_ok=True)
     if tune.Tuner.can_restore(str(path)):

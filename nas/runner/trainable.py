@@ -26,6 +26,7 @@ from nas.core import EVALUATORS, Architecture, Evaluator, SearchSpace
 from nas.core.evaluator import EvalContext
 from nas.core.registry import import_plugins
 from nas.core.space import SPACES
+from nas.settings.search import SearchConfig
 
 #: Keys of the final report that are not metrics. Tune flattens nested dicts in
 #: results, so structured payloads travel as JSON strings (bytes as a list of pairs).
@@ -44,25 +45,49 @@ MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)
-class TrialJob:
-    """Everything a worker needs besides the architecture (pickled once into Ray's object store)."""
+class WorkerSetup:
+    """What every worker of a search needs to rebuild the space (a plain, picklable record)."""
 
     space_name: str
     space_options: Mapping[str, Any]
-    evaluator_name: str
-    evaluator_options: Mapping[str, Any]
     data_seed: int
     num_threads: int
     plugins: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, config: SearchConfig) -> WorkerSetup:
+        return cls(
+            space_name=config.space.name,
+            space_options=config.space.options,
+            data_seed=config.data_seed,
+            num_threads=max(1, int(config.resources.cpu)),
+            plugins=tuple(config.plugins),
+        )
 
     def space(self) -> SearchSpace:
         import_plugins(self.plugins)
         return SPACES.get(self.space_name)(**self.space_options)
 
+
+def ray_trainable(tune: Any, function: Any, config: SearchConfig, **parameters: Any) -> Any:
+    """``function`` as a Tune trainable with ``parameters`` in Ray's object store and the config's resources."""
+    resources = {"cpu": config.resources.cpu, "gpu": config.resources.gpu}
+    return tune.with_resources(tune.with_parameters(function, **parameters), resources)
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """Everything a trial worker needs besides the architecture (pickled once into Ray's object store)."""
+
+    setup: WorkerSetup
+    evaluator_name: str
+    evaluator_options: Mapping[str, Any]
+
     def evaluator(self, space: SearchSpace, dataset: Any, workdir: Path) -> Evaluator:
         """The trial's evaluator; the class decides which of the offered inputs it uses."""
+        setup = self.setup
         context = EvalContext(
-            dataset=dataset, data_seed=self.data_seed, workdir=workdir, num_threads=self.num_threads
+            dataset=dataset, data_seed=setup.data_seed, workdir=workdir, num_threads=setup.num_threads
         )
         return EVALUATORS.get(self.evaluator_name).create(space, self.evaluator_options, context)
 
@@ -97,7 +122,7 @@ def run_trial(config: dict[str, Any], job: TrialJob, dataset: Any = None) -> Non
         tune.report({**clean, METRICS: json.dumps(clean), STEP: last_step, NODE: node, PID: pid})
 
     try:
-        space = job.space()
+        space = job.setup.space()
         evaluator = job.evaluator(space, dataset, workdir)
         result = evaluator.evaluate(
             arch, seed=int(config["seed"]), budget=config.get("budget"), report=report

@@ -64,17 +64,8 @@ def _trial_name(trial: Any) -> str:
 
 def _tuner(tune: Any, run: SearchRun, searcher: Any, remaining: int, time_s: float | None) -> Any:
     config = run.config
-    job = T.TrialJob(
-        space_name=config.space.name,
-        space_options=config.space.options,
-        evaluator_name=config.evaluator.name,
-        evaluator_options=config.evaluator.options,
-        data_seed=config.data_seed,
-        num_threads=max(1, int(config.resources.cpu)),
-        plugins=tuple(config.plugins),
-    )
-    resources = {"cpu": config.resources.cpu, "gpu": config.resources.gpu}
-    trainable = tune.with_parameters(T.run_trial, job=job, dataset=run.trial_dataset)
+    job = T.TrialJob(T.WorkerSetup.of(config), config.evaluator.name, config.evaluator.options)
+    trainable = T.ray_trainable(tune, T.run_trial, config, job=job, dataset=run.trial_dataset)
     scheduler = None
     if config.scheduler is not None and config.scheduler.name == "asha":
         from ray.tune.schedulers import ASHAScheduler
@@ -89,7 +80,7 @@ def _tuner(tune: Any, run: SearchRun, searcher: Any, remaining: int, time_s: flo
             reduction_factor=config.scheduler.reduction_factor,
         )
     return tune.Tuner(
-        tune.with_resources(trainable, resources),
+        trainable,
         # No metric here: Tune would then demand it in every result, and a failed
         # trial's report has none. ASHA gets the metric itself and skips such results.
         tune_config=tune.TuneConfig(

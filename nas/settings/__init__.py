@@ -12,47 +12,27 @@ the plugins, in :mod:`nas.runner.plan`.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from nas.settings.dataset import BUILTIN_DATASETS, DatasetConfig
-    from nas.settings.errors import format_validation_error
-    from nas.settings.loading import load_config
-    from nas.settings.search import (
-        BudgetConfig,
-        EvaluatorConfig,
-        PluginEvaluatorConfig,
-        ResourcesConfig,
-        SchedulerConfig,
-        SearchConfig,
-        SpaceConfig,
-        StrategyConfig,
-        TrainEvaluatorConfig,
-    )
-    from nas.settings.train import TrainSettings
-
-#: Public name -> the module defining it.
-_HOMES: dict[str, str] = {
-    "BUILTIN_DATASETS": "dataset",
-    "DatasetConfig": "dataset",
-    "format_validation_error": "errors",
-    "load_config": "loading",
-    "TrainSettings": "train",
-    **{
-        name: "search"
-        for name in (
-            "BudgetConfig",
-            "EvaluatorConfig",
-            "PluginEvaluatorConfig",
-            "ResourcesConfig",
-            "SchedulerConfig",
-            "SearchConfig",
-            "SpaceConfig",
-            "StrategyConfig",
-            "TrainEvaluatorConfig",
-        )
-    },
+#: Module -> the public names it defines.
+_MODULES: dict[str, tuple[str, ...]] = {
+    "dataset": ("BUILTIN_DATASETS", "DatasetConfig"),
+    "errors": ("format_validation_error",),
+    "loading": ("load_config",),
+    "train": ("TrainSettings",),
+    "search": (
+        "BudgetConfig",
+        "EvaluatorConfig",
+        "PluginEvaluatorConfig",
+        "ResourcesConfig",
+        "SchedulerConfig",
+        "SearchConfig",
+        "SpaceConfig",
+        "StrategyConfig",
+        "TrainEvaluatorConfig",
+    ),
 }
+_HOMES = {name: module for module, names in _MODULES.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:
@@ -61,19 +41,4 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"nas.settings.{_HOMES[name]}"), name)
 
 
-__all__ = [
-    "BUILTIN_DATASETS",
-    "BudgetConfig",
-    "DatasetConfig",
-    "EvaluatorConfig",
-    "PluginEvaluatorConfig",
-    "ResourcesConfig",
-    "SchedulerConfig",
-    "SearchConfig",
-    "SpaceConfig",
-    "StrategyConfig",
-    "TrainEvaluatorConfig",
-    "TrainSettings",
-    "format_validation_error",
-    "load_config",
-]
+__all__ = sorted(_HOMES)  # noqa: PLE0605  (resolved lazily by __getattr__)

@@ -293,18 +293,3 @@ class SearchConfig(Section):
         """The seed of the train/validation split: ``dataset.seed`` or the top-level ``seed``."""
         return self.seed if self.dataset is None or self.dataset.seed is None else self.dataset.seed
 
-
-__all__ = [
-    "BudgetConfig",
-    "DEFAULT_EVALUATOR",
-    "EvaluatorConfig",
-    "PluginEvaluatorConfig",
-    "ResourcesConfig",
-    "SchedulerConfig",
-    "SearchConfig",
-    "SpaceConfig",
-    "StrategyConfig",
-    "TrainEvaluatorConfig",
-    "evaluator_class",
-    "is_oneshot",
-]
