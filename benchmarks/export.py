@@ -31,7 +31,6 @@ from typing import Any
 import torch
 
 import nas
-from nas.settings import load_config
 from nas.export.formats import (
     load_torchscript,
     onnx_runner,
@@ -42,6 +41,7 @@ from nas.export.formats import (
 )
 from nas.export.latency import LATENCY_THREADS, cpu_name, measure_latency
 from nas.export.parity import check_parity, parity_inputs
+from nas.settings import load_config
 from search_spaces import get_space, list_spaces
 from search_spaces.base import count_flops, count_params
 

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from nas.settings.dataset import DatasetConfig
 from nas.core import ConfigError
 from nas.data import Dataset, load_dataset
+from nas.settings.dataset import DatasetConfig
 
 
 def rows(x: np.ndarray) -> set[bytes]:

@@ -27,7 +27,6 @@ from torch import nn
 
 import nas
 from nas.cli import main
-from nas.settings import load_config
 from nas.core import Architecture, ArchitectureError, ConfigError, TrialState, UnknownNameError
 from nas.data import load_dataset
 from nas.evaluators.train import TrainEvaluator
@@ -44,6 +43,7 @@ from nas.export import (
     verify_bundle,
 )
 from nas.export.files import path_from_uri
+from nas.settings import load_config
 from nas.store.study import Study
 from nas.training import Precision, evaluate
 from search_spaces.base import TorchSpace

@@ -15,8 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-from nas.runner import build_plan
-from nas.settings import load_config
 from nas.core import ArchitectureError, ConfigError, UnknownNameError
 from nas.core.oneshot import ONESHOT, oneshot_view
 from nas.core.space import SPACES as SPACE_REGISTRY
@@ -33,6 +31,8 @@ from nas.oneshot import (
 )
 from nas.oneshot.differentiable import DifferentiableMethod
 from nas.oneshot.method import batch_statistics
+from nas.runner import build_plan
+from nas.settings import load_config
 from nas.supernet import CellPath
 from search_spaces import get_space, list_spaces
 from search_spaces.nb201 import EDGE_NAMES

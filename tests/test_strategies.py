@@ -34,7 +34,7 @@ from nas.core import (
 from nas.core.evaluator import EvalResult
 from nas.core.pareto import crowding_distance, hypervolume, non_dominated_ranks, to_minimisation
 from nas.core.strategy import Constraint, parse_constraint, parse_constraints
-from nas.strategies import create_strategy, run_search, strategy_options
+from nas.strategies import create_strategy, run_loop, strategy_options
 
 # -- helpers -----------------------------------------------------------------------------------
 
@@ -135,9 +135,9 @@ def test_the_test_plugin_is_held_to_the_contract() -> None:
 @pytest.mark.parametrize("name", ALL)
 def test_same_seed_same_search_other_seed_other_search(name: str, nb201) -> None:  # noqa: ANN001
     space, evaluator = nb201
-    first = [t.arch for t in run_search(make(name, space, seed=3), evaluator, 25)]
-    again = [t.arch for t in run_search(make(name, space, seed=3), evaluator, 25)]
-    other = [t.arch for t in run_search(make(name, space, seed=4), evaluator, 25)]
+    first = [t.arch for t in run_loop(make(name, space, seed=3), evaluator, 25)]
+    again = [t.arch for t in run_loop(make(name, space, seed=3), evaluator, 25)]
+    other = [t.arch for t in run_loop(make(name, space, seed=4), evaluator, 25)]
     assert first == again
     assert first != other
 
@@ -153,7 +153,7 @@ def test_concurrent_asks_are_served_and_never_duplicate_a_canonical_cell(name: s
     for number, arch in reversed(list(enumerate(pending))):  # told out of order
         strategy.tell(complete(number, arch, evaluator.evaluate(arch).values))
     assert strategy.num_pending == 0
-    trials = run_search(strategy, evaluator, 40, concurrency=4, completion="random", seed=2)
+    trials = run_loop(strategy, evaluator, 40, concurrency=4, completion="random", seed=2)
     keys = [space.canonical_key(t.arch) for t in trials] + [space.canonical_key(a) for a in pending]
     assert len(keys) == 44
     assert len(set(keys)) == 44
@@ -163,7 +163,7 @@ def test_concurrent_asks_are_served_and_never_duplicate_a_canonical_cell(name: s
 def test_warm_start_continues_exactly_like_the_uninterrupted_search(name: str, nb201) -> None:  # noqa: ANN001
     space, evaluator = nb201
     live = make(name, space, seed=5)
-    history = run_search(live, evaluator, 24)
+    history = run_loop(live, evaluator, 24)
     resumed = make(name, space, seed=5)
     resumed.warm_start(history)
     for number in range(24, 30):
@@ -183,7 +183,7 @@ def test_constraints_reject_candidates_before_they_are_proposed(name: str, nb201
         return {"latency_ms": float(latency.column("pixel3")[latency.row(arch)])}
 
     strategy = make(name, space, seed=0, constraints={"latency_ms": "<= 10"}, measure=measure)
-    trials = run_search(strategy, evaluator, 30)
+    trials = run_loop(strategy, evaluator, 30)
     assert len(trials) == 30
     assert all(t.values["latency_ms"] <= 10 for t in trials)
 
@@ -223,7 +223,7 @@ def test_failed_and_nan_trials_are_not_learned_from_nor_proposed_again(name: str
         strategy.tell(complete(1, nan, {"val_accuracy": math.nan, "latency_ms": 1.0}))
     assert "not finite" in caplog.text
     assert strategy.observations == []
-    later = [t.arch for t in run_search(strategy, evaluator, 20)]
+    later = [t.arch for t in run_loop(strategy, evaluator, 20)]
     bad = {space.canonical_key(failed), space.canonical_key(nan)}
     assert not bad & {space.canonical_key(a) for a in later}
 
@@ -234,7 +234,7 @@ def test_failed_and_nan_trials_are_not_learned_from_nor_proposed_again(name: str
 def test_exhausted_space_gives_none_and_the_loop_stops() -> None:
     space = ToySpace()
     strategy = create_strategy("random", space, seed=0)
-    trials = run_search(strategy, toy_value, 20)
+    trials = run_loop(strategy, toy_value, 20)
     assert len(trials) == 6  # six functional classes among nine architectures
     assert len({space.canonical_key(t.arch) for t in trials}) == 6
     assert strategy.ask() is None
@@ -242,12 +242,12 @@ def test_exhausted_space_gives_none_and_the_loop_stops() -> None:
 
 def test_exact_duplicate_key_keeps_functional_twins_apart() -> None:
     strategy = create_strategy("random", ToySpace(), seed=0, duplicate_key="exact")
-    assert len(run_search(strategy, toy_value, 20)) == 9
+    assert len(run_loop(strategy, toy_value, 20)) == 9
 
 
 def test_allow_duplicates_lets_repeats_through() -> None:
     strategy = create_strategy("random", ToySpace(), seed=0, allow_duplicates=True)
-    trials = run_search(strategy, toy_value, 30)
+    trials = run_loop(strategy, toy_value, 30)
     assert len(trials) == 30
     assert len({t.arch for t in trials}) < 30
 
@@ -321,7 +321,7 @@ def test_infeasible_everything_gives_none() -> None:
 
 
 def test_local_search_climbs_to_the_optimum() -> None:
-    trials = run_search(create_strategy("local", ToySpace(), seed=0, duplicate_key="exact"), toy_value, 9)
+    trials = run_loop(create_strategy("local", ToySpace(), seed=0, duplicate_key="exact"), toy_value, 9)
     assert max(t.values["val_accuracy"] for t in trials) == 6.0  # a=2, b=2
 
 
@@ -347,7 +347,7 @@ def test_local_search_explores_neighbours_and_restarts_at_a_local_optimum() -> N
 def test_evolution_children_are_single_edits_of_the_population(nb201) -> None:  # noqa: ANN001
     space, evaluator = nb201
     strategy = make("evolution", space, seed=0)
-    run_search(strategy, evaluator, 20)
+    run_loop(strategy, evaluator, 20)
     population = {o.arch for o in strategy.observations[-8:]}
     for _ in range(10):
         child = strategy.ask()
@@ -384,7 +384,7 @@ def _edits(a: Architecture, b: Architecture) -> int:
 def test_predictor_with_constant_targets_falls_back_to_random() -> None:
     space = ToySpace()
     strategy = create_strategy("predictor", space, predictor=ForestEnsemble, n_initial=2, seed=0)
-    trials = run_search(strategy, lambda a: EvalResult(values={"val_accuracy": 1.0}), 6)
+    trials = run_loop(strategy, lambda a: EvalResult(values={"val_accuracy": 1.0}), 6)
     assert len(trials) == 6
 
 
@@ -403,7 +403,7 @@ def test_predictor_strategy_beats_random_on_nb201(nb201) -> None:  # noqa: ANN00
     space, evaluator = nb201
     best = {}
     for name in ("random", "predictor"):
-        runs = [run_search(make(name, space, seed=s), evaluator, 40) for s in range(3)]
+        runs = [run_loop(make(name, space, seed=s), evaluator, 40) for s in range(3)]
         best[name] = np.mean([max(t.values["val_accuracy"] for t in run) for run in runs])
     assert best["predictor"] > best["random"]
 
@@ -411,7 +411,7 @@ def test_predictor_strategy_beats_random_on_nb201(nb201) -> None:  # noqa: ANN00
 def test_nsga2_population_keeps_the_front_first(nb201) -> None:  # noqa: ANN001
     space, evaluator = nb201
     strategy = make("nsga2", space, objectives={"val_accuracy": "max", "latency_ms": "min"}, seed=0)
-    run_search(strategy, evaluator, 30)
+    run_loop(strategy, evaluator, 30)
     population, ranks, _ = strategy.population()
     assert len(population) == 8 and list(ranks) == sorted(ranks)
     all_ranks = non_dominated_ranks(strategy.minimisation_matrix())
@@ -464,7 +464,7 @@ def test_loop_turns_evaluator_errors_into_failed_trials() -> None:
             raise RuntimeError("out of memory")
         return toy_value(arch)
 
-    trials = run_search(create_strategy("random", space, seed=0), flaky, 6)
+    trials = run_loop(create_strategy("random", space, seed=0), flaky, 6)
     failed = [t for t in trials if t.state is TrialState.FAIL]
     assert failed and all("out of memory" in t.error for t in failed)
     assert len(trials) == 6
@@ -475,7 +475,7 @@ def test_predictor_can_score_the_whole_space_of_small_spaces_only() -> None:
     strategy = create_strategy(
         "predictor", space, predictor=ForestEnsemble, n_initial=2, candidate_pool="all"
     )
-    trials = run_search(strategy, toy_value, 10)
+    trials = run_loop(strategy, toy_value, 10)
     assert len({space.canonical_key(t.arch) for t in trials}) == len(trials) == 6
 
     class Wide(ToySpace):

@@ -24,13 +24,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
-from nas.settings.train import TrainSettings
 from nas.core.architecture import Architecture
 from nas.core.space import SearchSpace
 from nas.core.trial import Trial
 from nas.export.context import ExportData
 from nas.export.errors import ChecksumError, ExportError
 from nas.export.files import path_from_uri, sha256_file
+from nas.settings.train import TrainSettings
 from nas.store.study import Study
 
 logger = logging.getLogger(__name__)

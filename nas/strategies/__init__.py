@@ -14,7 +14,7 @@ from nas.core.options import check_option_names, constructor_options
 from nas.core.space import SearchSpace
 from nas.core.strategy import STRATEGIES, Strategy
 from nas.strategies import evolution, local, nsga2, predictor, random  # noqa: F401  (registration)
-from nas.strategies.loop import run_search
+from nas.strategies.loop import run_loop
 
 
 def strategy_options(name: str) -> list[str]:
@@ -33,4 +33,4 @@ def list_strategies(pattern: str = "*") -> list[str]:
     return STRATEGIES.names(pattern)
 
 
-__all__ = ["create_strategy", "list_strategies", "run_search", "strategy_options"]
+__all__ = ["create_strategy", "list_strategies", "run_loop", "strategy_options"]

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 Evaluate = Callable[[Architecture], EvalResult]
 
 
-def run_search(
+def run_loop(
     strategy: Strategy,
     evaluator: Evaluator | Evaluate,
     queries: int,
