@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from nas.cli.options import storage_option
 from nas.cli.root import main
 from nas.core.errors import ConfigError, require
 
@@ -64,12 +65,7 @@ def streamlit_command(port: int, host: str) -> list[str]:
 
 
 @main.command("dashboard")
-@click.option(
-    "--storage",
-    metavar="URL",
-    default=None,
-    help="Store URL (sqlite:///PATH or postgresql+psycopg://...); default $NAS_STORAGE, else sqlite:///nas.db.",
-)
+@storage_option()
 @click.option(
     "--port", type=click.IntRange(1, 65535), default=8501, show_default=True, help="Port to serve on."
 )

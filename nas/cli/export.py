@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nas.cli.options import storage_option
 from nas.cli.root import main
 
 _FORMAT_CHOICES = ("all", "pytorch", "torchscript", "onnx")
@@ -49,12 +50,7 @@ def _input_shape(
 @click.option(
     "--out", "out", required=True, type=click.Path(file_okay=False), help="Bundle directory to create."
 )
-@click.option(
-    "--storage",
-    default=None,
-    metavar="URL",
-    help="Trial store URL (default: $NAS_STORAGE or sqlite:///nas.db).",
-)
+@storage_option()
 @click.option(
     "--retrain",
     "retrain_epochs",

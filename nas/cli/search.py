@@ -6,12 +6,13 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from nas.cli.options import storage_option
 from nas.cli.root import main
 
 
 @main.command("search")
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
-@click.option("--storage", default=None, help="Trial store URL (default: $NAS_STORAGE or sqlite:///nas.db).")
+@storage_option("then the config's storage:")
 @click.option("--name", default=None, help="Study name (default: the config's name).")
 @click.option(
     "--address",

@@ -15,18 +15,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nas.cli.options import storage_option
 from nas.cli.root import main
 from nas.core.trial import TrialState
 
 console = Console()
 
-_storage_option = click.option(
-    "--storage",
-    "storage",
-    metavar="URL",
-    default=None,
-    help="Store URL (sqlite:///PATH or postgresql+psycopg://...); default $NAS_STORAGE, else sqlite:///nas.db.",
-)
+_storage_option = storage_option()
 
 
 def _fmt_time(moment: Any) -> str:
