@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator, model_validator
 
 from nas.core.errors import ConfigError
-from nas.settings.sections import Section
+from nas.settings.sections import Section, Seed
 
 #: Datasets built into :mod:`nas.data`; anything else must be ``"package.module:function"``.
 BUILTIN_DATASETS: tuple[str, ...] = ("digits", "cifar10", "image_folder", "synthetic")
@@ -46,7 +46,7 @@ class DatasetConfig(Section):
         None, description="cifar10: .npz file or python-batches directory; image_folder: root"
     )
     val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
-    seed: int | None = Field(None, ge=0, lt=2**63)
+    seed: Seed | None = None
     limit: int | None = Field(None, ge=2, description="use at most this many training images (stratified)")
     image_size: int | tuple[int, int] | None = None
     grayscale: bool | None = None

@@ -37,7 +37,7 @@ from nas.core.space import SPACES
 from nas.core.strategy import STRATEGIES, Constraint, parse_constraints
 from nas.core.trial import Direction, parse_objectives
 from nas.settings.dataset import DatasetConfig
-from nas.settings.sections import PluginSection, Section
+from nas.settings.sections import PluginSection, Section, Seed
 from nas.settings.train import TrainSettings
 
 logger = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ class SearchConfig(Section):
     scheduler: SchedulerConfig | None = None
     resources: ResourcesConfig = ResourcesConfig()
     storage: str | None = None
-    seed: int = Field(0, ge=0, lt=2**63)
+    seed: Seed = 0
     plugins: list[str] = Field(
         default_factory=list,
         description="modules imported (on the driver and every worker) before any plugin is looked up, "

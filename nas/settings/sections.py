@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from nas.core.seeds import check_seed
+
+#: A seed field: the kernel's one rule (an integer in ``[0, 2**63)``).
+Seed = Annotated[int, AfterValidator(check_seed)]
 
 
 class Section(BaseModel):
@@ -30,4 +35,4 @@ class PluginSection(BaseModel):
         return dict(self.model_extra or {})
 
 
-__all__ = ["PluginSection", "Section"]
+__all__ = ["PluginSection", "Section", "Seed"]
