@@ -28,10 +28,10 @@ from test_export import EVALUATOR, SYNTHETIC, add_trained_trial
 
 import nas
 from nas.cli import main
-from nas.settings import load_config
 from nas.core import ConfigError
 from nas.export import export_archive, export_model, load_exported
 from nas.export.files import check_target
+from nas.settings import load_config
 from nas.store.study import Study
 
 SPACE = {"name": "nb201", "channels": 4, "cells": 1}

@@ -12,7 +12,9 @@ It reads the raw dict instead and takes only:
   function is not called, so its test accuracy is unavailable and its
   trials cannot be retrained here;
 * the train evaluator's settings, parsed with :class:`~nas.settings.train.TrainSettings`;
-* the evaluator's name (a string, never looked up) and the data seed.
+* the evaluator's name and the data seed; the name is looked up only among
+  the evaluators already registered (the built-ins), for its metadata
+  (``settings_model``, ``needs_data``).
 
 The model itself is built from the study's space name and options and the
 trial's architecture, so a plugin named in the config (a module, a custom
@@ -27,9 +29,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from nas.settings.dataset import BUILTIN_DATASETS, DatasetConfig
-from nas.settings.train import TrainSettings
 from nas.core.errors import ConfigError
+from nas.core.seeds import check_seed
+from nas.settings.dataset import BUILTIN_DATASETS, DatasetConfig
+from nas.settings.search import DEFAULT_EVALUATOR, evaluator_class
+from nas.settings.train import TrainSettings
 from nas.store.study import Study
 
 #: Why a user-function dataset is not loaded (shown as the missing test accuracy's reason).
@@ -66,21 +70,26 @@ def read_stored_config(study: Study) -> StoredConfig:
     where = f"study {study.name!r} has a stored search config whose"
     evaluator = raw.get("evaluator")
     if evaluator is None:
-        evaluator = {"name": "train"}
-    if not isinstance(evaluator, Mapping) or not isinstance(evaluator.get("name", "train"), str):
+        evaluator = {"name": DEFAULT_EVALUATOR}
+    if not isinstance(evaluator, Mapping) or not isinstance(evaluator.get("name", DEFAULT_EVALUATOR), str):
         raise ConfigError(f"{where} evaluator section is not a mapping with a name: {evaluator!r}")
-    name = str(evaluator.get("name", "train"))
+    name = str(evaluator.get("name", DEFAULT_EVALUATOR))
+    # The evaluator's metadata, from the registry of evaluators already registered (the built-ins);
+    # a plugin module the config names is never imported, so its evaluator is unknown here.
+    metadata = evaluator_class(name)
+    settings_model = getattr(metadata, "settings_model", None)
     train = TrainSettings()
-    if name == "train":
+    if isinstance(settings_model, type) and issubclass(settings_model, TrainSettings):
         options = {k: v for k, v in evaluator.items() if k != "name"}
         train = _parse(TrainSettings, options, f"{where} train evaluator settings")
-    seed = raw.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"{where} seed {seed!r} is not allowed; expected an integer >= 0")
+    try:
+        seed = check_seed(raw.get("seed", 0))
+    except ConfigError as exc:
+        raise ConfigError(f"{where} {exc}") from exc
 
     section = raw.get("dataset")
-    if section is None and name == "train":
-        section = {"name": "digits"}  # what the config schema defaults to for the train evaluator
+    if section is None and getattr(metadata, "needs_data", False):
+        section = {"name": "digits"}  # what the config schema defaults to for an evaluator that trains
     if section is None:
         return StoredConfig(evaluator=name, data_seed=seed, train=train)
     if not isinstance(section, Mapping):

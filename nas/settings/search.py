@@ -292,4 +292,3 @@ class SearchConfig(Section):
     def data_seed(self) -> int:
         """The seed of the train/validation split: ``dataset.seed`` or the top-level ``seed``."""
         return self.seed if self.dataset is None or self.dataset.seed is None else self.dataset.seed
-
