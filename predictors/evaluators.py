@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas.core import EVALUATORS, Architecture, ConfigError, EvalResult, Evaluator, Reporter, SearchSpace
+from nas.core import EVALUATORS, ConfigError, EvalResult, Evaluator, SearchSpace
+from nas.core.evaluator import EvalRequest
 from predictors.zero_cost import PROXIES, dataset_batch, score_arch, synthetic_batch
 
 BatchLike = tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]
@@ -78,14 +79,9 @@ class ZeroCostEvaluator(Evaluator):
                 f"batch labels lie in [{int(labels.min())}, {int(labels.max())}]; allowed: 0..{self.num_classes - 1}"
             )
 
-    def evaluate(
-        self,
-        arch: Architecture,
-        seed: int = 0,
-        budget: float | None = None,
-        report: Reporter | None = None,
-    ) -> EvalResult:
-        """Score ``arch`` on a network initialised from ``seed``; ``budget`` is ignored (nothing trains)."""
+    def measure(self, request: EvalRequest) -> EvalResult:
+        """Score the architecture on a network initialised from ``seed``; ``budget`` is ignored (nothing trains)."""
+        arch, seed = request.arch, request.seed
         self.space.validate(arch)
         names = list(dict.fromkeys((self.proxy, "params", "flops")))
         values = score_arch(

@@ -13,7 +13,6 @@ recognising particular evaluators by name.
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,24 @@ class EvalResult:
 
 
 @dataclass(frozen=True)
+class EvalRequest:
+    """One evaluation asked of an evaluator: what :meth:`Evaluator.evaluate` was called with.
+
+    One record instead of four parameters, so that each evaluator states the
+    evaluation contract once (in :meth:`Evaluator.measure`) and the call
+    signature lives in the base class alone.
+    """
+
+    arch: Architecture
+    #: The trial's seed (initialisation, shuffling); evaluators that do not train may ignore it.
+    seed: int = 0
+    #: A fidelity such as epochs (``None``: the evaluator's default).
+    budget: float | None = None
+    #: Streams per-step metrics (learning curves); may raise to stop the trial early.
+    report: Reporter | None = None
+
+
+@dataclass(frozen=True)
 class EvalContext:
     """What the runner offers an evaluator besides its options (used only by those that need it)."""
 
@@ -56,8 +73,8 @@ class EvalContext:
     num_threads: int | None = None
 
 
-class Evaluator(abc.ABC):
-    """Base class of every evaluator plugin."""
+class Evaluator:
+    """Base class of every evaluator plugin: implement :meth:`measure` (or override ``evaluate``)."""
 
     #: Whether evaluating trains on the search's dataset: the driver then loads it (the config
     #: defaults it to ``digits``) and hands it to :meth:`create`.
@@ -79,7 +96,6 @@ class Evaluator(abc.ABC):
         """The evaluator of one trial, from the config's options and what the runner offers."""
         return cls(space, **options)
 
-    @abc.abstractmethod
     def evaluate(
         self,
         arch: Architecture,
@@ -88,6 +104,11 @@ class Evaluator(abc.ABC):
         report: Reporter | None = None,
     ) -> EvalResult:
         """Evaluate ``arch``; ``budget`` is a fidelity such as epochs (None: the default)."""
+        return self.measure(EvalRequest(arch, seed, budget, report))
+
+    def measure(self, request: EvalRequest) -> EvalResult:
+        """The evaluation itself; every evaluator implements this (or overrides :meth:`evaluate`)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither measure() nor evaluate()")
 
 
 #: Registered evaluators: training and tabular ones in ``nas.evaluators``,

@@ -31,7 +31,7 @@ import numpy as np
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ArchitectureError, ConfigError, NASError, UnknownNameError
-from nas.core.evaluator import EVALUATORS, EvalResult, Evaluator, Reporter
+from nas.core.evaluator import EVALUATORS, EvalRequest, EvalResult, Evaluator
 from nas.core.space import SearchSpace
 from nas.data_paths import FBNET_LATENCY, NB201_LATENCY, NB201_TABLE, data_path
 
@@ -269,13 +269,9 @@ class TableEvaluator(Evaluator):
         """Names of the values every evaluation returns."""
         return [*self.metrics, *(["latency_ms"] if self.latency_table is not None else [])]
 
-    def evaluate(
-        self,
-        arch: Architecture,
-        seed: int = 0,
-        budget: float | None = None,
-        report: Reporter | None = None,
-    ) -> EvalResult:
+    def measure(self, request: EvalRequest) -> EvalResult:
+        """The table's row for the architecture (seed and budget do not apply: nothing trains)."""
+        arch = request.arch
         values: dict[str, float] = {}
         if self.table is not None:
             row = self.table.row(arch)

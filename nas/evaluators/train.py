@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
-from nas.core.evaluator import EVALUATORS, EvalContext, EvalResult, Evaluator, Reporter
+from nas.core.evaluator import EVALUATORS, EvalContext, EvalRequest, EvalResult, Evaluator
 from nas.core.seeds import check_seed
 from nas.core.space import SearchSpace
 from nas.data import Dataset, load_dataset
@@ -160,17 +160,12 @@ class TrainEvaluator(Evaluator):
         return state
 
     # -- the trial ------------------------------------------------------------------------------
-    def evaluate(
-        self,
-        arch: Architecture,
-        seed: int = 0,
-        budget: float | None = None,
-        report: Reporter | None = None,
-    ) -> EvalResult:
-        """Train ``arch`` for ``budget`` epochs (default ``settings.epochs``) and measure it."""
+    def measure(self, request: EvalRequest) -> EvalResult:
+        """Train the architecture for ``budget`` epochs (default ``settings.epochs``) and measure it."""
+        arch, report = request.arch, request.report
         self.space.validate(arch)
-        seed = check_seed(seed)
-        epochs = self.settings.epochs if budget is None else budget_epochs(budget)
+        seed = check_seed(request.seed)
+        epochs = self.settings.epochs if request.budget is None else budget_epochs(request.budget)
         dataset = self.dataset
         device = resolve_device(self.settings.device)
         precision = resolve_precision(self.settings.amp, device)
