@@ -14,7 +14,7 @@ from nas.core.errors import (
     UnknownNameError,
     UnknownOpError,
 )
-from nas.core.evaluator import EVALUATORS, EvalResult, Evaluator, Reporter
+from nas.core.evaluator import EVALUATORS, EvalContext, EvalRequest, EvalResult, Evaluator, Reporter
 from nas.core.predictor import PREDICTORS, Predictor
 from nas.core.registry import Registry
 from nas.core.space import SPACES, SearchSpace, as_rng, positive_int
@@ -33,6 +33,8 @@ __all__ = [
     "PREDICTORS",
     "Predictor",
     "EVALUATORS",
+    "EvalContext",
+    "EvalRequest",
     "EvalResult",
     "Evaluator",
     "Reporter",

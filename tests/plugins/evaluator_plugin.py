@@ -2,13 +2,15 @@
 
 An evaluator turns one architecture into an :class:`~nas.core.EvalResult`
 (named float values; objectives are looked up there by name) and may stream
-per-step metrics through ``report``. This one works on any space. It must pass
+per-step metrics through ``report``; it implements ``measure`` (the base class's
+``evaluate`` packs its arguments into an ``EvalRequest``). This one works on any space. It must pass
 the contract in tests/test_evaluator_contract.py.
 """
 
 from __future__ import annotations
 
-from nas.core import EVALUATORS, Architecture, EvalResult, Evaluator, Reporter, SearchSpace, positive_int
+from nas.core import EVALUATORS, EvalResult, Evaluator, SearchSpace, positive_int
+from nas.core.evaluator import EvalRequest
 
 
 @EVALUATORS.register("plugin_choice_index")
@@ -19,9 +21,8 @@ class ChoiceIndexEvaluator(Evaluator):
         super().__init__(space)
         self.steps = positive_int("plugin_choice_index", "steps", steps)
 
-    def evaluate(
-        self, arch: Architecture, seed: int = 0, budget: float | None = None, report: Reporter | None = None
-    ) -> EvalResult:
+    def measure(self, request: EvalRequest) -> EvalResult:
+        arch, report = request.arch, request.report
         self.space.validate(arch)
         choices = self.space.choices()
         shares = [
