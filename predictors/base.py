@@ -51,8 +51,8 @@ class EncodedPredictor(Predictor):
     ``target_transform`` (``standard`` or ``rank``, see
     :mod:`predictors.targets`). Subclasses take their own options and pass
     these on with ``**common``, so the shared options are declared (and
-    documented) once; ``nas.config`` follows ``**`` up the class hierarchy
-    when it checks option names.
+    documented) once; :func:`nas.core.options.constructor_options` follows
+    ``**`` up the class hierarchy when it checks option names.
     """
 
     #: Map continuous feature columns through the ranks of their training
