@@ -23,7 +23,6 @@ import logging
 import math
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from torch import nn
 
 from nas.core.errors import ConfigError
 from nas.core.evaluator import Reporter
+from nas.core.files import atomic_write
 from nas.data import Dataset
 from nas.settings.train import TrainSettings
 
@@ -204,19 +204,8 @@ def measure_latency_ms(
 
 def save_state_dict(model: nn.Module, path: str | os.PathLike[str]) -> Path:
     """Write the CPU state dict atomically (temp file + ``os.replace``), loadable with ``weights_only=True``."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
-    handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(state, stream)
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    return target
+    return atomic_write(path, lambda stream: torch.save(state, stream))
 
 
 # -- the loop -----------------------------------------------------------------------------------------------

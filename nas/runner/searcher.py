@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from nas.core import Strategy, Trial, TrialState
+from nas.core.files import atomic_write
 from nas.runner import trainable as T
 from nas.runner.context import SearchRun
 from nas.runner.progress import SearchProgress
@@ -167,11 +167,9 @@ def make_searcher(
 
         def _save_artifact(self, trial: Trial, kind: str, payload: bytes) -> None:
             folder = self.run.artifacts / self.study.name / f"trial-{trial.number:06d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{kind}.pt"
-            temporary = path.with_suffix(".tmp")
-            temporary.write_bytes(payload)
-            os.replace(temporary, path)  # never a half-written artifact
+            path = atomic_write(
+                folder / f"{kind}.pt", lambda stream: stream.write(payload)
+            )  # never half-written
             self.study.add_artifact(trial, kind, path.as_uri(), hashlib.sha256(payload).hexdigest())
 
     return StrategySearcher(run, strategy, progress, finished, total)
