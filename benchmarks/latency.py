@@ -35,8 +35,8 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nas.data_paths import FBNET_LATENCY, NB201_LATENCY, data_path  # noqa: E402
-from nas.evaluators.tabular import Table  # noqa: E402
+from nas.data.paths import FBNET_LATENCY, NB201_LATENCY, data_path  # noqa: E402
+from nas.data.tables import Table  # noqa: E402
 from predictors.evaluation import split_indices  # noqa: E402
 from predictors.latency import LatencyLUT, LearnedLatency  # noqa: E402
 from predictors.metrics import spearman  # noqa: E402

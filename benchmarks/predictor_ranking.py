@@ -40,8 +40,8 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nas.data_paths import NB201_TABLE, data_path  # noqa: E402
-from nas.evaluators.tabular import Table  # noqa: E402
+from nas.data.paths import NB201_TABLE, data_path  # noqa: E402
+from nas.data.tables import Table  # noqa: E402
 from predictors.evaluation import predictor_study, summarise  # noqa: E402
 from predictors.metrics import kendall_tau  # noqa: E402
 from predictors.proxy_table import dataset_proxy_features  # noqa: E402

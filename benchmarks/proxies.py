@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nas.data_paths import NB201_TABLE, ZERO_COST_NB201, data_path  # noqa: E402
+from nas.data.paths import NB201_TABLE, ZERO_COST_NB201, data_path  # noqa: E402
 from predictors.combine import DEFAULT_VOTE  # noqa: E402
 from predictors.evaluation import proxy_study  # noqa: E402
 from predictors.proxy_table import proxy_table  # noqa: E402
@@ -63,7 +63,7 @@ def main() -> None:
     if args.metric == "val_accuracy":
         target = sample.val_accuracy[:count]
     else:
-        from nas.evaluators.tabular import Table
+        from nas.data.tables import Table
 
         table = Table.load(data_path(NB201_TABLE), space)
         target = np.asarray([table.value(a, args.metric) for a in archs])

@@ -34,8 +34,8 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from nas.bench import BenchResult, run_nb201
-from nas.data_paths import NB201_TABLE, data_path
-from nas.evaluators.tabular import Table
+from nas.data.paths import NB201_TABLE, data_path
+from nas.data.tables import Table
 from nas.strategies.predictor import DEFAULT_PREDICTOR
 from search_spaces import get_space
 

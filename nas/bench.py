@@ -29,7 +29,8 @@ from nas.core.errors import ConfigError, UnknownNameError
 from nas.core.pareto import hypervolume, to_minimisation
 from nas.core.strategy import Constraint, Measure, Strategy, parse_constraints
 from nas.core.trial import Direction, Trial, TrialState, parse_objectives
-from nas.evaluators.tabular import Nb201TableEvaluator, Table, is_test_column
+from nas.data.tables import Table
+from nas.evaluators.tabular import Nb201TableEvaluator, is_test_column
 from nas.strategies import create_strategy
 from nas.strategies import run_loop as run_search  # the in-process loop (nas.runner.run_search is Ray)
 from nas.strategies.predictor import DEFAULT_PREDICTOR

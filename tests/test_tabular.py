@@ -18,11 +18,11 @@ from click.testing import CliRunner
 import nas.bench
 from nas.cli import main
 from nas.core import EVALUATORS, SPACES, ArchitectureError, ConfigError, NASError, UnknownNameError
-from nas.data_paths import data_dir, data_path
+from nas.data.paths import data_dir, data_path
+from nas.data.tables import Table
 from nas.evaluators.tabular import (
     FbnetLatencyEvaluator,
     Nb201TableEvaluator,
-    Table,
     TableEvaluator,
     is_test_column,
 )

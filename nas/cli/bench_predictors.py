@@ -91,8 +91,8 @@ def predictors_command(
     as_json: bool,
 ) -> None:
     """Rank correlation of each predictor trained on 50/100/500 NAS-Bench-201 cells."""
-    from nas.data_paths import NB201_TABLE, data_path
-    from nas.evaluators.tabular import Table
+    from nas.data.paths import NB201_TABLE, data_path
+    from nas.data.tables import Table
     from predictors.evaluation import predictor_study, summarise
     from search_spaces import get_space
 
@@ -204,7 +204,7 @@ def proxies_command(
     """Spearman rho of each zero-cost proxy against METRIC on the NAS-Bench-Suite-Zero cells."""
     import numpy as np
 
-    from nas.data_paths import NB201_TABLE, ZERO_COST_NB201, data_path
+    from nas.data.paths import NB201_TABLE, ZERO_COST_NB201, data_path
     from predictors.evaluation import proxy_study
     from predictors.suite_zero import NASLIB_NAMES, read_zero_cost_nb201
     from search_spaces import get_space
@@ -216,7 +216,7 @@ def proxies_command(
     if metric == "val_accuracy":
         target = sample.val_accuracy[:count]
     else:
-        from nas.evaluators.tabular import Table
+        from nas.data.tables import Table
 
         table = Table.load(data_path(NB201_TABLE), space)
         target = np.asarray([table.value(a, metric) for a in archs])

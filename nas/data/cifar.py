@@ -10,7 +10,7 @@ import numpy as np
 
 from nas.core.errors import ConfigError
 from nas.data.dataset import Dataset
-from nas.data_paths import CIFAR10_SUBSET, data_path
+from nas.data.paths import CIFAR10_SUBSET, data_path
 from nas.settings.dataset import DatasetConfig
 
 

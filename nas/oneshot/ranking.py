@@ -22,7 +22,7 @@ from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
 from nas.core.oneshot import KINDS, oneshot_view, spaces_with
 from nas.core.space import SearchSpace
-from nas.data_paths import data_path
+from nas.data.paths import data_path
 from nas.oneshot.method import OneShotMethod
 
 
@@ -60,7 +60,7 @@ class RankReport:
 
 def load_table(space: SearchSpace, path: str | os.PathLike[str] | None = None) -> Any:
     """The tabular benchmark of ``space`` (default: the table its one-shot view names)."""
-    from nas.evaluators.tabular import Table
+    from nas.data.tables import Table
 
     if path is None:
         table = table_of(space)

@@ -2,7 +2,7 @@
 
 The one cell is the normal cell, so every decision and every alpha edge feed
 the collapse detector; the threshold is half the edges. Supernet scores rank
-against the NAS-Bench-201 table (:data:`nas.data_paths.NB201_TABLE`).
+against the NAS-Bench-201 table (:data:`nas.data.paths.NB201_TABLE`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from nas.core.architecture import Architecture
 from nas.core.oneshot import OneShotView
-from nas.data_paths import NB201_TABLE
+from nas.data.paths import NB201_TABLE
 
 
 def build(space: Any, **options: Any) -> Any:

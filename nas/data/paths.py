@@ -25,7 +25,7 @@ CIFAR10_SUBSET = Path("cifar10/cifar10_10k_2k.npz")
 
 def repo_root() -> Path:
     """The repository root (the directory holding the ``nas`` package)."""
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def data_dir() -> Path:
