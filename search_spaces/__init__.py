@@ -12,10 +12,10 @@ package imports no torch: the networks are built on demand.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
-from nas.core import SPACES, ConfigError, SearchSpace
+from nas.core import SPACES, SearchSpace
+from nas.core.space import create_space
 
 # Importing the modules registers the built-in spaces.
 from search_spaces import (
@@ -32,13 +32,8 @@ def list_spaces(pattern: str = "*") -> list[str]:
 
 
 def get_space(name: str, **options: Any) -> SearchSpace:
-    """Create the space ``name`` with ``options``; unknown names or options raise ConfigError."""
-    cls = SPACES.get(name)
-    allowed = [p for p in inspect.signature(cls).parameters if p != "self"]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ConfigError(f"space {name!r} has no option(s) {unknown}; allowed: {allowed}")
-    return cls(**options)
+    """Create the space ``name`` with ``options`` (:func:`nas.core.space.create_space`)."""
+    return create_space(name, **options)
 
 
 __all__ = ["get_space", "list_spaces"]

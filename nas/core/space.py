@@ -23,6 +23,7 @@ import numpy as np
 
 from nas.core.architecture import Architecture, Scalar
 from nas.core.errors import ArchitectureError, ConfigError
+from nas.core.options import check_option_names
 from nas.core.registry import Registry
 
 #: How often rejection sampling may fail before the space is declared broken.
@@ -191,6 +192,14 @@ class SearchSpace(abc.ABC):
 
 #: Every registered search space; importing ``search_spaces`` registers the built-ins.
 SPACES: Registry[type[SearchSpace]] = Registry("search space", builtins="search_spaces")
+
+
+def create_space(name: str, **options: Any) -> SearchSpace:
+    """The registered space ``name`` with ``options``: unknown names or option names raise ConfigError
+    (with the allowed ones); bad option values raise the space's own ConfigError."""
+    cls = SPACES.get(name)
+    check_option_names("space", name, cls, options, skip=("self",))
+    return cls(**options)
 
 
 def positive_int(space: str, option: str, value: object, minimum: int = 1) -> int:

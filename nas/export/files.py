@@ -122,20 +122,11 @@ def check_not_store(target: Path, storage_url: str) -> None:
 
 
 def _store_paths(storage_url: str) -> list[tuple[str, Path]]:
-    """The store's SQLite file and where trial artifacts go (the runner's rule: ``$NAS_ARTIFACTS``,
-    else ``<db stem>_artifacts`` beside a SQLite file, else ``./nas_artifacts``)."""
-    from nas.store import parse_storage_url
+    """The store's SQLite file (if any) and where its trial artifacts go (the store's one rule)."""
+    from nas.store.url import artifacts_root, sqlite_file
 
-    paths: list[tuple[str, Path]] = []
-    if os.environ.get("NAS_ARTIFACTS"):
-        paths.append(("artifacts folder", Path(os.environ["NAS_ARTIFACTS"]).expanduser().resolve()))
-    parsed = parse_storage_url(storage_url)
-    if parsed.get_backend_name() == "sqlite":
-        db = Path(parsed.database or "").expanduser().resolve()
-        paths += [("SQLite file", db), ("artifacts folder", db.with_name(f"{db.stem}_artifacts"))]
-    elif not paths:
-        paths.append(("artifacts folder", Path("nas_artifacts").resolve()))
-    return paths
+    db = sqlite_file(storage_url)
+    return [("artifacts folder", artifacts_root(storage_url))] + ([("SQLite file", db)] if db else [])
 
 
 @contextlib.contextmanager

@@ -24,10 +24,11 @@ from typing import Any, Protocol
 from nas.core import Trial
 from nas.core.errors import NASError, require
 from nas.runner.context import SearchRun
-from nas.runner.locations import artifacts_root, storage_url
+from nas.runner.locations import storage_url
 from nas.runner.plan import SearchPlan, build_plan
 from nas.runner.recovery import effective_finished, wait_for_orphans
 from nas.settings.search import SearchConfig
+from nas.store.url import artifacts_root
 
 
 @dataclass

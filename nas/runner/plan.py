@@ -23,7 +23,7 @@ from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
 from nas.core.evaluator import EVALUATORS, Evaluator
 from nas.core.options import check_option_names
-from nas.core.space import SPACES, SearchSpace
+from nas.core.space import SearchSpace, create_space
 from nas.core.strategy import Strategy
 from nas.settings.errors import format_validation_error
 from nas.settings.loading import load_config
@@ -117,9 +117,7 @@ def _section(label: str, section: str, build: Callable[[], Any]) -> Any:
 
 def _space(config: SearchConfig) -> SearchSpace:
     """The space, its option names checked against its constructor (values by the space itself)."""
-    cls = SPACES.get(config.space.name)
-    check_option_names("space", config.space.name, cls, config.space.options, skip=("self",))
-    return cls(**config.space.options)
+    return create_space(config.space.name, **config.space.options)
 
 
 def _evaluator(config: SearchConfig) -> type[Evaluator]:

@@ -11,6 +11,7 @@ traceback, and every URL that reaches a log line or an error message is masked.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -21,6 +22,8 @@ from nas.core.errors import ConfigError
 ENV_VAR = "NAS_STORAGE"
 #: The embedded default: a SQLite file in the working directory.
 DEFAULT_URL = "sqlite:///nas.db"
+#: Environment variable naming where trial artifacts (weights, checkpoints) are written.
+ARTIFACTS_ENV_VAR = "NAS_ARTIFACTS"
 
 #: Scheme written by the user -> SQLAlchemy driver name we use. Bare
 #: ``postgresql://`` would mean psycopg2 to SQLAlchemy; we ship psycopg 3.
@@ -81,3 +84,26 @@ def parse_storage_url(url: str) -> URL:
     elif not parsed.database:
         raise ConfigError(f"storage URL {mask_url(parsed)!r} names no database; expected .../DBNAME")
     return parsed
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (``None`` for other backends and in-memory SQLite)."""
+    parsed = parse_storage_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser().resolve()
+
+
+def artifacts_root(url: str) -> Path:
+    """Where the artifacts of the store at ``url`` go: ``$NAS_ARTIFACTS``, else beside a SQLite file
+    (``<db stem>_artifacts``), else ``./nas_artifacts``.
+
+    One rule for the driver that writes artifacts and for export, which must
+    never write into them.
+    """
+    if os.environ.get(ARTIFACTS_ENV_VAR):
+        return Path(os.environ[ARTIFACTS_ENV_VAR]).expanduser().resolve()
+    db = sqlite_file(url)
+    if db is not None:
+        return db.with_name(f"{db.stem}_artifacts")
+    return Path("nas_artifacts").resolve()
