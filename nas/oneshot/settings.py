@@ -25,7 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nas.core.errors import ConfigError
-from nas.settings.sections import Seed
+from nas.core.seeds import check_seed
 
 #: Options read by only some methods (the rest apply to all).
 METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -88,7 +88,7 @@ class OneShotSettings(BaseModel):
         None, description="affine BatchNorm in candidate ops (default: off for differentiable methods)"
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    seeds: int | list[Seed] | None = Field(
+    seeds: int | list[int] | None = Field(
         None,
         description="supernet seeds run in parallel: a count (0..n-1 offset by the config seed) or a list",
     )
@@ -144,6 +144,8 @@ class OneShotSettings(BaseModel):
             raise ConfigError(f"lr_min={self.lr_min} exceeds lr={self.lr}; expected lr_min <= lr")
         if isinstance(self.seeds, list) and not self.seeds:
             raise ConfigError("seeds=[] is not allowed; expected a count >= 1 or a non-empty list of seeds")
+        for seed in self.seeds if isinstance(self.seeds, list) else ():
+            check_seed(seed, "seeds item")
         if isinstance(self.seeds, list) and len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds={self.seeds} repeats a seed; each supernet seed runs once")
         if isinstance(self.seeds, int) and self.seeds < 1:
