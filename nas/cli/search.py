@@ -43,6 +43,8 @@ def search_command(
     for trial in outcome.best[:5]:
         values = ", ".join(f"{k} {v:.4g}" for k, v in (trial.values or {}).items())
         console.print(f"  best: trial {trial.number}  {values}")
+    if outcome.improvement is not None and outcome.improvement.trials > 1:
+        console.print(f"  found: {escape(outcome.improvement.describe())}")
     from nas.store.url import mask_url
 
     # Never echo a password: the hints name the store with its credentials masked.

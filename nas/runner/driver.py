@@ -27,6 +27,7 @@ from nas.runner.context import SearchRun
 from nas.runner.locations import storage_url
 from nas.runner.plan import SearchPlan, build_plan
 from nas.runner.recovery import effective_finished, wait_for_orphans
+from nas.runner.summary import Improvement, improvement
 from nas.settings.search import SearchConfig
 from nas.store.url import artifacts_root
 
@@ -44,6 +45,8 @@ class SearchOutcome:
     #: Wall time of the Tune runs alone (after Ray was up), for overhead measurements.
     fit_seconds: float = 0.0
     artifacts_dir: str = ""
+    #: The best trial against the median and the first one, on the primary objective.
+    improvement: Improvement | None = None
 
 
 class Phase(Protocol):
@@ -128,15 +131,17 @@ def outcome(run: SearchRun, seconds: float, fit_seconds: float) -> SearchOutcome
         best = study.best_trials
     except NASError:
         best = []
+    finished = effective_finished(study.trials())
     return SearchOutcome(
         study=run.config.name,
         storage=run.storage,
-        finished=len(effective_finished(study.trials())),
+        finished=len(finished),
         counts=counts,
         best=best,
         seconds=seconds,
         fit_seconds=fit_seconds,
         artifacts_dir=str(run.artifacts),
+        improvement=improvement(finished, run.config.directions),
     )
 
 
