@@ -13,8 +13,6 @@ checkpoints are not held back either.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from nas.store import migrate
 from nas.store.browse import MAX_CONTAINS_CHARS, MAX_CONTAINS_TERMS, Browse, TrialLabel, TrialPage, TrialQuery
 from nas.store.database import Database
@@ -23,7 +21,7 @@ from nas.store.errors import StoreMissingError
 from nas.store.facade import StoreFacade, forward
 from nas.store.records import StudyInfo, StudySummary
 from nas.store.scores import ScoreTable
-from nas.store.url import ENV_VAR, parse_storage_url, resolve_storage_url
+from nas.store.url import ENV_VAR, parse_storage_url, resolve_storage_url, with_absolute_file
 
 
 class ReadOnlyStorage(StoreFacade):
@@ -36,15 +34,12 @@ class ReadOnlyStorage(StoreFacade):
     """
 
     def __init__(self, url: str | None = None) -> None:
-        parsed = parse_storage_url(resolve_storage_url(url))
-        if parsed.get_backend_name() == "sqlite":
-            path = Path(parsed.database or "").expanduser().resolve()
-            if not path.is_file():
-                raise StoreMissingError(
-                    f"there is no store at {path} yet; run a search first (`nas search CONFIG`) "
-                    f"or point --storage / ${ENV_VAR} at an existing store"
-                )
-            parsed = parsed.set(database=str(path))
+        parsed, path = with_absolute_file(parse_storage_url(resolve_storage_url(url)))
+        if path is not None and not path.is_file():
+            raise StoreMissingError(
+                f"there is no store at {path} yet; run a search first (`nas search CONFIG`) "
+                f"or point --storage / ${ENV_VAR} at an existing store"
+            )
         super().__init__(Database(make_readonly_engine(parsed)))
         self.browse = Browse(self.database)
         self.has_schema = False

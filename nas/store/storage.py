@@ -12,14 +12,12 @@ browse queries instead (:mod:`nas.store.readonly`).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from nas.core.errors import StorageError
 from nas.store import migrate
 from nas.store.database import Database
 from nas.store.engine import make_engine
 from nas.store.facade import StoreFacade, forward
-from nas.store.url import parse_storage_url, resolve_storage_url
+from nas.store.url import parse_storage_url, resolve_storage_url, with_absolute_file
 from nas.store.writes import Writes
 
 
@@ -34,15 +32,12 @@ class RDBStorage(StoreFacade):
     """
 
     def __init__(self, url: str | None = None, *, create: bool = True, check_schema: bool = True) -> None:
-        parsed = parse_storage_url(resolve_storage_url(url))
-        if parsed.get_backend_name() == "sqlite":
-            path = Path(parsed.database or "").expanduser().resolve()
-            if not create and not path.exists():
-                raise StorageError(
-                    f"there is no SQLite store at {path}; create a study there first or run "
-                    f"`nas db upgrade --storage sqlite:///{path}`"
-                )
-            parsed = parsed.set(database=str(path))
+        parsed, path = with_absolute_file(parse_storage_url(resolve_storage_url(url)))
+        if path is not None and not create and not path.exists():
+            raise StorageError(
+                f"there is no SQLite store at {path}; create a study there first or run "
+                f"`nas db upgrade --storage sqlite:///{path}`"
+            )
         super().__init__(Database(make_engine(parsed)))
         self.writes = Writes(self.database)
         if check_schema:

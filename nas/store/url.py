@@ -86,12 +86,24 @@ def parse_storage_url(url: str) -> URL:
     return parsed
 
 
+def with_absolute_file(parsed: URL) -> tuple[URL, Path | None]:
+    """A SQLite URL with its database file made absolute, and that file (``None`` for other backends).
+
+    Absolute, so that a store opened from another working directory (a Ray
+    worker's, the dashboard's) is the same file.
+    """
+    if parsed.get_backend_name() != "sqlite":
+        return parsed, None
+    path = Path(parsed.database or "").expanduser().resolve()
+    return parsed.set(database=str(path)), path
+
+
 def sqlite_file(url: str) -> Path | None:
     """The database file of a SQLite URL (``None`` for other backends and in-memory SQLite)."""
     parsed = parse_storage_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    if parsed.database in (None, "", ":memory:"):
         return None
-    return Path(parsed.database).expanduser().resolve()
+    return with_absolute_file(parsed)[1]
 
 
 def artifacts_root(url: str) -> Path:
