@@ -60,7 +60,7 @@ def urls(tmp_path: Path) -> tuple[str, str, str]:
 def test_the_plan_builds_each_plugin_once_and_the_strategy_searches_its_space() -> None:
     plan = build_plan({**TABLE, "constraints": {"params": "<= 1e6"}})
     assert plan.strategy is not None and plan.strategy.space is plan.space
-    assert plan.oneshot is None and not plan.needs_data and plan.budget is None
+    assert plan.oneshot is None and not plan.needs_data and plan.fidelity is None
     trained = build_plan({**TABLE, "evaluator": {"name": "train", "epochs": 3}})
     assert trained.needs_data and trained.budget == 3.0 and trained.config.dataset is not None
 

@@ -365,7 +365,7 @@ class OneShotPhase:
                 study.enqueue(
                     supernet.arch,
                     seed=seed,
-                    budget=run.plan.budget,
+                    budget=run.plan.fidelity,
                     system_attrs={"kind": "derived", "method": method, "derived_from": supernet.number},
                 )
 

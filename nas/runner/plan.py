@@ -73,8 +73,12 @@ class SearchPlan:
         return self.is_oneshot or self.evaluator.needs_data
 
     @property
-    def budget(self) -> float | None:
-        """Every trial's budget: the evaluator's fidelity option (e.g. ``epochs``), else ``None``."""
+    def fidelity(self) -> float | None:
+        """How long every trial trains: the evaluator's fidelity option (e.g. ``epochs``), else ``None``.
+
+        Not the search's ``budget`` (trials); the store keeps it in a trial's
+        ``budget`` column, the key under which results are reused.
+        """
         fidelity = self.evaluator.fidelity
         value = self.config.evaluator.options.get(fidelity) if fidelity else None
         return None if value is None else float(value)

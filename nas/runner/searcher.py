@@ -46,7 +46,7 @@ def make_searcher(
             self.run, self.study, self.strategy = run, run.study, strategy
             self.progress, self.finished, self.total = progress, finished, total
             self.running: dict[str, Trial] = {}
-            self.budget = run.plan.budget
+            self.budget = run.plan.fidelity
             self._workers: dict[str, list[tuple[str, int]]] = {}
 
         # The store is the search's state: Tune's own experiment snapshots (which pickle the

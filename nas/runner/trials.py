@@ -75,7 +75,7 @@ def _tuner(tune: Any, run: SearchRun, searcher: Any, remaining: int, time_s: flo
             metric=primary,
             mode=direction.value,
             time_attr=T.STEP,
-            max_t=int(run.plan.budget or 1),
+            max_t=int(run.plan.fidelity or 1),
             grace_period=config.scheduler.grace_epochs,
             reduction_factor=config.scheduler.reduction_factor,
         )
