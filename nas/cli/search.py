@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+
 import click
 from rich.console import Console
 from rich.markup import escape
@@ -45,13 +48,35 @@ def search_command(
         console.print(f"  best: trial {trial.number}  {values}")
     if outcome.improvement is not None and outcome.improvement.trials > 1:
         console.print(f"  found: {escape(outcome.improvement.describe())}")
-    from nas.store.url import mask_url
-
-    # Never echo a password: the hints name the store with its credentials masked.
-    storage_flag = f" --storage {mask_url(outcome.storage)}"
     console.print("next:")
-    console.print(f"  nas trials {escape(outcome.study)}{escape(storage_flag)}")
-    console.print(f"  nas dashboard{escape(storage_flag)}")
-    console.print(
-        f"  nas export {escape(outcome.study)} --best --format all --out exports/{escape(outcome.study)}{escape(storage_flag)}"
-    )
+    for line in next_steps(outcome.study, outcome.storage):
+        console.print(f"  {escape(line)}")
+
+
+def next_steps(study: str, storage: str) -> list[str]:
+    """The commands suggested after a search, ready to paste: they never show a password.
+
+    A masked ``u:***@`` URL would not connect when pasted, so the password is
+    left out instead and the line after the commands says where it comes from:
+    ``$NAS_STORAGE`` (then no ``--storage`` is needed) or libpq's ``~/.pgpass``.
+    """
+    from nas.store.url import ENV_VAR, has_password, without_password
+
+    note = None
+    if not has_password(storage):
+        flag = f" --storage {shlex.quote(storage)}"
+    elif os.environ.get(ENV_VAR) == storage:
+        flag, note = "", f"(the store and its password come from ${ENV_VAR})"
+    else:
+        flag = f" --storage {shlex.quote(without_password(storage))}"
+        note = (
+            "(the password is left out: PostgreSQL reads it from ~/.pgpass or $PGPASSWORD; "
+            f"or export {ENV_VAR} with the full URL and drop --storage)"
+        )
+    name = shlex.quote(study)
+    lines = [
+        f"nas trials {name}{flag}",
+        f"nas dashboard{flag}",
+        f"nas export {name} --best --format all --out {shlex.quote(f'exports/{study}')}{flag}",
+    ]
+    return lines if note is None else [*lines, note]

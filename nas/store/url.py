@@ -6,12 +6,18 @@ agree: an explicit URL, else ``$NAS_STORAGE``, else ``sqlite:///nas.db`` in the
 working directory. URLs are validated here, before any driver sees them, so a
 typo gives a message naming the allowed schemes rather than a driver
 traceback, and every URL that reaches a log line or an error message is masked.
+Passwords never reach a study's stored config either (:func:`mask_secrets`),
+and a URL printed for the user to paste leaves the password out
+(:func:`without_password`) so that libpq reads it from ``~/.pgpass``.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -34,6 +40,8 @@ _DRIVERS = {
     "postgres": "postgresql+psycopg",
     "postgresql+psycopg": "postgresql+psycopg",
 }
+#: ``scheme://user:password@``, for text SQLAlchemy cannot parse as one URL.
+_USERINFO_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*:[^\s@]*@")
 ALLOWED_SCHEMES = ("sqlite:///PATH", "postgresql+psycopg://USER[:PASSWORD]@HOST[:PORT]/DB")
 
 
@@ -56,6 +64,47 @@ def mask_url(url: str | URL) -> str:
         if sep and "@" in rest:
             rest = "***@" + rest.rsplit("@", 1)[1]
         return f"{head}{sep}{rest}"
+
+
+def has_password(text: str) -> bool:
+    """Whether ``text`` is (or, if not one parseable URL, contains) a URL carrying a password."""
+    if "://" not in text or "@" not in text:
+        return False
+    try:
+        return make_url(text).password is not None
+    except (ArgumentError, ValueError):
+        return _USERINFO_WITH_PASSWORD.search(text) is not None
+
+
+def mask_secrets(value: Any) -> Any:
+    """``value`` (JSON-like: mappings, lists, strings...) with every URL password masked by :func:`mask_url`.
+
+    A study's config is stored and shown (dashboard, exports) to whoever can
+    read the store, so the password of its ``storage:`` URL, or of any other
+    URL in it, must not be kept there.
+    """
+    if isinstance(value, str):
+        return mask_url(value) if has_password(value) else value
+    if isinstance(value, Mapping):
+        return {key: mask_secrets(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_secrets(item) for item in value]
+    return value
+
+
+def without_password(url: str | URL) -> str:
+    """``url`` with its password left out: what to print for a user to paste.
+
+    Unlike :func:`mask_url`'s ``***``, a URL without a password still
+    connects: libpq then takes the password from ``$PGPASSWORD`` or
+    ``~/.pgpass`` (SQLAlchemy passes no password to the driver at all).
+    """
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url)
+    except (ArgumentError, ValueError):
+        return mask_url(url)
+    # ``URL.set(password=None)`` would keep the password: None means "unchanged" there.
+    return parsed._replace(password=None).render_as_string(hide_password=False)
 
 
 def parse_storage_url(url: str) -> URL:

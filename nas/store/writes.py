@@ -52,6 +52,7 @@ from nas.store.errors import DuplicateStudyError, StudyNotFoundError, TrialFinis
 from nas.store.records import Artifact, StudyInfo, StudyStatus
 from nas.store.rows import aware, trial_from_row, value_rows, waiting_row
 from nas.store.schema import architectures, artifacts, studies, trial_metrics, trial_values, trials, utcnow
+from nas.store.url import mask_secrets
 from nas.store.validate import (
     MAX_ARTIFACT_KIND,
     MAX_NODE,
@@ -161,7 +162,10 @@ class Writes:
         space_options: Mapping[str, Any] | None = None,
         config: Mapping[str, Any] | None = None,
     ) -> StudyInfo:
-        """Insert a new study; :class:`DuplicateStudyError` if the name is taken."""
+        """Insert a new study; :class:`DuplicateStudyError` if the name is taken.
+
+        Every URL password in ``config`` (the YAML's ``storage:``...) is stored masked.
+        """
         check_name("study name", name, MAX_STUDY_NAME)
         check_name("space name", space, 128)
         parsed = parse_objectives({k: getattr(v, "value", v) for k, v in objectives.items()})
@@ -172,7 +176,8 @@ class Writes:
             "space": space,
             "space_options": dumps(check_mapping(space_options, "space options"), "space options"),
             "objectives": dumps([[k, v.value] for k, v in parsed.items()], "objectives"),
-            "config": dumps(check_mapping(config, "config"), "config"),
+            # Readers of the store see the config (dashboard, exports): never a password in it.
+            "config": dumps(mask_secrets(check_mapping(config, "config")), "config"),
             "status": StudyStatus.RUNNING.value,
             "next_trial_number": 0,
             "created_at": utcnow(),
