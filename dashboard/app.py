@@ -22,6 +22,7 @@ import streamlit as st  # noqa: E402
 
 from dashboard import queries  # noqa: E402
 from dashboard.navigation import PAGES, TITLES, Route, parse_route  # noqa: E402
+from dashboard.text import as_text  # noqa: E402
 from dashboard.views import common, compare, studies, trial, trials  # noqa: E402
 from nas.core.errors import NASError  # noqa: E402
 from nas.store.errors import StudyNotFoundError, TrialNotFoundError  # noqa: E402
@@ -41,20 +42,20 @@ def main() -> None:
         _page(url, route)
     except StoreMissingError as exc:
         st.title("No store yet")
-        st.info(str(exc))
+        st.info(as_text(exc))
     except StudyNotFoundError as exc:
-        st.warning(str(exc))
+        st.warning(as_text(exc))
         common.nav_button("← all studies", Route("studies"), key="missing_study_back")
     except TrialNotFoundError as exc:
-        st.warning(str(exc))
+        st.warning(as_text(exc))
         if route.study is not None:
             common.nav_button("← trials", Route("trials", route.study), key="missing_trial_back")
     except NASError as exc:
-        st.error(str(exc))
+        st.error(as_text(exc))
     except Exception as exc:  # noqa: BLE001 - the page must stay usable; the log has the traceback
         log.exception("dashboard page %s failed", route)
         st.error(
-            f"Something went wrong while showing this page ({type(exc).__name__}: {exc}). "
+            f"Something went wrong while showing this page ({type(exc).__name__}: {as_text(exc)}). "
             "The dashboard's log has the details; other pages still work."
         )
 
@@ -63,7 +64,7 @@ def _page(url: str, route: Route) -> None:
     store = queries.storage(url)
     if not store.has_schema:
         st.title("Studies")
-        st.info(f"The store at {store.url} is empty: no search has written to it yet.")
+        st.info(f"The store at {as_text(store.url)} is empty: no search has written to it yet.")
         return
     if route.page == "studies" or route.study is None:
         studies.render(url)
@@ -78,7 +79,7 @@ def _page(url: str, route: Route) -> None:
 def _sidebar(url: str, route: Route) -> None:
     with st.sidebar:
         st.header("NAS dashboard")
-        st.caption(f"store: `{mask_url(url)}`")
+        st.caption(f"store: {as_text(mask_url(url))}")
         names: list[str] = []
         try:
             names = queries.study_names(url) if queries.storage(url).has_schema else []

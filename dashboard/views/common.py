@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import graph, queries
 from dashboard.navigation import Route, route_params
+from dashboard.text import as_text
 from nas.core.architecture import Architecture
 from nas.core.errors import NASError
 from nas.core.trial import Trial
@@ -129,13 +130,13 @@ def architecture_panel(
     """The architecture drawn as a graph (or the raw genotype when the space plugin is missing)."""
     status = queries.space_of(info)
     if status.space is None:
-        st.info(status.problem or "this architecture cannot be drawn here")
+        st.info(as_text(status.problem or "this architecture cannot be drawn here"))
         st.json(arch.to_dict(), expanded=True)
         return
     try:
         drawn = status.space.to_graph(arch)
     except NASError as exc:
-        st.warning(f"this architecture cannot be drawn: {exc}")
+        st.warning(f"this architecture cannot be drawn: {as_text(exc)}")
         st.json(arch.to_dict(), expanded=True)
         return
     st.graphviz_chart(graph.to_dot(drawn, highlight, title=title), width="stretch")
@@ -148,4 +149,4 @@ def architecture_panel(
 
 def show_notes(notes: Collection[str]) -> None:
     for note in notes:
-        st.warning(note)
+        st.warning(as_text(note))

@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import charts, graph, queries
 from dashboard.navigation import MAX_COMPARE, Route, parse_numbers
+from dashboard.text import as_text
 from dashboard.views.common import architecture_panel, fmt_value, go
 from nas.core.architecture import Architecture
 from nas.core.errors import NASError
@@ -19,7 +20,7 @@ PER_ROW = 2
 
 def render(url: str, study: str, numbers: tuple[int, ...]) -> None:
     info = queries.study(url, study)
-    st.title(f"Compare trials · {info.name}")
+    st.title(f"Compare trials · {as_text(info.name)}")
     text = st.text_input(
         "trials to compare",
         value=" ".join(map(str, numbers)),
@@ -28,7 +29,7 @@ def render(url: str, study: str, numbers: tuple[int, ...]) -> None:
     )
     wanted, bad = parse_numbers(text)
     if bad:
-        st.warning(f"ignored (not trial numbers): {', '.join(bad)}")
+        st.warning(f"ignored (not trial numbers): {as_text(', '.join(bad))}")
     if len(wanted) > MAX_COMPARE:
         st.warning(f"comparing the first {MAX_COMPARE} of {len(wanted)} trials")
         wanted = wanted[:MAX_COMPARE]
@@ -39,7 +40,7 @@ def render(url: str, study: str, numbers: tuple[int, ...]) -> None:
     found = queries.trials_by_numbers(url, info.study_id, wanted)
     missing = sorted(set(wanted) - {t.number for t in found})
     if missing:
-        st.warning(f"study {info.name!r} has no trial(s) {missing}")
+        st.warning(f"study {as_text(repr(info.name))} has no trial(s) {missing}")
     if len(found) < 2:
         st.info("Enter at least two trial numbers of this study (or select rows on the Trials page).")
         return

@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard import charts, downloads, queries
 from dashboard.navigation import Route
+from dashboard.text import as_text
 from dashboard.views.common import (
     COST_METRICS,
     REFRESH_S,
@@ -23,12 +24,13 @@ from dashboard.views.common import (
 from nas.core.errors import NASError
 from nas.core.trial import Trial, TrialState
 from nas.store.records import StudyInfo
+from nas.store.url import mask_secrets
 
 
 def render(url: str, study: str, number: int) -> None:
     info = queries.study(url, study)
     trial = queries.trial(url, info.study_id, number)
-    st.title(f"Trial {trial.number} · {info.name}")
+    st.title(f"Trial {trial.number} · {as_text(info.name)}")
     back, compare, _ = st.columns([1, 1, 4])
     if back.button("← trials", key="back_to_trials"):
         go(Route("trials", info.name))
@@ -41,7 +43,8 @@ def render(url: str, study: str, number: int) -> None:
     elif trial.state is TrialState.PRUNED:
         stopped = trial.user_attrs.get("stopped_at_step")
         st.warning(
-            "This trial was pruned (stopped early)" + (f" at step {stopped}." if stopped is not None else ".")
+            "This trial was pruned (stopped early)"
+            + (f" at step {as_text(stopped)}." if stopped is not None else ".")
         )
 
     left, right = st.columns([3, 2])
@@ -71,7 +74,9 @@ def render(url: str, study: str, number: int) -> None:
     with st.expander("trial record and study config", expanded=False):
         record = {"user_attrs": dict(trial.user_attrs), "system_attrs": dict(trial.system_attrs)}
         st.json({**record, "seed": trial.seed, "node": trial.node}, expanded=1)
-        st.json({"space_options": dict(info.space_options), "config": dict(info.config)}, expanded=1)
+        # Rows written before passwords were masked on write may still hold one: mask on display too.
+        stored = {"space_options": dict(info.space_options), "config": dict(info.config)}
+        st.json(mask_secrets(stored), expanded=1)
 
 
 STATE_COLOURS = {
@@ -88,7 +93,7 @@ def _summary(info: StudyInfo, trial: Trial) -> None:
     columns = st.columns(len(info.objectives) + 3)
     for column, name in zip(columns, info.objectives, strict=False):
         value = trial.values.get(name) if trial.values else None
-        column.metric(f"{name} ({info.objectives[name].value})", fmt_value(value))
+        column.metric(f"{as_text(name)} ({info.objectives[name].value})", fmt_value(value))
     rest = columns[len(info.objectives) :]
     seconds = duration_s(trial)
     rest[0].metric("duration", "–" if seconds is None else f"{seconds:,.1f} s")
@@ -97,7 +102,7 @@ def _summary(info: StudyInfo, trial: Trial) -> None:
     came_from = origin(trial)
     st.caption(
         f"started {fmt_time(trial.started_at)} · finished {fmt_time(trial.finished_at)} · "
-        f"worker {trial.node or '–'}" + (f" · {came_from}" if came_from else "")
+        f"worker {as_text(trial.node or '–')}" + (f" · {as_text(came_from)}" if came_from else "")
     )
 
 
@@ -121,7 +126,7 @@ def _cost(info: StudyInfo, trial: Trial) -> None:
                     info.space, json.dumps(dict(info.space_options), sort_keys=True), trial.arch.to_json()
                 )
             except (NASError, RuntimeError, ValueError) as exc:
-                st.warning(f"cannot build this model here: {exc}")
+                st.warning(f"cannot build this model here: {as_text(exc)}")
                 return
         left, right = st.columns(2)
         left.metric("parameters", f"{stats[0]:,}")
@@ -182,7 +187,7 @@ def _export(url: str, info: StudyInfo, trial: Trial) -> None:
                 try:
                     st.session_state[key] = downloads.model_download(info.name, trial.number, url)
                 except (NASError, ImportError) as exc:
-                    st.error(f"export failed: {exc}")
+                    st.error(f"export failed: {as_text(exc)}")
                     return
             ready = st.session_state[key]
     if ready is not None:

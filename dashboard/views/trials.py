@@ -18,6 +18,7 @@ import streamlit as st
 
 from dashboard import charts, queries
 from dashboard.navigation import MAX_COMPARE, Route
+from dashboard.text import as_text
 from dashboard.views.common import (
     REFRESH_S,
     duration_s,
@@ -39,16 +40,16 @@ PAGE_SIZES = (25, 50, 100, 200)
 def render(url: str, study: str) -> None:
     info = queries.study(url, study)
     status = queries.space_of(info)
-    st.title(f"Study {info.name}")
+    st.title(f"Study {as_text(info.name)}")
     current = queries.token(url, info.study_id)
     live = current[0] == StudyStatus.RUNNING.value
     st.caption(
-        f"space **{info.space}** · strategy **{strategy_name(info)}** · objectives "
-        + ", ".join(f"**{n}** ({d.value})" for n, d in info.objectives.items())
+        f"space **{as_text(info.space)}** · strategy **{as_text(strategy_name(info))}** · objectives "
+        + ", ".join(f"**{as_text(n)}** ({d.value})" for n, d in info.objectives.items())
         + f" · status **{current[0]}** · started {fmt_ago(info.created_at)}"
     )
     if status.problem:
-        st.info(status.problem)
+        st.info(as_text(status.problem))
     query, page_size = _filters(url, info)
 
     @st.fragment(run_every=REFRESH_S if live else None)
@@ -96,9 +97,10 @@ def _filters(url: str, info: StudyInfo) -> tuple[TrialQuery, int]:
         for column, name in zip(columns, names, strict=False):
             known = bounds.get(name)
             hint = "" if known is None else f" (stored: {fmt_value(known[0])} … {fmt_value(known[1])})"
-            column.markdown(f"**{name}**{hint}")
-            low = column.number_input(f"{name} ≥", value=None, key=f"f_low_{name}", format="%.6g")
-            high = column.number_input(f"{name} ≤", value=None, key=f"f_high_{name}", format="%.6g")
+            label = as_text(name)
+            column.markdown(f"**{label}**{hint}")
+            low = column.number_input(f"{label} ≥", value=None, key=f"f_low_{name}", format="%.6g")
+            high = column.number_input(f"{label} ≤", value=None, key=f"f_high_{name}", format="%.6g")
             if low is not None or high is not None:
                 ranges[name] = (low, high)
         sort_left, sort_right = st.columns(2)
@@ -111,7 +113,7 @@ def _filters(url: str, info: StudyInfo) -> tuple[TrialQuery, int]:
         order = sort_right.radio("order", ["descending", "ascending"], horizontal=True, key="f_desc")
     for name, (low, high) in ranges.items():
         if low is not None and high is not None and low > high:
-            st.warning(f"the range of {name} is empty ({low:g} > {high:g}); it is ignored")
+            st.warning(f"the range of {as_text(name)} is empty ({low:g} > {high:g}); it is ignored")
             ranges.pop(name)
             break
     query = TrialQuery(
@@ -257,7 +259,7 @@ def _pareto(url: str, info: StudyInfo, token: tuple) -> None:
     picked = _picked_trial(event)
     if picked is not None:
         go(Route("trial", info.name, trial=picked))
-    front_note = "all objectives" if len(names) > 2 else f"{x} and {y}"
+    front_note = "all objectives" if len(names) > 2 else f"{as_text(x)} and {as_text(y)}"
     thinned = f"; dominated trials thinned to every {data.stride}th" if data.stride > 1 else ""
     st.caption(
         f"{data.front} non-dominated trials (on {front_note}) of {data.total:,}{thinned}. "

@@ -1,0 +1,31 @@
+"""User-provided strings shown as text, never as Markdown or HTML.
+
+Streamlit renders Markdown (with GitHub and Streamlit extensions: links,
+images, autolinks, ``:red[...]`` colours, ``$`` maths, emoji shortcodes) in
+titles, captions, alerts, metric and widget labels. Study and objective
+names, metric names, user attributes, architecture strings and error texts
+come from whoever wrote to the store, or from the page's URL: an objective
+named ``![x](http://host/leak)`` would make every viewer's browser fetch that
+URL. So every such string goes through :func:`as_text` before it is
+interpolated into Markdown; ``st.code``, ``st.json``, dataframes, charts and
+selectbox options show plain text already and need nothing.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: ASCII punctuation with a meaning in CommonMark, GitHub Markdown or Streamlit's
+#: directives (``&`` entities, ``<`` HTML and autolinks, ``:`` and ``@`` autolink
+#: literals and shortcodes, ``$`` maths, ``|`` tables, ``~`` strikethrough,
+#: ``# + - = . >`` block markers). A backslash makes each one literal.
+_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-=.!|~$:&@])")
+
+
+def as_text(value: object) -> str:
+    """``value`` as Markdown that renders exactly its characters (no link, image, HTML or format).
+
+    Line breaks are kept: with every block marker escaped, a new line cannot
+    start a heading, list, quote, table or fence.
+    """
+    return _SPECIAL.sub(r"\\\1", str(value))
