@@ -20,12 +20,19 @@ import re
 #: literals and shortcodes, ``$`` maths, ``|`` tables, ``~`` strikethrough,
 #: ``# + - = . >`` block markers). A backslash makes each one literal.
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-=.!|~$:&@])")
+#: Where GitHub Markdown's autolink literals start (``http://``, ``www.``, ``user@host``). They
+#: are found in the text *after* escapes are resolved, so a backslash cannot stop them.
+_AUTOLINK = re.compile(r"(?i)(?<=[a-z])(?=://)|(?<=\bwww)(?=\.)|(?=@)")
+#: U+2060 WORD JOINER: invisible, not a space, breaks the autolink patterns above.
+WORD_JOINER = "\u2060"
 
 
 def as_text(value: object) -> str:
     """``value`` as Markdown that renders exactly its characters (no link, image, HTML or format).
 
     Line breaks are kept: with every block marker escaped, a new line cannot
-    start a heading, list, quote, table or fence.
+    start a heading, list, quote, table or fence. A URL in the text stays
+    plain text too: an invisible :data:`WORD_JOINER` goes before its ``://``
+    (or ``www``'s dot, or an ``@``), so it is not turned into a link.
     """
-    return _SPECIAL.sub(r"\\\1", str(value))
+    return _SPECIAL.sub(r"\\\1", _AUTOLINK.sub(WORD_JOINER, str(value)))

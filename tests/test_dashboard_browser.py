@@ -4,7 +4,9 @@ Starts the real command on a seeded store, opens it in Debian's Chromium via
 Playwright (the installed browser, never a downloaded one), checks that the
 studies table, the Pareto plot and a trial's architecture graph render,
 clicks from the studies table into a study and on into a trial, and saves a
-screenshot of each page under the test's temporary directory.
+screenshot of each page under the test's temporary directory. A study whose
+names hold Markdown images, links and HTML pointing at a local listener
+checks that the browser shows them as text and never requests their URLs.
 """
 
 from __future__ import annotations
@@ -13,15 +15,18 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import nas
+from dashboard.text import WORD_JOINER
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -47,7 +52,58 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-def seed(url: str) -> nas.Study:
+class Leak:
+    """A local HTTP listener that records every request: hostile names point at it."""
+
+    def __init__(self) -> None:
+        hits: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the http.server hook name
+                hits.append(self.path)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.hits = hits
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def leak() -> Iterator[Leak]:
+    listener = Leak()
+    yield listener
+    listener.server.shutdown()
+
+
+def hostile_names(leak: str) -> dict[str, str]:
+    return {
+        "study": f"evil [s]({leak}/study) *name*",
+        "image": f"![x]({leak}/objective)",
+        "html": f'<img src="{leak}/html"> <b>bold</b>',
+    }
+
+
+def seed_hostile(url: str, leak: str) -> None:
+    """A study whose names, attributes, worker and errors hold Markdown and HTML aimed at ``leak``."""
+    names = hostile_names(leak)
+    study = nas.create_study(
+        names["study"], url, space="nb201", objectives={names["image"]: "max", names["html"]: "min"}
+    )
+    attrs = {f"[key]({leak}/key)": f"![value]({leak}/value)"}
+    for i in range(3):
+        trial = study.ask(node=f"![node]({leak}/node)")
+        study.report(trial, 0, {f"![metric]({leak}/metric)": 0.5, f"<img src={leak}/m>": 1.0})
+        study.tell(trial, [0.5 + i, 3.0 - i], user_attrs=attrs)
+    study.tell(study.ask(), state="PRUNED", user_attrs={"stopped_at_step": f"![step]({leak}/step)"})
+    study.tell(study.ask(), state="FAIL", error=f"![err]({leak}/error) <img src={leak}/e>")
+
+
+def seed(url: str, leak: str) -> nas.Study:
     study = nas.create_study(
         "cifar-pareto", url, space="nb201", objectives={"val_accuracy": "max", "latency_ms": "min"}
     )
@@ -63,6 +119,7 @@ def seed(url: str) -> nas.Study:
     study.finish()
     other = nas.create_study("fbnet-latency", url, space="fbnet", objectives={"latency_ms": "min"})
     other.tell(other.ask(), 12.5)
+    seed_hostile(url, leak)
     return study
 
 
@@ -73,10 +130,10 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, nas.Study]]:
+def server(tmp_path_factory: pytest.TempPathFactory, leak: Leak) -> Iterator[tuple[str, nas.Study]]:
     """``nas dashboard --storage ... --port ... --host 127.0.0.1`` as a subprocess, until healthy."""
     url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'store.db'}"
-    study = seed(url)
+    study = seed(url, leak.base)
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     with log.open("w") as sink:
@@ -164,3 +221,70 @@ def test_studies_trials_pareto_and_architecture_render_in_chromium(
             browser.close()
     for name in ("studies", "trials", "trial"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+
+
+def test_hostile_names_show_as_text_and_fetch_nothing(
+    chromium: Path, server: tuple[str, nas.Study], leak: Leak, tmp_path: Path
+) -> None:
+    """Every page of the hostile study: names appear literally, no request ever reaches their URLs."""
+    from urllib.parse import urlencode
+
+    from playwright.sync_api import expect, sync_playwright
+
+    base, _ = server
+    names = hostile_names(leak.base)
+    expect.set_options(timeout=TIMEOUT_MS)
+    requested: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2400})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.on("request", lambda request: requested.append(request.url))
+            main = page.locator("[data-testid='stMain']")
+
+            def visit(landmark: str, **params: str) -> None:
+                page.goto(f"{base}/?{urlencode(params)}" if params else base)
+                expect(main).to_contain_text(landmark)
+                page.wait_for_load_state("networkidle")
+
+            def check(shot: str, *literal: str) -> None:
+                """The page shows each ``literal`` as text, with no image or link to the listener."""
+                page.wait_for_timeout(500)  # let any image the page holds start loading
+                page.screenshot(path=str(tmp_path / f"{shot}.png"), full_page=True)
+                assert not [u for u in requested if u.startswith(leak.base)] and not leak.hits, shot
+                shown = main.inner_text().replace(WORD_JOINER, "")  # invisible: keeps URLs unlinked
+                for text in literal:
+                    assert text in shown, (shot, text)
+                assert main.locator(f"img[src*='{leak.base}'], a[href*='{leak.base}']").count() == 0, shot
+
+            visit("Studies")
+            grid = page.locator("[data-testid='stDataFrame'] table[role='grid']").first
+            expect(grid).to_contain_text(names["study"])
+            check("hostile-studies")
+
+            visit("Study evil", page="trials", study=names["study"])
+            page.get_by_text("Filter and sort").click()
+            page.get_by_text("Pareto front", exact=True).click()
+            expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible()
+            check("hostile-trials", f"Study {names['study']}", names["image"], f"{names['html']} ≥")
+
+            visit("Trial 0", page="trial", study=names["study"], trial="0")
+            page.get_by_text("trial record and study config").click()
+            check("hostile-trial", f"Trial 0 · {names['study']}", f"{names['html']} (min)", "![node](")
+
+            visit("Trial 3", page="trial", study=names["study"], trial="3")
+            check("hostile-pruned", f"at step ![step]({leak.base}/step).")
+
+            visit("Trial 4", page="trial", study=names["study"], trial="4")
+            check("hostile-failed", f"![err]({leak.base}/error) <img src={leak.base}/e>")
+
+            visit("Compare", page="compare", study=names["study"], compare=f"0 1 ![c]({leak.base}/c)")
+            check("hostile-compare", f"![c]({leak.base}/c)")
+
+            visit("no study", page="trials", study=f"![missing]({leak.base}/missing)")
+            check("hostile-missing", f"![missing]({leak.base}/missing)")
+        finally:
+            browser.close()
+    assert not [u for u in requested if u.startswith(leak.base)], requested
+    assert leak.hits == []
