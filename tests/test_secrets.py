@@ -11,11 +11,16 @@ masked ``***`` would not connect when pasted): libpq then reads it from
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import create_engine, text
 from store_fixtures import BACKENDS, postgres_url, sqlite_url  # noqa: F401
 
@@ -149,3 +154,56 @@ def test_the_printed_url_connects_with_the_password_from_pgpass(
             assert connection.connection.dbapi_connection.info.password == password
     finally:
         engine.dispose()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_nas_search_with_a_password_in_the_yaml(
+    postgres_url: str,  # noqa: F811
+    role_with_password: tuple[str, str],
+    tmp_path: Path,
+) -> None:
+    """End to end: the YAML's ``storage:`` holds a password; nothing stores or prints it, the hint works."""
+    role, password = role_with_password
+    plugins = Path(__file__).parent / "plugins"
+    env = {k: v for k, v in os.environ.items() if k not in ("NAS_STORAGE", "PGPASSWORD", "PGPASSFILE")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(plugins), env.get("PYTHONPATH")]))
+    with temporary_schema(postgres_url) as schema_url:
+        parsed = parse_storage_url(schema_url)
+        schema = parsed.query["options"].split("=", 1)[1]
+        admin = create_engine(parsed, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'GRANT USAGE, CREATE ON SCHEMA "{schema}" TO {role}'))
+        admin.dispose()
+        url = parsed.set(username=role, password=password).render_as_string(hide_password=False)
+        config = {
+            "name": "pw",
+            "plugins": ["nas_test_plugins"],
+            "space": {"name": "nb201", "channels": 4, "cells": 1},
+            "strategy": {"name": "random"},
+            "evaluator": {"name": "curve"},
+            "budget": {"trials": 2, "concurrent": 1},
+            "storage": url,
+        }
+        path = tmp_path / "pw.yaml"
+        path.write_text(yaml.safe_dump(config))
+        search = [sys.executable, "-m", "nas.cli", "search", str(path), "--quiet"]
+        done = subprocess.run(search, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert password not in done.stdout + done.stderr and "***" not in done.stdout
+        assert "~/.pgpass" in done.stdout
+
+        stored = nas.load_study("pw", storage=url).config
+        assert password not in json.dumps(stored) and f"{role}:***@" in stored["storage"]
+
+        # Paste the suggested command: the password comes from the password file.
+        (line,) = [line.strip() for line in done.stdout.splitlines() if line.strip().startswith("nas trials")]
+        pgpass = tmp_path / "pgpass"
+        pgpass.write_text(f"*:*:*:{role}:{password}\n")
+        pgpass.chmod(0o600)
+        pasted = [sys.executable, "-m", "nas.cli", *shlex.split(line)[1:]]
+        listed = subprocess.run(
+            pasted, env={**env, "PGPASSFILE": str(pgpass)}, capture_output=True, text=True, timeout=120
+        )
+        assert listed.returncode == 0, listed.stderr[-3000:]
+        assert "COMPLETE" in listed.stdout.upper()

@@ -50,7 +50,7 @@ def search_command(
         console.print(f"  found: {escape(outcome.improvement.describe())}")
     console.print("next:")
     for line in next_steps(outcome.study, outcome.storage):
-        console.print(f"  {escape(line)}")
+        console.print(f"  {escape(line)}", soft_wrap=True)  # never wrapped: pasted as one line
 
 
 def next_steps(study: str, storage: str) -> list[str]:
