@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 from sqlalchemy import create_engine, text
-from store_fixtures import BACKENDS, postgres_url, sqlite_url  # noqa: F401
+from store_fixtures import postgres_url, storage_url  # noqa: F401
 
 import nas
 from nas.cli.search import next_steps
@@ -33,15 +33,6 @@ from nas.store.url import has_password, mask_secrets, parse_storage_url, without
 
 SECRET = "s3cr3t-pw"
 PG_WITH_PASSWORD = f"postgresql+psycopg://alice:{SECRET}@db.example:5432/nas"
-
-
-@pytest.fixture(params=BACKENDS)
-def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path)
-    else:
-        with temporary_schema(request.getfixturevalue("postgres_url")) as url:
-            yield url
 
 
 def test_password_urls_are_found_and_masked() -> None:
@@ -64,7 +55,7 @@ def test_password_urls_are_found_and_masked() -> None:
     assert (masked["seed"], masked["note"]) == (3, "keep me: a@b")
 
 
-def test_config_row_never_holds_a_password(storage_url: str) -> None:
+def test_config_row_never_holds_a_password(storage_url: str) -> None:  # noqa: F811
     config = {"name": "s", "storage": PG_WITH_PASSWORD, "extra": [f"https://bob:{SECRET}@h/x"]}
     study = nas.create_study("s", storage_url, space="nb201", config=config)
     assert study.config["storage"] == "postgresql+psycopg://alice:***@db.example:5432/nas"
