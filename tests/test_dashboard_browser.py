@@ -256,7 +256,8 @@ def test_hostile_names_show_as_text_and_fetch_nothing(
                 shown = main.inner_text().replace(WORD_JOINER, "")  # invisible: keeps URLs unlinked
                 for text in literal:
                     assert text in shown, (shot, text)
-                assert main.locator(f"img[src*='{leak.base}'], a[href*='{leak.base}']").count() == 0, shot
+                linked = page.locator(f"img[src*='{leak.base}'], a[href*='{leak.base}']")  # sidebar too
+                assert linked.count() == 0, shot
 
             visit("Studies")
             grid = page.locator("[data-testid='stDataFrame'] table[role='grid']").first
