@@ -7,9 +7,10 @@ from typing import Any
 
 import click
 
-#: Help text only (``nas.store.url`` holds the rule; importing it here would load SQLAlchemy for ``--help``).
+from nas.store.url import DEFAULT_URL, ENV_VAR
+
+#: Help text: the URL forms the store accepts (``nas.store.url`` holds the rule).
 _STORE_URL = "sqlite:///PATH or postgresql+psycopg://..."
-ENV_VAR, DEFAULT_URL = "NAS_STORAGE", "sqlite:///nas.db"
 
 
 def storage_option(fallback: str = "") -> Callable[[Any], Any]:
