@@ -27,6 +27,8 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from nas.bench import run_nb201
+from nas.core.errors import ConfigError
+from nas.core.leakage import refuse_test_column
 
 
 def main() -> None:
@@ -39,6 +41,10 @@ def main() -> None:
     parser.add_argument("--metric", default="cifar10-val")
     parser.add_argument("--strategies", default="nsga2,random")
     args = parser.parse_args()
+    try:
+        refuse_test_column(args.metric, "--metric")  # test data is reported, never searched or trained on
+    except ConfigError as exc:
+        parser.error(str(exc))
 
     console = Console()
     console.print(

@@ -40,6 +40,8 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nas.core.errors import ConfigError  # noqa: E402
+from nas.core.leakage import refuse_test_column  # noqa: E402
 from nas.data.paths import NB201_TABLE, data_path  # noqa: E402
 from nas.data.tables import Table  # noqa: E402
 from predictors.evaluation import predictor_study, summarise  # noqa: E402
@@ -94,6 +96,10 @@ def main() -> None:
     parser.add_argument("--cache", default=None, help="resumable .npz of proxy scores (outside the repo)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    try:
+        refuse_test_column(args.metric, "--metric")  # test data is reported, never searched or trained on
+    except ConfigError as exc:
+        parser.error(str(exc))
 
     space = get_space("nb201")
     table = Table.load(data_path(NB201_TABLE), space)

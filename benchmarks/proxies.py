@@ -32,6 +32,8 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nas.core.errors import ConfigError  # noqa: E402
+from nas.core.leakage import refuse_test_column  # noqa: E402
 from nas.data.paths import NB201_TABLE, ZERO_COST_NB201, data_path  # noqa: E402
 from predictors.combine import DEFAULT_VOTE  # noqa: E402
 from predictors.evaluation import proxy_study  # noqa: E402
@@ -55,6 +57,10 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=5, help="scored network's N (benchmark: 5)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    try:
+        refuse_test_column(args.metric, "--metric")  # test data is reported, never searched or trained on
+    except ConfigError as exc:
+        parser.error(str(exc))
 
     space = get_space("nb201")
     sample = read_zero_cost_nb201(data_path(ZERO_COST_NB201), space)

@@ -34,6 +34,8 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from nas.bench import BenchResult, run_nb201
+from nas.core.errors import ConfigError
+from nas.core.leakage import refuse_test_column
 from nas.data.paths import NB201_TABLE, data_path
 from nas.data.tables import Table
 from nas.strategies.predictor import DEFAULT_PREDICTOR
@@ -80,6 +82,10 @@ def main() -> None:
     parser.add_argument("--zc-seeds", type=int, default=1, help="proxy initialisations averaged")
     parser.add_argument("--zc-cache", default=None, help="resumable .npz of proxy scores (outside the repo)")
     args = parser.parse_args()
+    try:
+        refuse_test_column(args.metric, "--metric")  # test data is reported, never searched or trained on
+    except ConfigError as exc:
+        parser.error(str(exc))
 
     predictor_options = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.predictor_option)}
     strategy_options = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.option)}

@@ -1,11 +1,13 @@
 """Measure a strategy on the NAS-Bench-201 table: many seeds in seconds.
 
 A run has two phases that never mix. The *search* phase asks, looks up and
-tells through a :class:`~nas.evaluators.tabular.Nb201TableEvaluator` that
-reports nothing but the search metric (and latency): no test column is read.
-The *report* phase then looks up the test accuracy of each seed's incumbent
-at each checkpoint. ``nas bench nb201`` and ``benchmarks/*.py`` are thin
-layers over :func:`run_nb201`.
+tells through a :class:`~nas.evaluators.tabular.Nb201TableEvaluator`, which
+returns nothing but the search metric (and latency): no test column is read
+and no trial carries a test number. The *report* phase then reads the test
+accuracy of each seed's incumbent at each checkpoint straight from the
+table: the search column's test twin, if it is on the report allow-list
+(:data:`nas.core.leakage.REPORT_COLUMNS`). ``nas bench nb201`` and
+``benchmarks/*.py`` are thin layers over :func:`run_nb201`.
 
 For several objectives it also reports the hypervolume of what was found as
 a fraction of the exact hypervolume of the table's true Pareto front, both
@@ -26,11 +28,12 @@ import numpy as np
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError, UnknownNameError
+from nas.core.leakage import REPORT_COLUMNS
 from nas.core.pareto import hypervolume, to_minimisation
 from nas.core.strategy import Constraint, Measure, Strategy, parse_constraints
 from nas.core.trial import Direction, Trial, TrialState, parse_objectives
 from nas.data.tables import Table
-from nas.evaluators.tabular import Nb201TableEvaluator, is_test_column
+from nas.evaluators.tabular import Nb201TableEvaluator
 from nas.strategies import create_strategy
 from nas.strategies import run_loop as run_search  # the in-process loop (nas.runner.run_search is Ray)
 from nas.strategies.predictor import DEFAULT_PREDICTOR
@@ -163,7 +166,7 @@ def run_nb201(
     if wants_latency and device is None:
         device = DEFAULT_DEVICE
     evaluator = Nb201TableEvaluator(
-        space, table=table, metric=metric, report=(), latency_table=latency_table, device=device
+        space, table=table, metric=metric, latency_table=latency_table, device=device
     )
     for name in parsed:
         if name not in evaluator.objectives:
@@ -295,8 +298,9 @@ class _TableWorld:
         return float(-best if self.objectives[primary] is Direction.MAX else best)
 
     def test_metric(self, metric: str) -> str | None:
+        """The search column's test twin (``cifar10-val`` -> ``cifar10-test``) if it may be reported."""
         twin = metric.replace("-val", "-test").replace("_val", "_test")
-        return twin if twin != metric and is_test_column(twin) and twin in self.table.columns else None
+        return twin if twin in REPORT_COLUMNS and twin in self.table.columns else None
 
     def incumbent(self, trials: Sequence[Trial], queries: int, test_metric: str | None) -> Incumbent:
         primary, direction = next(iter(self.objectives.items()))
@@ -311,7 +315,8 @@ class _TableWorld:
         if best is None:
             return Incumbent(queries, "", math.nan, None, 0)
         _, position, trial = best
-        test = self.evaluator.reported(trial.arch, [test_metric])[test_metric] if test_metric else None
+        # The search is over: the test number comes from the table, never from the trial.
+        test = float(self.table.column(test_metric)[self.table.row(trial.arch)]) if test_metric else None
         return Incumbent(
             queries, self.evaluator.space.format(trial.arch), trial.value(primary), test, position
         )

@@ -19,6 +19,7 @@ import click
 
 from nas.cli.bench import _fmt, _options, bench
 from nas.core.errors import ConfigError
+from nas.core.leakage import refuse_test_column
 
 
 def _names(text: str, what: str) -> list[str]:
@@ -48,7 +49,12 @@ def _predictor_options(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 
 @bench.command("predictors")
 @click.option("--predictors", "names", default="gbt,rf,mlp_ensemble,gp", show_default=True)
-@click.option("--metric", default="cifar10-val", show_default=True, help="Column of the NAS-Bench-201 table.")
+@click.option(
+    "--metric",
+    default="cifar10-val",
+    show_default=True,
+    help="Column of the NAS-Bench-201 table (never -test).",
+)
 @click.option(
     "--table", type=click.Path(dir_okay=False), default=None, help="Default: the NB201 12-epoch table."
 )
@@ -91,6 +97,7 @@ def predictors_command(
     as_json: bool,
 ) -> None:
     """Rank correlation of each predictor trained on 50/100/500 NAS-Bench-201 cells."""
+    refuse_test_column(metric, "--metric")  # the predictors' training target
     from nas.data.paths import NB201_TABLE, data_path
     from nas.data.tables import Table
     from predictors.evaluation import predictor_study, summarise
@@ -169,7 +176,8 @@ def _proxy_features(
     "--metric",
     default="val_accuracy",
     show_default=True,
-    help="val_accuracy (200 epochs, from the sample) or a NAS-Bench-201 table column such as cifar10-val.",
+    help="val_accuracy (200 epochs, from the sample) or a NAS-Bench-201 table column such as cifar10-val "
+    "(never a -test one).",
 )
 @click.option(
     "--source",
@@ -202,6 +210,7 @@ def proxies_command(
     as_json: bool,
 ) -> None:
     """Spearman rho of each zero-cost proxy against METRIC on the NAS-Bench-Suite-Zero cells."""
+    refuse_test_column(metric, "--metric")  # proxies are chosen by this ranking
     import numpy as np
 
     from nas.data.paths import NB201_TABLE, ZERO_COST_NB201, data_path

@@ -38,6 +38,7 @@ import numpy as np
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ArchitectureError, ConfigError
+from nas.core.leakage import refuse_test_column
 from nas.core.registry import Registry
 from nas.core.seeds import check_seed
 from nas.core.space import SearchSpace
@@ -86,6 +87,7 @@ def parse_constraint(metric: str, expression: str | float) -> Constraint:
     """One constraint from a metric name and ``'<= 20'`` (a bare number means ``<=``)."""
     if not isinstance(metric, str) or not metric:
         raise ConfigError(f"constraint metric {metric!r} must be a non-empty string")
+    refuse_test_column(metric, "constraint")  # a limit on test data would search on it
     if isinstance(expression, int | float) and not isinstance(expression, bool):
         op, text = "<=", str(expression)
     elif isinstance(expression, str) and (match := _EXPRESSION.match(expression)):

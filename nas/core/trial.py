@@ -15,6 +15,7 @@ from typing import Any
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
+from nas.core.leakage import refuse_test_column
 
 
 class TrialState(str, enum.Enum):
@@ -35,13 +36,18 @@ class Direction(str, enum.Enum):
 
 
 def parse_objectives(objectives: Mapping[str, str] | None) -> dict[str, Direction]:
-    """Validate ``{"val_accuracy": "max", ...}``; order is kept (the first is primary)."""
+    """Validate ``{"val_accuracy": "max", ...}``; order is kept (the first is primary).
+
+    A test metric (``cifar10-test``, ``test_accuracy``) is refused: a search that
+    optimises test data makes its reported test accuracy meaningless.
+    """
     if not objectives:
         raise ConfigError("at least one objective is needed, e.g. {'val_accuracy': 'max'}")
     result: dict[str, Direction] = {}
     for name, direction in objectives.items():
         if not isinstance(name, str) or not name:
             raise ConfigError(f"objective name {name!r} must be a non-empty string")
+        refuse_test_column(name, "objective")
         try:
             result[name] = Direction(str(direction).lower())
         except ValueError:

@@ -7,9 +7,10 @@ space, and indexed by exact architecture and, as a fallback for tables that
 list one representative per class, by ``space.canonical_key``.
 
 :class:`TableEvaluator` maps objective names to columns. Columns whose name
-says *test* can never be objectives: the search sees validation numbers only.
-Test numbers go to ``user_attrs`` (``report``) or are read after the search
-with :meth:`TableEvaluator.reported`, which is how ``nas bench`` shows them.
+says *test* (:func:`nas.core.leakage.is_test_column`) can never be objectives,
+and an evaluation returns nothing else: no test number reaches a trial while
+the search runs. Test numbers are read from the :class:`Table` after the
+search has ended, as ``nas bench`` does (see :mod:`nas.core.leakage`).
 
 Registered evaluators: ``nb201_table`` (NAS-Bench-201 12-epoch accuracies,
 optional device latency) and ``fbnet_latency`` (FBNet device latency).
@@ -20,24 +21,16 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
-from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError, NASError, UnknownNameError
 from nas.core.evaluator import EVALUATORS, EvalRequest, EvalResult, Evaluator
+from nas.core.leakage import is_test_column, refuse_test_column
 from nas.core.space import SearchSpace
 from nas.data.paths import FBNET_LATENCY, NB201_LATENCY, NB201_TABLE, data_path
 from nas.data.tables import Table
 
 logger = logging.getLogger(__name__)
-
-_TEST_COLUMN = re.compile(r"(^|[-_.])test($|[-_.])", re.IGNORECASE)
-
-
-def is_test_column(name: str) -> bool:
-    """Whether a column holds test results (``cifar10-test``, ``test_acc``, ...)."""
-    return bool(_TEST_COLUMN.search(name))
 
 
 class TableEvaluator(Evaluator):
@@ -45,11 +38,10 @@ class TableEvaluator(Evaluator):
 
     ``metrics`` maps objective names to columns of ``table``
     (``{"val_accuracy": "cifar10-val"}``); ``latency_table`` and ``device``
-    add ``latency_ms`` from that table's ``device`` column. ``report`` names
-    columns copied into ``user_attrs`` for reporting only; when one of them is
-    the test twin of the accuracy column (``cifar10-val`` -> ``cifar10-test``)
-    it is also copied as ``test_accuracy``. A NaN in a table is an error
-    (the trial fails), never a silent value.
+    add ``latency_ms`` from that table's ``device`` column. Nothing else is
+    returned: test numbers are read from the table after the search, never
+    carried by a trial. A NaN in a table is an error (the trial fails), never
+    a silent value.
     """
 
     def __init__(
@@ -57,7 +49,6 @@ class TableEvaluator(Evaluator):
         space: SearchSpace,
         table: str | os.PathLike[str] | Table | None = None,
         metrics: Mapping[str, str] | None = None,
-        report: Sequence[str] = (),
         latency_table: str | os.PathLike[str] | Table | None = None,
         device: str | None = None,
     ) -> None:
@@ -68,11 +59,6 @@ class TableEvaluator(Evaluator):
             if self.table is None:
                 raise ConfigError(f"metrics {self.metrics} need a table to read them from")
             self._check_search_column(self.table, objective, column)
-        self.report = tuple([report] if isinstance(report, str) else report)
-        for column in self.report:
-            if self.table is None:
-                raise ConfigError(f"report columns {list(self.report)} need a table to read them from")
-            self.table.column(column)  # fail fast on an unknown column
         self.latency_table = self._table(latency_table) if latency_table is not None else None
         self.device = device
         if (self.latency_table is None) != (device is None):
@@ -93,13 +79,10 @@ class TableEvaluator(Evaluator):
 
     @staticmethod
     def _check_search_column(table: Table, objective: str, column: str) -> None:
-        allowed = [c for c in table.columns if not is_test_column(c)]
-        if is_test_column(column):
-            raise ConfigError(
-                f"objective {objective!r} may not use test column {column!r}: a search only sees "
-                f"validation numbers (test columns are reported, never searched on); allowed: {allowed}"
-            )
+        refuse_test_column(objective, "objective")
+        refuse_test_column(column, f"objective {objective!r}", table.columns)
         if column not in table.columns:
+            allowed = [c for c in table.columns if not is_test_column(c)]
             raise UnknownNameError(f"column of {table.path.name}", column, allowed)
 
     @property
@@ -117,20 +100,7 @@ class TableEvaluator(Evaluator):
                 values[objective] = self._finite(self.table, column, row)
         if self.latency_table is not None and self.device is not None:
             values["latency_ms"] = self._finite(self.latency_table, self.device, self.latency_table.row(arch))
-        return EvalResult(values=values, user_attrs=self.reported(arch) if self.report else {})
-
-    def reported(self, arch: Architecture, columns: Sequence[str] | None = None) -> dict[str, float]:
-        """Report-only numbers (test accuracies) for ``arch``: for after the search, never during."""
-        if self.table is None:
-            return {}
-        row = self.table.row(arch)
-        names = self.report if columns is None else tuple(columns)
-        result = {name: float(self.table.column(name)[row]) for name in names}
-        for column in self.metrics.values():
-            twin = _test_twin(column)
-            if twin in result:
-                result["test_accuracy"] = result[twin]
-        return result
+        return EvalResult(values=values)
 
     def _finite(self, table: Table, column: str, row: int) -> float:
         value = float(table.column(column)[row])
@@ -140,10 +110,6 @@ class TableEvaluator(Evaluator):
                 f"(row {row + 1} is {value})"
             )
         return value
-
-
-def _test_twin(column: str) -> str:
-    return re.sub(r"(^|[-_.])val(id|idation)?($|[-_.])", r"\1test\3", column, flags=re.IGNORECASE)
 
 
 @EVALUATORS.register("nb201_table")
@@ -161,7 +127,6 @@ class Nb201TableEvaluator(TableEvaluator):
         space: SearchSpace,
         table: str | os.PathLike[str] | Table | None = None,
         metric: str = "cifar10-val",
-        report: Sequence[str] = ("cifar10-test",),
         latency_table: str | os.PathLike[str] | Table | None = None,
         device: str | None = None,
         objective: str = "val_accuracy",
@@ -174,7 +139,6 @@ class Nb201TableEvaluator(TableEvaluator):
             space,
             table=data_path(NB201_TABLE) if table is None else table,
             metrics={objective: metric},
-            report=report,
             latency_table=latency_table,
             device=device,
         )

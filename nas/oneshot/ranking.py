@@ -20,6 +20,7 @@ import numpy as np
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
+from nas.core.leakage import check_report_column
 from nas.core.oneshot import KINDS, oneshot_view, spaces_with
 from nas.core.space import SearchSpace
 from nas.data.paths import data_path
@@ -91,6 +92,7 @@ def rank_correlation(
 
     if samples < 3:
         raise ConfigError(f"rank_correlation={samples} is too few cells to rank; use at least 3")
+    check_report_column(metric, "rank_metric")  # a report after the search: test columns from the allow-list
     table = load_table(method.space, table_path)
     table.column(metric)  # an unknown column fails before any scoring
     rng = np.random.default_rng(np.random.SeedSequence([method.seed, 0xC0DE]))

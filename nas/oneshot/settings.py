@@ -22,9 +22,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nas.core.errors import ConfigError
+from nas.core.leakage import check_report_column
 from nas.core.seeds import check_seed
 
 #: Options read by only some methods (the rest apply to all).
@@ -128,7 +129,18 @@ class OneShotSettings(BaseModel):
         0, ge=0, description="cells scored by the supernet and compared with the space's tabular benchmark"
     )
     rank_table: str | None = None
-    rank_metric: str = "cifar10-val"
+    rank_metric: str = Field(
+        "cifar10-val",
+        description="table column the supernet's ranking is compared with, after the search (a report: "
+        "a test column only from the report allow-list)",
+    )
+
+    @field_validator("rank_metric")
+    @classmethod
+    def _reported_column(cls, value: str) -> str:
+        # The rank correlation is computed in ``finish``, after the cell is derived, and nothing reads
+        # it back: a report after the search, so a test column is allowed only from the allow-list.
+        return check_report_column(value, "rank_metric")
 
     @model_validator(mode="after")
     def _consistent(self) -> OneShotSettings:
