@@ -62,7 +62,7 @@ def test_the_plan_builds_each_plugin_once_and_the_strategy_searches_its_space() 
     assert plan.strategy is not None and plan.strategy.space is plan.space
     assert plan.oneshot is None and not plan.needs_data and plan.fidelity is None
     trained = build_plan({**TABLE, "evaluator": {"name": "train", "epochs": 3}})
-    assert trained.needs_data and trained.budget == 3.0 and trained.config.dataset is not None
+    assert trained.needs_data and trained.fidelity == 3.0 and trained.config.dataset is not None
 
 
 def test_a_oneshot_plan_names_the_method_and_builds_no_strategy() -> None:
