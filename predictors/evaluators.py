@@ -44,6 +44,11 @@ def _as_batch(batch: BatchLike) -> tuple[torch.Tensor, torch.Tensor]:
 class ZeroCostEvaluator(Evaluator):
     """Evaluate by zero-cost proxy ``proxy`` (one of :data:`predictors.zero_cost.PROXIES`)."""
 
+    @classmethod
+    def reported_metrics(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
+        """The proxy's score (named after it), ``params`` and ``flops``."""
+        return tuple(dict.fromkeys((str(options.get("proxy", "synflow")), "params", "flops")))
+
     def __init__(
         self,
         space: SearchSpace,

@@ -13,7 +13,7 @@ import sys
 import click
 
 from nas import __version__
-from nas.core.errors import NASError
+from nas.core.errors import NASError, shorten
 
 
 class _Group(click.Group):
@@ -23,7 +23,7 @@ class _Group(click.Group):
         except NASError as exc:
             if ctx.params.get("debug"):
                 raise
-            click.secho(f"error: {exc}", fg="red", err=True)
+            click.secho(f"error: {shorten(str(exc))}", fg="red", err=True)
             sys.exit(2)
 
 

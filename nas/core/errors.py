@@ -55,6 +55,26 @@ class DependencyError(NASError, ImportError):
     """An optional heavy dependency (torch, ray, streamlit, ...) is missing."""
 
 
+#: Longest message the command line prints for one error (the rest is cut, ``--debug`` shows it all).
+MAX_MESSAGE_CHARS = 4_000
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` cut to about ``limit`` characters, saying how much was left out.
+
+    Error messages quote the bad value; a hostile value (a megabyte string, an
+    expanded YAML alias bomb) must not turn into a megabyte message.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def shown(value: object, limit: int = 200) -> str:
+    """``repr(value)`` for an error message, cut to about ``limit`` characters."""
+    return shorten(repr(value), limit)
+
+
 def require(module: str, extra: str) -> object:
     """Import ``module`` or raise a :class:`DependencyError` naming the extra to install.
 

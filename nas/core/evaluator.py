@@ -5,8 +5,9 @@ proxy scores a fresh network, the train evaluator trains one. The runner
 calls ``evaluate`` inside a Ray trial; ``report`` streams per-epoch metrics
 (learning curves, for early stopping and the store).
 
-An evaluator says what it needs as class metadata (``needs_data``,
-``produces_weights``, ``uses_devices``, ``settings_model``, ``fidelity``), so
+An evaluator says what it needs and what it reports as class metadata
+(``needs_data``, ``produces_weights``, ``uses_devices``, ``settings_model``,
+``fidelity``, ``reports``), so
 that the config, the driver and export ask the evaluator instead of
 recognising particular evaluators by name.
 """
@@ -87,6 +88,14 @@ class Evaluator:
     settings_model: ClassVar[type | None] = None
     #: The option that is the trial budget (fidelity), e.g. ``"epochs"``; ``None``: no fidelity.
     fidelity: ClassVar[str | None] = None
+    #: The metrics every evaluation reports (objectives must name one of them); ``None``: not
+    #: declared, so objectives are not checked before the search (a plugin written before this).
+    reports: ClassVar[tuple[str, ...] | None] = None
+
+    @classmethod
+    def reported_metrics(cls, options: Mapping[str, Any]) -> tuple[str, ...] | None:
+        """The metrics an evaluator with these ``options`` reports (``reports`` unless options decide)."""
+        return cls.reports
 
     def __init__(self, space: SearchSpace) -> None:
         self.space = space

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from nas.core.errors import ConfigError, NASError, UnknownNameError
 from nas.core.evaluator import EVALUATORS, EvalRequest, EvalResult, Evaluator
@@ -122,6 +123,12 @@ class Nb201TableEvaluator(TableEvaluator):
     (default ``nb201/nb201_latency_ms.csv``).
     """
 
+    @classmethod
+    def reported_metrics(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
+        """The ``objective`` option (default ``val_accuracy``), and ``latency_ms`` with a ``device``."""
+        objective = str(options.get("objective", "val_accuracy"))
+        return (objective, "latency_ms") if options.get("device") is not None else (objective,)
+
     def __init__(
         self,
         space: SearchSpace,
@@ -147,6 +154,8 @@ class Nb201TableEvaluator(TableEvaluator):
 @EVALUATORS.register("fbnet_latency")
 class FbnetLatencyEvaluator(TableEvaluator):
     """Measured device latency (``latency_ms``) of FBNet architectures (5,000 in the table)."""
+
+    reports: ClassVar[tuple[str, ...] | None] = ("latency_ms",)
 
     def __init__(
         self,

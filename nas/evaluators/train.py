@@ -79,6 +79,7 @@ class TrainEvaluator(Evaluator):
     uses_devices: ClassVar[bool] = True
     settings_model: ClassVar[type | None] = TrainSettings
     fidelity: ClassVar[str | None] = "epochs"
+    reports: ClassVar[tuple[str, ...] | None] = METRICS
 
     @classmethod
     def create(cls, space: SearchSpace, options: Mapping[str, Any], context: EvalContext) -> TrainEvaluator:

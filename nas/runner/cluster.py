@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from nas.core.errors import ConfigError, NASError, require
@@ -19,17 +20,48 @@ logger = logging.getLogger(__name__)
 
 
 def connect(
-    address: str | None, *, num_cpus: int | None = None, num_gpus: int | None = None
+    address: str | None,
+    *,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+    trial: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Start or join Ray; returns the cluster's resources.
 
     ``address`` None (and no ``RAY_ADDRESS``) starts a local cluster sized to
     this machine; ``"auto"`` or ``host:port`` joins a running one, which is
     also what ``ray job submit -- nas search ...`` gives the driver.
+    ``trial`` (``{"CPU": 1, "GPU": 0}``) is what each trial asks for: a
+    request no node can ever place raises ConfigError here, before any trial
+    is started (Ray would otherwise leave the trials pending forever).
     """
     ray = require("ray", "ray")
-    if ray.is_initialized():  # type: ignore[attr-defined]
-        return ray.cluster_resources()  # type: ignore[attr-defined]
+    if not ray.is_initialized():  # type: ignore[attr-defined]
+        _init(ray, address, num_cpus, num_gpus)
+    resources = ray.cluster_resources()  # type: ignore[attr-defined]
+    if trial is not None:
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]  # type: ignore[attr-defined]
+        check_placeable(trial, resources, nodes)
+    return resources
+
+
+def check_placeable(
+    trial: Mapping[str, float], total: Mapping[str, float], nodes: list[Mapping[str, float]]
+) -> None:
+    """Refuse a per-trial request that no single node of the cluster has (a trial runs on one node)."""
+    for name, amount in trial.items():
+        if amount <= 0:
+            continue
+        largest = max((float(node.get(name, 0.0)) for node in nodes), default=float(total.get(name, 0.0)))
+        if amount > largest:
+            raise ConfigError(
+                f"resources.{name.lower()}={amount:g} per trial can never be placed: the largest node of the "
+                f"Ray cluster has {largest:g} {name} (the cluster's total is {float(total.get(name, 0.0)):g}); "
+                f"allowed: at most {largest:g}"
+            )
+
+
+def _init(ray: Any, address: str | None, num_cpus: int | None, num_gpus: int | None) -> None:
     # Tune's default loggers would write every result (including weight bytes) to JSON/CSV files.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -47,9 +79,7 @@ def connect(
         raise NASError(f"cannot connect to the Ray cluster at {address!r}: {exc}") from exc
     except ValueError as exc:
         raise ConfigError(f"Ray address {address!r} is not usable: {exc}") from exc
-    resources = ray.cluster_resources()  # type: ignore[attr-defined]
-    logger.info("connected to Ray (%s): %s", address or "local", resources)
-    return resources
+    logger.info("connected to Ray (%s): %s", address or "local", ray.cluster_resources())
 
 
 def shutdown() -> None:

@@ -65,6 +65,7 @@ from nas.runner.plan import SearchPlan
 from nas.runner.recovery import MAX_RETRIES, effective_finished
 from nas.runner.trials import quiet_ray, run_trials
 from nas.settings.search import SearchConfig
+from nas.store.url import artifact_dir
 
 logger = logging.getLogger(__name__)
 
@@ -332,8 +333,8 @@ class OneShotPhase:
         todo = [seed for seed in plan.seeds if seed not in stored]
         quiet_ray()
         if todo:
-            connect(run.address)
-            root = run.artifacts / config.name / "oneshot"
+            connect(run.address, trial=run.config.resources.per_trial)
+            root = artifact_dir(run.artifacts, config.name, "oneshot")
             epochs = plan.oneshot.epochs
             for report in _train_supernets(config, todo, run.dataset, root, epochs, run.show_progress):
                 trial = _store_supernet(study, plan.space, report)

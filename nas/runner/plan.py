@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from nas.core.architecture import Architecture
-from nas.core.errors import ConfigError
+from nas.core.errors import ConfigError, UnknownNameError
 from nas.core.evaluator import EVALUATORS, Evaluator
 from nas.core.options import check_option_names
 from nas.core.space import SearchSpace, create_space
@@ -98,11 +98,12 @@ def build_plan(
     the section (``space:``, ``strategy:``, ``evaluator:``) and the bad value.
     """
     config = load_config(source)
-    if name:
-        config = config.model_copy(update={"name": name})
+    if name:  # validated like the config's own name: it becomes a folder of the artifacts
+        config = load_config({**config.model_dump(mode="json"), "name": name})
     label = str(source) if isinstance(source, str | os.PathLike) else "config"
     space = _section(label, "space", lambda: _space(config))
     evaluator = _section(label, "evaluator", lambda: _evaluator(config))
+    _section(label, "objectives", lambda: _check_objectives(config, evaluator))
     shape = DataShape()
     if is_oneshot(config.strategy.name):
         settings = _section(label, "strategy", lambda: _oneshot_settings(config, space))
@@ -141,6 +142,18 @@ def _evaluator(config: SearchConfig) -> type[Evaluator]:
     else:
         check_option_names("evaluator", config.evaluator.name, cls, options)
     return cls
+
+
+def _check_objectives(config: SearchConfig, cls: type[Evaluator]) -> None:
+    """Every objective must be a metric the evaluator reports, or every trial would fail."""
+    reported = cls.reported_metrics(options=config.evaluator.options)
+    if reported is None:  # an evaluator that does not declare its metrics is not checked
+        return
+    for objective in config.objectives:
+        if objective not in reported:
+            raise UnknownNameError(
+                f"objective (a metric evaluator {config.evaluator.name!r} reports)", objective, reported
+            )
 
 
 def _oneshot_settings(config: SearchConfig, space: SearchSpace) -> Any:

@@ -21,6 +21,7 @@ from nas.runner import trainable as T
 from nas.runner.context import SearchRun
 from nas.runner.progress import SearchProgress
 from nas.runner.recovery import MAX_RETRIES
+from nas.store.url import artifact_dir
 
 
 def make_searcher(
@@ -166,7 +167,7 @@ def make_searcher(
             return self.study.tell(trial, values=objective_values, user_attrs=attrs)
 
         def _save_artifact(self, trial: Trial, kind: str, payload: bytes) -> None:
-            folder = self.run.artifacts / self.study.name / f"trial-{trial.number:06d}"
+            folder = artifact_dir(self.run.artifacts, self.study.name, f"trial-{trial.number:06d}")
             path = atomic_write(
                 folder / f"{kind}.pt", lambda stream: stream.write(payload)
             )  # never half-written

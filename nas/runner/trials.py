@@ -39,7 +39,7 @@ def run_trials(
         if remaining <= 0:
             return 0.0
         quiet_ray()
-        connect(run.address)
+        connect(run.address, trial=run.config.resources.per_trial)
         searcher = make_searcher(run, strategy, progress, len(done), total)
         heartbeat = Heartbeat(run.study, searcher.running)
         heartbeat.start()

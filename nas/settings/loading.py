@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from nas.core.errors import ConfigError
 from nas.settings.errors import format_validation_error
+from nas.settings.limits import MAX_CONFIG_BYTES, BoundedLoader, check_size
 from nas.settings.search import UNION_TAGS, SearchConfig
 
 
@@ -33,10 +34,12 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | SearchConfi
     if isinstance(source, SearchConfig):
         return source
     if isinstance(source, Mapping):
+        check_size(source, "config")
         raw, base, label = copy.deepcopy(dict(source)), Path.cwd(), "config"
     elif isinstance(source, str | os.PathLike):
         path = Path(source).expanduser()
         raw, base, label = _read_yaml(path), path.resolve().parent, str(path)
+        check_size(raw, label)
         raw.setdefault("name", path.stem)
     else:
         raise ConfigError(
@@ -52,13 +55,23 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | SearchConfi
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            blob = stream.read(MAX_CONFIG_BYTES + 1)
+        text = blob.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
+    if len(blob) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config file {path} is larger than {MAX_CONFIG_BYTES} bytes; a config is a few fields"
+        )
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=BoundedLoader)  # noqa: S506  (a SafeLoader with alias limits)
+    except RecursionError as exc:
+        raise ConfigError(f"config file {path} is nested too deeply to read") from exc
+    except ConfigError as exc:  # the loader's limits
+        raise ConfigError(f"{path}: {exc}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)

@@ -194,6 +194,11 @@ class ResourcesConfig(Section):
     cpu: float = Field(1.0, gt=0.0)
     gpu: float = Field(0.0, ge=0.0)
 
+    @property
+    def per_trial(self) -> dict[str, float]:
+        """The request in Ray's resource names (checked against the cluster once Ray is up)."""
+        return {"CPU": self.cpu, "GPU": self.gpu}
+
 
 class SearchConfig(Section):
     """A whole search. Top-level typos are refused (``extra='forbid'``)."""

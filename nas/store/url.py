@@ -168,3 +168,19 @@ def artifacts_root(url: str) -> Path:
     if db is not None:
         return db.with_name(f"{db.stem}_artifacts")
     return Path("nas_artifacts").resolve()
+
+
+def artifact_dir(root: Path, *parts: str) -> Path:
+    """The folder ``root/part/...``, proven to lie inside ``root`` (resolved, symlinks followed).
+
+    Study names become folder names; whatever a name holds, a trial's files
+    never land outside the artifacts root.
+    """
+    base = Path(root).resolve()
+    folder = base.joinpath(*parts).resolve()
+    if not folder.is_relative_to(base):
+        raise ConfigError(
+            f"artifact folder {'/'.join(parts)!r} would lie outside the artifacts root {base}; "
+            "a study name may not lead out of it"
+        )
+    return folder

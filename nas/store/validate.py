@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nas.core.architecture import Architecture
-from nas.core.errors import ArchitectureError, ConfigError
+from nas.core.errors import ArchitectureError, ConfigError, shown
 from nas.core.trial import Direction, TrialState
 from nas.store.records import StudyInfo
 
@@ -25,6 +25,8 @@ MAX_STUDY_NAME = 255
 MAX_METRIC_NAME = 128
 MAX_ARTIFACT_KIND = 64
 MAX_NODE = 255
+#: Largest JSON document stored in one field (a config, space options, a trial's attributes).
+MAX_JSON_CHARS = 1_000_000
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -34,17 +36,43 @@ def check_name(kind: str, value: object, max_len: int) -> str:
     """A non-empty string of at most ``max_len`` characters."""
     if not isinstance(value, str) or not value.strip() or len(value) > max_len:
         raise ConfigError(
-            f"{kind} {value!r} is not allowed; expected a non-empty string of at most {max_len} characters"
+            f"{kind} {shown(value)} is not allowed; expected a non-empty string of at most {max_len} characters"
         )
     return value
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_study_name(name: object) -> str:
+    """A study name that is safe wherever it is used: a row, a log line, a folder under the artifacts.
+
+    The search config allows only ``[A-Za-z0-9][A-Za-z0-9_.-]*``; the Study
+    API is more lenient (any text), but never control characters, an
+    absolute path or a ``.``/``..`` path component, so a name can never lead
+    a path out of the artifacts folder.
+    """
+    name = check_name("study name", name, MAX_STUDY_NAME)
+    parts = re.split(r"[/\\]", name)
+    if _CONTROL.search(name) or name[0] in "/\\" or any(part in (".", "..") for part in parts):
+        raise ConfigError(
+            f"study name {shown(name)} is not allowed; it may not hold control characters, start with a "
+            "slash or have a '.' or '..' path component (a config allows [A-Za-z0-9][A-Za-z0-9_.-]*)"
+        )
+    return name
 
 
 def dumps(value: object, what: str) -> str:
     """Strict JSON text (no NaN/Infinity, which PostgreSQL's JSON rejects and SQLite would keep)."""
     try:
-        return json.dumps(value, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{what} {value!r} is not JSON-serialisable with finite numbers: {exc}") from exc
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ConfigError(
+            f"{what} {shown(value)} is not JSON-serialisable with finite numbers: {exc}"
+        ) from exc
+    if len(text) > MAX_JSON_CHARS:
+        raise ConfigError(f"{what} is {len(text)} characters of JSON; the limit is {MAX_JSON_CHARS}")
+    return text
 
 
 def check_mapping(value: object, what: str) -> dict[str, Any]:
@@ -54,7 +82,7 @@ def check_mapping(value: object, what: str) -> dict[str, Any]:
     if hasattr(value, "model_dump"):  # a pydantic model (config objects)
         value = value.model_dump(mode="json")
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise ConfigError(f"{what} must be a mapping with string keys, got {value!r}")
+        raise ConfigError(f"{what} must be a mapping with string keys, got {shown(value)}")
     result = dict(value)
     dumps(result, what)
     return result

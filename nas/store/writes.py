@@ -56,7 +56,6 @@ from nas.store.url import mask_secrets
 from nas.store.validate import (
     MAX_ARTIFACT_KIND,
     MAX_NODE,
-    MAX_STUDY_NAME,
     check_budget,
     check_finished_state,
     check_mapping,
@@ -64,6 +63,7 @@ from nas.store.validate import (
     check_sha256,
     check_space,
     check_step,
+    check_study_name,
     dumps,
     metric_values,
     objective_values,
@@ -166,7 +166,7 @@ class Writes:
 
         Every URL password in ``config`` (the YAML's ``storage:``...) is stored masked.
         """
-        check_name("study name", name, MAX_STUDY_NAME)
+        check_study_name(name)
         check_name("space name", space, 128)
         parsed = parse_objectives({k: getattr(v, "value", v) for k, v in objectives.items()})
         for objective in parsed:

@@ -17,6 +17,8 @@ from nas.core.evaluator import EvalRequest
 class ChoiceIndexEvaluator(Evaluator):
     """``val_accuracy``: how far along its list of choices each decision is, on average (0-100)."""
 
+    reports = ("val_accuracy", "decisions")
+
     def __init__(self, space: SearchSpace, steps: int = 2) -> None:
         super().__init__(space)
         self.steps = positive_int("plugin_choice_index", "steps", steps)
