@@ -24,6 +24,7 @@ import torch
 
 from nas.core import EVALUATORS, ConfigError, EvalResult, Evaluator, SearchSpace
 from nas.core.evaluator import EvalRequest
+from nas.core.space import check_input_shape
 from predictors.zero_cost import PROXIES, dataset_batch, score_arch, synthetic_batch
 
 BatchLike = tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]
@@ -76,7 +77,8 @@ class ZeroCostEvaluator(Evaluator):
         elif dataset is not None:
             self.x, self.y, self.num_classes = dataset_batch(dataset, batch_size, data_seed)
         else:
-            self.x, self.y = synthetic_batch(batch_size, tuple(input_shape), num_classes, data_seed)
+            shape = check_input_shape(tuple(input_shape), "zero_cost option input_shape")
+            self.x, self.y = synthetic_batch(batch_size, shape, num_classes, data_seed)
             self.num_classes = int(num_classes)
         labels = self.y
         if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):

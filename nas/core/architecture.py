@@ -24,6 +24,9 @@ Scalar = str | int | float | bool
 #: huge document is an attack or a mistake, never an architecture.
 MAX_JSON_CHARS = 1_000_000
 MAX_DECISIONS = 10_000
+#: Deepest nesting of arrays and objects in architecture JSON (a genotype nests two levels);
+#: checked before parsing, so a hostile document cannot exhaust the parser's recursion.
+MAX_JSON_DEPTH = 16
 
 
 def _check_scalar(name: str, value: object) -> Scalar:
@@ -127,6 +130,11 @@ class Architecture:
         """Parse JSON from an untrusted source: size-bounded, strict types, clear errors."""
         if len(text) > MAX_JSON_CHARS:
             raise ArchitectureError(f"architecture JSON of {len(text)} characters exceeds {MAX_JSON_CHARS}")
+        depth = json_depth(text)
+        if depth > MAX_JSON_DEPTH:
+            raise ArchitectureError(
+                f"architecture JSON is nested {depth} levels deep; the limit is {MAX_JSON_DEPTH}"
+            )
         try:
             data = json.loads(text, parse_constant=_reject_constant)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -136,6 +144,30 @@ class Architecture:
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v!r}" for k, v in self.decisions)
         return f"Architecture({self.space!r}, {inner})"
+
+
+def json_depth(text: str | bytes) -> int:
+    """The deepest nesting of ``[`` and ``{`` in JSON text (outside strings), without parsing it."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def _reject_constant(name: str) -> float:

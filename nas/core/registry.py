@@ -19,7 +19,7 @@ import importlib
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from nas.core.errors import ConfigError, UnknownNameError
+from nas.core.errors import ConfigError, UnknownNameError, shorten
 
 T = TypeVar("T")
 
@@ -127,4 +127,10 @@ def import_plugins(modules: list[str] | tuple[str, ...]) -> None:
             raise ConfigError(
                 f"plugin module {module!r} cannot be imported: {exc}; it must be importable on the "
                 "driver and on every Ray worker (installed, or on PYTHONPATH)"
+            ) from exc
+        except ConfigError as exc:  # e.g. it registers a name that is taken
+            raise ConfigError(f"plugin module {module!r}: {exc}") from exc
+        except Exception as exc:  # the module's own code failed while importing
+            raise ConfigError(
+                f"plugin module {module!r} failed while importing: {type(exc).__name__}: {shorten(str(exc), 500)}"
             ) from exc

@@ -22,7 +22,7 @@ import networkx as nx
 import numpy as np
 
 from nas.core.architecture import Architecture, Scalar
-from nas.core.errors import ArchitectureError, ConfigError
+from nas.core.errors import ArchitectureError, ConfigError, shorten
 from nas.core.options import check_option_names
 from nas.core.registry import Registry
 
@@ -199,13 +199,59 @@ def create_space(name: str, **options: Any) -> SearchSpace:
     (with the allowed ones); bad option values raise the space's own ConfigError."""
     cls = SPACES.get(name)
     check_option_names("space", name, cls, options, skip=("self",))
-    return cls(**options)
-
-
-def positive_int(space: str, option: str, value: object, minimum: int = 1) -> int:
-    """Validate an integer space option, naming the option and the allowed range."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    try:
+        return cls(**options)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a plugin space's own code failed on these options
         raise ConfigError(
-            f"{space} option {option}={value!r} is not allowed; expected an integer >= {minimum}"
+            f"space {name!r} cannot be built with options {shorten(repr(options), 300)}: "
+            f"{type(exc).__name__}: {shorten(str(exc), 300)}"
+        ) from exc
+
+
+#: Widest layer a space option may ask for (channels, base width): beyond this a network
+#: does not fit in memory, and allocating it would fail deep inside torch instead of here.
+MAX_WIDTH = 4096
+#: Most repeated cells or blocks a space option may ask for.
+MAX_DEPTH = 512
+#: Largest side of an input image, and most values (channels x height x width) in one.
+MAX_SIDE = 4096
+MAX_INPUT_VALUES = 2**24
+#: Most classes a dataset may have.
+MAX_CLASSES = 100_000
+
+
+def positive_int(space: str, option: str, value: object, minimum: int = 1, maximum: int | None = None) -> int:
+    """Validate an integer space option, naming the option and the allowed range."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        allowed = (
+            f"an integer in [{minimum}, {maximum}]" if maximum is not None else f"an integer >= {minimum}"
         )
+        raise ConfigError(f"{space} option {option}={value!r} is not allowed; expected {allowed}")
     return value
+
+
+def check_input_shape(shape: object, what: str = "input shape") -> tuple[int, int, int]:
+    """A (channels, height, width) of positive integers small enough to build a network for."""
+    ok = (
+        isinstance(shape, tuple | list)
+        and len(shape) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)
+    )
+    if not ok:
+        raise ConfigError(
+            f"{what} {shape!r} is not allowed; expected [channels, height, width] of positive integers"
+        )
+    channels, height, width = (int(v) for v in shape)  # type: ignore[union-attr]
+    if channels > MAX_WIDTH or max(height, width) > MAX_SIDE or channels * height * width > MAX_INPUT_VALUES:
+        raise ConfigError(
+            f"{what} {list(shape)!r} is too large; allowed: at most {MAX_WIDTH} channels, sides of at most "  # type: ignore[arg-type]
+            f"{MAX_SIDE} and {MAX_INPUT_VALUES} values per image"
+        )
+    return channels, height, width

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.core.errors import ConfigError
+from nas.core.errors import ConfigError, shorten
 from nas.data.dataset import Dataset
 from nas.settings.dataset import DatasetConfig
 
@@ -24,7 +24,11 @@ def load_function(config: DatasetConfig, common: dict[str, Any]) -> Dataset:
         result = function(**kwargs)
     except TypeError as exc:
         raise ConfigError(
-            f"dataset function {config.name!r} cannot be called with options {kwargs}: {exc}"
+            f"dataset function {config.name!r} cannot be called with options {shorten(repr(kwargs), 300)}: {exc}"
+        ) from exc
+    except Exception as exc:  # the user's code failed: say so in one line (--debug shows the traceback)
+        raise ConfigError(
+            f"dataset function {config.name!r} failed: {type(exc).__name__}: {shorten(str(exc), 500)}"
         ) from exc
     return _from_result(config.name, result, common)
 
@@ -33,9 +37,10 @@ def _import_function(reference: str) -> Callable[..., Any]:
     module_name, _, attribute = reference.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
+    except Exception as exc:  # missing, or the module's own code failed while importing
         raise ConfigError(
-            f"dataset function {reference!r}: cannot import module {module_name!r}: {exc}"
+            f"dataset function {reference!r}: cannot import module {module_name!r}: "
+            f"{type(exc).__name__}: {shorten(str(exc), 500)}"
         ) from exc
     function = getattr(module, attribute, None)
     if not callable(function):

@@ -20,10 +20,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from nas.core.architecture import Architecture
-from nas.core.errors import ConfigError, UnknownNameError
+from nas.core.errors import ConfigError, UnknownNameError, shorten
 from nas.core.evaluator import EVALUATORS, Evaluator
 from nas.core.options import check_option_names
-from nas.core.space import SearchSpace, create_space
+from nas.core.space import MAX_CLASSES, SearchSpace, check_input_shape, create_space
 from nas.core.strategy import Strategy
 from nas.settings.errors import format_validation_error
 from nas.settings.loading import load_config
@@ -45,8 +45,13 @@ class DataShape:
     num_classes: int = DEFAULT_INPUT[1]
 
     def update(self, dataset: Any) -> None:
+        """Take the loaded dataset's shape, refusing one no network could be built for."""
         if dataset is not None:
-            self.input_shape, self.num_classes = tuple(dataset.input_shape), int(dataset.num_classes)
+            shape = check_input_shape(tuple(dataset.input_shape), "the dataset's input shape")
+            classes = int(dataset.num_classes)
+            if not 1 <= classes <= MAX_CLASSES:
+                raise ConfigError(f"the dataset has {classes} classes; allowed: 1..{MAX_CLASSES}")
+            self.input_shape, self.num_classes = shape, classes
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,10 @@ def _section(label: str, section: str, build: Callable[[], Any]) -> Any:
         return build()
     except ConfigError as exc:
         raise ConfigError(f"invalid {label}:\n  {section}: {exc}") from exc
+    except Exception as exc:  # a plugin's own code failed on these options: still the user's input
+        raise ConfigError(
+            f"invalid {label}:\n  {section}: building it failed with {type(exc).__name__}: {shorten(str(exc), 500)}"
+        ) from exc
 
 
 def _space(config: SearchConfig) -> SearchSpace:

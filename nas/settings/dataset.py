@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator, model_validator
 
 from nas.core.errors import ConfigError
+from nas.core.space import MAX_CLASSES, MAX_SIDE, check_input_shape
 from nas.settings.sections import Section, Seed
 
 #: Datasets built into :mod:`nas.data`; anything else must be ``"package.module:function"``.
@@ -52,7 +53,7 @@ class DatasetConfig(Section):
     grayscale: bool | None = None
     num_samples: int | None = Field(None, ge=2)
     num_test: int | None = Field(None, ge=0)
-    num_classes: int | None = Field(None, ge=2)
+    num_classes: int | None = Field(None, ge=2, le=MAX_CLASSES)
     shape: (
         tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] | None
     ) = None
@@ -73,11 +74,17 @@ class DatasetConfig(Section):
     @classmethod
     def _positive_size(cls, size: int | tuple[int, int] | None) -> int | tuple[int, int] | None:
         sides = (size,) if isinstance(size, int) else size or ()
-        if any(side < 1 for side in sides):
+        if any(not 1 <= side <= MAX_SIDE for side in sides):
             raise ConfigError(
-                f"image_size {size!r} is not allowed; expected a positive int or [height, width]"
+                f"image_size {size!r} is not allowed; expected a positive int or [height, width] "
+                f"of at most {MAX_SIDE}"
             )
         return size
+
+    @field_validator("shape")
+    @classmethod
+    def _buildable_shape(cls, shape: tuple[int, int, int] | None) -> tuple[int, int, int] | None:
+        return None if shape is None else check_input_shape(shape, "shape")
 
     @property
     def kind(self) -> str:

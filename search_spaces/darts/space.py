@@ -62,6 +62,7 @@ from nas.core import (
     positive_int,
 )
 from nas.core.oneshot import OneShotView
+from nas.core.space import MAX_DEPTH, MAX_WIDTH
 from search_spaces.base import TorchSpace
 from search_spaces.darts.genotype import (
     CELL_TYPES,
@@ -121,9 +122,9 @@ class DartsSpace(TorchSpace):
     oneshot_view: ClassVar[OneShotView] = VIEW
 
     def __init__(self, *, cells: int = 8, channels: int = 16, stem_multiplier: int = 3) -> None:
-        self.cells = positive_int(self.name, "cells", cells)
-        self.channels = positive_int(self.name, "channels", channels, minimum=2)
-        self.stem_multiplier = positive_int(self.name, "stem_multiplier", stem_multiplier)
+        self.cells = positive_int(self.name, "cells", cells, maximum=MAX_DEPTH)
+        self.channels = positive_int(self.name, "channels", channels, minimum=2, maximum=MAX_WIDTH)
+        self.stem_multiplier = positive_int(self.name, "stem_multiplier", stem_multiplier, maximum=MAX_DEPTH)
         choices: dict[str, tuple[Scalar, ...]] = {}
         for cell in CELL_TYPES:
             for node in NODES:

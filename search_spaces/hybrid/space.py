@@ -59,6 +59,7 @@ import numpy as np
 
 from nas.core import SPACES, Architecture, ArchitectureError, ConfigError, Scalar, as_rng, positive_int
 from nas.core.oneshot import OneShotView
+from nas.core.space import MAX_DEPTH, MAX_WIDTH
 from search_spaces.base import TorchSpace
 from search_spaces.hybrid.oneshot import VIEW
 from search_spaces.hybrid.plan import DOWNS, TYPES, WIDTHS, BlockPlan
@@ -84,9 +85,9 @@ class HybridSpace(TorchSpace):
     oneshot_view: ClassVar[OneShotView] = VIEW
 
     def __init__(self, *, blocks: int = 8, downsamples: int = 3, base_width: int = 32) -> None:
-        self.blocks = positive_int(self.name, "blocks", blocks)
+        self.blocks = positive_int(self.name, "blocks", blocks, maximum=MAX_DEPTH)
         self.downsamples = positive_int(self.name, "downsamples", downsamples, minimum=0)
-        self.base_width = positive_int(self.name, "base_width", base_width, minimum=8)
+        self.base_width = positive_int(self.name, "base_width", base_width, minimum=8, maximum=MAX_WIDTH)
         if self.downsamples > self.blocks:
             raise ConfigError(
                 f"{self.name} option downsamples={downsamples!r} is not allowed with blocks={blocks}; "

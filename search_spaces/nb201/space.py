@@ -31,6 +31,7 @@ import numpy as np
 
 from nas.core import SPACES, Architecture, ArchitectureError, Scalar, UnknownOpError, positive_int
 from nas.core.oneshot import OneShotView
+from nas.core.space import MAX_DEPTH, MAX_WIDTH
 from search_spaces.base import TorchSpace
 from search_spaces.nb201.cell import EDGE_NAMES, EDGES, NUM_NODES, OPS
 from search_spaces.nb201.oneshot import VIEW
@@ -64,8 +65,8 @@ class Nb201Space(TorchSpace):
     oneshot_view: ClassVar[OneShotView] = VIEW
 
     def __init__(self, *, channels: int = 16, cells: int = 5) -> None:
-        self.channels = positive_int(self.name, "channels", channels)
-        self.cells = positive_int(self.name, "cells", cells)
+        self.channels = positive_int(self.name, "channels", channels, maximum=MAX_WIDTH)
+        self.cells = positive_int(self.name, "cells", cells, maximum=MAX_DEPTH)
 
     @property
     def options(self) -> dict[str, Any]:
