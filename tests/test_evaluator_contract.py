@@ -120,3 +120,20 @@ def test_an_architecture_of_another_space_is_refused(setup) -> None:  # noqa: AN
     foreign = Architecture("not_" + space.name, arch.decisions)
     with pytest.raises(NASError):
         evaluator.evaluate(foreign, seed=0)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_the_declared_metrics_are_what_an_evaluation_reports(
+    name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The plan refuses objectives outside ``reported_metrics``, so that list must be true."""
+    plan = SETUPS.get(name, Setup())
+    if plan.needs_data:
+        request.getfixturevalue("data_dir")
+    cls, options, space = EVALUATORS.get(name), plan.options(tmp_path), _space(plan.space)
+    declared = cls.reported_metrics(options)
+    assert declared is not None, f"evaluator {name!r} declares no metrics (Evaluator.reports)"
+    evaluator = cls(space, **options)
+    result = evaluator.evaluate(plan.arch(evaluator, space), seed=0)
+    assert plan.objective in declared
+    assert set(declared) <= set(result.values), (declared, sorted(result.values))
