@@ -159,6 +159,12 @@ def test_table_evaluators_report_their_objective_option_and_latency_with_a_devic
         build_plan({**renamed, "objectives": {"val_accuracy": "max"}})
 
 
+def test_a_constraint_on_a_metric_the_cost_model_does_not_measure_is_refused() -> None:
+    build_plan({**SMALL, "constraints": {"params": "<= 1e6", "flops": "<= 1e8"}})
+    with pytest.raises(ConfigError, match="constraint metric .* 'latency_ms'. Allowed: flops, params"):
+        build_plan({**SMALL, "constraints": {"latency_ms": "<= 20"}})
+
+
 def test_the_cli_refuses_an_objective_typo_before_any_trial(tmp_path: Path) -> None:
     (tmp_path / "typo.yaml").write_text(
         "space: {name: nb201, channels: 4, cells: 1}\nobjectives: {accuracy_typo: max}\n"

@@ -174,6 +174,9 @@ def _oneshot_settings(config: SearchConfig, space: SearchSpace) -> Any:
 def _strategy(config: SearchConfig, space: SearchSpace, shape: DataShape) -> Strategy:
     from nas.strategies import create_strategy
 
+    for metric in config.constraints:  # the cost model measures these before training, nothing else
+        if metric not in COST_METRICS:
+            raise UnknownNameError("constraint metric (measured before training)", metric, COST_METRICS)
     return create_strategy(
         config.strategy.name,
         space,
@@ -183,6 +186,10 @@ def _strategy(config: SearchConfig, space: SearchSpace, shape: DataShape) -> Str
         measure=_measure(space, shape) if config.constraints else None,
         **config.strategy.options,
     )
+
+
+#: What the cost model measures, so what a constraint may limit.
+COST_METRICS = ("params", "flops")
 
 
 def _measure(space: SearchSpace, shape: DataShape) -> Callable[[Architecture], dict[str, float]]:
