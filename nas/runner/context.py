@@ -24,6 +24,8 @@ class SearchRun:
     dataset: Any
     address: str | None
     show_progress: bool
+    #: The driver's lease on the study (:class:`~nas.runner.lease.DriverLease`); ``lost`` stops proposals.
+    lease: Any = None
 
     @property
     def config(self) -> SearchConfig:

@@ -10,7 +10,9 @@ and queues their derived architectures. Both end with the same
 
 Resume is replay: running the same command again reopens the study, marks
 trials of a dead driver FAIL and re-queues them (the copies carry
-``retry_of`` in their system attributes), and runs only what is left.
+``retry_of`` in their system attributes), and runs only what is left. One
+driver at a time: opening a study takes its driver lease
+(:mod:`nas.runner.lease`), which a second live driver is refused.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any, Protocol
 from nas.core import Trial
 from nas.core.errors import NASError, require
 from nas.runner.context import SearchRun
+from nas.runner.lease import DriverLease
 from nas.runner.locations import storage_url
 from nas.runner.plan import SearchPlan, build_plan
 from nas.runner.recovery import effective_finished, wait_for_orphans
@@ -76,10 +79,13 @@ def run_search(
     dataset = _load_data(plan)
     phase = _phase(plan)
     phase.check(plan, dataset)
-    study = open_study(plan, url, resume=resume)
-    run = SearchRun(plan, study, url, artifacts_root(url), dataset, address, show_progress)
-    fit_seconds = phase.run(run)
-    return outcome(run, time.monotonic() - started, fit_seconds)
+    study, lease = open_study(plan, url, resume=resume)
+    try:
+        run = SearchRun(plan, study, url, artifacts_root(url), dataset, address, show_progress, lease)
+        fit_seconds = phase.run(run)
+        return outcome(run, time.monotonic() - started, fit_seconds)
+    finally:
+        lease.release()
 
 
 def _phase(plan: SearchPlan) -> Phase:
@@ -104,8 +110,14 @@ def _load_data(plan: SearchPlan) -> Any:
     return dataset
 
 
-def open_study(plan: SearchPlan, url: str, *, resume: bool) -> Any:
-    """Open the plan's study (``resume``: it must exist), re-queuing the trials of a dead driver."""
+def open_study(plan: SearchPlan, url: str, *, resume: bool) -> tuple[Any, DriverLease]:
+    """Open the plan's study (``resume``: it must exist) as its only driver; re-queue a dead driver's trials.
+
+    An existing study must have been run under the same conditions (the
+    plan's comparability: a ConfigError lists each difference), and no other
+    live driver may hold it (:class:`~nas.store.StudyBusyError` names it).
+    The caller releases the returned lease when the run ends.
+    """
     import nas
 
     config = plan.config
@@ -117,10 +129,16 @@ def open_study(plan: SearchPlan, url: str, *, resume: bool) -> Any:
         space=plan.space,
         objectives=dict(config.objectives),
         config=config.model_dump(mode="json"),
+        comparability=plan.comparability,
         load_if_exists=True,
     )
-    wait_for_orphans(study)
-    return study
+    lease = DriverLease(study)
+    try:
+        wait_for_orphans(study)
+    except BaseException:
+        lease.release()
+        raise
+    return study, lease
 
 
 def outcome(run: SearchRun, seconds: float, fit_seconds: float) -> SearchOutcome:

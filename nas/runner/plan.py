@@ -12,9 +12,12 @@ the plugin's own message, before any store write or Ray start.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -25,6 +28,7 @@ from nas.core.evaluator import EVALUATORS, Evaluator
 from nas.core.options import check_option_names
 from nas.core.space import MAX_CLASSES, SearchSpace, check_input_shape, create_space
 from nas.core.strategy import Strategy
+from nas.settings.dataset import DatasetConfig
 from nas.settings.errors import format_validation_error
 from nas.settings.loading import load_config
 from nas.settings.search import SearchConfig, is_oneshot
@@ -89,6 +93,27 @@ class SearchPlan:
         return None if value is None else float(value)
 
     @property
+    def comparability(self) -> dict[str, Any]:
+        """What changes a trial's result, field -> value: the study's comparability (reuse key).
+
+        The space and its options (defaults included), the data and its
+        split (only if something trains on it), the evaluator and its
+        options (the fidelity among them) and the seed. Not the strategy,
+        constraints, scheduler or resources: they choose or stop trials but do
+        not change a finished trial's result. See :mod:`nas.core.comparability`.
+        """
+        config = self.config
+        description: dict[str, Any] = {"space.name": self.space.name, "seed": config.seed}
+        description.update({f"space.{k}": v for k, v in self.space.options.items()})
+        if self.needs_data and config.dataset is not None:
+            description.update({f"dataset.{k}": v for k, v in _data_identity(config.dataset).items()})
+            description["dataset.seed"] = config.data_seed
+        description["evaluator.name"] = config.evaluator.name
+        options = json.loads(json.dumps(config.evaluator.options, default=str))
+        description.update({f"evaluator.{k}": v for k, v in options.items()})
+        return description
+
+    @property
     def seeds(self) -> list[int]:
         """The supernet seeds of a one-shot search (none for a black-box one)."""
         return self.oneshot.seed_list(self.config.seed) if self.is_oneshot else []
@@ -115,6 +140,30 @@ def build_plan(
         return SearchPlan(config, space, evaluator, None, settings, shape)
     strategy = _section(label, "strategy", lambda: _strategy(config, space, shape))
     return SearchPlan(config, space, evaluator, strategy, None, shape)
+
+
+def _data_identity(dataset: DatasetConfig) -> dict[str, Any]:
+    """The dataset's fields, its path replaced by a cheap identity of what is there (if anything is).
+
+    A file: its size and the hash of its first MiB; a directory: its entries'
+    names. Cheap on a 200 MB archive or a folder of a million images, and it
+    tells two datasets apart without tying a study to where its data lives.
+    """
+    fields = dataset.model_dump(mode="json", exclude_none=True, exclude={"seed"})
+    path = Path(dataset.path).expanduser() if dataset.path else None
+    if path is None or not path.exists():
+        return fields
+    digest = hashlib.sha256()
+    if path.is_file():
+        with path.open("rb") as stream:
+            digest.update(stream.read(1 << 20))
+        content = f"file of {path.stat().st_size} bytes, sha256 of the first MiB {digest.hexdigest()[:16]}"
+    else:
+        names = sorted(os.listdir(path))
+        digest.update("\0".join(names).encode())
+        content = f"directory of {len(names)} entries, sha256 of their names {digest.hexdigest()[:16]}"
+    del fields["path"]
+    return {**fields, "content": content}
 
 
 def _section(label: str, section: str, build: Callable[[], Any]) -> Any:

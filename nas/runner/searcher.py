@@ -3,7 +3,8 @@
 ``suggest`` hands out a re-queued trial or asks the strategy, ``on_trial_result``
 stores the learning curve, ``on_trial_complete`` tells the store and the
 strategy. Architectures already evaluated at the same budget (same canonical
-key, any study of the space) are not trained again: their stored result is
+key, any comparable study: same space options, data, evaluator settings and
+seed, see ``Study.lookup``) are not trained again: their stored result is
 reused. Without a strategy only queued trials run (one-shot derived trials).
 """
 
@@ -69,7 +70,8 @@ def make_searcher(
 
         def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
             while True:
-                if self.finished + len(self.running) >= self.total:
+                lease = self.run.lease
+                if self.finished + len(self.running) >= self.total or (lease is not None and lease.lost):
                     return Searcher.FINISHED
                 trial = self._next_trial()
                 if trial is None:

@@ -19,10 +19,12 @@ from nas.store.errors import (
     DuplicateStudyError,
     SchemaOutOfDateError,
     StoreMissingError,
+    StudyBusyError,
     StudyNotFoundError,
     TrialFinishedError,
     TrialNotFoundError,
 )
+from nas.store.lease import Lease
 from nas.store.migrate import head_revision, revisions
 from nas.store.readonly import ReadOnlyStorage, open_readonly
 from nas.store.records import Artifact, StudyInfo, StudyStatus, StudySummary, study_to_dict, trial_to_dict
@@ -35,10 +37,12 @@ __all__ = [
     "ENV_VAR",
     "Artifact",
     "DuplicateStudyError",
+    "Lease",
     "RDBStorage",
     "ReadOnlyStorage",
     "SchemaOutOfDateError",
     "StoreMissingError",
+    "StudyBusyError",
     "StudyInfo",
     "StudyNotFoundError",
     "StudyStatus",

@@ -28,6 +28,10 @@ class TrialFinishedError(StorageError, ConfigError):
     """The trial is COMPLETE, PRUNED or FAIL: a finished trial is immutable."""
 
 
+class StudyBusyError(StorageError):
+    """Another live driver holds the study's lease (:mod:`nas.store.lease`)."""
+
+
 class SchemaOutOfDateError(StorageError):
     """The database schema is older (or newer) than this version of the platform."""
 
@@ -40,6 +44,7 @@ __all__ = [
     "DuplicateStudyError",
     "SchemaOutOfDateError",
     "StoreMissingError",
+    "StudyBusyError",
     "StudyNotFoundError",
     "TrialFinishedError",
     "TrialNotFoundError",

@@ -284,14 +284,19 @@ class Reads:
         budget: float | None,
         objectives: Sequence[str],
         prefer_study_id: int | None = None,
+        comparability_key: str | None = None,
     ) -> Trial | None:
-        """An earlier COMPLETE trial of the same canonical architecture and budget in any study of ``space``.
+        """An earlier COMPLETE trial of the same canonical architecture and budget in any comparable study.
 
-        Only trials with a value for every name in ``objectives`` qualify;
-        trials of ``prefer_study_id`` come first, then the earliest finished.
+        Comparable: a study of ``space`` with the same ``comparability_key``
+        (studies without one match only each other). Only trials with a value
+        for every name in ``objectives`` qualify; trials of
+        ``prefer_study_id`` come first, then the earliest finished.
         """
         budget = check_budget(budget)
         budget_match = trials.c.budget.is_(None) if budget is None else trials.c.budget == budget
+        key = studies.c.comparability_key
+        comparable = key.is_(None) if comparability_key is None else key == comparability_key
         preferred = case((trials.c.study_id == prefer_study_id, 0), else_=1)
 
         def load(connection: Connection) -> Trial | None:
@@ -304,6 +309,7 @@ class Reads:
                     architectures.c.canonical_key == canonical_key,
                     trials.c.state == TrialState.COMPLETE.value,
                     budget_match,
+                    comparable,
                 )
                 .order_by(preferred, trials.c.finished_at, trials.c.id)
             ).all()

@@ -32,6 +32,10 @@ class StudyInfo:
     status: StudyStatus
     created_at: datetime
     finished_at: datetime | None
+    #: What changes a result, field -> value (``None``: created without a description); see
+    #: :mod:`nas.core.comparability`. Only studies with the same key share results.
+    comparability: Mapping[str, Any] | None = None
+    comparability_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from nas.core.architecture import Architecture
+from nas.core.comparability import comparability_key
 from nas.core.trial import Direction, Trial, TrialState
 from nas.store.records import StudyInfo, StudyStatus
+from nas.store.validate import check_mapping, dumps
 
 
 def info_from_row(row: Mapping[str, Any]) -> StudyInfo:
@@ -31,7 +33,17 @@ def info_from_row(row: Mapping[str, Any]) -> StudyInfo:
         status=StudyStatus(row["status"]),
         created_at=aware(row["created_at"]),  # type: ignore[arg-type]
         finished_at=aware(row["finished_at"]),
+        comparability=None if row.get("comparability") is None else json.loads(row["comparability"]),
+        comparability_key=row.get("comparability_key"),
     )
+
+
+def comparability_columns(description: Mapping[str, Any] | None) -> dict[str, str | None]:
+    """The study columns of a comparability description: its JSON and its key (both NULL for none)."""
+    if description is None:
+        return {"comparability": None, "comparability_key": None}
+    checked = check_mapping(description, "comparability")
+    return {"comparability": dumps(checked, "comparability"), "comparability_key": comparability_key(checked)}
 
 
 def trial_from_row(

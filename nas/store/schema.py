@@ -102,7 +102,13 @@ studies = Table(
     Column("next_trial_number", Integer, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
+    # What changes a result (space options, data, evaluator settings, seed, fidelity) as JSON, and its
+    # hash: only studies with the same key share results (Study.lookup); NULL for a study created
+    # without a description (revision 0004).
+    Column("comparability", Text, nullable=True),
+    Column("comparability_key", String(64), nullable=True),
     UniqueConstraint("name"),
+    Index(None, "comparability_key"),
 )
 
 architectures = Table(
@@ -165,6 +171,20 @@ trial_metrics = Table(
     # NULL stands for NaN (a diverged loss): SQLite cannot store NaN.
     Column("value", Double, nullable=True),
     PrimaryKeyConstraint("trial_id", "name", "step"),
+)
+
+# The driver lease (revision 0004): at most one row per study, naming the one driver that runs it.
+# Taken atomically when a driver opens the study, refreshed by its heartbeat, deleted at exit; a
+# lease whose heartbeat is older than the stale timeout may be taken over (see nas.store.lease).
+study_leases = Table(
+    "study_leases",
+    metadata,
+    Column("study_id", Integer, ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True),
+    Column("token", String(64), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
 )
 
 artifacts = Table(

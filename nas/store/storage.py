@@ -6,7 +6,7 @@ search spaces (the Study facade, :mod:`nas.store.study`, samples and
 computes canonical keys and hands them in). :class:`RDBStorage` composes the
 store's roles on one read-write engine: :class:`~nas.store.reads.Reads` and
 :class:`~nas.store.writes.Writes` (whose module states the concurrency
-rules). The dashboard's read-only store composes the same reads with the
+rules) and the driver lease, :class:`~nas.store.lease.Leases`. The dashboard's read-only store composes the same reads with the
 browse queries instead (:mod:`nas.store.readonly`).
 """
 
@@ -16,6 +16,7 @@ from nas.core.errors import StorageError
 from nas.store import migrate
 from nas.store.database import Database
 from nas.store.engine import make_engine
+from nas.store.lease import Leases
 from nas.store.facade import StoreFacade, forward
 from nas.store.url import parse_storage_url, resolve_storage_url, with_absolute_file
 from nas.store.writes import Writes
@@ -40,6 +41,7 @@ class RDBStorage(StoreFacade):
             )
         super().__init__(Database(make_engine(parsed)))
         self.writes = Writes(self.database)
+        self.leases = Leases(self.database)
         if check_schema:
             try:
                 migrate.ensure_schema(self.database.engine)
@@ -49,6 +51,7 @@ class RDBStorage(StoreFacade):
 
     upgrade = forward("writes", Writes.upgrade)
     create_study = forward("writes", Writes.create_study)
+    describe_study = forward("writes", Writes.describe_study)
     set_study_status = forward("writes", Writes.set_study_status)
     delete_study = forward("writes", Writes.delete_study)
     ask = forward("writes", Writes.ask)
@@ -61,3 +64,7 @@ class RDBStorage(StoreFacade):
     fail_stale_trials = forward("writes", Writes.fail_stale_trials)
     add_trials = forward("writes", Writes.add_trials)
     add_artifact = forward("writes", Writes.add_artifact)
+    acquire_lease = forward("leases", Leases.acquire_lease)
+    renew_lease = forward("leases", Leases.renew_lease)
+    release_lease = forward("leases", Leases.release_lease)
+    lease_holder = forward("leases", Leases.lease_holder)

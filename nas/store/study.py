@@ -27,12 +27,14 @@ from typing import Any, Generic, TypeVar, overload
 import numpy as np
 
 from nas.core.architecture import Architecture
+from nas.core.comparability import differences
 from nas.core.errors import ConfigError, StorageError
 from nas.core.seeds import check_seed
 from nas.core.space import SPACES, SearchSpace
 from nas.core.trial import Direction, Trial, TrialState
 from nas.store.errors import DuplicateStudyError, StudyNotFoundError
 from nas.store.facade import StoreFacade
+from nas.store.lease import Lease
 from nas.store.records import Artifact, StudyInfo, StudyStatus, StudySummary
 from nas.store.storage import RDBStorage
 
@@ -107,6 +109,11 @@ class Study:
     )
     config: _Stored[dict[str, Any]] = _Stored(
         "config", dict, "The search configuration stored with the study."
+    )
+    comparability: _Stored[dict[str, Any] | None] = _Stored(
+        "comparability",
+        lambda d: None if d is None else dict(d),
+        "What changes a result (field -> value), or None; only studies with the same one share results.",
     )
 
     @property
@@ -218,6 +225,23 @@ class Study:
         """Mark RUNNING trials without a heartbeat for ``grace_s`` seconds FAIL, re-queueing copies."""
         return self._writer.fail_stale_trials(self.study_id, grace_s, requeue=requeue)
 
+    # -- the driver lease (one driver per study, nas.store.lease) -----------------------------
+    def acquire_lease(self, stale_s: float) -> Lease:
+        """Become the study's only driver; :class:`~nas.store.StudyBusyError` names a live one.
+
+        A holder whose heartbeat is older than ``stale_s`` seconds (or whose
+        process on this host is gone) is taken over.
+        """
+        return self._writer.acquire_lease(self.study_id, stale_s=stale_s)
+
+    def renew_lease(self, lease: Lease) -> bool:
+        """Refresh the lease's heartbeat; ``False`` once another driver has taken it over."""
+        return self._writer.renew_lease(lease)
+
+    def release_lease(self, lease: Lease) -> None:
+        """Give up the lease (at the driver's exit)."""
+        self._writer.release_lease(lease)
+
     def set_user_attr(self, trial: Trial | int, key: str, value: Any) -> None:
         """Set a JSON-serialisable attribute of an unfinished trial."""
         self._writer.set_trial_user_attr(self.study_id, self._number(trial), key, value)
@@ -296,14 +320,21 @@ class Study:
         return self._storage.metrics(self.study_id, self._number(trial), names)
 
     def lookup(self, arch: Architecture, budget: float | None = None) -> Trial | None:
-        """An earlier COMPLETE result for the same canonical architecture and budget, in any study of this space.
+        """An earlier COMPLETE result for the same canonical architecture and budget, in a comparable study.
 
-        Only results with a value for each of this study's objectives count;
-        results of this study are preferred, then the earliest.
+        Comparable: a study of this space with the same comparability key
+        (:attr:`comparability`: same space options, data, evaluator settings,
+        seed and fidelity). Only results with a value for each of this
+        study's objectives count; results of this study are preferred, then the earliest.
         """
         _, key = self._keyed(arch)
         return self._storage.lookup(
-            self.space_name, key, budget, list(self._info.objectives), prefer_study_id=self.study_id
+            self.space_name,
+            key,
+            budget,
+            list(self._info.objectives),
+            prefer_study_id=self.study_id,
+            comparability_key=self._info.comparability_key,
         )
 
     def _number(self, trial: Trial | int) -> int:
@@ -324,6 +355,7 @@ def create_study(
     objectives: Mapping[str, str] | None = None,
     space_options: Mapping[str, Any] | None = None,
     config: Mapping[str, Any] | None = None,
+    comparability: Mapping[str, Any] | None = None,
     load_if_exists: bool = False,
     seed: int = 0,
 ) -> Study:
@@ -333,9 +365,12 @@ def create_study(
     or an open :class:`~nas.store.RDBStorage`. ``space``: a registered space
     name (with ``space_options``) or a space instance. ``objectives``: name ->
     ``"max"``/``"min"``, the first primary (default ``{"val_accuracy":
-    "max"}``). With ``load_if_exists`` an existing study of the same space and
-    objectives is loaded instead; otherwise a taken name raises
-    :class:`~nas.store.DuplicateStudyError`.
+    "max"}``). ``comparability``: what changes a result (field -> value, see
+    :mod:`nas.core.comparability`); results are reused only between studies
+    with the same one. With ``load_if_exists`` an existing study of the same
+    space, space options, objectives and comparability is loaded instead (one
+    that differs raises :class:`ConfigError` listing each difference);
+    otherwise a taken name raises :class:`~nas.store.DuplicateStudyError`.
     """
     if isinstance(space, SearchSpace):
         if space_options is not None:
@@ -349,24 +384,36 @@ def create_study(
     store = _open(storage, create=True)
     if load_if_exists:
         try:
-            return _check_same(Study(store, store.get_study(name), seed=seed), instance, wanted)
+            return _check_same(Study(store, store.get_study(name), seed=seed), instance, wanted, comparability)
         except StudyNotFoundError:
             pass
     try:
         info = _writable(store, f"create study {name!r}").create_study(
-            name, space=instance.name, objectives=wanted, space_options=instance.options, config=config
+            name,
+            space=instance.name,
+            objectives=wanted,
+            space_options=instance.options,
+            config=config,
+            comparability=comparability,
         )
     except DuplicateStudyError:
         if not load_if_exists:
             raise
         # Another process created it between our look and our insert.
-        return _check_same(Study(store, store.get_study(name), seed=seed), instance, wanted)
+        return _check_same(Study(store, store.get_study(name), seed=seed), instance, wanted, comparability)
     study = Study(store, info, seed=seed)
     study.__dict__["space"] = instance  # already built: reuse it
     return study
 
 
-def _check_same(study: Study, space: SearchSpace, objectives: Mapping[str, str]) -> Study:
+def _check_same(
+    study: Study, space: SearchSpace, objectives: Mapping[str, str], comparability: Mapping[str, Any] | None
+) -> Study:
+    """The existing study, if it was created for the same space, objectives and comparability.
+
+    A study created without a description (before revision 0004, or by the
+    Python API) takes the one it is reopened with.
+    """
     wanted = {k: Direction(str(v).lower()) for k, v in objectives.items()}
     if study.space_name != space.name or study.objectives != wanted:
         raise ConfigError(
@@ -374,7 +421,27 @@ def _check_same(study: Study, space: SearchSpace, objectives: Mapping[str, str])
             f"{ {k: v.value for k, v in study.objectives.items()} }; asked for space {space.name!r} and "
             f"objectives { {k: v.value for k, v in wanted.items()} }; use another study name"
         )
+    changed = differences(_prefixed("space", study.space_options), _prefixed("space", space.options))
+    stored = study.comparability
+    if comparability is not None and stored is not None:
+        changed += [line for line in differences(stored, comparability) if line not in changed]
+    if changed:
+        raise ConfigError(
+            f"study {study.name!r} in {study.storage.url} was run under other conditions, so its results "
+            "and this run's would not be comparable:\n  "
+            + "\n  ".join(changed)
+            + "\nrestore those settings to continue it, or start a new study with another name "
+            "(nas search --name NEW_NAME)"
+        )
+    if comparability is not None and stored is None:
+        study._info = _writable(study.storage, f"describe study {study.name!r}").describe_study(
+            study.study_id, comparability
+        )
     return study
+
+
+def _prefixed(section: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    return {f"{section}.{k}": v for k, v in options.items()}
 
 
 def load_study(

@@ -50,7 +50,7 @@ from nas.store.database import Database
 from nas.store.engine import run_transaction
 from nas.store.errors import DuplicateStudyError, StudyNotFoundError, TrialFinishedError
 from nas.store.records import Artifact, StudyInfo, StudyStatus
-from nas.store.rows import aware, trial_from_row, value_rows, waiting_row
+from nas.store.rows import aware, comparability_columns, trial_from_row, value_rows, waiting_row
 from nas.store.schema import architectures, artifacts, studies, trial_metrics, trial_values, trials, utcnow
 from nas.store.url import mask_secrets
 from nas.store.validate import (
@@ -161,10 +161,13 @@ class Writes:
         objectives: Mapping[str, str | Direction],
         space_options: Mapping[str, Any] | None = None,
         config: Mapping[str, Any] | None = None,
+        comparability: Mapping[str, Any] | None = None,
     ) -> StudyInfo:
         """Insert a new study; :class:`DuplicateStudyError` if the name is taken.
 
         Every URL password in ``config`` (the YAML's ``storage:``...) is stored masked.
+        ``comparability`` describes what changes a result (:mod:`nas.core.comparability`);
+        only studies with the same description share results.
         """
         check_study_name(name)
         check_name("space name", space, 128)
@@ -182,6 +185,7 @@ class Writes:
             "next_trial_number": 0,
             "created_at": utcnow(),
             "finished_at": None,
+            **comparability_columns(comparability),
         }
 
         def duplicate() -> DuplicateStudyError:
@@ -198,6 +202,20 @@ class Writes:
         study_id = self._write(insert, f"creating study {name!r}", on_integrity_error=lambda _: duplicate())
         log.info("created study %r (space %s) in %s", name, space, self._db.url)
         return self._db.remember(dict(row, id=study_id))
+
+    def describe_study(self, study_id: int, comparability: Mapping[str, Any]) -> StudyInfo:
+        """Record the comparability of a study created without one (before 0004); one that has one keeps it."""
+        columns = comparability_columns(comparability)
+
+        def write(connection: Connection) -> None:
+            connection.execute(
+                update(studies)
+                .where(studies.c.id == study_id, studies.c.comparability_key.is_(None))
+                .values(**columns)
+            )
+
+        self._write(write, f"describing study #{study_id}")
+        return self._db.load_info(study_id)
 
     def set_study_status(self, study_id: int, status: StudyStatus | str) -> None:
         try:
