@@ -112,6 +112,10 @@ def test_stored_results_are_reused_not_retrained(local_ray, tmp_path) -> None:
         assert origin["study"] == "first"
         assert trial.values == first[trial.arch].values
         assert nas.load_study("second", storage=url).metrics(trial) == {}  # never trained
+    # Other conditions (another evaluator setting): nothing is comparable, everything is trained.
+    run_search(curve_config("other", trials=5, steps=2), storage=url, show_progress=False)
+    other = nas.load_study("other", storage=url).trials()
+    assert not [t for t in other if "reused_from" in t.system_attrs]
 
 
 def test_asha_stops_weak_trials_and_stores_them_pruned(local_ray, tmp_path) -> None:

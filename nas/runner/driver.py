@@ -134,7 +134,7 @@ def open_study(plan: SearchPlan, url: str, *, resume: bool) -> tuple[Any, Driver
     )
     lease = DriverLease(study)
     try:
-        wait_for_orphans(study)
+        wait_for_orphans(study, grace_s=0.0)  # with the lease held, every RUNNING trial is an orphan
     except BaseException:
         lease.release()
         raise

@@ -51,11 +51,15 @@ class Heartbeat(threading.Thread):
                     logger.warning("heartbeat of trial %d failed: %s", trial.number, exc)
 
 
-def wait_for_orphans(study: Any) -> None:
-    """Re-queue trials of a dead driver; wait (bounded) for a recent one's heartbeat to go stale."""
-    deadline = time.monotonic() + STALE_AFTER_S + HEARTBEAT_S
+def wait_for_orphans(study: Any, grace_s: float = STALE_AFTER_S) -> None:
+    """Re-queue trials of a dead driver; wait (bounded) for a recent one's heartbeat to go stale.
+
+    ``grace_s``: how old a heartbeat must be; a driver that holds the study's
+    lease passes 0, since no other driver keeps a trial alive then.
+    """
+    deadline = time.monotonic() + grace_s + HEARTBEAT_S
     while True:
-        failed = study.fail_stale_trials(STALE_AFTER_S, requeue=True)
+        failed = study.fail_stale_trials(grace_s, requeue=True)
         if failed:
             logger.warning("re-queued %d interrupted trial(s) of an earlier run", len(failed))
         if not study.trials(states=TrialState.RUNNING) or time.monotonic() > deadline:

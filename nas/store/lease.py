@@ -94,7 +94,8 @@ class Leases:
     def __init__(self, database: Database) -> None:
         self._db = database
         dialect = pg_dialect if database.backend == "postgresql" else sqlite_dialect
-        self._insert = dialect.insert(study_leases).on_conflict_do_nothing(index_elements=["study_id"])
+        insert = dialect.insert(study_leases).on_conflict_do_nothing(index_elements=["study_id"])
+        self._insert = insert.returning(study_leases.c.study_id)  # no row back: another driver's won
 
     def _run(self, fn: Any, what: str, *, write: bool = True) -> Any:
         return run_transaction(self._db.engine, fn, write=write, what=what, rng=self._db.rng)
@@ -111,7 +112,7 @@ class Leases:
             row = {**mine, "acquired_at": now, "heartbeat_at": now}
             found = connection.execute(locked).first()
             if found is None:
-                if connection.execute(self._insert, row).rowcount == 1:
+                if connection.execute(self._insert, row).first() is not None:
                     return Lease(**row)
                 found = connection.execute(locked).one()  # inserted by another driver meanwhile
             held = _from_row(found)
