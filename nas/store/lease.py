@@ -134,7 +134,10 @@ class Leases:
         mine = (study_leases.c.study_id == lease.study_id) & (study_leases.c.token == lease.token)
 
         def work(connection: Connection) -> bool:
-            return connection.execute(update(study_leases).where(mine).values(heartbeat_at=utcnow())).rowcount == 1
+            return (
+                connection.execute(update(study_leases).where(mine).values(heartbeat_at=utcnow())).rowcount
+                == 1
+            )
 
         renewed: bool = self._run(work, f"renewing the driver lease of study #{lease.study_id}")
         return renewed

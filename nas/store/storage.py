@@ -16,8 +16,8 @@ from nas.core.errors import StorageError
 from nas.store import migrate
 from nas.store.database import Database
 from nas.store.engine import make_engine
-from nas.store.lease import Leases
 from nas.store.facade import StoreFacade, forward
+from nas.store.lease import Leases
 from nas.store.url import parse_storage_url, resolve_storage_url, with_absolute_file
 from nas.store.writes import Writes
 

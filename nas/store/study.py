@@ -384,7 +384,9 @@ def create_study(
     store = _open(storage, create=True)
     if load_if_exists:
         try:
-            return _check_same(Study(store, store.get_study(name), seed=seed), instance, wanted, comparability)
+            return _check_same(
+                Study(store, store.get_study(name), seed=seed), instance, wanted, comparability
+            )
         except StudyNotFoundError:
             pass
     try:
