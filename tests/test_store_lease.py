@@ -78,3 +78,21 @@ def test_a_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(storage_ur
     dead = study.storage.lease_holder(study.study_id)
     assert dead is not None and dead.pid != os.getpid()
     assert study.acquire_lease(stale_s=60).pid == os.getpid()
+
+
+def test_a_driver_whose_lease_was_taken_over_notices_and_leaves_the_new_lease_alone(tmp_path) -> None:
+    from nas.runner.lease import DriverLease
+
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    held = DriverLease(nas.create_study("s", url, space="nb201"), stale_s=60, every_s=0.05)
+    time.sleep(0.2)
+    assert not held.lost  # its own heartbeat keeps it
+    time.sleep(0.05)
+    successor = nas.load_study("s", url)
+    new = successor.acquire_lease(stale_s=0.0)  # as if the first had stalled past the timeout
+    deadline = time.monotonic() + 10
+    while not held.lost and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert held.lost
+    held.release()
+    assert successor.storage.lease_holder(successor.study_id).token == new.token
