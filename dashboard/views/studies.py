@@ -1,8 +1,14 @@
-"""The Studies page: every study with its state, counts and best values; refreshes while one runs."""
+"""The Studies page: every study with its state, counts and best values; refreshes while one is live.
+
+A study is live while its driver runs it (status ``running``: a fresh
+driver heartbeat). A finished, interrupted or ``stale`` study (its driver
+died: no heartbeat for longer than the timeout) changes no more by itself,
+so the page stops refreshing once no study is live.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pandas as pd
 import streamlit as st
@@ -12,9 +18,6 @@ from dashboard.navigation import Route
 from dashboard.views.common import REFRESH_S, fmt_ago, fmt_value, go, nav_key, strategy_name
 from nas.core.trial import TrialState
 from nas.store.records import StudyStatus, StudySummary
-
-#: A "running" study without any trial activity for this long is flagged as possibly dead.
-STALE_AFTER = timedelta(minutes=30)
 
 
 def render(url: str) -> None:
@@ -27,8 +30,7 @@ def render(url: str) -> None:
         )
         _refresh_while_empty(url)
         return
-    running = any(s.info.status is StudyStatus.RUNNING for s in summaries)
-    _table(url, live=running)
+    _table(url, live=any(s.info.status.live for s in summaries))
 
 
 def _refresh_while_empty(url: str) -> None:
@@ -44,6 +46,8 @@ def _table(url: str, *, live: bool) -> None:
     @st.fragment(run_every=REFRESH_S if live else None)
     def table() -> None:
         summaries = queries.summaries(url)
+        if live and not any(s.info.status.live for s in summaries):
+            st.rerun(scope="app")  # the last live study ended: redraw once, without refreshing
         now = datetime.now(timezone.utc)
         frame = pd.DataFrame([_row(s, now) for s in summaries])
         if live:
@@ -75,12 +79,8 @@ def _table(url: str, *, live: bool) -> None:
 def _row(summary: StudySummary, now: datetime) -> dict[str, object]:
     info = summary.info
     status = info.status.value
-    if (
-        info.status is StudyStatus.RUNNING
-        and summary.updated_at is not None
-        and now - summary.updated_at > STALE_AFTER
-    ):
-        status = f"running (no activity for {fmt_ago(summary.updated_at, now)[:-4]})"
+    if info.status is StudyStatus.STALE and info.heartbeat_at is not None:
+        status = f"stale (driver silent for {fmt_ago(info.heartbeat_at, now)[:-4]}; rerun to resume)"
     best = "; ".join(
         f"{name} ({direction.value}) {fmt_value(summary.best.get(name))}"
         for name, direction in info.objectives.items()

@@ -55,6 +55,8 @@ def render(url: str, study: str) -> None:
     @st.fragment(run_every=REFRESH_S if live else None)
     def body() -> None:
         token = queries.token(url, info.study_id)
+        if live and token[0] != StudyStatus.RUNNING.value:
+            st.rerun(scope="app")  # finished, interrupted or stale meanwhile: redraw once, stop refreshing
         key = queries.token_key(token)
         counts = queries.counts(url, info.study_id, key)
         _counts(counts, live=token[0] == StudyStatus.RUNNING.value)

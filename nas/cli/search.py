@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 
 import click
 from rich.console import Console
@@ -30,14 +31,20 @@ def search_command(
     """Search architectures as CONFIG describes (a YAML file; see examples/).
 
     Running the same command again after a crash resumes the study: finished
-    trials are kept, interrupted ones are re-queued.
+    trials are kept, interrupted ones are re-queued. Ctrl+C (or SIGTERM) stops
+    the running trials, marks the study interrupted and exits with 130 (143).
     """
     from nas.runner import run_search
+    from nas.runner.lifecycle import SearchInterrupted
 
     console = Console()
-    outcome = run_search(
-        config_path, storage=storage, name=name, address=address, resume=resume, show_progress=not quiet
-    )
+    try:
+        outcome = run_search(
+            config_path, storage=storage, name=name, address=address, resume=resume, show_progress=not quiet
+        )
+    except SearchInterrupted as stopped:
+        click.secho(str(stopped), fg="yellow", err=True)
+        sys.exit(stopped.exit_code)
     counts = ", ".join(f"{n} {state.lower()}" for state, n in outcome.counts.items() if n)
     console.print(
         f"[bold]{escape(outcome.study)}[/bold]: {outcome.finished} finished trials ({counts}) "

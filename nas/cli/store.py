@@ -130,7 +130,7 @@ def trials_command(
     if as_json:
         click.echo(json.dumps([trial_to_dict(t) for t in trials], indent=2))
         return
-    table = Table(title=f"study {escape(loaded.name)}: {len(trials)} trials shown")
+    table = Table(title=f"study {escape(loaded.name)} ({loaded.status.value}): {len(trials)} trials shown")
     for column in ("#", "state", *loaded.objectives, "budget", "seed", "node", "finished", "architecture"):
         table.add_column(escape(column))
     for trial in trials:

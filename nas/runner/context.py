@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nas.core.trial import Direction
+from nas.runner.lifecycle import StopRequest
 from nas.runner.plan import SearchPlan
+from nas.runner.recovery import Heartbeat
 from nas.settings.search import SearchConfig
 
 
@@ -26,6 +28,10 @@ class SearchRun:
     show_progress: bool
     #: The driver's lease on the study (:class:`~nas.runner.lease.DriverLease`); ``lost`` stops proposals.
     lease: Any = None
+    #: Set by Ctrl+C or SIGTERM: the phase starts nothing new and Tune stops the running trials.
+    stop: StopRequest = field(default_factory=StopRequest)
+    #: The driver's heartbeat (study and running trials); ``None`` when nothing beats (tests).
+    heartbeat: Heartbeat | None = None
 
     @property
     def config(self) -> SearchConfig:

@@ -13,6 +13,11 @@ trials of a dead driver FAIL and re-queues them (the copies carry
 ``retry_of`` in their system attributes), and runs only what is left. One
 driver at a time: opening a study takes its driver lease
 (:mod:`nas.runner.lease`), which a second live driver is refused.
+
+The driver also keeps the study's life cycle (:mod:`nas.runner.lifecycle`):
+``running`` with a fresh heartbeat while it works, ``finished`` once the
+phase met the budget, ``interrupted`` after Ctrl+C or SIGTERM (raising
+:class:`~nas.runner.lifecycle.SearchInterrupted`), ``stale`` if it died.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ from nas.core import Trial
 from nas.core.errors import NASError, require
 from nas.runner.context import SearchRun
 from nas.runner.lease import DriverLease
+from nas.runner.lifecycle import SearchInterrupted, StopRequest, settle
 from nas.runner.locations import storage_url
 from nas.runner.plan import SearchPlan, build_plan
-from nas.runner.recovery import effective_finished, wait_for_orphans
+from nas.runner.recovery import Heartbeat, effective_finished, wait_for_orphans
 from nas.runner.summary import Improvement, improvement
 from nas.settings.search import SearchConfig
 from nas.store.url import artifacts_root
@@ -71,7 +77,11 @@ def run_search(
     resume: bool = False,
     show_progress: bool = True,
 ) -> SearchOutcome:
-    """Run (or resume) a search: the Python form of ``nas search CONFIG``."""
+    """Run (or resume) a search: the Python form of ``nas search CONFIG``.
+
+    Ctrl+C or SIGTERM stops it cleanly (see :mod:`nas.runner.lifecycle`) and
+    raises :class:`~nas.runner.lifecycle.SearchInterrupted`.
+    """
     require("ray", "ray")
     started = time.monotonic()
     plan = build_plan(config, name=name)
@@ -79,13 +89,46 @@ def run_search(
     dataset = _load_data(plan)
     phase = _phase(plan)
     phase.check(plan, dataset)
-    study, lease = open_study(plan, url, resume=resume)
+    stop = StopRequest()
+    with stop.catching():
+        study, lease = open_study(plan, url, resume=resume)
+        try:
+            run = SearchRun(
+                plan,
+                study,
+                url,
+                artifacts_root(url),
+                dataset,
+                address,
+                show_progress,
+                lease,
+                stop,
+                Heartbeat(study),
+            )
+            fit_seconds = _drive(run, phase)
+        finally:
+            lease.release()
+    result = outcome(run, time.monotonic() - started, fit_seconds)
+    if stop.signum is not None:
+        total = None if plan.is_oneshot else plan.config.budget.trials
+        raise SearchInterrupted(plan.config.name, stop.signum, result.finished, total)
+    return result
+
+
+def _drive(run: SearchRun, phase: Phase) -> float:
+    """Run the phase under the driver's heartbeat; then record how the study ended."""
+    heartbeat = run.heartbeat
+    assert heartbeat is not None
+    heartbeat.start()
+    error: BaseException | None = None
     try:
-        run = SearchRun(plan, study, url, artifacts_root(url), dataset, address, show_progress, lease)
-        fit_seconds = phase.run(run)
-        return outcome(run, time.monotonic() - started, fit_seconds)
+        return 0.0 if run.stop.is_set() else phase.run(run)
+    except BaseException as exc:
+        error = exc
+        raise
     finally:
-        lease.release()
+        heartbeat.stop()
+        settle(run.study, run.stop, error)
 
 
 def _phase(plan: SearchPlan) -> Phase:
@@ -134,6 +177,7 @@ def open_study(plan: SearchPlan, url: str, *, resume: bool) -> tuple[Any, Driver
     )
     lease = DriverLease(study)
     try:
+        study.beat()  # running again, with a live driver (a stale or interrupted study resumes)
         wait_for_orphans(study, grace_s=0.0)  # with the lease held, every RUNNING trial is an orphan
     except BaseException:
         lease.release()

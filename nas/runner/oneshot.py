@@ -61,6 +61,7 @@ from nas.core.space import SearchSpace
 from nas.runner import trainable as T
 from nas.runner.cluster import connect
 from nas.runner.context import SearchRun
+from nas.runner.lifecycle import StopRequest, tune_stopper
 from nas.runner.plan import SearchPlan
 from nas.runner.recovery import MAX_RETRIES, effective_finished
 from nas.runner.trials import quiet_ray, run_trials
@@ -211,8 +212,13 @@ def _train_supernets(
     root: Path,
     epochs: int,
     show_progress: bool,
+    stop: StopRequest,
 ) -> list[dict[str, Any]]:
-    """Run (or restore) the Tune experiment of the supernet seeds; returns each trial's final report."""
+    """Run (or restore) the Tune experiment of the supernet seeds; returns each trial's final report.
+
+    After a stop request (Ctrl+C) only the supernets that finished are reported:
+    the others resume from their checkpoints when the search is run again.
+    """
     from ray import tune
 
     name = _experiment_name(config, seeds)
@@ -248,6 +254,7 @@ def _train_supernets(
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 callbacks=[_callback_class()(_EpochLog(epochs, show_progress))],
                 log_to_file=True,
+                stop=tune_stopper(stop),
             ),
         )
     grid = tuner.fit()
@@ -255,6 +262,8 @@ def _train_supernets(
     for result in grid:
         metrics = dict(result.metrics or {})
         seed = result.config.get("seed") if result.config else None
+        if stop.is_set() and not metrics.get(T.FINAL):
+            continue
         if not metrics.get(T.FINAL):
             metrics = {
                 T.FINAL: True,
@@ -332,14 +341,17 @@ class OneShotPhase:
         }
         todo = [seed for seed in plan.seeds if seed not in stored]
         quiet_ray()
-        if todo:
+        if todo and not run.stop.is_set():
             connect(run.address, trial=run.config.resources.per_trial)
             root = artifact_dir(run.artifacts, config.name, "oneshot")
             epochs = plan.oneshot.epochs
-            for report in _train_supernets(config, todo, run.dataset, root, epochs, run.show_progress):
+            reports = _train_supernets(config, todo, run.dataset, root, epochs, run.show_progress, run.stop)
+            for report in reports:
                 trial = _store_supernet(study, plan.space, report)
                 if trial is not None:
                     stored[trial.seed] = trial
+        if run.stop.is_set():
+            return 0.0
         self._enqueue_derived(run, stored)
         waiting = study.trials(states=TrialState.WAITING)
         done = effective_finished(study.trials())

@@ -71,7 +71,8 @@ def make_searcher(
         def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
             while True:
                 lease = self.run.lease
-                if self.finished + len(self.running) >= self.total or (lease is not None and lease.lost):
+                lost = lease is not None and lease.lost
+                if lost or self.run.stop.is_set() or self.finished + len(self.running) >= self.total:
                     return Searcher.FINISHED
                 trial = self._next_trial()
                 if trial is None:
@@ -104,6 +105,8 @@ def make_searcher(
             self._workers.pop(trial_id, None)
             if trial is None:
                 return
+            if self.run.stop.is_set() and not (result or {}).get(T.FINAL):
+                return  # stopped by Ctrl+C: the driver re-queues it (nas.runner.lifecycle.settle)
             told = self._finish(trial, result, error)
             self.finished += 1
             if self.strategy is not None:

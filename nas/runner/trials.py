@@ -16,8 +16,9 @@ from nas.core import Strategy, Trial
 from nas.runner import trainable as T
 from nas.runner.cluster import connect
 from nas.runner.context import SearchRun
+from nas.runner.lifecycle import tune_stopper
 from nas.runner.progress import SearchProgress
-from nas.runner.recovery import MAX_RETRIES, Heartbeat
+from nas.runner.recovery import MAX_RETRIES
 from nas.runner.searcher import make_searcher
 
 logger = logging.getLogger(__name__)
@@ -36,18 +37,16 @@ def run_trials(
     remaining = total - len(done)
     with SearchProgress(run.config.name, total, 0, primary, direction, enabled=run.show_progress) as progress:
         progress.seed(done)
-        if remaining <= 0:
+        if remaining <= 0 or run.stop.is_set():
             return 0.0
         quiet_ray()
         connect(run.address, trial=run.config.resources.per_trial)
         searcher = make_searcher(run, strategy, progress, len(done), total)
-        heartbeat = Heartbeat(run.study, searcher.running)
-        heartbeat.start()
+        if run.heartbeat is not None:
+            run.heartbeat.track(searcher.running)
         started = time.monotonic()
-        try:
+        if not run.stop.is_set():
             _tuner(tune, run, searcher, remaining, time_s).fit()
-        finally:
-            heartbeat.stop_event.set()
         return time.monotonic() - started
 
 
@@ -96,6 +95,7 @@ def _tuner(tune: Any, run: SearchRun, searcher: Any, remaining: int, time_s: flo
         run_config=tune.RunConfig(
             name=f"nas-{config.name}",
             verbose=0,
+            stop=tune_stopper(run.stop),
             failure_config=tune.FailureConfig(max_failures=MAX_RETRIES),
             log_to_file=True,
         ),

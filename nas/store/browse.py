@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -26,8 +27,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from nas.core.errors import ConfigError, StorageError
 from nas.core.trial import Direction, Trial, TrialState
 from nas.store.database import CHUNK, Database
+from nas.store.liveness import derived_status
 from nas.store.reads import MAX_PAGE
-from nas.store.records import StudyInfo
+from nas.store.records import StudyInfo, StudyStatus
+from nas.store.rows import aware
 from nas.store.schema import studies, trial_values, trials
 from nas.store.scores import UNFINISHED, ScoreTable, load_scores
 from nas.store.validate import check_states
@@ -83,7 +86,8 @@ class Browse:
     def study_token(self, study_id: int) -> tuple[str, int, int, int]:
         """A cheap value that changes whenever the study's trials or status change.
 
-        ``(status, next trial number, RUNNING count, WAITING count)``: every
+        ``(status, next trial number, RUNNING count, WAITING count)``, the
+        status as read (``stale`` once a running study's driver stops beating): every
         ask or enqueue raises the counter, every tell lowers the unfinished
         count (which only the counter's events raise again) and every claim of
         a queued trial moves one from WAITING to RUNNING. It is read from the
@@ -95,7 +99,9 @@ class Browse:
 
         def load(connection: Connection) -> tuple[str, int, int, int]:
             head = connection.execute(
-                select(studies.c.status, studies.c.next_trial_number).where(studies.c.id == study_id)
+                select(studies.c.status, studies.c.next_trial_number, studies.c.heartbeat_at).where(
+                    studies.c.id == study_id
+                )
             ).first()
             if head is None:
                 raise StorageError(f"study {info.name!r} no longer exists in {self._db.url}")
@@ -106,8 +112,9 @@ class Browse:
                     .group_by(trials.c.state)
                 ).all()
             )
+            status = derived_status(StudyStatus(head[0]), aware(head[2]), datetime.now(timezone.utc))
             return (
-                str(head[0]),
+                status.value,
                 int(head[1]),
                 int(open_counts.get(TrialState.RUNNING.value, 0)),
                 int(open_counts.get(TrialState.WAITING.value, 0)),

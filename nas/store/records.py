@@ -12,16 +12,32 @@ from nas.core.trial import Direction, Trial, TrialState
 
 
 class StudyStatus(str, enum.Enum):
-    """Life cycle of a study; asking for a new trial re-opens a finished one (resume)."""
+    """Life cycle of a study; asking for a new trial re-opens a finished one (resume).
+
+    A driver (``nas search``) sets ``running`` when it starts, ``finished``
+    when the budget is met and ``interrupted`` after Ctrl+C or SIGTERM.
+    ``stale`` is never stored: it is how a ``running`` study reads once its
+    driver stopped beating (:mod:`nas.store.liveness`).
+    """
 
     RUNNING = "running"
     FINISHED = "finished"
+    INTERRUPTED = "interrupted"
     FAILED = "failed"
+    STALE = "stale"
+
+    @property
+    def live(self) -> bool:
+        """Whether a driver is (as far as the store can tell) working on the study right now."""
+        return self is StudyStatus.RUNNING
 
 
 @dataclass(frozen=True)
 class StudyInfo:
-    """The stored description of a study (immutable except ``status``/``finished_at``)."""
+    """The stored description of a study (immutable except ``status``/``finished_at``/``heartbeat_at``).
+
+    ``status`` is as read: ``stale`` for a running study whose driver stopped beating.
+    """
 
     study_id: int
     name: str
@@ -36,6 +52,8 @@ class StudyInfo:
     #: :mod:`nas.core.comparability`. Only studies with the same key share results.
     comparability: Mapping[str, Any] | None = None
     comparability_key: str | None = None
+    #: The last heartbeat of the study's driver (``None``: no driver has beaten for it).
+    heartbeat_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -101,4 +119,5 @@ def study_to_dict(summary: StudySummary) -> dict[str, Any]:
         "created_at": _iso(info.created_at),
         "updated_at": _iso(summary.updated_at),
         "finished_at": _iso(info.finished_at),
+        "heartbeat_at": _iso(info.heartbeat_at),
     }

@@ -17,12 +17,15 @@ from typing import Any
 from nas.core.architecture import Architecture
 from nas.core.comparability import comparability_key
 from nas.core.trial import Direction, Trial, TrialState
+from nas.store.liveness import derived_status
 from nas.store.records import StudyInfo, StudyStatus
 from nas.store.validate import check_mapping, dumps
 
 
 def info_from_row(row: Mapping[str, Any]) -> StudyInfo:
-    """A study row as a :class:`StudyInfo`."""
+    """A study row as a :class:`StudyInfo`, its status as of now (``stale`` if its driver died)."""
+    heartbeat_at = aware(row.get("heartbeat_at"))
+    status = derived_status(StudyStatus(row["status"]), heartbeat_at, datetime.now(timezone.utc))
     return StudyInfo(
         study_id=int(row["id"]),
         name=row["name"],
@@ -30,11 +33,12 @@ def info_from_row(row: Mapping[str, Any]) -> StudyInfo:
         space_options=json.loads(row["space_options"]),
         objectives={name: Direction(d) for name, d in json.loads(row["objectives"])},
         config=json.loads(row["config"]),
-        status=StudyStatus(row["status"]),
+        status=status,
         created_at=aware(row["created_at"]),  # type: ignore[arg-type]
         finished_at=aware(row["finished_at"]),
         comparability=None if row.get("comparability") is None else json.loads(row["comparability"]),
         comparability_key=row.get("comparability_key"),
+        heartbeat_at=heartbeat_at,
     )
 
 

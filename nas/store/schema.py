@@ -22,6 +22,9 @@ that must stay fast at 100,000 trials:
   canonical_key)``, so a later search finds earlier results of a functionally
   identical cell (``Study.lookup``). Each trial also keeps its exact genotype,
   because two canonical-equal architectures may differ in their decisions.
+* ``studies.heartbeat_at`` is the driver's heartbeat, one row update per
+  interval per search; a ``running`` study whose heartbeat is older than the
+  timeout is read as ``stale`` (:mod:`nas.store.liveness`).
 * ``studies.next_trial_number`` is the trial-number counter: incrementing it
   locks the study row, which is what makes numbers gap- and duplicate-free
   under many writers.
@@ -107,6 +110,8 @@ studies = Table(
     # without a description (revision 0004).
     Column("comparability", Text, nullable=True),
     Column("comparability_key", String(64), nullable=True),
+    # The driver's heartbeat (revision 0005): a running study without a fresh one reads as stale.
+    Column("heartbeat_at", UTCDateTime, nullable=True),
     UniqueConstraint("name"),
     Index(None, "comparability_key"),
 )

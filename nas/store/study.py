@@ -136,8 +136,12 @@ class Study:
         return self._storage.get_study_by_id(self.study_id).status
 
     def finish(self, status: StudyStatus | str = StudyStatus.FINISHED) -> None:
-        """Mark the study finished (or failed); asking again re-opens it as running."""
+        """Mark the study finished (or interrupted, failed); asking again re-opens it as running."""
         self._writer.set_study_status(self.study_id, status)
+
+    def beat(self) -> None:
+        """The driver's heartbeat: the study is running and its driver alive (see :mod:`nas.store.liveness`)."""
+        self._writer.beat_study(self.study_id)
 
     def close(self) -> None:
         """Release pooled database connections."""
@@ -221,9 +225,14 @@ class Study:
         attrs = {"user_attrs": user_attrs, "system_attrs": system_attrs}
         return self._writer.enqueue(self.study_id, self._keyed(arch), seed=seed, budget=budget, **attrs)
 
-    def fail_stale_trials(self, grace_s: float, *, requeue: bool = True) -> list[Trial]:
-        """Mark RUNNING trials without a heartbeat for ``grace_s`` seconds FAIL, re-queueing copies."""
-        return self._writer.fail_stale_trials(self.study_id, grace_s, requeue=requeue)
+    def fail_stale_trials(
+        self, grace_s: float, *, requeue: bool = True, reason: str | None = None
+    ) -> list[Trial]:
+        """Mark RUNNING trials without a heartbeat for ``grace_s`` seconds FAIL, re-queueing copies.
+
+        ``reason`` replaces the stored error message.
+        """
+        return self._writer.fail_stale_trials(self.study_id, grace_s, requeue=requeue, reason=reason)
 
     # -- the driver lease (one driver per study, nas.store.lease) -----------------------------
     def acquire_lease(self, stale_s: float) -> Lease:

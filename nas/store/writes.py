@@ -186,6 +186,7 @@ class Writes:
             "created_at": utcnow(),
             "finished_at": None,
             **comparability_columns(comparability),
+            "heartbeat_at": None,
         }
 
         def duplicate() -> DuplicateStudyError:
@@ -218,24 +219,34 @@ class Writes:
         return self._db.load_info(study_id)
 
     def set_study_status(self, study_id: int, status: StudyStatus | str) -> None:
+        """Store a study's status; any status but ``running`` ends its driver's heartbeat.
+
+        ``stale`` is not stored: it is how a running study without a fresh driver heartbeat reads.
+        """
+        allowed = [s.value for s in StudyStatus if s is not StudyStatus.STALE]
         try:
             status = StudyStatus(getattr(status, "value", status))
         except ValueError:
-            raise ConfigError(
-                f"study status {status!r} is not allowed; allowed: {', '.join(s.value for s in StudyStatus)}"
-            ) from None
-        finished_at = None if status is StudyStatus.RUNNING else utcnow()
+            status = None  # type: ignore[assignment]
+        if status is None or status is StudyStatus.STALE:
+            raise ConfigError(f"study status {status!r} is not allowed; allowed: {', '.join(allowed)}")
+        changes: dict[str, Any] = {"status": status.value, "finished_at": None}
+        if status is not StudyStatus.RUNNING:
+            changes.update(finished_at=utcnow(), heartbeat_at=None)
+        self._update_study(study_id, changes, f"setting the status of study #{study_id}")
 
+    def beat_study(self, study_id: int) -> None:
+        """The study's driver is alive and running it: status ``running``, heartbeat now."""
+        changes = {"status": StudyStatus.RUNNING.value, "finished_at": None, "heartbeat_at": utcnow()}
+        self._update_study(study_id, changes, f"heartbeat of study #{study_id}")
+
+    def _update_study(self, study_id: int, changes: Mapping[str, Any], what: str) -> None:
         def write(connection: Connection) -> None:
-            done = connection.execute(
-                update(studies)
-                .where(studies.c.id == study_id)
-                .values(status=status.value, finished_at=finished_at)
-            )
+            done = connection.execute(update(studies).where(studies.c.id == study_id).values(**changes))
             if done.rowcount != 1:
                 raise StudyNotFoundError(f"study #{study_id} no longer exists in {self._db.url}")
 
-        self._write(write, f"setting the status of study #{study_id}")
+        self._write(write, what)
 
     def delete_study(self, name: str) -> None:
         """Delete a study with its trials, values, metrics and artifact records (architectures stay)."""
@@ -473,12 +484,16 @@ class Writes:
 
         self._write(work, f"setting {what} {key!r} of trial {number} of study {info.name!r}")
 
-    def fail_stale_trials(self, study_id: int, grace_s: float, *, requeue: bool = True) -> list[Trial]:
+    def fail_stale_trials(
+        self, study_id: int, grace_s: float, *, requeue: bool = True, reason: str | None = None
+    ) -> list[Trial]:
         """Mark RUNNING trials whose heartbeat is older than ``grace_s`` FAIL; re-queue a WAITING copy of each.
 
         Returns the trials marked FAIL. Run by a driver that starts after a
-        crash (or periodically): the copies carry ``retry_of`` (the failed
-        trial's number) in their system attributes and are handed out by the next ``ask``.
+        crash (or periodically), and with ``grace_s=0`` by a driver stopped by
+        Ctrl+C: the copies carry ``retry_of`` (the failed trial's number) in
+        their system attributes and are handed out by the next ``ask``.
+        ``reason`` replaces the stored error message (default: the missed heartbeats).
         """
         if isinstance(grace_s, bool) or not isinstance(grace_s, int | float) or not grace_s >= 0:
             raise ConfigError(f"grace_s={grace_s!r} is not allowed; expected seconds >= 0")
@@ -501,7 +516,7 @@ class Writes:
             failed: list[Trial] = []
             for row in stale:
                 last = aware(row.heartbeat_at)
-                message = (
+                message = reason or (
                     f"worker {row.node or '?'} stopped sending heartbeats (last at "
                     f"{last.isoformat() if last else 'never'}); marked FAIL by {me} after {grace_s:g} s"
                 )
