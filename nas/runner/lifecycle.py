@@ -111,13 +111,23 @@ def tune_stopper(stop: StopRequest) -> Any:
     from ray.tune.stopper import Stopper
 
     class StopOnRequest(Stopper):  # type: ignore[misc, valid-type]
+        def __init__(self, stop: StopRequest) -> None:
+            self.stop = stop
+
+        # Tune pickles its run config into the experiment state; the request (a lock) stays here.
+        def __getstate__(self) -> dict[str, Any]:
+            return {}
+
+        def __setstate__(self, state: dict[str, Any]) -> None:
+            self.stop = StopRequest()
+
         def __call__(self, trial_id: str, result: dict) -> bool:
-            return stop.is_set()
+            return self.stop.is_set()
 
         def stop_all(self) -> bool:
-            return stop.is_set()
+            return self.stop.is_set()
 
-    return StopOnRequest()
+    return StopOnRequest(stop)
 
 
 def settle(study: Any, stop: StopRequest, error: BaseException | None) -> None:

@@ -224,12 +224,15 @@ class Writes:
         ``stale`` is not stored: it is how a running study without a fresh driver heartbeat reads.
         """
         allowed = [s.value for s in StudyStatus if s is not StudyStatus.STALE]
-        try:
-            status = StudyStatus(getattr(status, "value", status))
-        except ValueError:
-            status = None  # type: ignore[assignment]
-        if status is None or status is StudyStatus.STALE:
-            raise ConfigError(f"study status {status!r} is not allowed; allowed: {', '.join(allowed)}")
+        given = getattr(status, "value", status)
+        if given not in allowed:
+            derived = (
+                " (it is derived: a running study whose driver stopped beating)" if given == "stale" else ""
+            )
+            raise ConfigError(
+                f"study status {given!r} is not allowed{derived}; allowed: {', '.join(allowed)}"
+            )
+        status = StudyStatus(given)
         changes: dict[str, Any] = {"status": status.value, "finished_at": None}
         if status is not StudyStatus.RUNNING:
             changes.update(finished_at=utcnow(), heartbeat_at=None)

@@ -1,0 +1,128 @@
+"""A study's life cycle in the store: the driver's heartbeat, ``stale`` derived at read time,
+``finished``/``interrupted`` stored, and revision 0004 that adds the heartbeat (SQLite and PostgreSQL).
+
+The end-to-end part (a real ``nas search`` stopped by SIGINT, killed by SIGKILL,
+resumed to ``finished``) is in ``tests/test_search_lifecycle.py``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from click.testing import CliRunner
+from store_fixtures import postgres_url, storage_url  # noqa: F401
+
+import nas
+from nas.cli import main
+from nas.core import ConfigError, TrialState
+from nas.runner.lifecycle import SearchInterrupted, StopRequest, settle
+from nas.store import RDBStorage, StudyStatus, head_revision, open_readonly
+from nas.store.liveness import ENV_VAR, stale_after_s
+from nas.store.testing import downgrade, run_sql, schema_differences
+
+BEAT_S = 0.2  # stale after 0.6 s
+
+
+@pytest.fixture
+def fast_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, str(BEAT_S))
+
+
+def test_a_driven_study_reads_stale_once_its_driver_stops_beating(storage_url, fast_heartbeat) -> None:  # noqa: F811
+    study = nas.create_study("s", storage_url, space="nb201")
+    assert study.status is StudyStatus.RUNNING  # no driver has beaten: the stored status
+    study.beat()
+    assert study.status is StudyStatus.RUNNING
+    time.sleep(stale_after_s() + 0.3)
+    assert study.status is StudyStatus.STALE
+    assert nas.list_studies(storage_url)[0].info.status is StudyStatus.STALE
+    with open_readonly(storage_url) as reader:
+        assert reader.study_token(study.study_id)[0] == "stale"  # what the dashboard polls
+    study.beat()  # a rerun's driver: running again
+    assert study.status is StudyStatus.RUNNING
+    study.finish(StudyStatus.INTERRUPTED)
+    time.sleep(stale_after_s() + 0.3)
+    info = nas.list_studies(storage_url)[0].info
+    assert (info.status, info.heartbeat_at) == (StudyStatus.INTERRUPTED, None)
+    assert info.finished_at is not None
+
+
+def test_stale_is_derived_never_stored(storage_url) -> None:  # noqa: F811
+    study = nas.create_study("s", storage_url, space="nb201")
+    with pytest.raises(
+        ConfigError, match="'stale' is not allowed .it is derived.*allowed: running, finished, interrupted"
+    ):
+        study.finish("stale")
+
+
+def test_a_bad_heartbeat_interval_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, "fast")
+    with pytest.raises(ConfigError, match=r"\$NAS_HEARTBEAT_S='fast' is not allowed"):
+        stale_after_s()
+
+
+def test_settle_marks_finished_or_interrupted_and_leaves_no_trial_running(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    done = nas.create_study("done", url, space="nb201")
+    done.tell(done.ask(), 1.0)
+    settle(done, StopRequest(), None)
+    assert done.status is StudyStatus.FINISHED
+
+    stopped = nas.create_study("stopped", url, space="nb201")
+    stopped.tell(stopped.ask(), 1.0)
+    running = stopped.ask()
+    stop = StopRequest()
+    stop.request(2)
+    settle(stopped, stop, None)
+    assert stopped.status is StudyStatus.INTERRUPTED
+    assert not stopped.trials(states=TrialState.RUNNING)
+    failed = stopped.trial(running.number)
+    assert failed.state is TrialState.FAIL and failed.error.startswith("interrupted")
+    (copy,) = stopped.trials(states=TrialState.WAITING)  # re-queued as a rerun re-queues a dead driver's
+    assert copy.system_attrs == {"retry_of": running.number} and copy.arch == running.arch
+
+    message = str(SearchInterrupted("stopped", 2, 1, 4))
+    assert "interrupted by Ctrl+C" in message and "1 of 4" in message and "same command" in message
+    assert SearchInterrupted("stopped", 2, 1, 4).exit_code == 130
+
+
+def test_nas_studies_and_nas_trials_show_the_status(tmp_path, fast_heartbeat) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    live, dead = (nas.create_study(name, url, space="nb201") for name in ("live", "dead"))
+    dead.beat()
+    time.sleep(stale_after_s() + 0.3)
+    live.beat()
+    runner = CliRunner()
+    listed = runner.invoke(main, ["studies", "--storage", url, "--json"])
+    assert {s["name"]: s["status"] for s in nas.cli.store.json.loads(listed.output)} == {
+        "live": "running",
+        "dead": "stale",
+    }
+    shown = runner.invoke(main, ["trials", "dead", "--storage", url])
+    assert shown.exit_code == 0 and "study dead (stale)" in shown.output
+
+
+def test_upgrade_to_0004_gives_running_studies_a_heartbeat_so_they_read_stale(storage_url) -> None:  # noqa: F811
+    store = RDBStorage(storage_url, check_schema=False)
+    store.upgrade("0003_system_attrs")
+    t0 = "2024-01-01 10:00:00.000000" + ("" if storage_url.startswith("sqlite") else "+00")
+    for name, status in (("old", "running"), ("done", "finished")):
+        run_sql(
+            storage_url,
+            "INSERT INTO studies (name, space, space_options, objectives, config, status, "
+            "next_trial_number, created_at) VALUES (:n, 'nb201', '{}', '[[\"acc\",\"max\"]]', '{}', :s, 0, :t0)",
+            {"n": name, "s": status, "t0": t0},
+        )
+    assert (
+        store.upgrade()
+        == ("0003_system_attrs", head_revision())
+        == ("0003_system_attrs", "0004_study_heartbeat")
+    )
+    assert schema_differences(storage_url) == []
+    statuses = {s.info.name: s.info.status for s in nas.list_studies(storage_url)}
+    assert statuses == {"old": StudyStatus.STALE, "done": StudyStatus.FINISHED}
+    downgrade(storage_url, "0003_system_attrs")
+    assert store.schema_revision() == "0003_system_attrs"
+    assert run_sql(storage_url, "SELECT count(*) FROM studies")[0][0] == 2
+    store.close()
