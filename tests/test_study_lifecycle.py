@@ -126,3 +126,51 @@ def test_upgrade_to_0004_gives_running_studies_a_heartbeat_so_they_read_stale(st
     assert store.schema_revision() == "0003_system_attrs"
     assert run_sql(storage_url, "SELECT count(*) FROM studies")[0][0] == 2
     store.close()
+
+
+# -- the dashboard refreshes live studies only ---------------------------------------------------
+@pytest.fixture
+def scheduled_reruns(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Intervals of the auto-reruns the app schedules (``st.fragment(run_every=...)`` sends one each)."""
+    from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
+
+    intervals: list[float] = []
+    enqueue = ForwardMsgQueue.enqueue
+
+    def recording(self: ForwardMsgQueue, msg: object) -> None:
+        if msg.HasField("auto_rerun"):  # type: ignore[attr-defined]
+            intervals.append(msg.auto_rerun.interval)  # type: ignore[attr-defined]
+        enqueue(self, msg)
+
+    monkeypatch.setattr(ForwardMsgQueue, "enqueue", recording)
+    return intervals
+
+
+@pytest.mark.parametrize(
+    "ending, refreshes",
+    [("live", True), ("finished", False), ("interrupted", False), ("stale", False)],
+)
+def test_the_studies_page_refreshes_only_while_a_study_is_live(
+    tmp_path, monkeypatch, scheduled_reruns, ending: str, refreshes: bool
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import APP_PATH
+
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    study = nas.create_study("s", url, space="nb201")
+    study.tell(study.ask(), 1.0)
+    study.beat()
+    if ending == "stale":
+        monkeypatch.setenv(ENV_VAR, str(BEAT_S))  # (the default 5 s keeps the live study live meanwhile)
+        time.sleep(stale_after_s() + 0.3)
+    elif ending != "live":
+        study.finish(ending)
+    monkeypatch.setenv("NAS_STORAGE", url)
+    app = AppTest.from_file(str(APP_PATH), default_timeout=90)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    status = app.dataframe[0].value.iloc[0]["status"]
+    assert status.split(" ")[0] == ("running" if ending == "live" else ending)
+    assert bool(scheduled_reruns) is refreshes
+    assert ("refreshing every" in " ".join(c.value for c in app.caption)) is refreshes
