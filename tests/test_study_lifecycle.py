@@ -1,5 +1,5 @@
 """A study's life cycle in the store: the driver's heartbeat, ``stale`` derived at read time,
-``finished``/``interrupted`` stored, and revision 0004 that adds the heartbeat (SQLite and PostgreSQL).
+``finished``/``interrupted`` stored, and revision 0005 that adds the heartbeat (SQLite and PostgreSQL).
 
 The end-to-end part (a real ``nas search`` stopped by SIGINT, killed by SIGKILL,
 resumed to ``finished``) is in ``tests/test_search_lifecycle.py``.
@@ -103,9 +103,9 @@ def test_nas_studies_and_nas_trials_show_the_status(tmp_path, fast_heartbeat) ->
     assert shown.exit_code == 0 and "study dead (stale)" in shown.output
 
 
-def test_upgrade_to_0004_gives_running_studies_a_heartbeat_so_they_read_stale(storage_url) -> None:  # noqa: F811
+def test_upgrade_to_0005_gives_running_studies_a_heartbeat_so_they_read_stale(storage_url) -> None:  # noqa: F811
     store = RDBStorage(storage_url, check_schema=False)
-    store.upgrade("0003_system_attrs")
+    store.upgrade("0004_comparability_lease")
     t0 = "2024-01-01 10:00:00.000000" + ("" if storage_url.startswith("sqlite") else "+00")
     for name, status in (("old", "running"), ("done", "finished")):
         run_sql(
@@ -116,14 +116,14 @@ def test_upgrade_to_0004_gives_running_studies_a_heartbeat_so_they_read_stale(st
         )
     assert (
         store.upgrade()
-        == ("0003_system_attrs", head_revision())
-        == ("0003_system_attrs", "0004_study_heartbeat")
+        == ("0004_comparability_lease", head_revision())
+        == ("0004_comparability_lease", "0005_study_heartbeat")
     )
     assert schema_differences(storage_url) == []
     statuses = {s.info.name: s.info.status for s in nas.list_studies(storage_url)}
     assert statuses == {"old": StudyStatus.STALE, "done": StudyStatus.FINISHED}
-    downgrade(storage_url, "0003_system_attrs")
-    assert store.schema_revision() == "0003_system_attrs"
+    downgrade(storage_url, "0004_comparability_lease")
+    assert store.schema_revision() == "0004_comparability_lease"
     assert run_sql(storage_url, "SELECT count(*) FROM studies")[0][0] == 2
     store.close()
 

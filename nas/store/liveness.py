@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta
+from typing import Any
 
 from nas.core.errors import ConfigError
 from nas.store.records import StudyStatus
+from nas.store.schema import utcnow
 
 #: The environment variable that sets the driver's heartbeat interval in seconds.
 ENV_VAR = "NAS_HEARTBEAT_S"
@@ -61,4 +63,24 @@ def derived_status(stored: StudyStatus, heartbeat_at: datetime | None, now: date
     return stored
 
 
-__all__ = ["ENV_VAR", "derived_status", "heartbeat_s", "stale_after_s"]
+def status_changes(status: StudyStatus | str) -> dict[str, Any]:
+    """The study-row columns that store ``status``; any status but ``running`` ends the heartbeat.
+
+    ``stale`` is refused: it is derived at read time, never stored.
+    """
+    allowed = [s.value for s in StudyStatus if s is not StudyStatus.STALE]
+    given = getattr(status, "value", status)
+    if given not in allowed:
+        derived = " (it is derived: a running study whose driver stopped beating)" if given == "stale" else ""
+        raise ConfigError(f"study status {given!r} is not allowed{derived}; allowed: {', '.join(allowed)}")
+    if given == StudyStatus.RUNNING.value:
+        return {"status": given, "finished_at": None}
+    return {"status": given, "finished_at": utcnow(), "heartbeat_at": None}
+
+
+def beat_changes() -> dict[str, Any]:
+    """The study-row columns of a driver's heartbeat: the study is running, its driver alive now."""
+    return {"status": StudyStatus.RUNNING.value, "finished_at": None, "heartbeat_at": utcnow()}
+
+
+__all__ = ["ENV_VAR", "beat_changes", "derived_status", "heartbeat_s", "stale_after_s", "status_changes"]

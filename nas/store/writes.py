@@ -49,6 +49,7 @@ from nas.store import bulk, migrate
 from nas.store.database import Database
 from nas.store.engine import run_transaction
 from nas.store.errors import DuplicateStudyError, StudyNotFoundError, TrialFinishedError
+from nas.store.liveness import beat_changes, status_changes
 from nas.store.records import Artifact, StudyInfo, StudyStatus
 from nas.store.rows import aware, comparability_columns, trial_from_row, value_rows, waiting_row
 from nas.store.schema import architectures, artifacts, studies, trial_metrics, trial_values, trials, utcnow
@@ -219,29 +220,12 @@ class Writes:
         return self._db.load_info(study_id)
 
     def set_study_status(self, study_id: int, status: StudyStatus | str) -> None:
-        """Store a study's status; any status but ``running`` ends its driver's heartbeat.
-
-        ``stale`` is not stored: it is how a running study without a fresh driver heartbeat reads.
-        """
-        allowed = [s.value for s in StudyStatus if s is not StudyStatus.STALE]
-        given = getattr(status, "value", status)
-        if given not in allowed:
-            derived = (
-                " (it is derived: a running study whose driver stopped beating)" if given == "stale" else ""
-            )
-            raise ConfigError(
-                f"study status {given!r} is not allowed{derived}; allowed: {', '.join(allowed)}"
-            )
-        status = StudyStatus(given)
-        changes: dict[str, Any] = {"status": status.value, "finished_at": None}
-        if status is not StudyStatus.RUNNING:
-            changes.update(finished_at=utcnow(), heartbeat_at=None)
-        self._update_study(study_id, changes, f"setting the status of study #{study_id}")
+        """Store a study's status; any status but ``running`` ends its driver's heartbeat (``stale`` is derived)."""
+        self._update_study(study_id, status_changes(status), f"setting the status of study #{study_id}")
 
     def beat_study(self, study_id: int) -> None:
         """The study's driver is alive and running it: status ``running``, heartbeat now."""
-        changes = {"status": StudyStatus.RUNNING.value, "finished_at": None, "heartbeat_at": utcnow()}
-        self._update_study(study_id, changes, f"heartbeat of study #{study_id}")
+        self._update_study(study_id, beat_changes(), f"heartbeat of study #{study_id}")
 
     def _update_study(self, study_id: int, changes: Mapping[str, Any], what: str) -> None:
         def write(connection: Connection) -> None:
