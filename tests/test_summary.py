@@ -19,7 +19,9 @@ def test_best_against_median_and_first_in_trial_order() -> None:
     assert summary is not None
     assert (summary.best, summary.median, summary.first, summary.trials) == (90.0, 85.0, 80.0, 3)
     assert summary.gain(summary.median) == 5.0 and summary.gain(summary.first) == 10.0
-    assert summary.describe() == "acc 90: +5 over the median trial (85), +10 over the first (80) of 3 completed"
+    assert (
+        summary.describe() == "acc 90: +5 over the median trial (85), +10 over the first (80) of 3 completed"
+    )
 
 
 def test_a_minimised_objective_gains_by_going_down() -> None:
