@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dashboard_pages import open_page
 from streamlit.testing.v1 import AppTest
 
 import nas
-from dashboard import APP_PATH, graph
+from dashboard import graph
 from nas.store.testing import ChainSpace
 
 ERROR_TEXT = "RuntimeError: CUDA out of memory (simulated)"
@@ -65,15 +66,6 @@ def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('dash') / 'store.db'}"
     seed(url)
     return url
-
-
-def open_page(url: str, monkeypatch: pytest.MonkeyPatch, **params: str) -> AppTest:
-    monkeypatch.setenv("NAS_STORAGE", url)
-    app = AppTest.from_file(str(APP_PATH), default_timeout=90)
-    app.query_params.update(params)
-    app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
 
 
 def specs(app: AppTest, kind: str) -> list[str]:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from dashboard_pages import open_page
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
 from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
 import nas
-from dashboard import APP_PATH
 from dashboard.text import WORD_JOINER, as_text
 from nas.store.engine import make_engine
 from nas.store.schema import studies
@@ -95,15 +95,6 @@ def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'store.db'}"
     seed(url)
     return url
-
-
-def open_page(url: str, monkeypatch: pytest.MonkeyPatch, **params: str) -> AppTest:
-    monkeypatch.setenv("NAS_STORAGE", url)
-    app = AppTest.from_file(str(APP_PATH), default_timeout=90)
-    app.query_params.update(params)
-    app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
 
 
 #: Elements whose text (or label) Streamlit renders as Markdown.
