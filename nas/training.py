@@ -168,18 +168,21 @@ def evaluate(
     device: torch.device,
     precision: Precision,
     batch_size: int = 512,
+    memory_format: torch.memory_format = torch.preserve_format,
 ) -> tuple[float, float]:
-    """Mean cross-entropy (no smoothing) and accuracy in percent over a whole split."""
+    """Mean cross-entropy (no smoothing) and accuracy in percent over a whole split (one read-back)."""
     model.eval()
     x_all, y_all = torch.tensor(images), torch.tensor(labels)
-    total_loss, correct = 0.0, 0
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
     for index in batches(len(y_all), batch_size, generator=None):
-        x, y = x_all[index].to(device), y_all[index].to(device)
+        x = x_all[index].to(device, memory_format=memory_format)
+        y = y_all[index].to(device)
         with precision.autocast(device):
             logits = model(x)
-        total_loss += float(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
-        correct += int((logits.argmax(1) == y).sum())
-    return total_loss / len(y_all), 100.0 * correct / len(y_all)
+        total_loss += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+    return float(total_loss) / len(y_all), 100.0 * int(correct) / len(y_all)
 
 
 def measure_latency_ms(
@@ -206,6 +209,27 @@ def save_state_dict(model: nn.Module, path: str | os.PathLike[str]) -> Path:
     """Write the CPU state dict atomically (temp file + ``os.replace``), loadable with ``weights_only=True``."""
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     return atomic_write(path, lambda stream: torch.save(state, stream))
+
+
+def compiled(model: nn.Module, backend: bool | str) -> nn.Module:
+    """``torch.compile(model)`` with ``backend`` (``True``: Inductor), or a ConfigError naming the allowed ones.
+
+    The compiled module shares the model's parameters, so the optimiser, the
+    saved weights and every other user of ``model`` see the same training.
+    Compilation itself is lazy (at the first step). Inductor generates and
+    builds C++ (CPU) or Triton (GPU) kernels, which takes minutes for a
+    small network on a busy CPU; ``aot_eager`` traces the same graphs
+    without code generation, which is how the tests exercise this path.
+    """
+    import torch._dynamo
+
+    name = "inductor" if backend is True else backend
+    allowed = torch._dynamo.list_backends(exclude_tags=())
+    if not isinstance(name, str) or name not in allowed:
+        raise ConfigError(
+            f"compile={backend!r} is not allowed; expected true, false or one of {', '.join(allowed)}"
+        )
+    return torch.compile(model, backend=name)  # type: ignore[return-value]
 
 
 # -- the loop -----------------------------------------------------------------------------------------------
@@ -240,13 +264,26 @@ def fit(
     The learning rate follows a per-step cosine from ``settings.lr`` to zero
     over ``epochs``. ``report(epoch, metrics)`` is called after each epoch
     (1-based) and may raise to stop the run (early stopping): its exceptions
-    propagate. A non-finite training loss stops the run and marks it
-    diverged instead of training on garbage.
+    propagate. A non-finite training loss stops the run at the end of its
+    epoch and marks it diverged instead of training on garbage (checked once
+    per epoch, so the hot loop never waits for a value from the device).
+
+    ``settings.channels_last`` trains in the NHWC memory layout (faster
+    convolutions on recent GPUs and some CPUs); ``settings.compile`` runs the
+    forward pass through ``torch.compile``. Both leave the results' meaning
+    unchanged; ``benchmarks/training.py`` measures whether they help.
     """
     model.to(device)
+    memory_format = torch.channels_last if settings.channels_last else torch.preserve_format
+    if settings.channels_last:
+        model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, settings)
-    # Copies: the dataset's arrays are read-only and shared by every trial of the process.
+    step_model = compiled(model, settings.compile) if settings.compile else model
+    # Copies: the dataset's arrays are read-only and shared by every trial of the process. Pinned
+    # on CUDA so that each batch's copy to the GPU is asynchronous.
     x_all, y_all = torch.tensor(dataset.x_train), torch.tensor(dataset.y_train)
+    if device.type == "cuda":
+        x_all, y_all = x_all.pin_memory(), y_all.pin_memory()
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(len(y_all) / settings.batch_size)
     if steps_per_epoch > 1 and len(y_all) % settings.batch_size == 1:
@@ -260,22 +297,22 @@ def fit(
         epoch_start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         model.train()
-        loss_sum, correct, seen = 0.0, 0, 0
+        # Accumulated on the device: reading a value back every step would make the GPU wait for
+        # the CPU (and the CPU for the GPU) once per batch. Read once, at the end of the epoch.
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        finite = torch.ones((), dtype=torch.bool, device=device)
+        seen = 0
         for index in batches(len(y_all), settings.batch_size, generator):
             x, y = x_all[index], y_all[index]
             if settings.augment:
                 x = augment_batch(x, generator)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            x = x.to(device, non_blocking=True, memory_format=memory_format)
+            y = y.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             with precision.autocast(device):
-                logits = model(x)
+                logits = step_model(x)
                 loss = criterion(logits.float(), y)
-            if not torch.isfinite(loss):
-                logger.warning(
-                    "training diverged in epoch %d (loss %s); stopping this run", epoch, float(loss.detach())
-                )
-                result.diverged = True
-                break
             scaler.scale(loss).backward()
             if settings.grad_clip is not None:
                 scaler.unscale_(optimizer)
@@ -283,18 +320,28 @@ def fit(
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
+            detached = loss.detach()
+            finite &= torch.isfinite(detached)
+            loss_sum += detached * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
             seen += len(y)
-        if result.diverged:
+        if not bool(finite):
+            logger.warning("training diverged in epoch %d (non-finite loss); stopping this run", epoch)
+            result.diverged = True
             break
         val_loss, val_accuracy = evaluate(
-            model, dataset.x_val, dataset.y_val, device, precision, settings.eval_batch_size
+            step_model,
+            dataset.x_val,
+            dataset.y_val,
+            device,
+            precision,
+            settings.eval_batch_size,
+            memory_format,
         )
         metrics = {
             "epoch": float(epoch),
-            "train_loss": loss_sum / seen,
-            "train_accuracy": 100.0 * correct / seen,
+            "train_loss": float(loss_sum) / seen,
+            "train_accuracy": 100.0 * int(correct) / seen,
             "val_loss": val_loss,
             "val_accuracy": val_accuracy,
             "lr": float(lr),

@@ -173,6 +173,48 @@ def test_bf16_autocast_on_cpu_when_asked(space, arch, data, tmp_path: Path) -> N
     assert result.user_attrs["precision"] == "bfloat16" and math.isfinite(result.values["val_loss"])
 
 
+@pytest.mark.parametrize("option", [{"channels_last": True}, {"compile": "aot_eager"}], ids=str)
+def test_layout_and_compile_options_train_the_same_network(option, space, arch, data, tmp_path: Path) -> None:
+    """NHWC layout and ``torch.compile`` change how the loop runs, not what it learns.
+
+    Same seed, same data: the curves agree with the default loop's to float
+    rounding (different kernels sum in different orders), and the layout
+    really was in effect (the weights are stored NHWC). ``aot_eager`` traces
+    the graphs as Inductor would without generating C++ (minutes on a busy CPU).
+    """
+    plain = make(space, data, tmp_path / "plain").evaluate(arch, seed=3)
+    other = make(space, data, tmp_path / "other", **option).evaluate(arch, seed=3)
+    for name in ("train_loss", "val_loss"):
+        assert other.values[name] == pytest.approx(plain.values[name], rel=1e-3, abs=1e-4), name
+    assert abs(other.values["val_accuracy"] - plain.values["val_accuracy"]) <= 100.0 / len(data.y_val)
+    weights = torch.load(other.artifacts["weights"], weights_only=True)
+    convs = [w for w in weights.values() if w.dim() == 4 and w.shape[-1] > 1]
+    assert convs, "the test cell has 3x3 convolutions"
+    if "channels_last" in option:
+        assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+
+
+def test_compile_runs_through_torch_compile(space, arch, data, tmp_path: Path, monkeypatch) -> None:
+    """``compile`` really trains through ``torch.compile`` with the backend asked for (a spy on the real call)."""
+    import nas.training
+
+    calls: list[str] = []
+    real = torch.compile
+
+    def counting(model, *args, **kwargs):
+        calls.append(kwargs["backend"])
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(nas.training.torch, "compile", counting)
+    result = make(space, data, tmp_path, compile="aot_eager", epochs=1).evaluate(arch)
+    assert calls == ["aot_eager"] and math.isfinite(result.values["val_loss"])
+    with pytest.raises(
+        ConfigError,
+        match="compile='no_such_backend' is not allowed; expected true, false or one of .*inductor",
+    ):
+        make(space, data, tmp_path, compile="no_such_backend", epochs=1).evaluate(arch)
+
+
 def test_divergence_gives_nan_objectives(space, arch, data, tmp_path: Path) -> None:
     result = make(space, data, tmp_path, lr=1e12, grad_clip=None, momentum=0.0, epochs=2).evaluate(arch)
     assert result.user_attrs["diverged"]

@@ -40,6 +40,11 @@ class TrainSettings(Section):
     latency_repeats: int = Field(20, ge=1)
     latency_warmup: int = Field(3, ge=0)
     eval_batch_size: int = Field(512, ge=1)
+    #: NHWC layout for the model and batches (off: on this project's CPU figures it does not pay).
+    channels_last: bool = False
+    #: ``torch.compile`` the model: ``true`` (Inductor) or a backend name such as ``aot_eager``
+    #: (off by default: on CPU, compilation costs more than it saves for short trials).
+    compile: bool | str = False
 
 
 __all__ = ["TrainSettings"]

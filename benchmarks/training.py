@@ -1,0 +1,165 @@
+"""Throughput of the ``train`` evaluator against a bare PyTorch loop (not a test).
+
+For each space and input size, one architecture (sampled with a fixed seed)
+is trained twice per repeat, alternately, in the same process:
+
+* **bare**: the loop anyone would write — shuffle, forward, cross-entropy,
+  backward, clip, SGD step, and one validation pass per epoch — with the same
+  optimiser settings, batch size, data and thread count;
+* **evaluator**: :meth:`TrainEvaluator.measure` end to end (model build,
+  seeding, the per-step cosine schedule, metrics, validation, the latency
+  measurement and the weight file).
+
+Throughput is training images per second of wall time; the ratio
+evaluator / bare is the overhead our loop adds (target >= 0.95). Alternating
+the two and taking the median ratio keeps a shared machine's drift out of the
+figure. ``--variant`` times the evaluator with ``channels_last`` or
+``compile`` on as well (its ratio against the same bare loop).
+
+    python benchmarks/training.py                                   # nb201 and fbnet, 32x32 and 64x64
+    python benchmarks/training.py --spaces nb201 --sizes 32 --variant compile --variant channels_last
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nas.core.evaluator import EvalRequest  # noqa: E402
+from nas.data import Dataset  # noqa: E402
+from nas.evaluators.train import TrainEvaluator  # noqa: E402
+from search_spaces import get_space  # noqa: E402
+
+#: Small widths: this is a 2-core CPU; the overhead ratio, not the absolute speed, is the figure.
+SPACE_OPTIONS: dict[str, dict[str, Any]] = {
+    "nb201": {"channels": 16, "cells": 1},
+    "fbnet": {"width_mult": 0.25},
+    "hybrid": {},
+    "darts": {"channels": 8, "cells": 5},
+}
+RECIPE = {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "grad_clip": 5.0}
+
+
+def make_data(samples: int, size: int, seed: int = 0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((samples, 3, size, size)).astype(np.float32)
+    y = rng.integers(0, 10, samples).astype(np.int64)
+    n_val = max(64, samples // 4)
+    xv = rng.standard_normal((n_val, 3, size, size)).astype(np.float32)
+    yv = rng.integers(0, 10, n_val).astype(np.int64)
+    return Dataset("random", x, y, xv, yv, 10)
+
+
+def bare_loop(model: nn.Module, data: Dataset, epochs: int, batch_size: int, seed: int) -> float:
+    """Train ``model`` the plain way; return the wall seconds."""
+    start = time.perf_counter()
+    x_all, y_all = torch.tensor(data.x_train), torch.tensor(data.y_train)
+    xv, yv = torch.tensor(data.x_val), torch.tensor(data.y_val)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=RECIPE["lr"],
+        momentum=RECIPE["momentum"],
+        nesterov=RECIPE["nesterov"],
+        weight_decay=RECIPE["weight_decay"],
+    )
+    criterion = nn.CrossEntropyLoss()
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        model.train()
+        for index in torch.randperm(len(y_all), generator=generator).split(batch_size):
+            if len(index) < 2:
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            loss = criterion(model(x_all[index]), y_all[index])
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), RECIPE["grad_clip"])
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            for chunk in range(0, len(yv), 512):
+                model(xv[chunk : chunk + 512]).argmax(1)
+    return time.perf_counter() - start
+
+
+def evaluator_run(
+    space: Any, arch: Any, data: Dataset, args: argparse.Namespace, extra: dict[str, Any]
+) -> float:
+    with tempfile.TemporaryDirectory() as workdir:
+        evaluator = TrainEvaluator(
+            space,
+            data,
+            settings={"epochs": args.epochs, "batch_size": args.batch_size, **RECIPE, **extra},
+            num_threads=args.threads,
+            workdir=workdir,
+        )
+        start = time.perf_counter()
+        evaluator.measure(EvalRequest(arch, seed=0))
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--spaces", default="nb201,fbnet")
+    parser.add_argument("--sizes", default="32,64", help="input side lengths")
+    parser.add_argument("--samples", type=int, default=1024, help="training images per epoch")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="alternating bare/evaluator pairs")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        choices=["channels_last", "compile"],
+        help="also time the evaluator with this option on",
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    variants: dict[str, dict[str, Any]] = {"default": {}}
+    variants.update({name: {name: True} for name in args.variant})
+    print(
+        f"train evaluator vs bare loop: {args.samples} images x {args.epochs} epochs, batch {args.batch_size}, "
+        f"{args.threads} thread(s), {args.repeats} alternating repeats, torch {torch.__version__}, CPU"
+    )
+    header = f"{'space':7} {'size':>5} {'variant':14} {'bare img/s':>11} {'eval img/s':>11} {'ratio':>6} {'min..max':>12}"
+    print(header)
+    print("-" * len(header))
+    for space_name in args.spaces.split(","):
+        space = get_space(space_name, **SPACE_OPTIONS.get(space_name, {}))
+        arch = space.sample(np.random.default_rng(1))
+        for size in (int(s) for s in args.sizes.split(",")):
+            data = make_data(args.samples, size)
+            images = args.samples * args.epochs
+            for variant, extra in variants.items():
+                bare_s, eval_s, ratios = [], [], []
+                for repeat in range(args.repeats):
+                    torch.manual_seed(0)
+                    model = space.build(arch, num_classes=10, input_shape=(3, size, size))
+                    b = bare_loop(model, data, args.epochs, args.batch_size, seed=repeat)
+                    e = evaluator_run(space, arch, data, args, extra)
+                    bare_s.append(b)
+                    eval_s.append(e)
+                    ratios.append(b / e)
+                print(
+                    f"{space_name:7} {size:>5} {variant:14} {images / statistics.median(bare_s):>11.1f} "
+                    f"{images / statistics.median(eval_s):>11.1f} {statistics.median(ratios):>6.3f} "
+                    f"{min(ratios):>5.2f}..{max(ratios):<5.2f}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
