@@ -60,7 +60,9 @@ class CurvePredictor:
 
     def logits(self, curves: Sequence[Sequence[float]], horizon: int | Sequence[int]) -> torch.Tensor:
         """(n, buckets) logits of each curve's value at its horizon (one batched forward pass)."""
-        values, valid, horizons = _batch(curves, horizon)
+        return self._logits(*_batch(curves, horizon))
+
+    def _logits(self, values: torch.Tensor, valid: torch.Tensor, horizons: torch.Tensor) -> torch.Tensor:
         n, longest = values.shape
         epochs = torch.arange(1, longest + 1, dtype=torch.float32).expand(n, longest)
         with torch.inference_mode():
@@ -74,10 +76,13 @@ class CurvePredictor:
         levels: Sequence[float] = LEVELS,
     ) -> CurvePrediction:
         """Quantiles (at ``levels``) and median of each curve's value at ``horizon``."""
-        logits = self.logits(curves, horizon)
+        if isinstance(levels, (str, bytes)) or len(levels) == 0:
+            raise ConfigError(f"levels {shown(levels)} are not allowed; expected one or more numbers in (0, 1)")
+        values, valid, horizons = _batch(curves, horizon)
+        logits = self._logits(values, valid, horizons)
         quantiles = torch.stack([self.bar.quantile(logits, float(q)) for q in levels], dim=-1)
         return CurvePrediction(
-            horizons=_batch(curves, horizon)[2].numpy().astype(int),
+            horizons=horizons.numpy().astype(int),
             levels=tuple(float(q) for q in levels),
             quantiles=quantiles.numpy(),
             median=self.bar.median(logits).numpy(),
