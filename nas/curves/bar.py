@@ -52,14 +52,20 @@ class BarDistribution:
                 f"logits have {logits.shape[-1]} buckets in the last dimension, expected {self.buckets}"
             )
 
+    def _expand(self, per_bucket: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``per_bucket`` broadcast to ``y``'s batch shape, as a view (a grid of values costs no copies)."""
+        shape = torch.broadcast_shapes(per_bucket.shape[:-1], y.shape)
+        return per_bucket.expand(*shape, self.buckets)
+
     def bucket_of(self, y: torch.Tensor) -> torch.Tensor:
         """Index of the bucket holding each ``y``; values beyond the borders go to the outer buckets."""
         return (torch.searchsorted(self.borders, y.contiguous(), right=True) - 1).clamp(0, self.buckets - 1)
 
     def log_density(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """log p(y) under each distribution; ``y`` has the shape of ``logits`` without its last dim."""
+        """log p(y) under each distribution; ``y`` broadcasts with ``logits`` without its last dim."""
         self._check(logits)
-        log_p = torch.log_softmax(logits, dim=-1)
+        log_p = self._expand(torch.log_softmax(logits, dim=-1), y)
+        y = y.expand(log_p.shape[:-1])
         index = self.bucket_of(y)
         out = log_p.gather(-1, index.unsqueeze(-1)).squeeze(-1) - torch.log(self.widths[index])
         first, last = index == 0, index == self.buckets - 1
@@ -70,10 +76,12 @@ class BarDistribution:
         return torch.where(last, log_p[..., -1] + right, out)
 
     def cdf(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """P(Y <= y)."""
+        """P(Y <= y) (``y`` broadcasts as in :meth:`log_density`)."""
         self._check(logits)
         p = torch.softmax(logits, dim=-1)
-        below = torch.cumsum(p, dim=-1) - p  # mass of the buckets left of each bucket
+        below = self._expand(torch.cumsum(p, dim=-1) - p, y)  # mass of the buckets left of each bucket
+        p = self._expand(p, y)
+        y = y.expand(p.shape[:-1])
         index = self.bucket_of(y)
         inside = ((y - self.borders[index]) / self.widths[index]).clamp(0.0, 1.0)
         out = (

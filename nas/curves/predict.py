@@ -77,7 +77,9 @@ class CurvePredictor:
     ) -> CurvePrediction:
         """Quantiles (at ``levels``) and median of each curve's value at ``horizon``."""
         if isinstance(levels, (str, bytes)) or len(levels) == 0:
-            raise ConfigError(f"levels {shown(levels)} are not allowed; expected one or more numbers in (0, 1)")
+            raise ConfigError(
+                f"levels {shown(levels)} are not allowed; expected one or more numbers in (0, 1)"
+            )
         values, valid, horizons = _batch(curves, horizon)
         logits = self._logits(values, valid, horizons)
         quantiles = torch.stack([self.bar.quantile(logits, float(q)) for q in levels], dim=-1)
