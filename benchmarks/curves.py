@@ -19,6 +19,7 @@ L <= 100), and an optional ``split`` column filtered with ``--split``.
 The last row times one forward pass for 32 curves of 20 observed epochs.
 
     python benchmarks/curves.py                             # 1000 prior curves, seed 20261203
+    python benchmarks/curves.py --families all              # off-prior: all eleven families
     python benchmarks/curves.py --curves benchmarks/data/nb201_curves.csv --split test
 """
 
@@ -41,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nas.core.errors import ConfigError  # noqa: E402
 from nas.curves.predict import CurvePredictor  # noqa: E402
-from nas.curves.prior import MAX_EPOCHS, sample_curves  # noqa: E402
+from nas.curves.prior import ALL_FAMILIES, LCPFN_FAMILIES, MAX_EPOCHS, sample_curves  # noqa: E402
 
 ALPHAS = np.logspace(-3, 1.5, 400)
 
@@ -141,6 +142,12 @@ def main() -> None:
     parser.add_argument("--split", help="only rows whose split column has this value")
     parser.add_argument("--n", type=int, default=1000, help="prior curves when --curves is not given")
     parser.add_argument("--seed", type=int, default=20261203, help="seed of the prior curves (held out)")
+    parser.add_argument(
+        "--families",
+        choices=["lcpfn", "all"],
+        default="lcpfn",
+        help="prior curves from LC-PFN's three families (the training prior) or all eleven (off-prior)",
+    )
     parser.add_argument("--cuts", default="0.1,0.2,0.4")
     parser.add_argument("--min-std", type=float, default=0.005, help="floor of the baselines' std")
     parser.add_argument("--weights", type=Path, help="weights file (default: the shipped one)")
@@ -152,8 +159,10 @@ def main() -> None:
     if args.curves:
         curves, source = read_curves(args.curves, args.split), f"{args.curves} (split={args.split})"
     else:
-        _, noisy = sample_curves(args.seed, args.n)
-        curves, source = list(noisy), f"{args.n} prior curves of {MAX_EPOCHS} epochs, seed {args.seed}"
+        families = LCPFN_FAMILIES if args.families == "lcpfn" else ALL_FAMILIES
+        _, noisy = sample_curves(args.seed, args.n, families)
+        curves = list(noisy)
+        source = f"{args.n} prior curves ({args.families} families) of {MAX_EPOCHS} epochs, seed {args.seed}"
     cuts = [float(c) for c in args.cuts.split(",")]
     rows = evaluate(curves, cuts, model, args.min_std)
     print(

@@ -22,7 +22,7 @@ from nas.core.errors import NASError
 #: The shipped weights (trained by ``python -m nas.curves.train``).
 DEFAULT_WEIGHTS = Path(__file__).with_name("lcpfn.pt")
 #: SHA-256 of :data:`DEFAULT_WEIGHTS`; printed by the training command when it rewrites the file.
-WEIGHTS_SHA256 = "unset"
+WEIGHTS_SHA256 = "dbee2b3f13e530425a0ee464e6159d01a0c6f9942a76eb489f3395f988fa2e31"
 #: Version of the saved dict's layout.
 FORMAT = 1
 
