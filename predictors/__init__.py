@@ -11,7 +11,7 @@ imports itself.
 
 from __future__ import annotations
 
-from predictors import gp, latency, mlp, trees  # noqa: F401  (registration)
+from predictors import gp, latency, mlp, trees, wl_gp  # noqa: F401  (registration)
 from predictors.combine import rank_vote
 from predictors.metrics import kendall_tau, rank_metrics, spearman, top_k_precision
 from predictors.zero_cost import PROXIES, list_proxies, score, score_arch
