@@ -49,9 +49,7 @@ def test_wl_features_of_a_node_labelled_graph_match_the_hand_computed_counts() -
 
 def test_cell_edges_become_operation_nodes_and_dead_operations_are_dropped() -> None:
     # node 1 = conv3(x); node 2 = pool(x) + skip(node 1); node 3 = conv1(node 2) + none(x) + none(node 1)
-    arch = NB201.parse(
-        "|nor_conv_3x3~0|+|avg_pool_3x3~0|skip_connect~1|+|none~0|none~1|nor_conv_1x1~2|"
-    )
+    arch = NB201.parse("|nor_conv_3x3~0|+|avg_pool_3x3~0|skip_connect~1|+|none~0|none~1|nor_conv_1x1~2|")
     features = wl_features(NB201.to_graph(arch), 2)
     assert features[(0, "nor_conv_3x3")] == 1 and features[(0, "none")] == 0
     assert features[(1, "skip_connect(nor_conv_3x3)")] == 1  # the sum node 1 is contracted
