@@ -73,7 +73,10 @@ def main() -> None:
     parser.add_argument("--predictor", default=DEFAULT_PREDICTOR)
     parser.add_argument("--predictor-option", action="append", default=[], help="KEY=VALUE")
     parser.add_argument(
-        "--option", action="append", default=[], help="strategy option KEY=VALUE (predictor only)"
+        "--option",
+        action="append",
+        default=[],
+        help="strategy option KEY=VALUE (model-based strategies: all but random, local, evolution)",
     )
     parser.add_argument("--strategies", default="random,local,evolution,evolution@2x,predictor")
     parser.add_argument(
@@ -107,6 +110,7 @@ def main() -> None:
         name, _, factor = spec.partition("@")
         queries = args.queries * (int(factor.rstrip("x")) if factor else 1)
         is_predictor = name == "predictor"
+        takes_options = name not in ("random", "local", "evolution")
         start = time.perf_counter()
         result: BenchResult = run_nb201(
             name,
@@ -115,14 +119,16 @@ def main() -> None:
             metric=args.metric,
             predictor=args.predictor if is_predictor else None,
             predictor_options=predictor_options if is_predictor else None,
-            strategy_options=strategy_options if is_predictor else None,
+            strategy_options=strategy_options if takes_options else None,
             checkpoints=sorted({args.queries, queries}),
         )
         seconds = (time.perf_counter() - start) / args.seeds
         label = name
+        shown = "".join(f", {k}={v}" for k, v in strategy_options.items())
         if is_predictor:
-            shown = "".join(f", {k}={v}" for k, v in strategy_options.items())
             label = f"{name} ({args.predictor}{'+zc' if args.zc else ''}{shown})"
+        elif takes_options and shown:
+            label = f"{name} ({shown[2:]})"
         for row in result.summary():
             table.add_row(
                 label,

@@ -148,6 +148,8 @@ def test_unknown_predictor_names_close_matches() -> None:
         ("mlp_ensemble", {"lr": -1.0}, "lr=-1.0"),
         ("mlp_ensemble", {"encoding": "graph"}, "encoding='graph'"),
         ("gbt", {"seed": -1}, "seed=-1"),
+        ("wl_gp", {"max_iterations": -1}, "iterations=-1"),
+        ("wl_gp", {"target_transform": "log"}, "target_transform='log'"),
     ],
 )
 def test_bad_options_name_the_value(name, options, message) -> None:

@@ -118,6 +118,23 @@ def test_stored_results_are_reused_not_retrained(local_ray, tmp_path) -> None:
     assert not [t for t in other if "reused_from" in t.system_attrs]
 
 
+def test_a_strategy_that_explains_itself_has_the_explanation_stored(local_ray, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    config = curve_config("bowl", trials=8)
+    config["strategy"] = {"name": "bowl", "n_initial": 4, "n_candidates": 10}
+    run_search(config, storage=url, show_progress=False)
+    trials = nas.load_study("bowl", storage=url).trials()
+    explained = [t for t in trials if "explanation" in t.system_attrs]
+    assert not [t for t in explained if t.number < 4]  # the random start has no model to explain
+    assert explained, "bowl proposed trials from its model but no explanation was stored"
+    for trial in explained:
+        explanation = trial.system_attrs["explanation"]
+        assert explanation["model"] == "wl_gp" and explanation["trials"] >= 4
+        assert all(
+            row["feature"].startswith("h") for row in explanation["positive"] + explanation["negative"]
+        )
+
+
 def test_asha_stops_weak_trials_and_stores_them_pruned(local_ray, tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     config = curve_config("asha", trials=12, steps=9, sleep_s=0.05)

@@ -71,6 +71,7 @@ TEST_OPTIONS: dict[str, dict[str, Any]] = {
     "predictor": {"predictor": ForestEnsemble, "n_initial": 5, "n_candidates": 20},
     "evolution": {"population_size": 8, "tournament_size": 3},
     "nsga2": {"population_size": 8},
+    "bowl": {"n_initial": 5, "n_candidates": 20},
 }
 #: Every registered strategy: the built-ins and the test-only plugin in tests/plugins.
 ALL = STRATEGIES.names()
@@ -271,7 +272,7 @@ def test_unknown_names_and_options_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="tournament_size=9"):
         create_strategy("evolution", space, population_size=4, tournament_size=9)
     with pytest.raises(ConfigError, match="acquisition"):
-        create_strategy("predictor", space, predictor=ForestEnsemble, acquisition="ei")
+        create_strategy("predictor", space, predictor=ForestEnsemble, acquisition="poi")
     with pytest.raises(ConfigError, match="predictor=42"):
         create_strategy("predictor", space, predictor=42)
     with pytest.raises(ConfigError, match="seed"):

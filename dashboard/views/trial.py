@@ -21,6 +21,7 @@ from dashboard.views.common import (
     go,
     origin,
 )
+from dashboard.views.explanation import explanation_panel
 from nas.core.errors import NASError
 from nas.core.trial import Trial, TrialState
 from nas.store.records import StudyInfo
@@ -71,6 +72,7 @@ def render(url: str, study: str, number: int) -> None:
         _curves(url, info, current)
 
     curves()
+    explanation_panel(trial.system_attrs.get("explanation"), "Why the strategy proposed this trial")
     with st.expander("trial record and study config", expanded=False):
         record = {"user_attrs": dict(trial.user_attrs), "system_attrs": dict(trial.system_attrs)}
         st.json({**record, "seed": trial.seed, "node": trial.node}, expanded=1)

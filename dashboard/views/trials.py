@@ -29,6 +29,7 @@ from dashboard.views.common import (
     origin,
     strategy_name,
 )
+from dashboard.views.explanation import latest_explanation
 from nas.core.architecture import Architecture
 from nas.core.trial import TrialState
 from nas.store.readonly import MAX_CONTAINS_TERMS, TrialQuery
@@ -61,6 +62,7 @@ def render(url: str, study: str) -> None:
         counts = queries.counts(url, info.study_id, key)
         _counts(counts, live=token[0] == StudyStatus.RUNNING.value)
         _table(url, info, query, page_size, key)
+        latest_explanation(url, info, token[1])
         complete = counts[TrialState.COMPLETE]
         if complete == 0:
             st.info("No COMPLETE trial yet: the progress and Pareto plots appear with the first result.")

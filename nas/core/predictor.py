@@ -14,8 +14,29 @@ from collections.abc import Sequence
 import numpy as np
 
 from nas.core.architecture import Architecture
+from nas.core.errors import ConfigError
 from nas.core.registry import Registry
 from nas.core.space import SearchSpace
+
+#: Fewer training points than this cannot say anything about a ranking.
+MIN_TRAINING = 2
+
+
+def check_targets(targets: Sequence[float], count: int) -> np.ndarray:
+    """Validate training targets against ``count`` architectures; returns float64."""
+    y = np.asarray(targets, dtype=np.float64).ravel()
+    if y.size != count:
+        raise ConfigError(f"got {count} architectures but {y.size} targets; they must match")
+    if count < MIN_TRAINING:
+        raise ConfigError(f"a predictor needs at least {MIN_TRAINING} training architectures, got {count}")
+    if not np.isfinite(y).all():
+        bad = int((~np.isfinite(y)).sum())
+        raise ConfigError(f"{bad} training target(s) are NaN or infinite; drop failed trials before fitting")
+    if np.ptp(y) == 0:
+        raise ConfigError(
+            f"all {count} training targets equal {y[0]!r}: a constant training set has no ranking to learn"
+        )
+    return y
 
 
 class Predictor(abc.ABC):

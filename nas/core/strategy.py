@@ -32,7 +32,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -269,6 +269,15 @@ class Strategy(abc.ABC):
 
     def _observe(self, trial: Trial, observation: Observation | None) -> None:  # noqa: B027
         """Hook called after each told trial; ``observation`` is None if it has no usable score."""
+
+    def explain(self) -> dict[str, Any] | None:
+        """What the strategy's model has learned, JSON-ready, or None (the default: nothing to say).
+
+        The driver stores it with each trial the strategy proposes
+        (``system_attrs["explanation"]``), so an interpretable strategy such
+        as ``bowl`` can show why it chose what it chose.
+        """
+        return None
 
     # -- helpers for subclasses -------------------------------------------------------------
     def rng_for(self, *stream: int | str) -> np.random.Generator:

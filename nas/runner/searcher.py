@@ -6,6 +6,8 @@ strategy. Architectures already evaluated at the same budget (same canonical
 key, any comparable study: same space options, data, evaluator settings and
 seed, see ``Study.lookup``) are not trained again: their stored result is
 reused. Without a strategy only queued trials run (one-shot derived trials).
+A strategy that can say why it proposed a trial (``Strategy.explain``) has
+that stored as the trial's ``system_attrs["explanation"]``.
 """
 
 from __future__ import annotations
@@ -124,6 +126,9 @@ def make_searcher(
             config = self.run.config
             previous = self.study.lookup(arch, self.budget)
             trial = self.study.ask(arch, seed=config.seed, budget=self.budget)
+            explanation = self.strategy.explain()  # type: ignore[union-attr]
+            if explanation:  # why the strategy chose this trial (e.g. bowl's WL features)
+                self.study.set_system_attr(trial, "explanation", explanation)
             if previous is None:
                 return trial
             told = self.study.tell(

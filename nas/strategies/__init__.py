@@ -13,7 +13,7 @@ from typing import Any
 from nas.core.options import check_option_names, constructor_options
 from nas.core.space import SearchSpace
 from nas.core.strategy import STRATEGIES, Strategy
-from nas.strategies import evolution, local, nsga2, predictor, random  # noqa: F401  (registration)
+from nas.strategies import bowl, evolution, local, nsga2, predictor, random  # noqa: F401  (registration)
 from nas.strategies.loop import run_loop
 
 

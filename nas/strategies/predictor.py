@@ -5,7 +5,8 @@ predictor on what has been told (plus an optional prior), generates
 candidates by mutating the best architectures so far (plus a few random ones),
 and proposes the candidate with the highest acquisition: independent
 Thompson sampling (``its``, a draw from each candidate's predicted normal),
-an upper confidence bound (``ucb``) or the plain predicted mean (``mean``).
+an upper confidence bound (``ucb``), expected improvement over the best
+training target (``ei``) or the plain predicted mean (``mean``).
 
 The predictor is injected: ``predictor=factory`` is called as
 ``factory(space, seed=int, **predictor_options)`` (a class registered in
@@ -52,7 +53,7 @@ PredictorFactory = Callable[..., Predictor]
 
 #: Used when no predictor is given (a name in ``nas.core.PREDICTORS``).
 DEFAULT_PREDICTOR = "gbt"
-ACQUISITIONS = ("its", "ucb", "mean")
+ACQUISITIONS = ("its", "ucb", "mean", "ei")
 CANDIDATE_POOLS = ("local", "all")
 #: Largest space whose every architecture may be scored at each ask.
 MAX_POOL = 50_000
@@ -124,9 +125,18 @@ class PredictorGuidedSearch(Strategy):
             scores = rng.normal(mean, std)
         elif self.acquisition == "ucb":
             scores = mean + self.ucb_beta * std
+        elif self.acquisition == "ei":
+            scores = expected_improvement(mean, std, float(np.max(fit_targets)))
         else:
             scores = mean
         return candidates[int(np.argmax(scores))]
+
+    def explain(self) -> dict[str, Any] | None:
+        """What the current model says, if the predictor can tell (``explain()`` on it), else None."""
+        explain = getattr(self._model, "explain", None)
+        if self._model is None or not callable(explain):
+            return None
+        return {"trials": self._model_size, **explain()}
 
     def training_set(self, size: int | None = None) -> tuple[list[Architecture], np.ndarray]:
         """Prior plus the first ``size`` observations (all by default), as utilities (larger is better)."""
@@ -139,7 +149,7 @@ class PredictorGuidedSearch(Strategy):
         if self.prior_units == "objective":
             prior = prior if self.objectives[self.primary] is Direction.MAX else -prior
         else:
-            prior = _normal_scores(prior)
+            prior = normal_scores(prior)
             if len(utilities) >= 2 and np.std(utilities) > 0:
                 prior = utilities.mean() + utilities.std() * prior
         return [*self._prior_archs, *archs], np.concatenate([prior, utilities])
@@ -276,7 +286,17 @@ def _factory(predictor: PredictorFactory | str, options: Mapping[str, Any] | Non
     return factory
 
 
-def _normal_scores(values: np.ndarray) -> np.ndarray:
+def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float) -> np.ndarray:
+    """E[max(f - best, 0)] for f ~ N(mean, std) (larger is better); ``mean - best`` where std is 0."""
+    gain = mean - best
+    safe = np.where(std > 0, std, 1.0)
+    z = gain / safe
+    cdf = 0.5 * (1.0 + np.vectorize(math.erf)(z / math.sqrt(2.0)))
+    pdf = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    return np.where(std > 0, gain * cdf + safe * pdf, np.maximum(gain, 0.0))
+
+
+def normal_scores(values: np.ndarray) -> np.ndarray:
     """Standard normal quantiles of the ranks (ties share their mean rank): scale-free scores."""
     n = len(values)
     if n == 1:
