@@ -192,3 +192,42 @@ def test_foreign_database_is_refused(storage_url: str) -> None:  # noqa: F811
 def test_unknown_revision_is_refused(storage_url: str) -> None:  # noqa: F811
     with pytest.raises(StorageError, match="unknown schema revision 'latest'"):
         RDBStorage(storage_url, check_schema=False).upgrade("latest")
+
+
+def test_upgrade_to_0006_masks_the_passwords_older_versions_stored_in_configs(storage_url: str) -> None:  # noqa: F811
+    store = RDBStorage(storage_url, check_schema=False)
+    store.upgrade("0005_study_heartbeat")
+    plain = {
+        "storage": "postgresql+psycopg://nas:s3cret@db.example:5432/nas",
+        "notes": ["see postgresql://bob:hunter2@h/x for the old runs", "no url here"],
+        "budget": 12,
+    }
+    clean = {"storage": "sqlite:///nas.db", "strategy": {"name": "random", "at": "user@host"}}
+    for name, config in (("old", plain), ("clean", clean)):
+        run_sql(
+            storage_url,
+            "INSERT INTO studies (name, space, space_options, objectives, config, status, "
+            "next_trial_number, created_at) VALUES (:n, 'nb201', '{}', '[[\"acc\",\"max\"]]', :c, 'finished', 0, :t0)",
+            {"n": name, "c": json.dumps(config), "t0": _time(storage_url, "2024-01-01 10:00:00.000000")},
+        )
+    clean_text = run_sql(storage_url, "SELECT config FROM studies WHERE name = 'clean'")[0][0]
+
+    assert store.upgrade("0006_mask_config_passwords") == (
+        "0005_study_heartbeat",
+        "0006_mask_config_passwords",
+    )
+    rows = dict(run_sql(storage_url, "SELECT name, config FROM studies"))
+    assert "s3cret" not in rows["old"] and "hunter2" not in rows["old"]
+    assert json.loads(rows["old"]) == {
+        "storage": "postgresql+psycopg://nas:***@db.example:5432/nas",
+        "notes": ["see postgresql://***@h/x for the old runs", "no url here"],
+        "budget": 12,
+    }
+    assert rows["clean"] == clean_text  # untouched, byte for byte
+    store.upgrade()
+    assert nas.load_study("old", storage_url).config == json.loads(rows["old"])
+
+    downgrade(storage_url, "0005_study_heartbeat")  # a no-op: the passwords are gone for good
+    assert store.schema_revision() == "0005_study_heartbeat"
+    assert dict(run_sql(storage_url, "SELECT name, config FROM studies")) == rows
+    store.close()
