@@ -9,7 +9,6 @@ from typing import Any
 from nas.core.trial import Direction
 from nas.runner.lifecycle import StopRequest
 from nas.runner.plan import SearchPlan
-from nas.runner.recovery import Heartbeat
 from nas.settings.search import SearchConfig
 
 
@@ -26,12 +25,11 @@ class SearchRun:
     dataset: Any
     address: str | None
     show_progress: bool
-    #: The driver's lease on the study (:class:`~nas.runner.lease.DriverLease`); ``lost`` stops proposals.
+    #: The driver's lease on the study and its heartbeat (:class:`~nas.runner.lease.DriverLease`):
+    #: it beats for the trials it is told to ``track``; ``lost`` stops proposals. ``None`` in tests.
     lease: Any = None
     #: Set by Ctrl+C or SIGTERM: the phase starts nothing new and Tune stops the running trials.
     stop: StopRequest = field(default_factory=StopRequest)
-    #: The driver's heartbeat (study and running trials); ``None`` when nothing beats (tests).
-    heartbeat: Heartbeat | None = None
 
     @property
     def config(self) -> SearchConfig:

@@ -15,7 +15,7 @@ driver at a time: opening a study takes its driver lease
 (:mod:`nas.runner.lease`), which a second live driver is refused.
 
 The driver also keeps the study's life cycle (:mod:`nas.runner.lifecycle`):
-``running`` with a fresh heartbeat while it works, ``finished`` once the
+``running`` with a fresh heartbeat (its lease's) while it works, ``finished`` once the
 phase met the budget, ``interrupted`` after Ctrl+C or SIGTERM (raising
 :class:`~nas.runner.lifecycle.SearchInterrupted`), ``stale`` if it died.
 """
@@ -35,7 +35,7 @@ from nas.runner.lease import DriverLease
 from nas.runner.lifecycle import SearchInterrupted, StopRequest, settle
 from nas.runner.locations import storage_url
 from nas.runner.plan import SearchPlan, build_plan
-from nas.runner.recovery import Heartbeat, effective_finished, wait_for_orphans
+from nas.runner.recovery import effective_finished, wait_for_orphans
 from nas.runner.summary import Improvement, improvement
 from nas.settings.search import SearchConfig
 from nas.store.url import artifacts_root
@@ -103,7 +103,6 @@ def run_search(
                 show_progress,
                 lease,
                 stop,
-                Heartbeat(study),
             )
             fit_seconds = _drive(run, phase)
         finally:
@@ -116,10 +115,7 @@ def run_search(
 
 
 def _drive(run: SearchRun, phase: Phase) -> float:
-    """Run the phase under the driver's heartbeat; then record how the study ended."""
-    heartbeat = run.heartbeat
-    assert heartbeat is not None
-    heartbeat.start()
+    """Run the phase (the lease beats for the driver meanwhile); then record how the study ended."""
     error: BaseException | None = None
     try:
         return 0.0 if run.stop.is_set() else phase.run(run)
@@ -127,7 +123,8 @@ def _drive(run: SearchRun, phase: Phase) -> float:
         error = exc
         raise
     finally:
-        heartbeat.stop()
+        if run.lease is not None:
+            run.lease.track({})  # settle ends every trial still RUNNING: nothing left to beat for
         settle(run.study, run.stop, error)
 
 
@@ -175,9 +172,8 @@ def open_study(plan: SearchPlan, url: str, *, resume: bool) -> tuple[Any, Driver
         comparability=plan.comparability,
         load_if_exists=True,
     )
-    lease = DriverLease(study)
+    lease = DriverLease(study)  # the study is running again (a stale or interrupted one resumes)
     try:
-        study.beat()  # running again, with a live driver (a stale or interrupted study resumes)
         wait_for_orphans(study, grace_s=0.0)  # with the lease held, every RUNNING trial is an orphan
     except BaseException:
         lease.release()

@@ -1,7 +1,7 @@
 """A study's life cycle as its driver sees it: running, then finished or interrupted.
 
-The driver marks its study ``running`` and keeps the study's heartbeat fresh
-(:class:`~nas.runner.recovery.Heartbeat`) while it works, ``finished`` when
+The driver marks its study ``running`` and keeps its heartbeat fresh (the
+renewal of its lease, :class:`~nas.runner.lease.DriverLease`) while it works, ``finished`` when
 the phase met its budget, and ``interrupted`` after Ctrl+C (SIGINT) or
 SIGTERM. A stop is clean: Ray Tune stops the running trials (the same way
 its own Ctrl+C handler does), trials that finished meanwhile keep their

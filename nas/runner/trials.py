@@ -42,8 +42,8 @@ def run_trials(
         quiet_ray()
         connect(run.address, trial=run.config.resources.per_trial)
         searcher = make_searcher(run, strategy, progress, len(done), total)
-        if run.heartbeat is not None:
-            run.heartbeat.track(searcher.running)
+        if run.lease is not None:
+            run.lease.track(searcher.running)
         started = time.monotonic()
         if not run.stop.is_set():
             _tuner(tune, run, searcher, remaining, time_s).fit()

@@ -31,7 +31,7 @@ from nas.store.liveness import derived_status
 from nas.store.reads import MAX_PAGE
 from nas.store.records import StudyInfo, StudyStatus
 from nas.store.rows import aware
-from nas.store.schema import studies, trial_values, trials
+from nas.store.schema import studies, study_leases, trial_values, trials
 from nas.store.scores import UNFINISHED, ScoreTable, load_scores
 from nas.store.validate import check_states
 
@@ -91,7 +91,7 @@ class Browse:
         ask or enqueue raises the counter, every tell lowers the unfinished
         count (which only the counter's events raise again) and every claim of
         a queued trial moves one from WAITING to RUNNING. It is read from the
-        study row and the short WAITING/RUNNING ranges of the ``(study_id,
+        study row (and its lease's heartbeat) and the short WAITING/RUNNING ranges of the ``(study_id,
         state, number)`` index, so polling it costs the same at any study
         size; caches of heavier queries are keyed by it.
         """
@@ -99,9 +99,9 @@ class Browse:
 
         def load(connection: Connection) -> tuple[str, int, int, int]:
             head = connection.execute(
-                select(studies.c.status, studies.c.next_trial_number, studies.c.heartbeat_at).where(
-                    studies.c.id == study_id
-                )
+                select(studies.c.status, studies.c.next_trial_number, study_leases.c.heartbeat_at)
+                .outerjoin(study_leases, study_leases.c.study_id == studies.c.id)
+                .where(studies.c.id == study_id)
             ).first()
             if head is None:
                 raise StorageError(f"study {info.name!r} no longer exists in {self._db.url}")

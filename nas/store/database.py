@@ -26,13 +26,19 @@ from nas.store.engine import run_transaction
 from nas.store.errors import StudyNotFoundError, TrialNotFoundError
 from nas.store.records import StudyInfo
 from nas.store.rows import info_from_row, trial_from_row
-from nas.store.schema import studies, trial_values, trials
+from nas.store.schema import studies, study_leases, trial_values, trials
 from nas.store.url import mask_url
 
 T = TypeVar("T")
 
 #: Rows per statement when a query lists ids (keeps every backend's parameter limit happy).
 CHUNK = 500
+
+#: Study rows with their driver's heartbeat (the lease's, NULL without a driver): what
+#: :func:`~nas.store.rows.info_from_row` needs to read a dead driver's study as ``stale``.
+STUDY_ROWS = select(studies, study_leases.c.heartbeat_at).outerjoin(
+    study_leases, study_leases.c.study_id == studies.c.id
+)
 
 TRIAL = select(trials).where(trials.c.study_id == bindparam("sid"), trials.c.number == bindparam("num"))
 TRIAL_LOCKED = TRIAL.with_for_update()
@@ -77,7 +83,7 @@ class Database:
     def load_info(self, study_id: int) -> StudyInfo:
         """The study read afresh (its status may have changed); :class:`StudyNotFoundError` if gone."""
         found = self.read(
-            lambda c: c.execute(select(studies).where(studies.c.id == study_id)).first(),
+            lambda c: c.execute(STUDY_ROWS.where(studies.c.id == study_id)).first(),
             f"loading study #{study_id}",
         )
         if found is None:
@@ -93,7 +99,7 @@ class Database:
         """:meth:`info` inside a running transaction."""
         info = self._infos.get(study_id)
         if info is None:
-            row = connection.execute(select(studies).where(studies.c.id == study_id)).one()
+            row = connection.execute(STUDY_ROWS.where(studies.c.id == study_id)).one()
             info = self.remember(row._mapping)
         return info
 

@@ -3,8 +3,10 @@
 Two ``nas search`` processes on one study would both ask the strategy,
 both re-queue each other's "orphaned" trials and together run twice the
 budget. So a driver takes the study's lease (one row of ``study_leases``)
-before it writes anything else, refreshes its heartbeat while it runs, and
-deletes it when it exits. Taking the lease is one transaction that reads the
+before it writes anything else (taking it marks the study ``running``),
+refreshes its heartbeat while it runs, and deletes it when it exits. That
+heartbeat is the driver's only one: a running study whose lease's heartbeat
+is too old reads as ``stale`` (:mod:`nas.store.liveness`). Taking the lease is one transaction that reads the
 row locked (``FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so
 of two drivers starting at once exactly one gets it; the other is refused
 with :class:`~nas.store.StudyBusyError` naming the holder (host, pid, since).
@@ -35,8 +37,10 @@ from sqlalchemy.engine import Connection
 from nas.store.database import Database
 from nas.store.engine import run_transaction
 from nas.store.errors import StudyBusyError
+from nas.store.liveness import status_changes
+from nas.store.records import StudyStatus
 from nas.store.rows import aware
-from nas.store.schema import study_leases, utcnow
+from nas.store.schema import studies, study_leases, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +110,7 @@ class Leases:
         mine = {"study_id": study_id, "token": uuid.uuid4().hex, "host": socket.gethostname()}
         mine["pid"] = os.getpid()
         locked = select(study_leases).where(study_leases.c.study_id == study_id).with_for_update()
+        running = update(studies).where(studies.c.id == study_id).values(status_changes(StudyStatus.RUNNING))
 
         def work(connection: Connection) -> Lease:
             now = utcnow()
@@ -113,6 +118,7 @@ class Leases:
             found = connection.execute(locked).first()
             if found is None:
                 if connection.execute(self._insert, row).first() is not None:
+                    connection.execute(running)
                     return Lease(**row)
                 found = connection.execute(locked).one()  # inserted by another driver meanwhile
             held = _from_row(found)
@@ -124,6 +130,7 @@ class Leases:
                 )
             log.warning("taking over study %r from a dead driver (%s)", info.name, held.describe(now))
             connection.execute(update(study_leases).where(study_leases.c.study_id == study_id).values(row))
+            connection.execute(running)
             return Lease(**row)
 
         lease: Lease = self._run(work, f"taking the driver lease of study {info.name!r}")

@@ -1,18 +1,19 @@
-"""Is a study's driver alive? The driver's heartbeat on the study row, and the derived ``stale`` status.
+"""Is a study's driver alive? The heartbeat of its lease, and the derived ``stale`` status.
 
-A running ``nas search`` refreshes ``studies.heartbeat_at`` every
-:func:`heartbeat_s` seconds for as long as it runs, including the stretches
-when no trial is running (Ray starting, a one-shot supernet phase, the
-strategy thinking), which is why trial heartbeats alone cannot tell a live
-search from a dead one. A study stored as ``running`` whose driver heartbeat
-is older than :func:`stale_after_s` is read as ``stale``: its driver died
-(SIGKILL, a lost machine) and running the same command again resumes it.
-``stale`` is never stored: it is derived at read time, so it appears without
-anyone writing it and disappears as soon as a driver beats again.
+A running ``nas search`` holds its study's lease (:mod:`nas.store.lease`) and
+renews it every :func:`heartbeat_s` seconds for as long as it runs, including
+the stretches when no trial is running (Ray starting, a one-shot supernet
+phase, the strategy thinking), which is why trial heartbeats alone cannot
+tell a live search from a dead one. That renewal is the driver's only
+heartbeat: a study stored as ``running`` whose lease's heartbeat is older
+than :func:`stale_after_s` is read as ``stale``: its driver died (SIGKILL, a
+lost machine) and running the same command again resumes it. ``stale`` is
+never stored: it is derived at read time, so it appears without anyone
+writing it and disappears as soon as a driver takes the lease again.
 
-A study that no driver ever beat for (``heartbeat_at`` NULL: written through
-the Python API by hand) keeps its stored status:
-nothing says whether whoever drives it is alive.
+A study without a lease (none taken: written through the Python API by hand;
+or released: its driver exited and stored how it ended) keeps its stored
+status: nothing says whether whoever drives it is alive.
 
 ``$NAS_HEARTBEAT_S`` sets the interval (default 5 s; the timeout is three
 intervals), for tests and for stores on slow networks. Drivers and readers
@@ -56,7 +57,7 @@ def stale_after_s() -> float:
 
 
 def derived_status(stored: StudyStatus, heartbeat_at: datetime | None, now: datetime) -> StudyStatus:
-    """``stale`` for a running study whose driver stopped beating, else the stored status."""
+    """``stale`` for a running study whose driver (lease heartbeat ``heartbeat_at``) stopped beating."""
     if stored is StudyStatus.RUNNING and heartbeat_at is not None:
         if now - heartbeat_at > timedelta(seconds=stale_after_s()):
             return StudyStatus.STALE
@@ -64,7 +65,7 @@ def derived_status(stored: StudyStatus, heartbeat_at: datetime | None, now: date
 
 
 def status_changes(status: StudyStatus | str) -> dict[str, Any]:
-    """The study-row columns that store ``status``; any status but ``running`` ends the heartbeat.
+    """The study-row columns that store ``status``.
 
     ``stale`` is refused: it is derived at read time, never stored.
     """
@@ -73,14 +74,7 @@ def status_changes(status: StudyStatus | str) -> dict[str, Any]:
     if given not in allowed:
         derived = " (it is derived: a running study whose driver stopped beating)" if given == "stale" else ""
         raise ConfigError(f"study status {given!r} is not allowed{derived}; allowed: {', '.join(allowed)}")
-    if given == StudyStatus.RUNNING.value:
-        return {"status": given, "finished_at": None}
-    return {"status": given, "finished_at": utcnow(), "heartbeat_at": None}
+    return {"status": given, "finished_at": None if given == StudyStatus.RUNNING.value else utcnow()}
 
 
-def beat_changes() -> dict[str, Any]:
-    """The study-row columns of a driver's heartbeat: the study is running, its driver alive now."""
-    return {"status": StudyStatus.RUNNING.value, "finished_at": None, "heartbeat_at": utcnow()}
-
-
-__all__ = ["ENV_VAR", "beat_changes", "derived_status", "heartbeat_s", "stale_after_s", "status_changes"]
+__all__ = ["ENV_VAR", "derived_status", "heartbeat_s", "stale_after_s", "status_changes"]

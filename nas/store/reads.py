@@ -24,7 +24,7 @@ from nas.core.errors import ConfigError
 from nas.core.pareto import pareto_mask
 from nas.core.trial import Direction, Trial, TrialState
 from nas.store import migrate
-from nas.store.database import Database, assemble
+from nas.store.database import STUDY_ROWS, Database, assemble
 from nas.store.errors import StudyNotFoundError
 from nas.store.records import Artifact, StudyInfo, StudySummary
 from nas.store.rows import aware, trial_from_row
@@ -52,7 +52,7 @@ class Reads:
         """The study called ``name``; :class:`StudyNotFoundError` (naming close matches) if none."""
 
         def load(connection: Connection) -> Row[Any] | list[str]:
-            found = connection.execute(select(studies).where(studies.c.name == name)).first()
+            found = connection.execute(STUDY_ROWS.where(studies.c.name == name)).first()
             if found is not None:
                 return found
             return list(connection.execute(select(studies.c.name).order_by(studies.c.id)).scalars())
@@ -73,9 +73,7 @@ class Reads:
 
     def list_studies(self) -> list[StudyInfo]:
         """Every study, oldest first."""
-        rows = self._db.read(
-            lambda c: c.execute(select(studies).order_by(studies.c.id)).all(), "listing studies"
-        )
+        rows = self._db.read(lambda c: c.execute(STUDY_ROWS.order_by(studies.c.id)).all(), "listing studies")
         return [self._db.remember(r._mapping) for r in rows]
 
     def summarize_studies(self) -> list[StudySummary]:
@@ -83,8 +81,7 @@ class Reads:
 
         def load(connection: Connection) -> list[StudySummary]:
             infos = [
-                self._db.remember(r._mapping)
-                for r in connection.execute(select(studies).order_by(studies.c.id))
+                self._db.remember(r._mapping) for r in connection.execute(STUDY_ROWS.order_by(studies.c.id))
             ]
             stats = connection.execute(
                 select(

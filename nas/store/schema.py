@@ -22,9 +22,10 @@ that must stay fast at 100,000 trials:
   canonical_key)``, so a later search finds earlier results of a functionally
   identical cell (``Study.lookup``). Each trial also keeps its exact genotype,
   because two canonical-equal architectures may differ in their decisions.
-* ``studies.heartbeat_at`` is the driver's heartbeat, one row update per
-  interval per search; a ``running`` study whose heartbeat is older than the
-  timeout is read as ``stale`` (:mod:`nas.store.liveness`).
+* ``study_leases.heartbeat_at`` is the driver's heartbeat, one row update per
+  interval per search (the lease renewal); a ``running`` study whose lease's
+  heartbeat is older than the timeout is read as ``stale``
+  (:mod:`nas.store.liveness`).
 * ``studies.next_trial_number`` is the trial-number counter: incrementing it
   locks the study row, which is what makes numbers gap- and duplicate-free
   under many writers.
@@ -110,8 +111,6 @@ studies = Table(
     # without a description (revision 0004).
     Column("comparability", Text, nullable=True),
     Column("comparability_key", String(64), nullable=True),
-    # The driver's heartbeat (revision 0005): a running study without a fresh one reads as stale.
-    Column("heartbeat_at", UTCDateTime, nullable=True),
     UniqueConstraint("name"),
     Index(None, "comparability_key"),
 )
@@ -180,7 +179,8 @@ trial_metrics = Table(
 
 # The driver lease (revision 0004): at most one row per study, naming the one driver that runs it.
 # Taken atomically when a driver opens the study, refreshed by its heartbeat, deleted at exit; a
-# lease whose heartbeat is older than the stale timeout may be taken over (see nas.store.lease).
+# lease whose heartbeat is older than the stale timeout may be taken over (see nas.store.lease),
+# and a running study whose lease is that old reads as stale (nas.store.liveness, revision 0007).
 study_leases = Table(
     "study_leases",
     metadata,

@@ -53,7 +53,6 @@ class RDBStorage(StoreFacade):
     create_study = forward("writes", Writes.create_study)
     describe_study = forward("writes", Writes.describe_study)
     set_study_status = forward("writes", Writes.set_study_status)
-    beat_study = forward("writes", Writes.beat_study)
     delete_study = forward("writes", Writes.delete_study)
     ask = forward("writes", Writes.ask)
     enqueue = forward("writes", Writes.enqueue)

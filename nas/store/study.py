@@ -139,10 +139,6 @@ class Study:
         """Mark the study finished (or interrupted, failed); asking again re-opens it as running."""
         self._writer.set_study_status(self.study_id, status)
 
-    def beat(self) -> None:
-        """The driver's heartbeat: the study is running and its driver alive (see :mod:`nas.store.liveness`)."""
-        self._writer.beat_study(self.study_id)
-
     def close(self) -> None:
         """Release pooled database connections."""
         self._storage.close()
@@ -238,13 +234,17 @@ class Study:
     def acquire_lease(self, stale_s: float) -> Lease:
         """Become the study's only driver; :class:`~nas.store.StudyBusyError` names a live one.
 
-        A holder whose heartbeat is older than ``stale_s`` seconds (or whose
+        The study is ``running`` again from then on (a stale, interrupted or
+        finished study resumes). A holder whose heartbeat is older than ``stale_s`` seconds (or whose
         process on this host is gone) is taken over.
         """
         return self._writer.acquire_lease(self.study_id, stale_s=stale_s)
 
     def renew_lease(self, lease: Lease) -> bool:
-        """Refresh the lease's heartbeat; ``False`` once another driver has taken it over."""
+        """The driver's heartbeat; ``False`` once another driver has taken the lease over.
+
+        A running study whose lease is not renewed reads as ``stale`` (:mod:`nas.store.liveness`).
+        """
         return self._writer.renew_lease(lease)
 
     def release_lease(self, lease: Lease) -> None:

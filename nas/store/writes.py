@@ -49,7 +49,7 @@ from nas.store import bulk, migrate
 from nas.store.database import Database
 from nas.store.engine import run_transaction
 from nas.store.errors import DuplicateStudyError, StudyNotFoundError, TrialFinishedError
-from nas.store.liveness import beat_changes, status_changes
+from nas.store.liveness import status_changes
 from nas.store.records import Artifact, StudyInfo, StudyStatus
 from nas.store.rows import aware, comparability_columns, trial_from_row, value_rows, waiting_row
 from nas.store.schema import architectures, artifacts, studies, trial_metrics, trial_values, trials, utcnow
@@ -187,7 +187,6 @@ class Writes:
             "created_at": utcnow(),
             "finished_at": None,
             **comparability_columns(comparability),
-            "heartbeat_at": None,
         }
 
         def duplicate() -> DuplicateStudyError:
@@ -220,12 +219,8 @@ class Writes:
         return self._db.load_info(study_id)
 
     def set_study_status(self, study_id: int, status: StudyStatus | str) -> None:
-        """Store a study's status; any status but ``running`` ends its driver's heartbeat (``stale`` is derived)."""
+        """Store a study's status (``stale`` is derived from the driver's lease, never stored)."""
         self._update_study(study_id, status_changes(status), f"setting the status of study #{study_id}")
-
-    def beat_study(self, study_id: int) -> None:
-        """The study's driver is alive and running it: status ``running``, heartbeat now."""
-        self._update_study(study_id, beat_changes(), f"heartbeat of study #{study_id}")
 
     def _update_study(self, study_id: int, changes: Mapping[str, Any], what: str) -> None:
         def write(connection: Connection) -> None:
