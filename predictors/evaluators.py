@@ -17,14 +17,15 @@ study can use the proxy as objective and model size as a constraint.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nas.core import EVALUATORS, ConfigError, EvalResult, Evaluator, SearchSpace
 from nas.core.evaluator import EvalRequest
-from nas.core.space import check_input_shape
+from nas.core.space import MAX_CLASSES, check_input_shape
 from predictors.zero_cost import PROXIES, dataset_batch, score_arch, synthetic_batch
 
 BatchLike = tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]
@@ -41,9 +42,43 @@ def _as_batch(batch: BatchLike) -> tuple[torch.Tensor, torch.Tensor]:
     return x.float(), y.long()
 
 
+class ZeroCostSettings(BaseModel):
+    """The ``zero_cost`` options as a config gives them, checked when the search's plan is built.
+
+    The evaluator is built inside each trial; without this model a bad
+    ``input_shape`` or an unknown ``proxy`` would only fail there, once per
+    trial, after the study was written. The constructor keeps its own checks
+    (it is also called from Python with arrays as ``batch``).
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    proxy: str = "synflow"
+    batch: Any = None
+    dataset: str | dict[str, Any] | None = None
+    batch_size: int = Field(64, ge=1)
+    data_seed: int = 0
+    input_shape: tuple[int, int, int] = (3, 32, 32)
+    num_classes: int = Field(10, ge=1, le=MAX_CLASSES)
+    fallback: float | None = None
+
+    @field_validator("proxy")
+    @classmethod
+    def _known_proxy(cls, proxy: str) -> str:
+        PROXIES.get(proxy)  # an UnknownNameError (a ValueError) naming the registered proxies
+        return proxy
+
+    @field_validator("input_shape", mode="before")
+    @classmethod
+    def _buildable_shape(cls, shape: object) -> tuple[int, int, int]:
+        return check_input_shape(shape, "input_shape")
+
+
 @EVALUATORS.register("zero_cost")
 class ZeroCostEvaluator(Evaluator):
     """Evaluate by zero-cost proxy ``proxy`` (one of :data:`predictors.zero_cost.PROXIES`)."""
+
+    settings_model: ClassVar[type | None] = ZeroCostSettings
 
     @classmethod
     def reported_metrics(cls, options: Mapping[str, Any]) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 import nas
 from nas.core import Architecture, ConfigError
@@ -42,7 +43,9 @@ def alias_bomb(levels: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def nas_cli(*args: str, cwd: Path, extra_path: Path | None = None) -> subprocess.CompletedProcess[str]:
+def nas_cli(
+    *args: str, cwd: Path, extra_path: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """``nas ARGS`` in a fresh process (this checkout first on the path), as a user runs it."""
     paths = [str(REPO), *([str(extra_path)] if extra_path else []), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
@@ -53,7 +56,7 @@ def nas_cli(*args: str, cwd: Path, extra_path: Path | None = None) -> subprocess
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
 
 
@@ -322,23 +325,46 @@ def test_a_request_no_node_can_place_is_refused_naming_request_and_total() -> No
         check_placeable({"CPU": 10.0}, total, nodes)
 
 
+def test_a_search_asking_for_a_million_cpus_exits_2_before_writing_anything(tmp_path: Path) -> None:
+    """``nas search`` checks the request against this machine (the local cluster to be) before the store."""
+    config = {
+        "name": "greedy",
+        "space": {"name": "nb201"},
+        "evaluator": {"name": "nb201_table"},
+        "budget": {"trials": 2, "concurrent": 2},
+        "resources": {"cpu": 1_000_000},
+    }
+    (tmp_path / "greedy.yaml").write_text(yaml.safe_dump(config))
+    db = tmp_path / "s.db"
+    # (a generous timeout: before this check existed, the refusal waited for Ray to start)
+    result = nas_cli(
+        "search", "greedy.yaml", "--storage", f"sqlite:///{db}", "--quiet", cwd=tmp_path, timeout=300
+    )
+    assert_one_line_error(result, "resources.cpu=1e+06 per trial can never be placed", "CPU")
+    assert result.stderr.count("\n") == 1
+    assert not db.exists(), nas.list_studies(f"sqlite:///{db}")  # not even the store was created
+
+
 @pytest.mark.ray
-def test_a_search_asking_for_a_million_cpus_fails_fast_instead_of_hanging(tmp_path: Path) -> None:
+def test_a_request_the_running_ray_cannot_place_writes_no_study(tmp_path: Path) -> None:
+    """With Ray up (a real local 1-CPU cluster), the exact check runs before the store is written."""
     pytest.importorskip("ray")
     from nas.runner.cluster import connect, shutdown
 
     connect(None, num_cpus=1)
+    url = f"sqlite:///{tmp_path / 's.db'}"
     try:
-        config = {
-            "name": "greedy",
-            "space": {"name": "nb201"},
-            "evaluator": {"name": "nb201_table"},
-            "budget": {"trials": 2, "concurrent": 2},
-            "resources": {"cpu": 1_000_000},
-        }
-        started = time.monotonic()
-        with pytest.raises(ConfigError, match="resources.cpu=1e\\+06 per trial can never be placed"):
-            run_search(config, storage=f"sqlite:///{tmp_path / 's.db'}", show_progress=False)
-        assert time.monotonic() - started < 60
+        for cpus, shown in ((2, "cpu=2"), (1_000_000, "cpu=1e+06")):
+            config = {
+                "name": "greedy",
+                "space": {"name": "nb201"},
+                "evaluator": {"name": "nb201_table"},
+                "budget": {"trials": 2, "concurrent": 2},
+                "resources": {"cpu": cpus},
+            }
+            with pytest.raises(ConfigError, match="largest node of the Ray cluster has 1 CPU") as caught:
+                run_search(config, storage=url, show_progress=False)
+            assert f"resources.{shown} per trial can never be placed" in str(caught.value)
+            assert not (tmp_path / "s.db").exists()  # no study row: not even the store was created
     finally:
         shutdown()

@@ -349,3 +349,30 @@ def test_proxy_features_average_over_seeds(tmp_path) -> None:
     assert seed_cache_path(tmp_path / "f.npz", 1).exists()
     single = [proxy_table(SMALL, archs, ["synflow"], x, y, seed=s)[:, 0] for s in (0, 1)]
     np.testing.assert_allclose([features[a][0] for a in archs], np.mean(single, axis=0))
+
+
+@pytest.mark.parametrize(
+    "options, named",
+    [
+        ({"input_shape": [3, 0, 32]}, "input_shape: input_shape [3, 0, 32] is not allowed"),
+        ({"input_shape": [3, 32]}, "input_shape: input_shape [3, 32] is not allowed"),
+        ({"input_shape": [3, 100000, 100000]}, "is too large"),
+        ({"proxy": "flop", "input_shape": [3, 8, 8]}, "proxy: "),
+        ({"batch_size": 0}, "batch_size: "),
+    ],
+)
+def test_zero_cost_options_are_checked_in_the_plan_before_any_trial(options, named) -> None:
+    """The evaluator is built only inside a trial: its settings model checks the options in the plan."""
+    from nas.runner import build_plan
+
+    config = {
+        "name": "zc",
+        "space": {"name": "nb201", "channels": 4, "cells": 1},
+        "evaluator": {"name": "zero_cost", **options},
+        "objectives": {"synflow": "max"},
+    }
+    with pytest.raises(ConfigError, match="invalid options of evaluator 'zero_cost'") as caught:
+        build_plan(config)
+    assert named in str(caught.value)
+    ok = {**config, "evaluator": {"name": "zero_cost", "input_shape": [3, 8, 8], "batch_size": 4}}
+    assert build_plan(ok).evaluator is EVALUATORS.get("zero_cost")

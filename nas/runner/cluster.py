@@ -45,6 +45,25 @@ def connect(
     return resources
 
 
+def check_before_store(address: str | None, trial: Mapping[str, float]) -> None:
+    """Refuse a per-trial request no node can place before the driver writes the store.
+
+    Joining an existing cluster (``address`` or ``$RAY_ADDRESS``, or the one
+    this process already runs) starts nothing, so the driver joins it now and
+    checks exactly. A local cluster is
+    not started yet (a config or study error should not wait for Ray): it
+    will be this machine, so the request is checked against this machine's
+    CPUs, an upper bound of what Ray will see. GPUs, and CPUs a container
+    limit hides from Ray, are checked exactly once Ray is up (:func:`connect`).
+    """
+    ray = require("ray", "ray")
+    if address or os.environ.get("RAY_ADDRESS") or ray.is_initialized():  # type: ignore[attr-defined]
+        connect(address, trial=trial)
+        return
+    machine = {"CPU": float(os.cpu_count() or 1)}
+    check_placeable({"CPU": trial.get("CPU", 0.0)}, machine, [machine])
+
+
 def check_placeable(
     trial: Mapping[str, float], total: Mapping[str, float], nodes: list[Mapping[str, float]]
 ) -> None:
@@ -59,6 +78,13 @@ def check_placeable(
                 f"Ray cluster has {largest:g} {name} (the cluster's total is {float(total.get(name, 0.0)):g}); "
                 f"allowed: at most {largest:g}"
             )
+
+
+def quiet_ray() -> None:
+    """Ray Tune's own INFO/WARNING chatter (missing result files, token notices) is not for our users."""
+    if not logger.isEnabledFor(logging.DEBUG):
+        for name in ("ray", "ray.tune", "ray.train", "ray._private"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _init(ray: Any, address: str | None, num_cpus: int | None, num_gpus: int | None) -> None:

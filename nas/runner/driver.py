@@ -1,8 +1,9 @@
 """``nas search``: one driver for every search, black-box or one-shot, every result in the store.
 
 The driver builds the plan (the config's plugins, once), resolves the store
-URL, loads the data, lets the phase check what it can, and only then opens
-(or resumes) the study and starts Ray. The phase is the only part that
+URL, loads the data, lets the phase check what it can, checks that a node
+can place one trial's resources (:func:`~nas.runner.cluster.check_before_store`),
+and only then opens (or resumes) the study and starts Ray. The phase is the only part that
 differs: :class:`~nas.runner.blackbox.BlackBoxPhase` lets the strategy
 propose trials, :class:`~nas.runner.oneshot.OneShotPhase` trains supernets
 and queues their derived architectures. Both end with the same
@@ -30,6 +31,7 @@ from typing import Any, Protocol
 
 from nas.core import Trial
 from nas.core.errors import NASError, require
+from nas.runner.cluster import check_before_store, quiet_ray
 from nas.runner.context import SearchRun
 from nas.runner.lease import DriverLease
 from nas.runner.lifecycle import SearchInterrupted, StopRequest, settle
@@ -89,6 +91,9 @@ def run_search(
     dataset = _load_data(plan)
     phase = _phase(plan)
     phase.check(plan, dataset)
+    # A per-trial request no node can place is refused (ConfigError) before the study row is written.
+    quiet_ray()
+    check_before_store(address, plan.config.resources.per_trial)
     stop = StopRequest()
     with stop.catching():
         study, lease = open_study(plan, url, resume=resume)

@@ -59,12 +59,12 @@ from typing import Any
 from nas.core import Architecture, Trial, TrialState
 from nas.core.space import SearchSpace
 from nas.runner import trainable as T
-from nas.runner.cluster import connect
+from nas.runner.cluster import connect, quiet_ray
 from nas.runner.context import SearchRun
 from nas.runner.lifecycle import StopRequest, tune_stopper
 from nas.runner.plan import SearchPlan
 from nas.runner.recovery import MAX_RETRIES, effective_finished
-from nas.runner.trials import quiet_ray, run_trials
+from nas.runner.trials import run_trials
 from nas.settings.search import SearchConfig
 from nas.store.url import artifact_dir
 

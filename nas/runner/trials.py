@@ -8,20 +8,17 @@ worker; the :mod:`nas.runner.searcher` stores what they report.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
 from nas.core import Strategy, Trial
 from nas.runner import trainable as T
-from nas.runner.cluster import connect
+from nas.runner.cluster import connect, quiet_ray
 from nas.runner.context import SearchRun
 from nas.runner.lifecycle import tune_stopper
 from nas.runner.progress import SearchProgress
 from nas.runner.recovery import MAX_RETRIES
 from nas.runner.searcher import make_searcher
-
-logger = logging.getLogger(__name__)
 
 
 def run_trials(
@@ -48,13 +45,6 @@ def run_trials(
         if not run.stop.is_set():
             _tuner(tune, run, searcher, remaining, time_s).fit()
         return time.monotonic() - started
-
-
-def quiet_ray() -> None:
-    """Ray Tune's own INFO/WARNING chatter (missing result files, token notices) is not for our users."""
-    if not logger.isEnabledFor(logging.DEBUG):
-        for name in ("ray", "ray.tune", "ray.train", "ray._private"):
-            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _trial_name(trial: Any) -> str:
@@ -102,4 +92,4 @@ def _tuner(tune: Any, run: SearchRun, searcher: Any, remaining: int, time_s: flo
     )
 
 
-__all__ = ["quiet_ray", "run_trials"]
+__all__ = ["run_trials"]
