@@ -15,7 +15,13 @@ does), then prints:
   opening the page sees) and *cached* (a rerender within the cache TTL);
 * with ``--browser``: wall time in headless Chromium from navigation until
   the page's main element (trials table with plots / architecture graph) is
-  drawn, against a real ``nas dashboard`` server.
+  drawn, against a real ``nas dashboard`` server;
+* the writes of a running search (another process asking, reporting and
+  telling trials as fast as it can, on a fresh SQLite study) for
+  ``--writer-seconds`` alone, then as long again while this process runs
+  every read the dashboard makes in a loop: median, 99th percentile and
+  slowest ask + report + tell, and the store's retries (a lock met). The
+  reads must never make a write wait.
 
 The goal is < 2 s for the first view of each page. ``--store`` keeps the
 filled store (and reuses it when it already exists).
@@ -44,7 +50,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from store import OBJECTIVES, bulk_fill  # noqa: E402  (benchmarks/store.py: the bulk fill)
+from store import (  # noqa: E402  (benchmarks/store.py: the bulk fill, the timed writer)
+    OBJECTIVES,
+    WRITE_COLUMNS,
+    bulk_fill,
+    write_latency_row,
+    writer_process,
+    writer_result,
+)
 
 import nas  # noqa: E402
 from nas.store.url import ENV_VAR  # noqa: E402
@@ -249,6 +262,53 @@ def browser_times(url: str, number: int, repeats: int = 3) -> list[tuple[str, fl
         server.wait(timeout=30)
 
 
+def poll_dashboard_reads(store: object, sid: int, table: object) -> object:
+    """Every read the dashboard makes of a live study, once (the score table is extended, as the app does)."""
+    from nas.store.readonly import TrialQuery
+
+    store.study_token(sid)  # type: ignore[attr-defined]
+    store.count_trials(sid)  # type: ignore[attr-defined]
+    store.summarize_studies()  # type: ignore[attr-defined]
+    page = store.query_trials(sid, TrialQuery(), limit=50)  # type: ignore[attr-defined]
+    query = TrialQuery(order_by="acc", contains=('"a"',), ranges={"lat": (0.0, 6.0)})
+    store.query_trials(sid, query)  # type: ignore[attr-defined]
+    store.objective_bounds(sid)  # type: ignore[attr-defined]
+    table = table.extend(store.score_table(sid, ["acc", "lat"], after=table.settled))  # type: ignore[attr-defined]
+    table.pareto_mask()  # type: ignore[attr-defined]
+    store.labels(sid, table.ids[-20:])  # type: ignore[attr-defined]
+    if page.trials:
+        store.metrics(sid, page.trials[0].number)  # type: ignore[attr-defined]
+        store.get_trial(sid, page.trials[-1].number)  # type: ignore[attr-defined]
+    return table
+
+
+def writes_while_polled(directory: Path, seconds: float) -> list[list[str]]:
+    """Rows: a search's writes for ``seconds`` alone, then for ``seconds`` while the dashboard's reads loop."""
+    from nas.store.readonly import open_readonly
+    from nas.store.testing import ChainSpace
+
+    url = f"sqlite:///{directory / 'live.db'}"
+    study = nas.create_study("live", url, space=ChainSpace(), objectives={"acc": "max", "lat": "min"})
+    study.tell(study.ask(), [0.0, 0.0])
+    study.close()
+    rows = [write_latency_row("search alone", writer_result(writer_process(url, seconds)))]
+    store = open_readonly(url)
+    sid = store.get_study("live").study_id
+    table = store.score_table(sid, ["acc", "lat"])
+    writer = writer_process(url, seconds)
+    polls, errors = 0, []
+    while writer.poll() is None:
+        try:
+            table = poll_dashboard_reads(store, sid, table)
+            polls += 1
+        except Exception as exc:  # counted, so the writer is always waited for
+            errors.append(repr(exc))
+    store.close()
+    polled = write_latency_row("search + dashboard polling", writer_result(writer))
+    polled[-1] = f"{polls:,} polls, {len(errors)} read errors"
+    return [*rows, polled]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=100_000)
@@ -257,10 +317,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=7, help="runs per SQL read (median reported)")
     parser.add_argument("--browser", action="store_true", help="also time pages in headless Chromium")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--writer-seconds", type=float, default=8.0, help="seconds per write-latency run (0: skip it)"
+    )
+    parser.add_argument(
+        "--only-writes", action="store_true", help="only the write-latency table (no 100,000-trial fill)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     console = Console(width=max(Console().width, 120))
     with tempfile.TemporaryDirectory(prefix="nas-dash-bench-") as tmp:
+        if args.writer_seconds > 0:
+            writes = Table(
+                title=f"a search's ask + 2 reports + tell on SQLite, {args.writer_seconds:g} s per run"
+            )
+            for column in (*WRITE_COLUMNS, "dashboard"):
+                writes.add_column(column, justify="right")
+            for row in writes_while_polled(Path(tmp), args.writer_seconds):
+                writes.add_row(*row)
+            console.print(writes)
+        if args.only_writes:
+            print_machine(console)
+            return
         path = args.store.resolve() if args.store else Path(tmp) / "bench.db"
         url = f"sqlite:///{path}"
         if not path.exists():
@@ -295,6 +373,10 @@ def main(argv: list[str] | None = None) -> None:
             for name, heading, drawn in browser_times(url, number):
                 shown.add_row(name, f"{heading:.2f}", f"{drawn:.2f}")
             console.print(shown)
+    print_machine(console)
+
+
+def print_machine(console: Console) -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     console.print(f"machine: {os.cpu_count()} CPUs, load average {load}; {time.strftime('%Y-%m-%d %H:%M')}")
 
