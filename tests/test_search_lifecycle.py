@@ -7,7 +7,9 @@ SIGKILLed, so the study reads ``stale`` once its heartbeat is older than the
 timeout (``$NAS_HEARTBEAT_S`` shortens it here); the third brings it to
 ``finished`` with exactly ``budget.trials`` finished trials. The evaluator is
 the test plugin's cheap curve (training is not the point; ``sleep_s`` makes
-each trial last long enough to be interrupted).
+each trial last long enough to be interrupted). A one-shot search is stopped
+by SIGINT while its supernet trains, before any trial exists: it ends
+``interrupted`` with exit 130 as well.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from nas.store.liveness import ENV_VAR, stale_after_s
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 PLUGINS = Path(__file__).parent / "plugins"
+REPO = Path(__file__).resolve().parents[1]
 TRIALS = 5
 BEAT_S = "0.5"
 
@@ -126,3 +129,46 @@ def test_interrupt_then_kill_then_resume_to_finished(tmp_path, monkeypatch) -> N
     trials = final.trials()
     assert len(effective_finished(trials)) == TRIALS
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+def test_ctrl_c_during_one_shot_supernet_training_ends_interrupted(tmp_path, data_dir) -> None:
+    """SIGINT while a supernet trains (a one-shot search's first phase): exit 130, ``interrupted``."""
+    config = yaml.safe_load((REPO / "examples" / "oneshot_nb201.yaml").read_text())
+    config["space"] = {"name": "nb201", "channels": 4, "cells": 1}
+    config["dataset"] = {"name": "digits"}
+    config["strategy"].update(
+        {
+            "epochs": 30,
+            "batch_size": 32,
+            "rank_correlation": 0,
+            "score_images": 64,
+            "bn_batches": 1,
+            "seeds": 1,
+        }
+    )
+    path = tmp_path / "oneshot.yaml"
+    path.write_text(yaml.safe_dump(config))
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    checkpoints = tmp_path / "nas_artifacts" / config["name"] / "oneshot"
+    command = [sys.executable, "-m", "nas.cli", "search", str(path), "--storage", url, "--quiet"]
+    driver = subprocess.Popen(
+        command, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+    def training() -> bool:  # the supernet has finished an epoch: it is training now
+        assert driver.poll() is None, driver.communicate()[1].decode()[-2000:]
+        return bool(list(checkpoints.glob("*-checkpoints/seed-0/oneshot.pt")))
+
+    try:
+        _wait_for("the supernet's first checkpoint", training, timeout=600)
+        driver.send_signal(signal.SIGINT)
+        out, err = driver.communicate(timeout=180)
+    finally:
+        _kill_group(driver.pid)
+    assert driver.returncode == 130, err.decode()[-2000:]
+    assert f"study '{config['name']}' interrupted by Ctrl+C" in err.decode()
+    assert b"finished trials" not in out  # no success summary
+    study = nas.load_study(config["name"], storage=url)
+    assert study.status is StudyStatus.INTERRUPTED
+    assert not study.trials(states=TrialState.RUNNING)
+    assert not [t for t in study.trials() if t.system_attrs.get("kind") == "supernet"]  # it had not finished
