@@ -145,7 +145,7 @@ def graph_features(graph: OpGraph, labels: Sequence[str], op_set: Sequence[str])
     total = np.zeros(n)
     low = np.full(n, np.inf)
     high = np.full(n, -np.inf)
-    for j in range(n):  # nodes are in topological order
+    for j in _topological(a):  # any node numbering: the features may not depend on it
         parents = np.flatnonzero(a[:, j])
         if in_degree[j] == 0:
             count[j], total[j], low[j], high[j] = 1.0, compute[j], compute[j], compute[j]
@@ -167,6 +167,23 @@ def graph_features(graph: OpGraph, labels: Sequence[str], op_set: Sequence[str])
         float(out_degree.max(initial=0.0)),
     ]
     return np.concatenate([counts, [n, a.sum()], path_stats, degree_stats])
+
+
+def _topological(adjacency: np.ndarray) -> list[int]:
+    """Node indices in a topological order of the DAG ``adjacency`` (Kahn's algorithm)."""
+    remaining = adjacency.sum(axis=0)
+    ready = [j for j in range(len(remaining)) if remaining[j] == 0]
+    order: list[int] = []
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for child in np.flatnonzero(adjacency[node]):
+            remaining[child] -= 1
+            if remaining[child] == 0:
+                ready.append(int(child))
+    if len(order) != len(remaining):
+        raise ValueError("an op graph must be acyclic")
+    return order
 
 
 class GraphFeaturizer:

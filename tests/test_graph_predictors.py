@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from nas.core import PREDICTORS, ConfigError
 from predictors.features import Featurizer
-from predictors.graph import GraphFeaturizer, op_graph, vocabulary
+from predictors.graph import GraphFeaturizer, graph_features, op_graph, vocabulary
 from predictors.metrics import kendall_tau
 from search_spaces import get_space
 
@@ -66,6 +66,14 @@ def test_graph_features_of_a_hand_drawn_cell() -> None:
     # Seven nodes have inputs, 8 edges in all; the output sums two, the input feeds two.
     assert f["in_degree_mean"] == pytest.approx(8 / 7)
     assert (f["in_degree_max"], f["out_degree_max"]) == (2, 2)
+    # Renumbering the nodes changes nothing.
+    graph, featurizer = op_graph(SPACE, SPACE.parse(CELL)), GraphFeaturizer(SPACE)
+    shuffled = graph.permuted(np.random.default_rng(0).permutation(len(graph.ops)))
+    assert shuffled.ops != graph.ops
+    np.testing.assert_array_equal(
+        graph_features(shuffled, featurizer.labels, featurizer.op_set),
+        graph_features(graph, featurizer.labels, featurizer.op_set),
+    )
 
 
 def test_dead_operations_are_pruned() -> None:
