@@ -7,6 +7,9 @@ predicted top 1%, mean ± std over seeds. Rows:
 * ``gbt/onehot``: gradient-boosted trees on the one-hot encoding (the issue's
   reference point, Kendall tau about 0.41 at 100 cells);
 * ``gbt``, ``rf``, ``mlp_ensemble``, ``gp``: on the BANANAS path encoding;
+* ``gcn``: the Neural Predictor's graph convolutional network on the
+  computational graph (no encoding; it takes no proxy features, so it has no
+  ``+zc`` row);
 * ``*+zc``: path and one-hot encodings plus zero-cost proxy features,
   learning rank-transformed accuracies (robust to the 10% of broken cells).
   The proxies (``--zc``, default ``jacob_cov,synflow``) are computed for
@@ -25,6 +28,7 @@ reruns free. ``--test-limit`` scores a random subset of the held-out cells.
     python benchmarks/predictor_ranking.py --cache /tmp/nas-zc-nb201.npz   # writes /tmp/nas-zc-nb201.seed0.npz
     python benchmarks/predictor_ranking.py --sizes 100 --test-limit 2000 --zc-seeds 3 --cache /tmp/nas-zc-nb201.npz
     python benchmarks/predictor_ranking.py --sizes 100 --seeds 5 --no-zc
+    python benchmarks/predictor_ranking.py --sizes 100 --seeds 3 --test-limit 2000 --predictors gcn --no-zc
 """
 
 from __future__ import annotations
@@ -40,8 +44,10 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nas.core import PREDICTORS  # noqa: E402
 from nas.core.errors import ConfigError  # noqa: E402
 from nas.core.leakage import refuse_test_column  # noqa: E402
+from nas.core.options import constructor_options  # noqa: E402
 from nas.data.paths import NB201_TABLE, data_path  # noqa: E402
 from nas.data.tables import Table  # noqa: E402
 from predictors.evaluation import predictor_study, summarise  # noqa: E402
@@ -49,7 +55,7 @@ from predictors.metrics import kendall_tau  # noqa: E402
 from predictors.proxy_table import dataset_proxy_features  # noqa: E402
 from search_spaces import get_space  # noqa: E402
 
-BASE = ("gbt", "rf", "mlp_ensemble", "gp")
+BASE = ("gbt", "rf", "mlp_ensemble", "gp", "gcn")
 
 
 def zero_cost_features(archs, args) -> dict:
@@ -116,7 +122,8 @@ def main() -> None:
             tau = kendall_tau(features[:, at], targets)
             print(f"#   {proxy} alone (reduced network): Kendall tau {tau:.3f} on all {len(archs)} cells")
         with_zc = {"extra_features": extra, "encoding": "both", "target_transform": "rank"}
-        variants.update({f"{name}+zc": (name, with_zc) for name in names})
+        takes_features = [n for n in names if "extra_features" in constructor_options(PREDICTORS.get(n))]
+        variants.update({f"{name}+zc": (name, with_zc) for name in takes_features})
 
     sizes = [int(s) for s in args.sizes.split(",")]
     print(

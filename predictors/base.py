@@ -28,7 +28,8 @@ class EncodedPredictor(Predictor):
 
     Options shared by all subclasses: ``encoding`` (``auto``, ``path``,
     ``onehot``, ``both``, ``none``), ``extra_features`` (a mapping or
-    callable Architecture -> vector, e.g. zero-cost proxy scores) and
+    callable Architecture -> vector, e.g. zero-cost proxy scores),
+    ``graph_features`` (GENNAPE-style statistics of the computational graph) and
     ``target_transform`` (``standard`` or ``rank``, see
     :mod:`predictors.targets`). Subclasses take their own options and pass
     these on with ``**common``, so the shared options are declared (and
@@ -51,10 +52,11 @@ class EncodedPredictor(Predictor):
         *,
         encoding: str = "auto",
         extra_features: ExtraFeatures | None = None,
+        graph_features: bool = False,
         target_transform: str = "standard",
     ) -> None:
         super().__init__(space, check_seed(seed))
-        self.featurizer = Featurizer(space, encoding, extra_features)
+        self.featurizer = Featurizer(space, encoding, extra_features, graph_features)
         self.target = TargetTransform(target_transform)
         self._fitted = False
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from nas.core import PREDICTORS, Architecture, ConfigError, SearchSpace
+from nas.core.options import check_option_names
 from predictors.combine import rank_vote
 from predictors.metrics import kendall_tau, rank_metrics, spearman
 
@@ -85,7 +86,10 @@ def predictor_study(
         )
     classes = {}
     for label, (name, opts) in variants.items():  # fail on typos before any work
-        classes[label] = (PREDICTORS.get(name), {**opts, **options.get(label, {})})
+        cls, kwargs = PREDICTORS.get(name), {**opts, **options.get(label, {})}
+        # e.g. proxy features for ``gcn``, which reads graphs and takes none: an error naming the options.
+        check_option_names("predictor", name, cls, kwargs, skip=("self", "space", "seed"))
+        classes[label] = (cls, kwargs)
     rows: list[StudyRow] = []
     for size in train_sizes:
         for seed in seeds:

@@ -6,6 +6,12 @@ NAS-Bench-201), else the one-hot ``encode``. Extra per-architecture features,
 typically zero-cost proxy scores, are injected as a mapping or a callable so
 the predictor never computes them itself (NAS-Bench-Suite-Zero shows that
 adding them to an encoding is the cheapest large gain at small training sizes).
+
+``graph_features=True`` appends GENNAPE-style statistics of the computational
+graph (:mod:`predictors.graph`: operation counts after dead operations are
+pruned, path depth, degrees). Unlike an encoding of the genotype they describe
+what the network computes, and they mean the same thing in every space, so
+every predictor can use them.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Literal
 import numpy as np
 
 from nas.core import Architecture, ConfigError, SearchSpace
+from predictors.graph import GraphFeaturizer
 
 Encoding = Literal["auto", "path", "onehot", "both", "none"]
 ENCODINGS: tuple[str, ...] = ("auto", "path", "onehot", "both", "none")
@@ -28,7 +35,11 @@ class Featurizer:
     """Turns architectures of one space into a float64 matrix (one row each)."""
 
     def __init__(
-        self, space: SearchSpace, encoding: str = "auto", extra_features: ExtraFeatures | None = None
+        self,
+        space: SearchSpace,
+        encoding: str = "auto",
+        extra_features: ExtraFeatures | None = None,
+        graph_features: bool = False,
     ) -> None:
         if encoding not in ENCODINGS:
             raise ConfigError(f"encoding={encoding!r} is not allowed; allowed: {', '.join(ENCODINGS)}")
@@ -37,8 +48,12 @@ class Featurizer:
                 f"encoding={encoding!r} needs a path encoding, which space {space.name!r} lacks; "
                 "use 'onehot' or 'auto'"
             )
-        if encoding == "none" and extra_features is None:
-            raise ConfigError("encoding='none' leaves no features; pass extra_features as well")
+        if not isinstance(graph_features, bool):
+            raise ConfigError(f"graph_features={graph_features!r} is not allowed; expected true or false")
+        if encoding == "none" and extra_features is None and not graph_features:
+            raise ConfigError(
+                "encoding='none' leaves no features; pass extra_features or graph_features=True as well"
+            )
         if extra_features is not None and not (
             isinstance(extra_features, Mapping) or callable(extra_features)
         ):
@@ -51,6 +66,7 @@ class Featurizer:
         self.space = space
         self.encoding = encoding
         self.extra_features = extra_features
+        self.graph = GraphFeaturizer(space) if graph_features else None
 
     def _extra(self, arch: Architecture) -> np.ndarray:
         source = self.extra_features
@@ -74,6 +90,8 @@ class Featurizer:
             parts.append(self.space.path_encode(arch))
         if self.encoding in ("onehot", "both"):
             parts.append(self.space.encode(arch))
+        if self.graph is not None:
+            parts.append(self.graph(arch))
         if self.extra_features is not None:
             parts.append(self._extra(arch))
         return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])

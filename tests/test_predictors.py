@@ -35,6 +35,7 @@ FAST: dict[str, dict] = {
     "gbt": {"members": 2, "n_estimators": 60},
     "rf": {"n_estimators": 60},
     "gp": {"restarts": 0},
+    "gcn": {"members": 1, "epochs": 60, "batch_size": 32, "hidden": 32, "head": 32},
     "latency_learned": {"max_iter": 30},
 }
 
@@ -75,7 +76,9 @@ def name(request) -> str:
 
 
 def test_builtins_registered() -> None:
-    assert {"mlp_ensemble", "gbt", "rf", "gp", "latency_lut", "latency_learned"} <= set(PREDICTORS.names())
+    assert {"mlp_ensemble", "gbt", "rf", "gp", "gcn", "latency_lut", "latency_learned"} <= set(
+        PREDICTORS.names()
+    )
 
 
 def test_the_test_plugin_is_held_to_the_contract() -> None:
@@ -261,6 +264,13 @@ def test_predictor_study_rows_and_summary(toy) -> None:
     labelled = predictor_study(SPACE, archs, y, variants, train_sizes=(30,), seeds=(0,))
     assert [r.predictor for r in labelled] == ["rf/path", "rf/onehot"]
     assert labelled[0].kendall_tau != labelled[1].kendall_tau
+
+
+def test_predictor_study_refuses_options_a_predictor_lacks(toy) -> None:
+    """gcn reads graphs, not feature vectors: proxy features for it are a clear error, not a TypeError."""
+    (archs, y), _ = toy
+    with pytest.raises(ConfigError, match=r"'gcn' has no option\(s\) \['extra_features'\]"):
+        predictor_study(SPACE, archs, y, {"gcn+zc": ("gcn", {"extra_features": {}})}, train_sizes=(20,))
 
 
 def test_real_benchmark_predictor_beats_chance(data_dir) -> None:

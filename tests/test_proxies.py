@@ -18,7 +18,7 @@ from predictors.zero_cost import PROXIES, fresh_model, list_proxies, score, scor
 from search_spaces import get_space
 
 SMALL = get_space("nb201", channels=4, cells=1)
-ALL = ("synflow", "snip", "grad_norm", "jacob_cov", "nwot", "fisher", "params", "flops")
+ALL = ("synflow", "snip", "grad_norm", "jacob_cov", "nwot", "fisher", "gradsign", "params", "flops")
 
 
 def tiny_cnn(seed: int = 0) -> nn.Module:
@@ -104,6 +104,34 @@ def test_snip_grad_norm_fisher_by_hand() -> None:
     assert score(model, x, y, "grad_norm") == pytest.approx(float(weight.grad.norm()))
     expected_fisher = float(0.5 * (out.detach() * out.grad).pow(2).mean(0).sum())
     assert score(model, x, y, "fisher") == pytest.approx(expected_fisher)
+
+
+def test_gradsign_by_hand_on_two_weights() -> None:
+    """Two classes, one input, two weights: dL_i/dw_k = (p_k - [k = y_i]) x_i, whose sign is known."""
+    model = linear([[0.5], [-0.5]])
+    y = torch.tensor([0, 0, 1, 1])
+    # Signs of (w0, w1) per example: x=1,y=0: (-,+); x=-2,y=0: (+,-); x=3,y=1: (+,-); x=0: no gradient.
+    x = torch.tensor([[1.0], [-2.0], [3.0], [0.0]])
+    assert score(model, x, y, "gradsign") == pytest.approx(abs(-1 + 1 + 1) + abs(1 - 1 - 1))
+    # All examples pull every weight the same way: each weight scores the number of examples.
+    agreeing = torch.tensor([[1.0], [2.0], [-1.0], [-3.0]])
+    assert score(model, agreeing, torch.tensor([0, 0, 1, 1]), "gradsign") == pytest.approx(8.0)
+
+
+def test_gradsign_is_largest_for_identical_examples(batch) -> None:
+    """Identical examples agree on every gradient sign: the score is the batch size x the live weights."""
+    x, y = batch
+    model = tiny_cnn()
+    same_x, same_y = x[:1].repeat(8, 1, 1, 1), y[:1].repeat(8)
+    work = tiny_cnn()
+    nn.functional.cross_entropy(work(same_x[:1]), same_y[:1]).backward()
+    live = sum(
+        int((m.weight.grad != 0).sum()) for m in work.modules() if isinstance(m, nn.Conv2d | nn.Linear)
+    )
+    assert score(model, same_x, same_y, "gradsign") == pytest.approx(8.0 * live)
+    assert score(model, x, y, "gradsign") < 8.0 * live  # a real batch disagrees somewhere
+    with pytest.raises(ConfigError, match="at least 2 examples"):
+        score(model, x[:1], y[:1], "gradsign")
 
 
 def test_nwot_by_hand() -> None:

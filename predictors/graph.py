@@ -1,0 +1,199 @@
+"""Architectures as operation-labelled computational graphs, and statistics of those graphs.
+
+Graph predictors (the Neural Predictor's GCN) and the GENNAPE-style graph
+features need one form for every space: nodes labelled by what they compute,
+edges for data flow. Spaces describe themselves in two ways
+(:meth:`~nas.core.SearchSpace.to_graph`): cell spaces (``nb201``, ``darts``)
+put the operation on the *edge*, chain spaces (``fbnet``, ``hybrid``) on the
+*node*. :func:`op_graph` turns both into operations on nodes: an edge
+``u -op-> v`` becomes ``u -> [op] -> v`` (the subdivision NAS-Bench-201 cells
+get when they are fed to NAS-Bench-101 predictors), with the cell's own nodes
+labelled by their ``kind`` (input, intermediate, output).
+
+Two simplifications make the graph the computation rather than the genotype:
+``none`` (zero) edges are dropped, since they carry nothing, and nodes on no
+input-to-output path are pruned, since they cannot change the output. Two
+genotypes that differ only in dead operations then give the same graph, which
+is what a predictor of accuracy should see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+from nas.core import Architecture, SearchSpace
+
+#: Edge operations that carry no data: the edge is dropped.
+ZERO_OPS: frozenset[str] = frozenset({"none", "zero"})
+#: The label of a node whose label the vocabulary does not know.
+OTHER = "other"
+
+
+@dataclass(frozen=True)
+class OpGraph:
+    """Node labels and a 0/1 adjacency matrix (``adjacency[i, j] = 1``: an edge ``i -> j``)."""
+
+    ops: tuple[str, ...]
+    adjacency: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.adjacency.shape != (len(self.ops), len(self.ops)):
+            raise ValueError(f"adjacency of shape {self.adjacency.shape} for {len(self.ops)} nodes")
+
+    def permuted(self, order: Sequence[int]) -> OpGraph:
+        """The same graph with node ``order[k]`` renumbered ``k`` (for invariance checks)."""
+        index = np.asarray(order)
+        return OpGraph(tuple(self.ops[i] for i in index), self.adjacency[np.ix_(index, index)])
+
+
+def op_labels(space: SearchSpace) -> list[str]:
+    """The operation names a space can choose (string choice values), zero ops excluded."""
+    labels: list[str] = []
+    for values in space.choices().values():
+        for value in values:
+            if isinstance(value, str) and value not in ZERO_OPS and value not in labels:
+                labels.append(value)
+    return labels
+
+
+def vocabulary(space: SearchSpace) -> tuple[str, ...]:
+    """Every node label of ``space``'s op graphs: operations, structural labels, then ``other``.
+
+    Structural labels (``input``, ``stem``, ``output``...) are read off one
+    unpruned graph; they do not depend on the architecture in the built-in spaces.
+    """
+    ops = op_labels(space)
+    structural = sorted(set(op_graph(space, space.sample(0), prune=False).ops) - set(ops) - {OTHER})
+    return (*ops, *structural, OTHER)
+
+
+def op_graph(space: SearchSpace, arch: Architecture, *, prune: bool = True) -> OpGraph:
+    """``arch`` as an operation-on-node graph, nodes in a deterministic topological order."""
+    source = space.to_graph(arch)
+    ops = set(op_labels(space))
+    graph = nx.DiGraph()
+    for node, data in source.nodes(data=True):
+        graph.add_node(("n", node), op=str(data.get("op", data.get("kind", "node"))))
+    for u, v, data in source.edges(data=True):
+        op = data.get("op")
+        if op in ZERO_OPS:
+            continue
+        if op in ops:  # an operation on the edge becomes a node of its own
+            middle = ("e", u, v)
+            graph.add_node(middle, op=str(op))
+            graph.add_edge(("n", u), middle)
+            graph.add_edge(middle, ("n", v))
+        else:  # a plain connection (no op, or e.g. darts' concat into the cell output)
+            graph.add_edge(("n", u), ("n", v))
+    if prune:
+        graph = _live(graph, source)
+    order = list(nx.lexicographical_topological_sort(graph, key=repr))
+    position = {node: k for k, node in enumerate(order)}
+    adjacency = np.zeros((len(order), len(order)), dtype=np.float64)
+    for u, v in graph.edges:
+        adjacency[position[u], position[v]] = 1.0
+    return OpGraph(tuple(graph.nodes[n]["op"] for n in order), adjacency)
+
+
+def _live(graph: nx.DiGraph, source: nx.DiGraph) -> nx.DiGraph:
+    """``graph`` without nodes on no source-to-sink path of the original graph (sources and sinks stay)."""
+    starts = [("n", n) for n, d in source.in_degree() if d == 0]
+    ends = [("n", n) for n, d in source.out_degree() if d == 0]
+    reached: set = set(starts)
+    for start in starts:
+        reached |= nx.descendants(graph, start)
+    reaching: set = set(ends)
+    for end in ends:
+        reaching |= nx.ancestors(graph, end)
+    keep = (reached & reaching) | set(starts) | set(ends)
+    return graph.subgraph(keep).copy()
+
+
+# -- GENNAPE-style graph features --------------------------------------------------------------
+
+
+def graph_feature_names(labels: Sequence[str]) -> list[str]:
+    """Names of :func:`graph_features`' columns, for the vocabulary ``labels``."""
+    counts = [f"count[{label}]" for label in labels]
+    paths = ["paths_log1p", "path_ops_min", "path_ops_mean", "path_ops_max"]
+    return [*counts, "nodes", "edges", *paths, "in_degree_mean", "in_degree_max", "out_degree_max"]
+
+
+def graph_features(graph: OpGraph, labels: Sequence[str], op_set: Sequence[str]) -> np.ndarray:
+    """A fixed-length description of a computational graph, as GENNAPE's hand-made features.
+
+    Per-label node counts; node and edge counts; over all source-to-sink
+    paths their number (log1p) and the min, mean and max number of
+    *operation* nodes on them (depth: structural nodes do not compute); mean
+    and max in-degree (how much is summed or concatenated) and max out-degree
+    (fan-out). Paths are counted by dynamic programming, never enumerated.
+    """
+    index = {label: k for k, label in enumerate(labels)}
+    counts = np.zeros(len(labels))
+    for op in graph.ops:
+        counts[index.get(op, index.get(OTHER, len(labels) - 1))] += 1
+    a = graph.adjacency
+    n = len(graph.ops)
+    in_degree, out_degree = a.sum(axis=0), a.sum(axis=1)
+    compute = np.array([op in set(op_set) for op in graph.ops], dtype=np.float64)
+    # Per node: number of paths from any source ending here, their summed, min and max op counts.
+    count = np.zeros(n)
+    total = np.zeros(n)
+    low = np.full(n, np.inf)
+    high = np.full(n, -np.inf)
+    for j in _topological(a):  # any node numbering: the features may not depend on it
+        parents = np.flatnonzero(a[:, j])
+        if in_degree[j] == 0:
+            count[j], total[j], low[j], high[j] = 1.0, compute[j], compute[j], compute[j]
+            continue
+        count[j] = count[parents].sum()
+        total[j] = total[parents].sum() + compute[j] * count[j]
+        low[j] = low[parents].min() + compute[j]
+        high[j] = high[parents].max() + compute[j]
+    sinks = np.flatnonzero((out_degree == 0) & (in_degree > 0))
+    paths = count[sinks].sum()
+    if paths > 0:
+        path_stats = [np.log1p(paths), low[sinks].min(), total[sinks].sum() / paths, high[sinks].max()]
+    else:  # the output is cut off from the input: no path at all
+        path_stats = [0.0, 0.0, 0.0, 0.0]
+    has_inputs = in_degree > 0
+    degree_stats = [
+        float(in_degree[has_inputs].mean()) if has_inputs.any() else 0.0,
+        float(in_degree.max(initial=0.0)),
+        float(out_degree.max(initial=0.0)),
+    ]
+    return np.concatenate([counts, [n, a.sum()], path_stats, degree_stats])
+
+
+def _topological(adjacency: np.ndarray) -> list[int]:
+    """Node indices in a topological order of the DAG ``adjacency`` (Kahn's algorithm)."""
+    remaining = adjacency.sum(axis=0)
+    ready = [j for j in range(len(remaining)) if remaining[j] == 0]
+    order: list[int] = []
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for child in np.flatnonzero(adjacency[node]):
+            remaining[child] -= 1
+            if remaining[child] == 0:
+                ready.append(int(child))
+    if len(order) != len(remaining):
+        raise ValueError("an op graph must be acyclic")
+    return order
+
+
+class GraphFeaturizer:
+    """``arch -> graph_features(op_graph(arch))`` for one space (vocabulary fixed at construction)."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+        self.labels = vocabulary(space)
+        self.op_set = op_labels(space)
+        self.names = graph_feature_names(self.labels)
+
+    def __call__(self, arch: Architecture) -> np.ndarray:
+        return graph_features(op_graph(self.space, arch), self.labels, self.op_set)
