@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +26,8 @@ from nas.runner.context import SearchRun
 from nas.runner.progress import SearchProgress
 from nas.runner.recovery import MAX_RETRIES
 from nas.store.url import artifact_dir
+
+logger = logging.getLogger(__name__)
 
 
 def make_searcher(
@@ -96,11 +99,48 @@ def make_searcher(
                 return
             worker = (result.get(T.NODE), result.get(T.PID))
             if worker[0] and self._workers.get(trial_id, [None])[-1] != worker:
-                # A new worker process for this trial: its first one, or a retry after a crash.
+                # The worker process of this attempt (a restart after a crash is a new trial).
                 self._workers.setdefault(trial_id, []).append(worker)
                 self.study.set_system_attr(trial, "workers", [list(w) for w in self._workers[trial_id]])
                 self.study.heartbeat(trial, node=worker[0])
             self.study.report(trial, int(result[T.STEP]), json.loads(result.get(T.METRICS, "{}")))
+
+        def restart(self, trial_id: str, reason: str) -> None:
+            """Tune restarts a trial whose worker died: FAIL the attempt, run the restart as a new trial.
+
+            Trials keep no checkpoint, so the restart trains from scratch: a new
+            trial (``retry_of`` names the dead attempt, as after a driver crash)
+            gets a curve of its own instead of mixing into the dead attempt's.
+            The attempt is told FAIL before its copy exists, so a driver dying
+            in between leaves one FAIL trial, never two runs of one architecture.
+            """
+            trial = self.running.get(trial_id)
+            if trial is None:
+                return
+            workers = self._workers.pop(trial_id, None)
+            where = f" on {workers[-1][0]} (pid {workers[-1][1]})" if workers else ""
+            self.study.tell(
+                trial,
+                state=TrialState.FAIL,
+                error=f"the worker process running this trial died{where}; Ray restarted it from scratch "
+                f"as a new trial (its retry_of names this one).\n{reason}".rstrip(),
+            )
+            # Like a re-queued copy after a driver crash: the attempt's bookkeeping (a derived
+            # trial's origin, say) and retry_of, but not its worker.
+            system = {k: v for k, v in trial.system_attrs.items() if k != "workers"}
+            retry = self.study.ask(
+                trial.arch,
+                seed=trial.seed,
+                budget=trial.budget,
+                system_attrs={**system, "retry_of": trial.number},
+            )
+            self.running[trial_id] = retry
+            logger.warning(
+                "trial %d: its worker died%s; restarted from scratch as trial %d",
+                trial.number,
+                where,
+                retry.number,
+            )
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             trial = self.running.pop(trial_id, None)
@@ -147,8 +187,9 @@ def make_searcher(
             attrs: dict[str, Any] = {"node": node} if node else {}
             if error or not result:
                 message = (
-                    f"Ray reported an error for this trial after {MAX_RETRIES} retries "
-                    "(the worker process died or its actor failed); see the Ray logs"
+                    f"Ray reported an error for this trial and restarts it no more (at most {MAX_RETRIES} "
+                    "restarts, each a trial of its own whose retry_of names the one before): the worker "
+                    "process died or its actor failed; see the Ray logs"
                 )
                 return self.study.tell(trial, state=TrialState.FAIL, error=message, user_attrs=attrs)
             if not result.get(T.FINAL):
@@ -186,4 +227,32 @@ def make_searcher(
     return StrategySearcher(run, strategy, progress, finished, total)
 
 
-__all__ = ["make_searcher"]
+def make_restart_callback(searcher: Any) -> Any:
+    """A Tune callback that hands each trial restart (its worker died) to ``searcher.restart``.
+
+    Tune tells only callbacks, not the searcher, that it restarts a failed
+    trial (``FailureConfig(max_failures)``); without this the restart's curve
+    would overwrite the dead attempt's step by step in the same stored trial.
+    """
+    from ray.tune import Callback
+
+    class RestartCallback(Callback):  # type: ignore[misc, valid-type]
+        def __init__(self, searcher: Any) -> None:
+            self.searcher = searcher
+
+        def __getstate__(self) -> dict[str, Any]:  # Tune pickles its run config; the searcher cannot be
+            return {}
+
+        def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            self.searcher.restart(trial.trial_id, last_failure(trial.get_error() or ""))
+
+    return RestartCallback(searcher)
+
+
+def last_failure(errors: str, limit: int = 2000) -> str:
+    """The last entry of Tune's per-trial error file (it appends one ``Failure # n`` block per failure)."""
+    start = errors.rfind("Failure # ")
+    return errors[max(start, 0) :].strip()[:limit]
+
+
+__all__ = ["last_failure", "make_restart_callback", "make_searcher"]
