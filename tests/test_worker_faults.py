@@ -152,7 +152,7 @@ def assert_restarted(study: nas.Study, dead_number: int, killed_pid: int) -> Tri
 
     dead = study.trial(dead_number)
     assert dead.state is TrialState.FAIL
-    assert "the worker process running this trial died" in dead.error
+    assert dead.error.startswith(f"Ray lost the worker running this trial on {dead.node} (pid {killed_pid})")
     assert "Failure # 1" in dead.error  # and Ray's own account of it
     assert dead.system_attrs["workers"][-1][1] == killed_pid
     partial = [step for step, _ in study.metrics(dead)["val_accuracy"]]

@@ -55,6 +55,8 @@ def make_searcher(
             self.running: dict[str, Trial] = {}
             self.budget = run.plan.fidelity
             self._workers: dict[str, list[tuple[str, int]]] = {}
+            #: Tune's own trial objects (their error files hold Ray's account of a failure).
+            self.tune_trials: dict[str, Any] = {}
 
         # The store is the search's state: Tune's own experiment snapshots (which pickle the
         # searcher) need nothing from it, and the open store and display cannot be pickled.
@@ -122,7 +124,8 @@ def make_searcher(
             self.study.tell(
                 trial,
                 state=TrialState.FAIL,
-                error=f"the worker process running this trial died{where}; Ray restarted it from scratch "
+                error=f"Ray lost the worker running this trial{where}: its process or node died, or the "
+                "trial failed outside the evaluator (Ray's account below); Ray restarted it from scratch "
                 f"as a new trial (its retry_of names this one).\n{reason}".rstrip(),
             )
             # Like a re-queued copy after a driver crash: the attempt's bookkeeping (a derived
@@ -136,7 +139,7 @@ def make_searcher(
             )
             self.running[trial_id] = retry
             logger.warning(
-                "trial %d: its worker died%s; restarted from scratch as trial %d",
+                "trial %d: Ray lost its worker%s; restarted from scratch as trial %d",
                 trial.number,
                 where,
                 retry.number,
@@ -145,11 +148,13 @@ def make_searcher(
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             trial = self.running.pop(trial_id, None)
             self._workers.pop(trial_id, None)
+            tune_trial = self.tune_trials.pop(trial_id, None)
             if trial is None:
                 return
             if self.run.stop.is_set() and not (result or {}).get(T.FINAL):
                 return  # stopped by Ctrl+C: the driver re-queues it (nas.runner.lifecycle.settle)
-            told = self._finish(trial, result, error)
+            ray_error = last_failure(tune_trial.get_error() or "") if error and tune_trial is not None else ""
+            told = self._finish(trial, result, error, ray_error)
             self.finished += 1
             if self.strategy is not None:
                 self.strategy.tell(told)
@@ -182,7 +187,7 @@ def make_searcher(
             self.progress.finished_trial(told, was_running=False, reused=True)
             return told
 
-        def _finish(self, trial: Trial, result: dict | None, error: bool) -> Trial:
+        def _finish(self, trial: Trial, result: dict | None, error: bool, ray_error: str = "") -> Trial:
             node = (result or {}).get(T.NODE)
             attrs: dict[str, Any] = {"node": node} if node else {}
             if error or not result:
@@ -191,6 +196,7 @@ def make_searcher(
                     "restarts, each a trial of its own whose retry_of names the one before): the worker "
                     "process died or its actor failed; see the Ray logs"
                 )
+                message = f"{message}\n{ray_error}".rstrip()
                 return self.study.tell(trial, state=TrialState.FAIL, error=message, user_attrs=attrs)
             if not result.get(T.FINAL):
                 # Stopped by the scheduler: Tune hands the deciding result only to
@@ -242,6 +248,9 @@ def make_restart_callback(searcher: Any) -> Any:
 
         def __getstate__(self) -> dict[str, Any]:  # Tune pickles its run config; the searcher cannot be
             return {}
+
+        def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            self.searcher.tune_trials[trial.trial_id] = trial
 
         def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             self.searcher.restart(trial.trial_id, last_failure(trial.get_error() or ""))
