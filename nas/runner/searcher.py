@@ -17,6 +17,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from nas.core import Strategy, Trial, TrialState
@@ -153,7 +154,7 @@ def make_searcher(
                 return
             if self.run.stop.is_set() and not (result or {}).get(T.FINAL):
                 return  # stopped by Ctrl+C: the driver re-queues it (nas.runner.lifecycle.settle)
-            ray_error = last_failure(tune_trial.get_error() or "") if error and tune_trial is not None else ""
+            ray_error = last_failure(tune_trial) if error and tune_trial is not None else ""
             told = self._finish(trial, result, error, ray_error)
             self.finished += 1
             if self.strategy is not None:
@@ -253,13 +254,22 @@ def make_restart_callback(searcher: Any) -> Any:
             self.searcher.tune_trials[trial.trial_id] = trial
 
         def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-            self.searcher.restart(trial.trial_id, last_failure(trial.get_error() or ""))
+            self.searcher.restart(trial.trial_id, last_failure(trial))
 
     return RestartCallback(searcher)
 
 
-def last_failure(errors: str, limit: int = 2000) -> str:
-    """The last entry of Tune's per-trial error file (it appends one ``Failure # n`` block per failure)."""
+def last_failure(trial: Any, limit: int = 2000) -> str:
+    """Ray's account of a Tune trial's latest failure ("" if it has none).
+
+    Tune appends one ``Failure # n`` block per failure to the trial's error
+    file, written in the driver's staging directory before it tells anyone
+    (``Trial.get_error`` reads the synced copy in storage, which may lag).
+    """
+    try:
+        errors = Path(trial.error_file).read_text(errors="replace") if trial.error_file else ""
+    except OSError:
+        errors = ""
     start = errors.rfind("Failure # ")
     return errors[max(start, 0) :].strip()[:limit]
 
