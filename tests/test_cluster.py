@@ -21,21 +21,17 @@ processes it started (by session id), never every Ray on the machine.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import require_tool
+from local_cluster import Cluster, local_cluster
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 from store_fixtures import postgres_url  # noqa: F401  (fixture)
@@ -46,8 +42,6 @@ from nas.store.testing import run_sql, temporary_schema
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.postgres]
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "deploy" / "local" / "cluster.sh"
 #: A password in the owner's URL. The test server trusts local connections, so it is
 #: never checked; it is there to be looked for where it must not appear.
 SECRET = f"s3cret{uuid.uuid4().hex[:10]}"
@@ -64,84 +58,20 @@ SEARCH = {
 }
 
 
-@dataclass(frozen=True)
-class Cluster:
-    state: Path
-    env: dict[str, str]
-    owner_url: str
-    dashboard_port: int
-    role: str
-
-    def run(self, command: str, timeout: float) -> subprocess.CompletedProcess[str]:
-        """``command`` in bash with the cluster's submit environment (as docs/cluster.md does it)."""
-        script = f'eval "$({SCRIPT} env)" && {command}'
-        return subprocess.run(
-            ["bash", "-c", script],
-            env=self.env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def logs(state: Path) -> str:
-    parts = []
-    for path in sorted((state / "logs").glob("*.log")):
-        parts.append(f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}")
-    return "\n".join(parts)
-
-
 @pytest.fixture(scope="module")
 def cluster(postgres_url: str) -> Iterator[Cluster]:  # noqa: F811
     pytest.importorskip("ray")
     require_tool("psql", "the PostgreSQL client creates the read-only role")
     role = f"nas_ro_{uuid.uuid4().hex[:10]}"
-    # Short: Ray's Unix socket paths live under it.
-    state = Path(tempfile.mkdtemp(prefix="nasc", dir="/tmp"))
-    head, dashboard, client, ray_dashboard, agent = free_ports(5)
     with temporary_schema(postgres_url) as url:
         owner = make_url(url).set(password=SECRET).render_as_string(hide_password=False)
-        bin_dir = str(Path(sys.executable).parent)
-        env = {
-            **os.environ,
-            "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
-            "PYTHON": sys.executable,
-            "NAS_STORAGE": owner,
-            "NAS_CLUSTER_DIR": str(state),
-            "NAS_DASHBOARD_ROLE": role,
-            "RAY_HEAD_PORT": str(head),
-            "RAY_DASHBOARD_PORT": str(ray_dashboard),
-            "RAY_CLIENT_PORT": str(client),
-            "RAY_AGENT_PORT": str(agent),
-            "NAS_DASHBOARD_PORT": str(dashboard),
-        }
-        for name in ("RAY_ADDRESS", "NAS_ARTIFACTS", "NAS_DASHBOARD_STORAGE"):
-            env.pop(name, None)
         try:
-            started = subprocess.run(
-                ["bash", str(SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=300
-            )
-            if started.returncode != 0:
-                pytest.fail(f"cluster.sh up failed:\n{started.stderr}\n{logs(state)}")
-            yield Cluster(state, env, owner, dashboard, role)
+            with local_cluster(owner, {"NAS_DASHBOARD_ROLE": role}) as running:
+                yield running
         finally:
-            subprocess.run(["bash", str(SCRIPT), "down"], env=env, capture_output=True, timeout=120)
             if run_sql(postgres_url, "SELECT 1 FROM pg_roles WHERE rolname = :r", {"r": role}):
                 run_sql(postgres_url, f'DROP OWNED BY "{role}"')
                 run_sql(postgres_url, f'DROP ROLE "{role}"')
-            shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +134,7 @@ def test_dashboard_shows_the_study_through_a_read_only_role(
     url_file = cluster.state / "dashboard_storage_url"
     assert url_file.stat().st_mode & 0o077 == 0  # readable by its owner only
     readonly = url_file.read_text().strip()
-    assert make_url(readonly).username == cluster.role
+    assert make_url(readonly).username == cluster.env["NAS_DASHBOARD_ROLE"]
 
     monkeypatch.setenv("NAS_STORAGE", readonly)
     app = AppTest.from_file(str(APP_PATH), default_timeout=90)

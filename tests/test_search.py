@@ -2,7 +2,8 @@
 
 Marked ``ray`` and ``slow``; CI runs them. A module-scoped Ray is shared by
 the in-process tests; the crash-and-resume test runs ``nas search`` in a
-subprocess so that it can SIGKILL the driver.
+subprocess so that it can SIGKILL the driver. A worker process or node that
+dies mid-trial is tests/test_worker_faults.py.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -149,35 +149,6 @@ def test_asha_stops_weak_trials_and_stores_them_pruned(local_ray, tmp_path) -> N
     for trial in pruned:
         steps = [s for s, _ in study.metrics(trial)["val_accuracy"]]
         assert 1 <= len(steps) < 9  # stopped early, with its curve so far
-
-
-def test_killed_worker_is_retried(local_ray, tmp_path) -> None:
-    url = f"sqlite:///{tmp_path / 'nas.db'}"
-    config = curve_config("retry", trials=1, steps=8, sleep_s=1.0)
-    killed: list[int] = []
-
-    def kill_first_worker() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not killed:
-            time.sleep(0.5)
-            try:
-                (trial,) = nas.load_study("retry", storage=url).trials()
-            except (nas.NASError, ValueError):
-                continue
-            workers = trial.system_attrs.get("workers", [])
-            if workers:
-                pid = workers[0][1]
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-
-    killer = threading.Thread(target=kill_first_worker)
-    killer.start()
-    run_search(config, storage=url, show_progress=False)
-    killer.join()
-    (trial,) = nas.load_study("retry", storage=url).trials()
-    assert killed
-    assert trial.state is TrialState.COMPLETE
-    assert len(trial.system_attrs["workers"]) == 2 and trial.system_attrs["workers"][0][1] == killed[0]
 
 
 def test_driver_killed_then_resumed_ends_with_exact_trial_count(tmp_path) -> None:

@@ -14,6 +14,7 @@
 #   NAS_STORAGE            PostgreSQL URL of the store, as its owner (required for `up`)
 #   NAS_DASHBOARD_STORAGE  URL the dashboard reads with [a read-only role `up` creates]
 #   NAS_DASHBOARD_ROLE     name of that role [nas_dashboard]
+#   NAS_CLUSTER_DASHBOARD  1: start the dashboard; 0: Ray and the store only (no role, no dashboard) [1]
 #   NAS_CLUSTER_DIR        state: token, pids, logs [~/.local/state/nas-cluster]
 #   NAS_RAY_TMP            Ray's temp dir, at most 40 characters [$NAS_CLUSTER_DIR/ray]
 #   NAS_ARTIFACTS          where the driver writes trial weights [$NAS_CLUSTER_DIR/artifacts]
@@ -43,6 +44,7 @@ client_port="${RAY_CLIENT_PORT:-10001}"
 agent_port="${RAY_AGENT_PORT:-52365}"
 dashboard_port="${NAS_DASHBOARD_PORT:-8501}"
 dashboard_role="${NAS_DASHBOARD_ROLE:-nas_dashboard}"
+with_dashboard="${NAS_CLUSTER_DASHBOARD:-1}"
 python="${PYTHON:-python3}"
 
 say() { printf '%s\n' "$*" >&2; }
@@ -140,6 +142,8 @@ readonly_storage() {
 
 up() {
     [[ -n "${NAS_STORAGE:-}" ]] || die "set NAS_STORAGE to the store's PostgreSQL URL (see docs/cluster.md)"
+    [[ "$with_dashboard" == 0 || "$with_dashboard" == 1 ]] ||
+        die "NAS_CLUSTER_DASHBOARD=$with_dashboard is not allowed; expected 0 (no dashboard) or 1"
     need ray "install the platform with its ray extra (pip install 'nas-platform[all]')"
     need nas "install the platform (pip install 'nas-platform[all]')"
     # libpq settings for psql (kept in memory, never printed); fails unless NAS_STORAGE is PostgreSQL.
@@ -168,13 +172,14 @@ up() {
 
     say "migrating the store"
     nas db upgrade >>"$dir/logs/db.log" 2>&1 || die "nas db upgrade failed; see $dir/logs/db.log"
-    readonly_storage
-
-    # The dashboard starts while Ray does; it reads only the database.
-    say "starting the dashboard on 127.0.0.1:$dashboard_port"
-    NAS_STORAGE="$(cat "$dir/dashboard_storage_url")" setsid nas dashboard \
-        --port "$dashboard_port" --host 127.0.0.1 >>"$dir/logs/dashboard.log" 2>&1 </dev/null &
-    echo $! >"$dir/dashboard.pid"
+    if [[ "$with_dashboard" == 1 ]]; then
+        readonly_storage
+        # The dashboard starts while Ray does; it reads only the database.
+        say "starting the dashboard on 127.0.0.1:$dashboard_port"
+        NAS_STORAGE="$(cat "$dir/dashboard_storage_url")" setsid nas dashboard \
+            --port "$dashboard_port" --host 127.0.0.1 >>"$dir/logs/dashboard.log" 2>&1 </dev/null &
+        echo $! >"$dir/dashboard.pid"
+    fi
 
     say "starting the Ray head on 127.0.0.1:$head_port"
     # The head keeps NAS_STORAGE and NAS_ARTIFACTS in its environment: the drivers
@@ -199,7 +204,9 @@ up() {
     done
     wait_for_nodes "$((workers + 1))"
 
-    wait_for_http "http://127.0.0.1:$dashboard_port/_stcore/health" "the dashboard"
+    if [[ "$with_dashboard" == 1 ]]; then
+        wait_for_http "http://127.0.0.1:$dashboard_port/_stcore/health" "the dashboard"
+    fi
     trap - EXIT
 
     say "up: Ray jobs at http://127.0.0.1:$ray_dashboard_port, dashboard at http://127.0.0.1:$dashboard_port"

@@ -81,8 +81,13 @@ def check_placeable(
 
 
 def quiet_ray() -> None:
-    """Ray Tune's own INFO/WARNING chatter (missing result files, token notices) is not for our users."""
+    """Ray Tune's own INFO/WARNING chatter (missing result files, token notices) is not for our users.
+
+    Nor is its traceback of each trial whose worker died: the searcher logs one
+    line per restart and stores Ray's account with the FAIL trial.
+    """
     if not logger.isEnabledFor(logging.DEBUG):
+        os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
         for name in ("ray", "ray.tune", "ray.train", "ray._private"):
             logging.getLogger(name).setLevel(logging.ERROR)
 

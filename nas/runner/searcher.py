@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from nas.core import Strategy, Trial, TrialState
@@ -25,6 +27,8 @@ from nas.runner.context import SearchRun
 from nas.runner.progress import SearchProgress
 from nas.runner.recovery import MAX_RETRIES
 from nas.store.url import artifact_dir
+
+logger = logging.getLogger(__name__)
 
 
 def make_searcher(
@@ -52,6 +56,8 @@ def make_searcher(
             self.running: dict[str, Trial] = {}
             self.budget = run.plan.fidelity
             self._workers: dict[str, list[tuple[str, int]]] = {}
+            #: Tune's own trial objects (their error files hold Ray's account of a failure).
+            self.tune_trials: dict[str, Any] = {}
 
         # The store is the search's state: Tune's own experiment snapshots (which pickle the
         # searcher) need nothing from it, and the open store and display cannot be pickled.
@@ -96,20 +102,60 @@ def make_searcher(
                 return
             worker = (result.get(T.NODE), result.get(T.PID))
             if worker[0] and self._workers.get(trial_id, [None])[-1] != worker:
-                # A new worker process for this trial: its first one, or a retry after a crash.
+                # The worker process of this attempt (a restart after a crash is a new trial).
                 self._workers.setdefault(trial_id, []).append(worker)
                 self.study.set_system_attr(trial, "workers", [list(w) for w in self._workers[trial_id]])
                 self.study.heartbeat(trial, node=worker[0])
             self.study.report(trial, int(result[T.STEP]), json.loads(result.get(T.METRICS, "{}")))
 
+        def restart(self, trial_id: str, reason: str) -> None:
+            """Tune restarts a trial whose worker died: FAIL the attempt, run the restart as a new trial.
+
+            Trials keep no checkpoint, so the restart trains from scratch: a new
+            trial (``retry_of`` names the dead attempt, as after a driver crash)
+            gets a curve of its own instead of mixing into the dead attempt's.
+            The attempt is told FAIL before its copy exists, so a driver dying
+            in between leaves one FAIL trial, never two runs of one architecture.
+            """
+            trial = self.running.get(trial_id)
+            if trial is None:
+                return
+            workers = self._workers.pop(trial_id, None)
+            where = f" on {workers[-1][0]} (pid {workers[-1][1]})" if workers else ""
+            self.study.tell(
+                trial,
+                state=TrialState.FAIL,
+                error=f"Ray lost the worker running this trial{where}: its process or node died, or the "
+                "trial failed outside the evaluator (Ray's account below); Ray restarted it from scratch "
+                f"as a new trial (its retry_of names this one).\n{reason}".rstrip(),
+            )
+            # Like a re-queued copy after a driver crash: the attempt's bookkeeping (a derived
+            # trial's origin, say) and retry_of, but not its worker.
+            system = {k: v for k, v in trial.system_attrs.items() if k != "workers"}
+            retry = self.study.ask(
+                trial.arch,
+                seed=trial.seed,
+                budget=trial.budget,
+                system_attrs={**system, "retry_of": trial.number},
+            )
+            self.running[trial_id] = retry
+            logger.warning(
+                "trial %d: Ray lost its worker%s; restarted from scratch as trial %d",
+                trial.number,
+                where,
+                retry.number,
+            )
+
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             trial = self.running.pop(trial_id, None)
             self._workers.pop(trial_id, None)
+            tune_trial = self.tune_trials.pop(trial_id, None)
             if trial is None:
                 return
             if self.run.stop.is_set() and not (result or {}).get(T.FINAL):
                 return  # stopped by Ctrl+C: the driver re-queues it (nas.runner.lifecycle.settle)
-            told = self._finish(trial, result, error)
+            ray_error = last_failure(tune_trial) if error and tune_trial is not None else ""
+            told = self._finish(trial, result, error, ray_error)
             self.finished += 1
             if self.strategy is not None:
                 self.strategy.tell(told)
@@ -142,14 +188,16 @@ def make_searcher(
             self.progress.finished_trial(told, was_running=False, reused=True)
             return told
 
-        def _finish(self, trial: Trial, result: dict | None, error: bool) -> Trial:
+        def _finish(self, trial: Trial, result: dict | None, error: bool, ray_error: str = "") -> Trial:
             node = (result or {}).get(T.NODE)
             attrs: dict[str, Any] = {"node": node} if node else {}
             if error or not result:
                 message = (
-                    f"Ray reported an error for this trial after {MAX_RETRIES} retries "
-                    "(the worker process died or its actor failed); see the Ray logs"
+                    f"Ray reported an error for this trial and restarts it no more (at most {MAX_RETRIES} "
+                    "restarts, each a trial of its own whose retry_of names the one before): the worker "
+                    "process died or its actor failed; see the Ray logs"
                 )
+                message = f"{message}\n{ray_error}".rstrip()
                 return self.study.tell(trial, state=TrialState.FAIL, error=message, user_attrs=attrs)
             if not result.get(T.FINAL):
                 # Stopped by the scheduler: Tune hands the deciding result only to
@@ -186,4 +234,44 @@ def make_searcher(
     return StrategySearcher(run, strategy, progress, finished, total)
 
 
-__all__ = ["make_searcher"]
+def make_restart_callback(searcher: Any) -> Any:
+    """A Tune callback that hands each trial restart (its worker died) to ``searcher.restart``.
+
+    Tune tells only callbacks, not the searcher, that it restarts a failed
+    trial (``FailureConfig(max_failures)``); without this the restart's curve
+    would overwrite the dead attempt's step by step in the same stored trial.
+    """
+    from ray.tune import Callback
+
+    class RestartCallback(Callback):  # type: ignore[misc, valid-type]
+        def __init__(self, searcher: Any) -> None:
+            self.searcher = searcher
+
+        def __getstate__(self) -> dict[str, Any]:  # Tune pickles its run config; the searcher cannot be
+            return {}
+
+        def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            self.searcher.tune_trials[trial.trial_id] = trial
+
+        def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            self.searcher.restart(trial.trial_id, last_failure(trial))
+
+    return RestartCallback(searcher)
+
+
+def last_failure(trial: Any, limit: int = 2000) -> str:
+    """Ray's account of a Tune trial's latest failure ("" if it has none).
+
+    Tune appends one ``Failure # n`` block per failure to the trial's error
+    file, written in the driver's staging directory before it tells anyone
+    (``Trial.get_error`` reads the synced copy in storage, which may lag).
+    """
+    try:
+        errors = Path(trial.error_file).read_text(errors="replace") if trial.error_file else ""
+    except OSError:
+        errors = ""
+    start = errors.rfind("Failure # ")
+    return errors[max(start, 0) :].strip()[:limit]
+
+
+__all__ = ["last_failure", "make_restart_callback", "make_searcher"]

@@ -18,7 +18,7 @@ from nas.runner.context import SearchRun
 from nas.runner.lifecycle import tune_stopper
 from nas.runner.progress import SearchProgress
 from nas.runner.recovery import MAX_RETRIES
-from nas.runner.searcher import make_searcher
+from nas.runner.searcher import make_restart_callback, make_searcher
 
 
 def run_trials(
@@ -87,6 +87,7 @@ def _tuner(tune: Any, run: SearchRun, searcher: Any, remaining: int, time_s: flo
             verbose=0,
             stop=tune_stopper(run.stop),
             failure_config=tune.FailureConfig(max_failures=MAX_RETRIES),
+            callbacks=[make_restart_callback(searcher)],
             log_to_file=True,
         ),
     )

@@ -161,17 +161,25 @@ class Study:
         budget: float | None = None,
         *,
         node: str | None = None,
+        system_attrs: Mapping[str, Any] | None = None,
     ) -> Trial:
         """Start a RUNNING trial.
 
         With ``arch`` the trial evaluates it (validated against the space).
         Without, the oldest queued (WAITING) trial is started with its own
         seed and budget if there is one, else an architecture is sampled.
-        ``node`` names the worker (default ``host:pid``).
+        ``node`` names the worker (default ``host:pid``); ``system_attrs`` (the
+        platform's bookkeeping, e.g. ``retry_of``) go to a new trial only.
         """
         keyed = self._keyed(arch) if arch is not None else None
         return self._writer.ask(
-            self.study_id, arch=keyed, propose=self._propose, seed=seed, budget=budget, node=node
+            self.study_id,
+            arch=keyed,
+            propose=self._propose,
+            seed=seed,
+            budget=budget,
+            node=node,
+            system_attrs=system_attrs,
         )
 
     def tell(
