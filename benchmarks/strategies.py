@@ -38,6 +38,7 @@ from nas.core.errors import ConfigError
 from nas.core.leakage import refuse_test_column
 from nas.data.paths import NB201_TABLE, data_path
 from nas.data.tables import Table
+from nas.strategies import strategy_options as strategy_options_of
 from nas.strategies.predictor import DEFAULT_PREDICTOR
 from search_spaces import get_space
 
@@ -76,7 +77,7 @@ def main() -> None:
         "--option",
         action="append",
         default=[],
-        help="strategy option KEY=VALUE (model-based strategies: all but random, local, evolution)",
+        help="strategy option KEY=VALUE, given to each listed strategy that accepts KEY",
     )
     parser.add_argument("--strategies", default="random,local,evolution,evolution@2x,predictor")
     parser.add_argument(
@@ -92,6 +93,10 @@ def main() -> None:
 
     predictor_options = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.predictor_option)}
     strategy_options = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.option)}
+    names = [spec.partition("@")[0] for spec in args.strategies.split(",")]
+    accepted_somewhere = {key for name in names for key in strategy_options_of(name)}
+    if unused := sorted(set(strategy_options) - accepted_somewhere):
+        parser.error(f"--option {unused} is accepted by none of the strategies {names}")
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     console = Console()
     if args.zc:
@@ -110,7 +115,8 @@ def main() -> None:
         name, _, factor = spec.partition("@")
         queries = args.queries * (int(factor.rstrip("x")) if factor else 1)
         is_predictor = name == "predictor"
-        takes_options = name not in ("random", "local", "evolution")
+        accepted = set(strategy_options_of(name))
+        own_options = {k: v for k, v in strategy_options.items() if k in accepted}
         start = time.perf_counter()
         result: BenchResult = run_nb201(
             name,
@@ -119,16 +125,14 @@ def main() -> None:
             metric=args.metric,
             predictor=args.predictor if is_predictor else None,
             predictor_options=predictor_options if is_predictor else None,
-            strategy_options=strategy_options if takes_options else None,
+            strategy_options=own_options or None,
             checkpoints=sorted({args.queries, queries}),
         )
         seconds = (time.perf_counter() - start) / args.seeds
-        label = name
-        shown = "".join(f", {k}={v}" for k, v in strategy_options.items())
+        shown = ", ".join(f"{k}={v}" for k, v in own_options.items())
+        label = f"{name} ({shown})" if shown else name
         if is_predictor:
-            label = f"{name} ({args.predictor}{'+zc' if args.zc else ''}{shown})"
-        elif takes_options and shown:
-            label = f"{name} ({shown[2:]})"
+            label = f"{name} ({args.predictor}{'+zc' if args.zc else ''}{', ' + shown if shown else ''})"
         for row in result.summary():
             table.add_row(
                 label,

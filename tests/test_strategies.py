@@ -130,7 +130,7 @@ def complete(number: int, arch: Architecture, values: Mapping[str, float], **att
 def test_the_test_plugin_is_held_to_the_contract() -> None:
     """tests/plugins/strategy_plugin.py is among the cases below (a plugin that drops out fails)."""
     assert "plugin_mutation" in ALL
-    assert {"evolution", "local", "nsga2", "predictor", "random"} <= set(ALL)
+    assert {"cmab", "evolution", "local", "manas", "nsga2", "predictor", "random", "reinforce"} <= set(ALL)
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -1,8 +1,9 @@
 """Black-box (ask/tell) search strategies.
 
 Importing this package registers the built-ins in ``nas.core.STRATEGIES``:
-``random``, ``local``, ``evolution``, ``predictor`` (BANANAS-style) and
-``nsga2``. :func:`create_strategy` builds one by name and turns unknown
+``random``, ``local``, ``evolution``, ``predictor`` (BANANAS-style),
+``nsga2``, ``reinforce`` (NAS-RL controller), ``cmab`` (combinatorial bandit)
+and ``manas`` (multi-agent). :func:`create_strategy` builds one by name and turns unknown
 options into a :class:`~nas.core.errors.ConfigError` listing the allowed ones.
 """
 
@@ -13,7 +14,17 @@ from typing import Any
 from nas.core.options import check_option_names, constructor_options
 from nas.core.space import SearchSpace
 from nas.core.strategy import STRATEGIES, Strategy
-from nas.strategies import bowl, evolution, local, nsga2, predictor, random  # noqa: F401  (registration)
+from nas.strategies import (  # noqa: F401  (registration)
+    bowl,
+    cmab,
+    evolution,
+    local,
+    manas,
+    nsga2,
+    predictor,
+    random,
+    reinforce,
+)
 from nas.strategies.loop import run_loop
 
 
