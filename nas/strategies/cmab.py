@@ -23,6 +23,11 @@ but one; that one is re-drawn by its local bandit (the changed decision is
 the one whose sampled gain over the current choice is largest). Global arms
 are tried in their sampled order until an admissible neighbour is found.
 
+Defaults (``explore=0.25``, ``global_std=0.1``) were chosen on NAS-Bench-201
+seeds 100-109 at 100 queries (explore 0.25 / 0.5 / 0.75, then global_std
+0.1 / 0.25 / 0.5), seeds never reported as figures: on a budget of a hundred,
+exploiting three times in four did best (84.80 vs 84.62 for an even split).
+
 Everything is derived from the told results at each ask (no state besides
 the base class's), so warm start equals replay by construction.
 """
@@ -47,8 +52,8 @@ class CombinatorialBandit(Strategy):
     def __init__(
         self,
         space: SearchSpace,
-        explore: float = 0.5,
-        global_std: float = 0.25,
+        explore: float = 0.25,
+        global_std: float = 0.1,
         **options: Any,
     ) -> None:
         super().__init__(space, **options)

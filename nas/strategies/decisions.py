@@ -21,7 +21,7 @@ from nas.core.errors import ArchitectureError
 from nas.core.space import SearchSpace
 
 #: Samples a policy draws per proposal attempt (see :meth:`DecisionTable.first_admissible`).
-BATCH = 32
+BATCH = 256
 #: Most memoised choice combinations (a bound for huge spaces; NAS-Bench-201 has 15,625).
 _MEMO_LIMIT = 200_000
 
