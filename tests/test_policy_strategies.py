@@ -205,7 +205,7 @@ def test_rewards_are_scale_free() -> None:
 @pytest.mark.parametrize("name", POLICY_STRATEGIES)
 def test_proposals_keep_to_the_space_rules_and_find_the_optimum(name: str) -> None:
     space = DistinctGridSpace()
-    strategy = create_strategy(name, space, seed=0)
+    strategy = create_strategy(name, space, seed=0, max_attempts=10)  # fewer redraws once exhausted
     asked = play(strategy, 12, reward=lambda arch: 2.0 * arch["a"] + arch["b"])  # 12 valid archs
     assert all(space.is_valid(a) for a in asked)
     assert len(set(asked)) == 12

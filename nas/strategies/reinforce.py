@@ -15,6 +15,13 @@ percent or error in [0, 1] learn alike). Zoph & Le update on batches of
 architectures trained in parallel; here each told trial is a batch of one,
 which is what an asynchronous cluster delivers.
 
+Defaults: 32 hidden units (the paper's controller has 35), baseline decay
+0.9, no entropy bonus, and a learning rate of 0.01, the better of 0.005 and
+0.01 on NAS-Bench-201 seeds 100-109 at 200 queries (mean incumbent 84.76 vs
+84.64, with batches of 32 samples), seeds never reported as figures; at 0.05
+the policy collapsed onto architectures already told (in a trial run most
+samples were rejected as duplicates).
+
 Reproducible and resumable: the controller starts from weights drawn from
 the seed, and only ``tell`` changes it, in the order trials are told, so a
 warm start replays the same updates. Asks made before earlier trials are
@@ -46,7 +53,7 @@ class ReinforceSearch(Strategy):
         self,
         space: SearchSpace,
         hidden_size: int = 32,
-        learning_rate: float = 0.05,
+        learning_rate: float = 0.01,
         baseline_decay: float = 0.9,
         entropy_weight: float = 0.0,
         **options: Any,
