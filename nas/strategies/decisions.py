@@ -78,8 +78,11 @@ class DecisionTable:
         rejects it and asks again); if none is valid, a uniform sample, so a
         policy that prefers combinations the space refuses cannot stall.
         """
+        # A converged policy repeats itself: check each distinct row once, in order of first
+        # appearance (the same answer as checking every row, at a fraction of the cost).
+        _, first_seen = np.unique(rows, axis=0, return_index=True)
         first_valid = None
-        for row in rows:
+        for row in rows[np.sort(first_seen)]:
             arch = self.make(row)
             if arch is None:
                 continue
