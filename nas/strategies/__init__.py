@@ -1,7 +1,7 @@
 """Black-box (ask/tell) search strategies.
 
 Importing this package registers the built-ins in ``nas.core.STRATEGIES``:
-``random``, ``local``, ``evolution``, ``predictor`` (BANANAS-style),
+``random``, ``local``, ``evolution``, ``predictor`` (BANANAS-style), ``bowl`` (NAS-BOWL),
 ``nsga2``, ``reinforce`` (NAS-RL controller), ``cmab`` (combinatorial bandit)
 and ``manas`` (multi-agent). :func:`create_strategy` builds one by name and turns unknown
 options into a :class:`~nas.core.errors.ConfigError` listing the allowed ones.
