@@ -246,7 +246,7 @@ def run_transaction(
                 f"{what} violated a constraint on {mask_url(engine.url)}: {describe(exc)}"
             ) from exc
         except DBAPIError as exc:
-            if is_connection_loss(exc, engine.dialect.name):
+            if outage.reached and is_connection_loss(exc, engine.dialect.name):
                 unsure = unsure or (write and committing)
                 time.sleep(
                     outage.failed(what, describe(exc), outage_delay)

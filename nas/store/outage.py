@@ -9,6 +9,10 @@ store is retried with exponential backoff (:data:`FIRST_DELAY_S` doubling up to
 ``$NAS_DB_RETRY_S``. Each retry is logged at WARNING with the URL's password
 masked.
 
+Only a database that *went away* is waited for: until an engine has reached
+its server once, a refused connection is reported at once (a wrong host or
+port is a mistake to fix, not an outage to sit out).
+
 The window belongs to the *outage*, not to one transaction: the threads of a
 driver (the search loop, the study heartbeat, the lease renewal) all give up
 at the same moment, and once the window is spent a transaction that meets the
@@ -80,6 +84,8 @@ class Outage:
     url: str
     since: float | None = None
     retries: int = 0
+    #: Whether the engine ever reached its server (before that, nothing is retried).
+    reached: bool = False
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -112,6 +118,7 @@ class Outage:
 
     def ended(self) -> None:
         """A transaction succeeded: the outage (if any) is over."""
+        self.reached = True
         if self.since is None:
             return
         with self._lock:
