@@ -46,15 +46,16 @@ def search_command(config: Mapping[str, Any], directory: Path, url: str) -> list
 def wait_for(what: str, check: Callable[[], T | None], timeout: float = 180.0) -> T:
     """Poll ``check`` until it returns something truthy (store errors while it is being created count as no)."""
     deadline = time.monotonic() + timeout
+    last: Exception | None = None
     while time.monotonic() < deadline:
         try:
             found = check()
-        except (nas.NASError, ValueError, KeyError):
-            found = None  # the store or the study is being created
+        except (nas.NASError, ValueError, KeyError) as exc:
+            found, last = None, exc  # the store or the study is being created
         if found:
             return found
         time.sleep(0.3)
-    pytest.fail(f"timed out waiting for {what}")
+    pytest.fail(f"timed out waiting for {what}" + (f" (last error: {last})" if last else ""))
 
 
 def kill_group(pid: int) -> None:

@@ -33,7 +33,7 @@ from store_fixtures import postgres_url, storage_url  # noqa: F401
 
 import nas
 from nas.core import TrialState
-from nas.store import StudyStatus
+from nas.store import StudyStatus, open_readonly
 from nas.store.outage import ENV_VAR as RETRY_ENV_VAR
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -41,6 +41,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 BUDGET = 4
 EPOCHS = 2
 PASSWORD = "pw-never-printed"  # trust authentication ignores it; it must never reach a log line
+#: Generous: on a loaded machine a local Ray takes minutes to start (never a pass/fail criterion).
+WAIT_S = 600.0
 OUTAGE_S = 6.0  # shorter than the lease's stale timeout (15 s at the default heartbeat)
 
 
@@ -71,16 +73,21 @@ def start_search(command: list[str], directory: Path, **env: str) -> subprocess.
 def finish(driver: subprocess.Popen[str]) -> tuple[str, str]:
     """Wait for a driver's end; its stdout and stderr."""
     try:
-        return driver.communicate(timeout=400)
+        return driver.communicate(timeout=WAIT_S)
     finally:
         kill_group(driver.pid)
 
 
 def running_after_complete(study: str, url: str) -> Callable[[], bool]:
-    """A check: a trial has completed and another is running (so a fault now interrupts one)."""
+    """A check: a trial has completed and another is running (so a fault now interrupts one).
+
+    Read-only: a read-write open of the still empty database would create the
+    schema under the driver that is creating it too.
+    """
 
     def check() -> bool:
-        counts = nas.load_study(study, storage=url).count_trials()
+        with open_readonly(url) as store:
+            counts = nas.load_study(study, storage=store).count_trials()
         return counts.get(TrialState.COMPLETE, 0) >= 1 and counts.get(TrialState.RUNNING, 0) >= 1
 
     return check
@@ -92,7 +99,7 @@ def test_a_database_outage_mid_search_is_waited_for(private_postgres: PrivatePos
     command = search_command(search_config("outage"), tmp_path, url)
     driver = start_search(command, tmp_path, **{RETRY_ENV_VAR: "180"})
     try:
-        wait_for("a running trial after a completed one", running_after_complete("outage", url))
+        wait_for("a running trial after a completed one", running_after_complete("outage", url), WAIT_S)
         private_postgres.stop()
         time.sleep(OUTAGE_S)
         private_postgres.start()
@@ -117,7 +124,7 @@ def test_a_database_gone_for_good_stops_with_one_line_then_the_rerun_resumes(
     command = search_command(search_config("gone"), tmp_path, url)
     driver = start_search(command, tmp_path, **{RETRY_ENV_VAR: "3"})
     try:
-        wait_for("a running trial after a completed one", running_after_complete("gone", url))
+        wait_for("a running trial after a completed one", running_after_complete("gone", url), WAIT_S)
         private_postgres.stop()
     finally:
         out, err = finish(driver)
@@ -145,7 +152,9 @@ def test_a_killed_driver_is_resumed_by_the_same_command(storage_url: str, tmp_pa
     command = search_command(search_config("killed"), tmp_path, storage_url)
     driver = start_search(command, tmp_path)
     try:
-        wait_for("a running trial after a completed one", running_after_complete("killed", storage_url))
+        wait_for(
+            "a running trial after a completed one", running_after_complete("killed", storage_url), WAIT_S
+        )
         driver.send_signal(signal.SIGKILL)
     finally:
         finish(driver)
