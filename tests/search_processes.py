@@ -43,8 +43,12 @@ def search_command(config: Mapping[str, Any], directory: Path, url: str) -> list
     return [sys.executable, "-m", "nas.cli", "search", str(path), "--storage", url, "--quiet"]
 
 
-def wait_for(what: str, check: Callable[[], T | None], timeout: float = 180.0) -> T:
-    """Poll ``check`` until it returns something truthy (store errors while it is being created count as no)."""
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = 600.0) -> T:
+    """Poll ``check`` until it returns something truthy (store errors while it is being created count as no).
+
+    The timeout is generous on purpose: on a loaded machine a local Ray takes minutes to start, and
+    how long a driver takes is never what these tests check.
+    """
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:

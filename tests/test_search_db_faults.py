@@ -99,7 +99,7 @@ def test_a_database_outage_mid_search_is_waited_for(private_postgres: PrivatePos
     command = search_command(search_config("outage"), tmp_path, url)
     driver = start_search(command, tmp_path, **{RETRY_ENV_VAR: "180"})
     try:
-        wait_for("a running trial after a completed one", running_after_complete("outage", url), WAIT_S)
+        wait_for("a running trial after a completed one", running_after_complete("outage", url))
         private_postgres.stop()
         time.sleep(OUTAGE_S)
         private_postgres.start()
@@ -124,7 +124,7 @@ def test_a_database_gone_for_good_stops_with_one_line_then_the_rerun_resumes(
     command = search_command(search_config("gone"), tmp_path, url)
     driver = start_search(command, tmp_path, **{RETRY_ENV_VAR: "3"})
     try:
-        wait_for("a running trial after a completed one", running_after_complete("gone", url), WAIT_S)
+        wait_for("a running trial after a completed one", running_after_complete("gone", url))
         private_postgres.stop()
     finally:
         out, err = finish(driver)
@@ -152,9 +152,7 @@ def test_a_killed_driver_is_resumed_by_the_same_command(storage_url: str, tmp_pa
     command = search_command(search_config("killed"), tmp_path, storage_url)
     driver = start_search(command, tmp_path)
     try:
-        wait_for(
-            "a running trial after a completed one", running_after_complete("killed", storage_url), WAIT_S
-        )
+        wait_for("a running trial after a completed one", running_after_complete("killed", storage_url))
         driver.send_signal(signal.SIGKILL)
     finally:
         finish(driver)
