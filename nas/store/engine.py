@@ -248,9 +248,8 @@ def run_transaction(
         except DBAPIError as exc:
             if outage.reached and is_connection_loss(exc, engine.dialect.name):
                 unsure = unsure or (write and committing)
-                time.sleep(
-                    outage.failed(what, describe(exc), outage_delay)
-                )  # raises once the window is spent
+                pause = outage.failed(what, describe(exc), outage_delay)  # raises once the window is spent
+                time.sleep(pause)
                 outage_delay = next_delay(outage_delay)
                 continue
             conflicts += 1
