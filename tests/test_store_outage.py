@@ -22,7 +22,6 @@ from store_fixtures import postgres_url  # noqa: F401
 import nas
 from nas.core import TrialState
 from nas.runner.lease import DriverLease
-from nas.runner.recovery import Heartbeat
 from nas.store import DatabaseUnavailableError, StudyStatus
 from nas.store.liveness import ENV_VAR as HEARTBEAT_ENV_VAR
 from nas.store.outage import ENV_VAR as RETRY_ENV_VAR
@@ -46,7 +45,7 @@ def retries(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
-def test_an_outage_shorter_than_the_window_is_waited_for_by_every_driver_thread(
+def test_an_outage_shorter_than_the_window_is_waited_for_by_the_search_and_its_heartbeat(
     private_postgres: PrivatePostgres,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -56,10 +55,8 @@ def test_an_outage_shorter_than_the_window_is_waited_for_by_every_driver_thread(
     url = password_url(private_postgres, "short")
     study = nas.create_study("short", url, space="nb201")
     trial = study.ask()
-    lease = DriverLease(study, stale_s=60.0, every_s=0.2)
-    heartbeat = Heartbeat(study)
-    heartbeat.track({"t": trial})
-    heartbeat.start()
+    lease = DriverLease(study, stale_s=60.0, every_s=0.2)  # renews the lease and beats the trial
+    lease.track({"t": trial})
     caplog.set_level(logging.WARNING)
     try:
         private_postgres.stop()
@@ -69,12 +66,11 @@ def test_an_outage_shorter_than_the_window_is_waited_for_by_every_driver_thread(
         told = study.tell(trial, values={"val_accuracy": 60.0})
         restart.join()
         time.sleep(0.5)  # a few more beats and renewals, now against the server that is back
-        assert lease.is_alive() and heartbeat.is_alive() and not lease.lost
+        assert lease.is_alive() and not lease.lost
         holder = study.storage.lease_holder(study.study_id)
         assert holder is not None and holder.token == lease.lease.token  # still this driver's lease
         assert study.status is StudyStatus.RUNNING
     finally:
-        heartbeat.stop()
         lease.release()
     assert told.state is TrialState.COMPLETE
     assert study.metrics(trial) == {"val_accuracy": [(1, 50.0)]}
