@@ -50,19 +50,20 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("NAS_DATA_DIR", REPO.parent / "shared" / "data"))
 
 
-def require_tool(name: str, why: str) -> str:
+def require_tool(name: str, why: str, *, path: str | None = None) -> str:
     """The path of command-line tool ``name``; a skip with ``why`` without it, a failure in CI.
 
     In CI every tool a test needs is installed, so a missing one is a broken
-    environment and must not pass as a skip.
+    environment and must not pass as a skip. ``path``: where to look instead of
+    ``$PATH`` (e.g. PostgreSQL's versioned ``bin`` directory).
     """
-    path = shutil.which(name)
-    if path is None:
+    found = shutil.which(name, path=path)
+    if found is None:
         message = f"{name} is not installed: {why}"
         if os.environ.get("CI"):
             pytest.fail(f"{message}; it is missing in CI, where tests must not skip")
         pytest.skip(message)
-    return path
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -11,12 +11,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
-import yaml
+from search_processes import kill_group, plugin_env, search_command, wait_for
 
 import nas
 from nas.core import TrialState
@@ -24,21 +21,7 @@ from nas.runner.recovery import effective_finished
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-PLUGINS = Path(__file__).parent / "plugins"
 BUDGET = 4
-
-
-def _wait(what: str, ready, timeout: float = 180.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            found = ready()
-        except (nas.NASError, ValueError, KeyError):
-            found = None
-        if found:
-            return found
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def test_a_second_driver_is_refused_and_a_rerun_takes_over_after_a_crash(tmp_path) -> None:
@@ -52,28 +35,25 @@ def test_a_second_driver_is_refused_and_a_rerun_takes_over_after_a_crash(tmp_pat
         "evaluator": {"name": "curve", "steps": 4, "sleep_s": 0.5},
         "budget": {"trials": BUDGET, "concurrent": 1},
     }
-    path = tmp_path / "search.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")])),
-    }
-    command = [sys.executable, "-m", "nas.cli", "search", str(path), "--storage", url, "--quiet"]
+    command = search_command(config, tmp_path, url)
+    env = plugin_env()
     first = subprocess.Popen(command, env=env, cwd=tmp_path, start_new_session=True)
     try:
-        study = _wait("the first driver's lease", lambda: db.exists() and nas.load_study("one-driver", url))
-        _wait("the first driver's lease", lambda: study.storage.lease_holder(study.study_id))
+        study = wait_for(
+            "the first driver's lease", lambda: db.exists() and nas.load_study("one-driver", url)
+        )
+        wait_for("the first driver's lease", lambda: study.storage.lease_holder(study.study_id))
 
         second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert second.returncode == 2, second.stderr
         assert "another driver" in second.stderr and f"pid {first.pid}" in second.stderr
 
-        _wait("a finished trial", lambda: study.count_trials().get(TrialState.COMPLETE, 0) >= 1)
+        wait_for("a finished trial", lambda: study.count_trials().get(TrialState.COMPLETE, 0) >= 1)
         os.killpg(first.pid, signal.SIGKILL)  # the driver and the Ray processes it started
         first.wait(timeout=30)
     finally:
         if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
+            kill_group(first.pid)
     assert first.returncode == -signal.SIGKILL
     assert study.storage.lease_holder(study.study_id).pid == first.pid  # a crash leaves its lease
 

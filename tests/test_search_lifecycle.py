@@ -14,7 +14,6 @@ by SIGINT while its supernet trains, before any trial exists: it ends
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from search_processes import kill_group, plugin_env, search_command, wait_for
 
 import nas
 from nas.core import TrialState
@@ -33,29 +33,9 @@ from nas.store.liveness import ENV_VAR, stale_after_s
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-PLUGINS = Path(__file__).parent / "plugins"
 REPO = Path(__file__).resolve().parents[1]
 TRIALS = 5
 BEAT_S = "0.5"
-
-
-def _wait_for(what: str, check: Callable[[], bool], timeout: float = 150.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (nas.NASError, ValueError, KeyError):
-            pass  # the store is being created
-        time.sleep(0.3)
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)  # Ray processes a driver left behind, as an operator would clean up
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def test_interrupt_then_kill_then_resume_to_finished(tmp_path, monkeypatch) -> None:
@@ -69,13 +49,8 @@ def test_interrupt_then_kill_then_resume_to_finished(tmp_path, monkeypatch) -> N
         "evaluator": {"name": "curve", "steps": 3, "sleep_s": 0.4},
         "budget": {"trials": TRIALS, "concurrent": 1},
     }
-    path = tmp_path / "life.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")])),
-    }
-    command = [sys.executable, "-m", "nas.cli", "search", str(path), "--storage", url, "--quiet"]
+    command = search_command(config, tmp_path, url)
+    env = plugin_env()
 
     def study() -> nas.Study:
         return nas.load_study("life", storage=url)
@@ -92,11 +67,11 @@ def test_interrupt_then_kill_then_resume_to_finished(tmp_path, monkeypatch) -> N
         command, env=env, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
-        _wait_for("a running trial after a finished one", started(complete=1))
+        wait_for("a running trial after a finished one", started(complete=1))
         driver.send_signal(signal.SIGINT)
         out, err = driver.communicate(timeout=90)
     finally:
-        _kill_group(driver.pid)
+        kill_group(driver.pid)
     assert driver.returncode == 130, err.decode()[-2000:]
     assert "study 'life' interrupted by Ctrl+C" in err.decode()
     assert "run the same command again to resume it" in err.decode()
@@ -111,14 +86,14 @@ def test_interrupt_then_kill_then_resume_to_finished(tmp_path, monkeypatch) -> N
     # 2. The rerun resumes (running again), then its driver is SIGKILLed: the study reads stale.
     driver = subprocess.Popen(command, env=env, cwd=tmp_path, start_new_session=True)
     try:
-        _wait_for(
+        wait_for(
             "the rerun to run a trial",
             lambda: study().status is StudyStatus.RUNNING and started(complete=0)(),
         )
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=30)
     finally:
-        _kill_group(driver.pid)
+        kill_group(driver.pid)
     time.sleep(stale_after_s() + 0.5)
     assert study().status is StudyStatus.STALE
 
@@ -160,11 +135,11 @@ def test_ctrl_c_during_one_shot_supernet_training_ends_interrupted(tmp_path, dat
         return bool(list(checkpoints.glob("*-checkpoints/seed-0/oneshot.pt")))
 
     try:
-        _wait_for("the supernet's first checkpoint", training, timeout=600)
+        wait_for("the supernet's first checkpoint", training, timeout=600)
         driver.send_signal(signal.SIGINT)
         out, err = driver.communicate(timeout=180)
     finally:
-        _kill_group(driver.pid)
+        kill_group(driver.pid)
     assert driver.returncode == 130, err.decode()[-2000:]
     assert f"study '{config['name']}' interrupted by Ctrl+C" in err.decode()
     assert b"finished trials" not in out  # no success summary

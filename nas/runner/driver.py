@@ -40,7 +40,14 @@ from nas.runner.plan import SearchPlan, build_plan
 from nas.runner.recovery import effective_finished, wait_for_orphans
 from nas.runner.summary import Improvement, improvement
 from nas.settings.search import SearchConfig
+from nas.store.errors import DatabaseUnavailableError
 from nas.store.url import artifacts_root
+
+#: What the user can do once a search stopped because the database stayed unreachable.
+RESUME_HINT = (
+    "the search stopped; once the database is reachable again, run the same command again: "
+    "it resumes the study (finished trials are kept, interrupted ones run again)"
+)
 
 
 @dataclass
@@ -82,8 +89,25 @@ def run_search(
     """Run (or resume) a search: the Python form of ``nas search CONFIG``.
 
     Ctrl+C or SIGTERM stops it cleanly (see :mod:`nas.runner.lifecycle`) and
-    raises :class:`~nas.runner.lifecycle.SearchInterrupted`.
+    raises :class:`~nas.runner.lifecycle.SearchInterrupted`. A database that
+    stays unreachable for longer than ``$NAS_DB_RETRY_S`` (see
+    :mod:`nas.store.outage`) raises :class:`~nas.store.DatabaseUnavailableError`
+    saying how to resume.
     """
+    try:
+        return _run_search(config, storage, name, address, resume, show_progress)
+    except DatabaseUnavailableError as exc:
+        raise DatabaseUnavailableError(f"{exc}; {RESUME_HINT}") from exc
+
+
+def _run_search(
+    config: SearchConfig | Mapping[str, Any] | str | os.PathLike[str],
+    storage: str | None,
+    name: str | None,
+    address: str | None,
+    resume: bool,
+    show_progress: bool,
+) -> SearchOutcome:
     require("ray", "ray")
     started = time.monotonic()
     plan = build_plan(config, name=name)
@@ -97,6 +121,7 @@ def run_search(
     stop = StopRequest()
     with stop.catching():
         study, lease = open_study(plan, url, resume=resume)
+        reachable = True
         try:
             run = SearchRun(
                 plan,
@@ -110,8 +135,11 @@ def run_search(
                 stop,
             )
             fit_seconds = _drive(run, phase)
+        except DatabaseUnavailableError:
+            reachable = False
+            raise
         finally:
-            lease.release()
+            lease.release(write=reachable)
     result = outcome(run, time.monotonic() - started, fit_seconds)
     if stop.signum is not None:
         total = None if plan.is_oneshot else plan.config.budget.trials

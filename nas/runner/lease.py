@@ -66,12 +66,16 @@ class DriverLease(threading.Thread):
                 except NASError as exc:
                     logger.warning("heartbeat of trial %d failed: %s", trial.number, exc)
 
-    def release(self) -> None:
-        """Stop the heartbeat and delete the lease (unless another driver holds it now)."""
+    def release(self, *, write: bool = True) -> None:
+        """Stop the heartbeat and delete the lease (unless another driver holds it now).
+
+        ``write=False`` (the database is unreachable) leaves the lease to go
+        stale: a rerun on this host takes it over at once, since this process is gone.
+        """
         self._stop_event.set()
         if self.is_alive() and self is not threading.current_thread():
             self.join(timeout=10.0)
-        if not self.lost:
+        if write and not self.lost:
             try:
                 self.study.release_lease(self.lease)
             except NASError as exc:  # it goes stale on its own

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from nas.core.errors import NASError
+from nas.store.errors import DatabaseUnavailableError
 from nas.store.records import StudyStatus
 
 logger = logging.getLogger(__name__)
@@ -135,9 +136,14 @@ def settle(study: Any, stop: StopRequest, error: BaseException | None) -> None:
 
     Unless the run ended normally, every trial still RUNNING is marked FAIL and
     re-queued first, so that nothing is left RUNNING and a rerun runs it again.
+    After the database stayed unreachable nothing is written (it would only
+    wait for the database again).
     """
     if error is None and not stop.is_set():
         study.finish(StudyStatus.FINISHED)
+        return
+    if isinstance(error, DatabaseUnavailableError):
+        # Nothing can be recorded: the study reads as stale, and a rerun re-queues its running trials.
         return
     interrupted = stop.is_set() or isinstance(error, KeyboardInterrupt)
     reason = (

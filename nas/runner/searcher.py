@@ -12,15 +12,17 @@ that stored as the trial's ``system_attrs["explanation"]``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from nas.core import Strategy, Trial, TrialState
+from nas.core.errors import StorageError
 from nas.core.files import atomic_write
 from nas.runner import trainable as T
 from nas.runner.context import SearchRun
@@ -29,6 +31,29 @@ from nas.runner.recovery import MAX_RETRIES
 from nas.store.url import artifact_dir
 
 logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def remembers_store_errors(method: F) -> F:
+    """Keep the first :class:`StorageError` a Tune callback raised in ``self.failure``, then re-raise it.
+
+    Tune wraps an exception from a searcher callback in a ``TuneError`` holding
+    the traceback as text; :func:`nas.runner.trials.run_trials` raises the
+    stored error instead, so the user reads one line (e.g. "the database is
+    unreachable") rather than Tune's traceback.
+    """
+
+    @functools.wraps(method)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except StorageError as exc:
+            if self.failure is None:
+                self.failure = exc
+            raise
+
+    return guarded  # type: ignore[return-value]
 
 
 def make_searcher(
@@ -58,6 +83,8 @@ def make_searcher(
             self._workers: dict[str, list[tuple[str, int]]] = {}
             #: Tune's own trial objects (their error files hold Ray's account of a failure).
             self.tune_trials: dict[str, Any] = {}
+            #: The store error that ended the run (see :func:`remembers_store_errors`).
+            self.failure: StorageError | None = None
 
         # The store is the search's state: Tune's own experiment snapshots (which pickle the
         # searcher) need nothing from it, and the open store and display cannot be pickled.
@@ -76,11 +103,17 @@ def make_searcher(
         ) -> bool:
             return True
 
+        @remembers_store_errors
         def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
             while True:
                 lease = self.run.lease
                 lost = lease is not None and lease.lost
-                if lost or self.run.stop.is_set() or self.finished + len(self.running) >= self.total:
+                if (
+                    lost
+                    or self.failure is not None
+                    or self.run.stop.is_set()
+                    or self.finished + len(self.running) >= self.total
+                ):
                     return Searcher.FINISHED
                 trial = self._next_trial()
                 if trial is None:
@@ -96,6 +129,7 @@ def make_searcher(
                     "number": trial.number,
                 }
 
+        @remembers_store_errors
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             trial = self.running.get(trial_id)
             if trial is None or result.get(T.FINAL):
@@ -108,6 +142,7 @@ def make_searcher(
                 self.study.heartbeat(trial, node=worker[0])
             self.study.report(trial, int(result[T.STEP]), json.loads(result.get(T.METRICS, "{}")))
 
+        @remembers_store_errors
         def restart(self, trial_id: str, reason: str) -> None:
             """Tune restarts a trial whose worker died: FAIL the attempt, run the restart as a new trial.
 
@@ -146,6 +181,7 @@ def make_searcher(
                 retry.number,
             )
 
+        @remembers_store_errors
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             trial = self.running.pop(trial_id, None)
             self._workers.pop(trial_id, None)

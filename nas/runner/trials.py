@@ -43,7 +43,13 @@ def run_trials(
             run.lease.track(searcher.running)
         started = time.monotonic()
         if not run.stop.is_set():
-            _tuner(tune, run, searcher, remaining, time_s).fit()
+            try:
+                _tuner(tune, run, searcher, remaining, time_s).fit()
+            except Exception:
+                if searcher.failure is None:
+                    raise
+            if searcher.failure is not None:  # the store failed under Tune: that error, not Tune's wrapper
+                raise searcher.failure
         return time.monotonic() - started
 
 

@@ -16,6 +16,7 @@ trials, curves) and :mod:`~nas.store.browse` (the dashboard's queries).
 from __future__ import annotations
 
 from nas.store.errors import (
+    DatabaseUnavailableError,
     DuplicateStudyError,
     SchemaOutOfDateError,
     StoreMissingError,
@@ -36,6 +37,7 @@ __all__ = [
     "DEFAULT_URL",
     "ENV_VAR",
     "Artifact",
+    "DatabaseUnavailableError",
     "DuplicateStudyError",
     "Lease",
     "RDBStorage",

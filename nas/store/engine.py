@@ -12,6 +12,14 @@
 * **Every write is one transaction**, retried with backoff when the database
   reports a deadlock, a serialization failure or a busy lock. A process
   killed mid-write therefore leaves nothing half-written.
+* **A server that goes away** (restart, failover, network) is waited for:
+  every transaction is retried with a longer backoff for the outage window of
+  :mod:`nas.store.outage` (``$NAS_DB_RETRY_S``, default 60 s), then gives up
+  with :class:`~nas.store.errors.DatabaseUnavailableError`. SQLAlchemy
+  invalidates the pool on a disconnect, so the retry reconnects. A commit whose
+  acknowledgement was lost may have applied: a write that is not idempotent
+  passes ``applied``, which finds its own earlier effect instead of applying
+  it twice.
 * **Fork safety**: pooled connections must not be shared by a parent and a
   forked child, so every engine is disposed (without closing the parent's
   sockets) in the child after ``fork``.
@@ -42,6 +50,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from nas.core.errors import NASError, StorageError
+from nas.store.outage import FIRST_DELAY_S, is_connection_loss, next_delay, outage_of
 from nas.store.url import mask_url
 
 log = logging.getLogger(__name__)
@@ -85,8 +94,8 @@ def make_engine(url: URL) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
     else:
-        # No pool_pre_ping: a connection the server dropped fails its first
-        # statement as "invalidated", which run_transaction retries on a new one.
+        # No pool_pre_ping: a connection the server dropped fails its first statement as
+        # "invalidated" (SQLAlchemy then drops the whole pool), which run_transaction retries.
         engine = create_engine(url, connect_args=_pg_connect_args(url), pool_size=4, max_overflow=8)
     _ENGINES.add(engine)
     return engine
@@ -195,18 +204,29 @@ def run_transaction(
     what: str,
     on_integrity_error: Callable[[IntegrityError], NASError] | None = None,
     rng: np.random.Generator | None = None,
+    applied: Callable[[Connection], T | None] | None = None,
 ) -> T:
-    """Run ``fn(connection)`` in one transaction, retrying transient conflicts.
+    """Run ``fn(connection)`` in one transaction, retrying transient conflicts and outages.
 
     ``fn`` may be called several times, so it must not have side effects
     outside the database. Platform errors raised by ``fn`` roll the
     transaction back and propagate unchanged; driver errors become
     :class:`StorageError` (or what ``on_integrity_error`` maps an integrity
-    violation to).
+    violation to; :class:`~nas.store.errors.DatabaseUnavailableError` once an
+    outage outlasts its window).
+
+    ``applied``: for a write that must not apply twice. If the connection was
+    lost while committing, nobody knows whether the commit happened; the next
+    attempt first calls ``applied(connection)``, which returns the earlier
+    attempt's result if it finds its effect in the database (``None``: it did
+    not apply, ``fn`` runs again).
     """
     rng = rng if rng is not None else np.random.default_rng()
-    delay = 0.005
-    for attempt in range(1, MAX_ATTEMPTS + 1):
+    outage = outage_of(engine)
+    delay, outage_delay, conflicts = 0.005, FIRST_DELAY_S, 0
+    unsure = False  # a commit was sent and its outcome is unknown
+    while True:
+        committing = False
         try:
             with engine.connect() as connection:
                 if write:
@@ -214,7 +234,11 @@ def run_transaction(
                 elif engine.dialect.name == "postgresql":
                     connection = connection.execution_options(isolation_level="REPEATABLE READ")
                 with connection.begin():
-                    return fn(connection)
+                    found = applied(connection) if unsure and applied is not None else None
+                    result = found if found is not None else fn(connection)
+                    committing = True
+            outage.ended()
+            return result
         except IntegrityError as exc:
             if on_integrity_error is not None:
                 raise on_integrity_error(exc) from exc
@@ -222,12 +246,18 @@ def run_transaction(
                 f"{what} violated a constraint on {mask_url(engine.url)}: {describe(exc)}"
             ) from exc
         except DBAPIError as exc:
-            if attempt < MAX_ATTEMPTS and _is_transient(exc):
-                log.debug("%s: transient conflict (%s), retry %d", what, describe(exc), attempt)
+            if outage.reached and is_connection_loss(exc, engine.dialect.name):
+                unsure = unsure or (write and committing)
+                pause = outage.failed(what, describe(exc), outage_delay)  # raises once the window is spent
+                time.sleep(pause)
+                outage_delay = next_delay(outage_delay)
+                continue
+            conflicts += 1
+            if conflicts < MAX_ATTEMPTS and _is_transient(exc):
+                log.debug("%s: transient conflict (%s), retry %d", what, describe(exc), conflicts)
                 time.sleep(delay * (1.0 + float(rng.random())))
                 delay = min(delay * 2, 1.0)
                 continue
             raise StorageError(f"{what} failed on {mask_url(engine.url)}: {describe(exc)}") from exc
         except SQLAlchemyError as exc:
             raise StorageError(f"{what} failed on {mask_url(engine.url)}: {describe(exc)}") from exc
-    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises

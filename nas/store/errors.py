@@ -32,6 +32,10 @@ class StudyBusyError(StorageError):
     """Another live driver holds the study's lease (:mod:`nas.store.lease`)."""
 
 
+class DatabaseUnavailableError(StorageError):
+    """The database stayed unreachable for the whole retry window (:mod:`nas.store.outage`)."""
+
+
 class SchemaOutOfDateError(StorageError):
     """The database schema is older (or newer) than this version of the platform."""
 
@@ -41,6 +45,7 @@ class StoreMissingError(StorageError):
 
 
 __all__ = [
+    "DatabaseUnavailableError",
     "DuplicateStudyError",
     "SchemaOutOfDateError",
     "StoreMissingError",

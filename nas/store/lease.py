@@ -116,6 +116,8 @@ class Leases:
             now = utcnow()
             row = {**mine, "acquired_at": now, "heartbeat_at": now}
             found = connection.execute(locked).first()
+            if found is not None and found.token == mine["token"]:
+                return _from_row(found)  # an earlier attempt committed, its acknowledgement was lost
             if found is None:
                 if connection.execute(self._insert, row).first() is not None:
                     connection.execute(running)

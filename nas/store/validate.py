@@ -15,9 +15,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy.engine import Row
+
 from nas.core.architecture import Architecture
 from nas.core.errors import ArchitectureError, ConfigError, shown
 from nas.core.trial import Direction, TrialState
+from nas.store.errors import TrialFinishedError
 from nas.store.records import StudyInfo
 
 #: Longest names the schema holds (see ``nas.store.schema``).
@@ -213,3 +216,21 @@ def check_space(arch: object, info: StudyInfo) -> Architecture:
     if not isinstance(arch, Architecture) or arch.space != info.space:
         raise ArchitectureError(f"study {info.name!r} searches space {info.space!r}; got {arch!r}")
     return arch
+
+
+def finished_error(row: Row[Any], info: StudyInfo, action: str) -> TrialFinishedError:
+    """The refusal to change a finished trial (it is immutable)."""
+    return TrialFinishedError(
+        f"cannot {action} trial {row.number} of study {info.name!r}: it is {row.state} and a finished trial is immutable"
+    )
+
+
+def require_running(row: Row[Any], info: StudyInfo, action: str) -> None:
+    """Refuse ``action`` unless the trial's row is RUNNING."""
+    state = TrialState(row.state)
+    if state.finished:
+        raise finished_error(row, info, action)
+    if state is not TrialState.RUNNING:
+        raise ConfigError(
+            f"cannot {action} trial {row.number} of study {info.name!r}: it is {state.value}; ask() starts it first"
+        )

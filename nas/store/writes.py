@@ -38,14 +38,14 @@ from typing import Any, TypeVar
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError, NASError
 from nas.core.seeds import check_seed
 from nas.core.trial import Direction, Trial, TrialState, parse_objectives
-from nas.store import bulk, migrate
+from nas.store import bulk, migrate, replay
 from nas.store.database import Database
 from nas.store.engine import run_transaction
 from nas.store.errors import DuplicateStudyError, StudyNotFoundError, TrialFinishedError
@@ -66,8 +66,10 @@ from nas.store.validate import (
     check_step,
     check_study_name,
     dumps,
+    finished_error,
     metric_values,
     objective_values,
+    require_running,
 )
 
 log = logging.getLogger(__name__)
@@ -142,10 +144,11 @@ class Writes:
         fn: Callable[[Connection], T],
         what: str,
         on_integrity_error: Callable[[IntegrityError], NASError] | None = None,
+        applied: Callable[[Connection], T | None] | None = None,
     ) -> T:
         engine, rng = self._db.engine, self._db.rng
         return run_transaction(
-            engine, fn, write=True, what=what, on_integrity_error=on_integrity_error, rng=rng
+            engine, fn, write=True, what=what, on_integrity_error=on_integrity_error, rng=rng, applied=applied
         )
 
     # -- schema -----------------------------------------------------------------
@@ -266,12 +269,14 @@ class Writes:
         system = _attrs_json(system_attrs, "system_attrs")
         node = check_name("node", node, MAX_NODE) if node is not None else default_node()
         info = self._db.info(study_id)
+        attempt: list[Trial] = []  # what each attempt started: a lost commit must not start a second trial
 
         def work(connection: Connection) -> Trial:
             now = utcnow()
             if arch is None:
                 claimed = self._claim_waiting(connection, info, node, now)
                 if claimed is not None:
+                    attempt.append(claimed)
                     return claimed
             number = self._allocate_numbers(connection, info, 1)
             chosen, key = arch if arch is not None else propose(number)  # type: ignore[misc]
@@ -294,9 +299,11 @@ class Writes:
                 "heartbeat_at": now,
             }
             row["id"] = connection.execute(_INSERT_TRIAL, row).scalar_one()
-            return trial_from_row(row, info)
+            attempt.append(trial_from_row(row, info))
+            return attempt[-1]
 
-        return self._write(work, f"asking for a trial of study {info.name!r}")
+        what = f"asking for a trial of study {info.name!r}"
+        return self._write(work, what, applied=lambda connection: replay.started(connection, attempt))
 
     def enqueue(
         self,
@@ -392,7 +399,7 @@ class Writes:
 
         def work(connection: Connection) -> Trial:
             row = self._db.trial_row(connection, info, number, lock=True)
-            _require_running(row, info, "tell")
+            require_running(row, info, "tell")
             changes = {"state": state.value, "finished_at": utcnow(), "error": error}
             for column, added in attrs.items():
                 changes[column] = dumps({**json.loads(row._mapping[column]), **added}, column)
@@ -403,7 +410,8 @@ class Writes:
                 connection.execute(_INSERT_VALUES, value_rows(info, row.id, told))
             return trial_from_row({**row._mapping, **changes}, info, told or None)
 
-        return self._write(work, f"telling trial {number} of study {info.name!r}")
+        again = lambda connection: replay.told(connection, self._db, info, number, state, told)  # noqa: E731
+        return self._write(work, f"telling trial {number} of study {info.name!r}", applied=again)
 
     def report(self, study_id: int, number: int, step: int, metrics: Mapping[str, float]) -> None:
         """Store metrics of one step of a RUNNING trial (re-reporting a step overwrites it); beats the heartbeat."""
@@ -413,7 +421,7 @@ class Writes:
 
         def work(connection: Connection) -> None:
             row = self._db.trial_row(connection, info, number, lock=True)
-            _require_running(row, info, "report")
+            require_running(row, info, "report")
             if reported:
                 connection.execute(
                     self._upsert_metric,
@@ -460,7 +468,7 @@ class Writes:
         def work(connection: Connection) -> None:
             row = self._db.trial_row(connection, info, number, lock=True)
             if TrialState(row.state).finished:
-                raise _finished(row, info, f"set a {what} of")
+                raise finished_error(row, info, f"set a {what} of")
             merged = dumps({**json.loads(row._mapping[column]), key: value}, column)
             connection.execute(_UPDATE_TRIAL, {"tid": row.id, column: merged})
 
@@ -573,19 +581,3 @@ class Writes:
 
 def _attrs_json(attrs: Attrs | None, what: str) -> str:
     return dumps(check_mapping(attrs, what), what)
-
-
-def _finished(row: Row[Any], info: StudyInfo, action: str) -> TrialFinishedError:
-    return TrialFinishedError(
-        f"cannot {action} trial {row.number} of study {info.name!r}: it is {row.state} and a finished trial is immutable"
-    )
-
-
-def _require_running(row: Row[Any], info: StudyInfo, action: str) -> None:
-    state = TrialState(row.state)
-    if state.finished:
-        raise _finished(row, info, action)
-    if state is not TrialState.RUNNING:
-        raise ConfigError(
-            f"cannot {action} trial {row.number} of study {info.name!r}: it is {state.value}; ask() starts it first"
-        )

@@ -1,0 +1,103 @@
+"""Real ``nas search`` subprocesses for the fault tests: start, watch through the store, kill, check.
+
+Shared by the tests that interrupt, kill or starve a driver
+(``test_search_lifecycle``, ``test_driver_lease``, ``test_search_faults``):
+the command line, the environment that makes the test plugins importable,
+a poll of the store that tolerates a store still being created, killing a
+driver's whole process group (its local Ray included), and the check that a
+resumed study holds exactly its budget, nothing lost and nothing duplicated.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+
+import nas
+from nas.core import TrialState
+from nas.runner.recovery import effective_finished
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+T = TypeVar("T")
+
+
+def plugin_env(**extra: str) -> dict[str, str]:
+    """The environment of a driver subprocess: this one, with ``tests/plugins`` importable, plus ``extra``."""
+    path = os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+def search_command(config: Mapping[str, Any], directory: Path, url: str) -> list[str]:
+    """Write ``config`` to ``directory/search.yaml``; the ``nas search`` command line that runs it on ``url``."""
+    path = directory / "search.yaml"
+    path.write_text(yaml.safe_dump(dict(config)))
+    return [sys.executable, "-m", "nas.cli", "search", str(path), "--storage", url, "--quiet"]
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = 600.0) -> T:
+    """Poll ``check`` until it returns something truthy (store errors while it is being created count as no).
+
+    The timeout is generous on purpose: on a loaded machine a local Ray takes minutes to start, and
+    how long a driver takes is never what these tests check.
+    """
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            found = check()
+        except (nas.NASError, ValueError, KeyError) as exc:
+            found, last = None, exc  # the store or the study is being created
+        if found:
+            return found
+        time.sleep(0.3)
+    pytest.fail(f"timed out waiting for {what}" + (f" (last error: {last})" if last else ""))
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL a driver's process group: the Ray processes it started too, as an operator would clean up."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def assert_exact_budget(study: nas.Study, budget: int, epochs: int) -> None:
+    """Exactly ``budget`` COMPLETE trials, each with its whole curve and its weights; nothing else left open.
+
+    Trial numbers run 0..n-1 without gaps or duplicates; any FAIL trial is one
+    an interrupted driver left RUNNING, and a later trial is its re-queued copy.
+    """
+    trials = study.trials()
+    assert [t.number for t in trials] == list(range(len(trials))), [t.number for t in trials]
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    complete = [t for t in trials if t.state is TrialState.COMPLETE]
+    assert len(complete) == budget and len(effective_finished(trials)) == budget
+    copies = {t.system_attrs.get("retry_of") for t in trials}
+    for failed in (t for t in trials if t.state is TrialState.FAIL):
+        assert failed.number in copies, f"trial {failed.number} failed and was not re-queued: {failed.error}"
+    for trial in complete:
+        curves = study.metrics(trial)
+        assert curves, f"trial {trial.number} has no stored curve"
+        for name, points in curves.items():
+            assert [step for step, _ in points] == list(range(1, epochs + 1)), (trial.number, name, points)
+        (weights,) = study.artifacts(trial)
+        assert weights.kind == "weights" and Path(weights.uri.removeprefix("file://")).is_file()
+
+
+__all__ = [
+    "PLUGINS",
+    "assert_exact_budget",
+    "kill_group",
+    "plugin_env",
+    "search_command",
+    "wait_for",
+]
