@@ -142,6 +142,39 @@ def test_a_study_without_a_description_takes_the_first_one_it_is_reopened_with(s
         )
 
 
+def test_an_option_added_since_is_forgiven_only_at_its_default() -> None:
+    old = {"evaluator.epochs": 1}
+    defaults = {"evaluator.compile": False, "evaluator.epochs": 10}
+    assert differences(old, {"evaluator.epochs": 1, "evaluator.compile": False}, defaults=defaults) == []
+    assert differences(old, {"evaluator.epochs": 1, "evaluator.compile": True}, defaults=defaults) == [
+        "evaluator.compile: (unset) -> true"
+    ]
+    # A field the old study has is always compared, even against a default (a changed default shows).
+    assert differences({"evaluator.epochs": 1}, {"evaluator.epochs": 10}, defaults=defaults) == [
+        "evaluator.epochs: 1 -> 10"
+    ]
+
+
+def test_a_study_described_before_an_option_existed_reopens_and_takes_the_new_description(tmp_path) -> None:
+    """An upgrade that adds a train option (``compile``, ``channels_last``) must not strand running studies."""
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    plan = build_plan(TRAIN)
+    older = {
+        k: v
+        for k, v in plan.comparability.items()
+        if k not in ("evaluator.compile", "evaluator.channels_last")
+    }
+    assert len(older) == len(plan.comparability) - 2
+    nas.create_study("digits-study", url, space=plan.space, comparability=older)
+    study, lease = open_study(plan, url, resume=True)
+    lease.release()
+    assert nas.load_study("digits-study", url).comparability == plan.comparability
+    changed = build_plan({**TRAIN, "evaluator": {**TRAIN["evaluator"], "compile": "aot_eager"}})
+    nas.create_study("other", url, space=plan.space, comparability=older)
+    with pytest.raises(ConfigError, match='evaluator.compile: \\(unset\\) -> "aot_eager"'):
+        open_study(build_plan({**changed.config.model_dump(mode="json"), "name": "other"}), url, resume=True)
+
+
 # -- the driver refuses before Ray starts ---------------------------------------------------------------
 
 

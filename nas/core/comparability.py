@@ -28,13 +28,27 @@ def comparability_key(description: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """One line ``field: old -> new`` per field whose value differs, sorted by field."""
+def differences(
+    old: Mapping[str, Any], new: Mapping[str, Any], *, defaults: Mapping[str, Any] | None = None
+) -> list[str]:
+    """One line ``field: old -> new`` per field whose value differs, sorted by field.
+
+    ``defaults`` (field -> default value) forgives one kind of difference: a
+    field ``old`` lacks whose new value is its default. That is an option
+    added to the platform after the old study was described (a new training
+    option, say); the rule for adding one is that its default reproduces
+    what happened before it existed, so the old results stay comparable. A
+    field ``old`` *has* is always compared, so a changed default still shows.
+    """
+    defaults = defaults or {}
     lines = []
     for field in sorted(set(old) | set(new)):
         before, after = old.get(field, UNSET), new.get(field, UNSET)
-        if _canonical(before) != _canonical(after):
-            lines.append(f"{field}: {_show(before)} -> {_show(after)}")
+        if _canonical(before) == _canonical(after):
+            continue
+        if before == UNSET and field in defaults and _canonical(after) == _canonical(defaults[field]):
+            continue
+        lines.append(f"{field}: {_show(before)} -> {_show(after)}")
     return lines
 
 

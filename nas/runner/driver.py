@@ -203,6 +203,7 @@ def open_study(plan: SearchPlan, url: str, *, resume: bool) -> tuple[Any, Driver
         objectives=dict(config.objectives),
         config=config.model_dump(mode="json"),
         comparability=plan.comparability,
+        comparability_defaults=plan.comparability_defaults,
         load_if_exists=True,
     )
     lease = DriverLease(study)  # the study is running again (a stale or interrupted one resumes)

@@ -13,6 +13,7 @@ the plugin's own message, before any store write or Ray start.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -112,6 +113,25 @@ class SearchPlan:
         options = json.loads(json.dumps(config.evaluator.options, default=str))
         description.update({f"evaluator.{k}": v for k, v in options.items()})
         return description
+
+    @property
+    def comparability_defaults(self) -> dict[str, Any]:
+        """Each described option's default (space constructor, evaluator settings model), same field names.
+
+        With them a study described before an option existed still reopens
+        when the option is left at its default (see
+        :func:`nas.core.comparability.differences`).
+        """
+        defaults: dict[str, Any] = {}
+        for name, param in inspect.signature(type(self.space).__init__).parameters.items():
+            if param.default is not inspect.Parameter.empty and name != "self":
+                defaults[f"space.{name}"] = param.default
+        model = getattr(self.evaluator, "settings_model", None)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            for name, info in model.model_fields.items():
+                if not info.is_required():
+                    defaults[f"evaluator.{name}"] = info.get_default(call_default_factory=True)
+        return json.loads(json.dumps(defaults, default=str))
 
     @property
     def seeds(self) -> list[int]:

@@ -373,6 +373,7 @@ def create_study(
     space_options: Mapping[str, Any] | None = None,
     config: Mapping[str, Any] | None = None,
     comparability: Mapping[str, Any] | None = None,
+    comparability_defaults: Mapping[str, Any] | None = None,
     load_if_exists: bool = False,
     seed: int = 0,
 ) -> Study:
@@ -384,7 +385,9 @@ def create_study(
     ``"max"``/``"min"``, the first primary (default ``{"val_accuracy":
     "max"}``). ``comparability``: what changes a result (field -> value, see
     :mod:`nas.core.comparability`); results are reused only between studies
-    with the same one. With ``load_if_exists`` an existing study of the same
+    with the same one. ``comparability_defaults``: each option's default, so
+    that a study described before an option existed reopens when the option
+    is left at its default (:func:`nas.core.comparability.differences`). With ``load_if_exists`` an existing study of the same
     space, space options, objectives and comparability is loaded instead (one
     that differs raises :class:`ConfigError` listing each difference);
     otherwise a taken name raises :class:`~nas.store.DuplicateStudyError`.
@@ -402,7 +405,11 @@ def create_study(
     if load_if_exists:
         try:
             return _check_same(
-                Study(store, store.get_study(name), seed=seed), instance, wanted, comparability
+                Study(store, store.get_study(name), seed=seed),
+                instance,
+                wanted,
+                comparability,
+                comparability_defaults,
             )
         except StudyNotFoundError:
             pass
@@ -419,19 +426,30 @@ def create_study(
         if not load_if_exists:
             raise
         # Another process created it between our look and our insert.
-        return _check_same(Study(store, store.get_study(name), seed=seed), instance, wanted, comparability)
+        return _check_same(
+            Study(store, store.get_study(name), seed=seed),
+            instance,
+            wanted,
+            comparability,
+            comparability_defaults,
+        )
     study = Study(store, info, seed=seed)
     study.__dict__["space"] = instance  # already built: reuse it
     return study
 
 
 def _check_same(
-    study: Study, space: SearchSpace, objectives: Mapping[str, str], comparability: Mapping[str, Any] | None
+    study: Study,
+    space: SearchSpace,
+    objectives: Mapping[str, str],
+    comparability: Mapping[str, Any] | None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> Study:
     """The existing study, if it was created for the same space, objectives and comparability.
 
     A study created without a description (before revision 0004, or by the
-    Python API) takes the one it is reopened with.
+    Python API) takes the one it is reopened with; so does one whose
+    description lacks only options added since, left at their ``defaults``.
     """
     wanted = {k: Direction(str(v).lower()) for k, v in objectives.items()}
     if study.space_name != space.name or study.objectives != wanted:
@@ -440,10 +458,14 @@ def _check_same(
             f"{ {k: v.value for k, v in study.objectives.items()} }; asked for space {space.name!r} and "
             f"objectives { {k: v.value for k, v in wanted.items()} }; use another study name"
         )
-    changed = differences(_prefixed("space", study.space_options), _prefixed("space", space.options))
+    changed = differences(
+        _prefixed("space", study.space_options), _prefixed("space", space.options), defaults=defaults
+    )
     stored = study.comparability
     if comparability is not None and stored is not None:
-        changed += [line for line in differences(stored, comparability) if line not in changed]
+        changed += [
+            line for line in differences(stored, comparability, defaults=defaults) if line not in changed
+        ]
     if changed:
         raise ConfigError(
             f"study {study.name!r} in {study.storage.url} was run under other conditions, so its results "
@@ -452,9 +474,9 @@ def _check_same(
             + "\nrestore those settings to continue it, or start a new study with another name "
             "(nas search --name NEW_NAME)"
         )
-    if comparability is not None and stored is None:
+    if comparability is not None and (stored is None or dict(stored) != dict(comparability)):
         study._info = _writable(study.storage, f"describe study {study.name!r}").describe_study(
-            study.study_id, comparability
+            study.study_id, comparability, replace=stored is not None
         )
     return study
 

@@ -207,16 +207,23 @@ class Writes:
         log.info("created study %r (space %s) in %s", name, space, self._db.url)
         return self._db.remember(dict(row, id=study_id))
 
-    def describe_study(self, study_id: int, comparability: Mapping[str, Any]) -> StudyInfo:
-        """Record the comparability of a study created without one (before 0004); one that has one keeps it."""
+    def describe_study(
+        self, study_id: int, comparability: Mapping[str, Any], *, replace: bool = False
+    ) -> StudyInfo:
+        """Record the comparability of a study created without one (before 0004).
+
+        One that has one keeps it, unless ``replace``: the caller found the
+        two comparable (only options added since, at their defaults).
+        """
         columns = comparability_columns(comparability)
+        where = (
+            [studies.c.id == study_id]
+            if replace
+            else [studies.c.id == study_id, studies.c.comparability_key.is_(None)]
+        )
 
         def write(connection: Connection) -> None:
-            connection.execute(
-                update(studies)
-                .where(studies.c.id == study_id, studies.c.comparability_key.is_(None))
-                .values(**columns)
-            )
+            connection.execute(update(studies).where(*where).values(**columns))
 
         self._write(write, f"describing study #{study_id}")
         return self._db.load_info(study_id)
