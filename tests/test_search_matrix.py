@@ -76,6 +76,7 @@ ONESHOT_OPTIONS: dict[str, object] = {
     "score_images": 32,
     "bn_batches": 1,
     "early_stop_on_collapse": False,
+    "partial_channels": 2,  # PC-DARTS: K must leave 2 channels per slice of the 4-channel supernets
     "population": 2,
     "generations": 1,
     "parents": 1,
