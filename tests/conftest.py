@@ -66,6 +66,36 @@ def require_tool(name: str, why: str, *, path: str | None = None) -> str:
     return found
 
 
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray (2 CPUs) shared by a module's searches; its workers import the test plugins.
+
+    ``nas search`` joins an already initialised Ray instead of starting its
+    own, so the module pays Ray's start-up once. Workers inherit
+    ``PYTHONPATH`` when Ray starts, so both ``tests/`` (``plugins.<name>``, as
+    this conftest imports them) and ``tests/plugins`` (the modules a
+    config's ``plugins:`` names directly) are put on it first.
+    """
+    ray = pytest.importorskip("ray")
+    here = Path(__file__).resolve().parent
+    paths = [str(here), str(here / "plugins")]
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [*paths, old]))
+    added = [p for p in paths if p not in sys.path]
+    sys.path[:0] = added
+    from nas.runner.cluster import connect
+
+    connect(None, num_cpus=2)
+    yield
+    ray.shutdown()
+    for path in added:
+        sys.path.remove(path)
+    if old is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = old
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     path = shared_data_dir()

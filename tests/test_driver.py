@@ -40,16 +40,6 @@ ONESHOT = {
 }
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    from nas.runner.cluster import connect
-
-    connect(None, num_cpus=2)
-    yield
-    ray.shutdown()
-
-
 def urls(tmp_path: Path) -> tuple[str, str, str]:
     return tuple(f"sqlite:///{tmp_path / f'{name}.db'}" for name in ("flag", "env", "config"))  # type: ignore[return-value]
 

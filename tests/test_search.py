@@ -1,9 +1,9 @@
 """``nas search`` end to end on a real local Ray: training, failures, reuse, early stopping, retries.
 
-Marked ``ray`` and ``slow``; CI runs them. A module-scoped Ray is shared by
-the in-process tests; the crash-and-resume test runs ``nas search`` in a
-subprocess so that it can SIGKILL the driver. A worker process or node that
-dies mid-trial is tests/test_worker_faults.py.
+Marked ``ray`` and ``slow``; CI runs them. A module-scoped Ray (conftest's
+``local_ray``) is shared by the in-process tests; the crash-and-resume test runs
+``nas search`` in a subprocess so that it can SIGKILL the driver. A worker
+process or node that dies mid-trial is tests/test_worker_faults.py.
 """
 
 from __future__ import annotations
@@ -28,24 +28,6 @@ from nas.runner.recovery import effective_finished
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 PLUGINS = Path(__file__).parent / "plugins"
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGINS), old]))
-    sys.path.insert(0, str(PLUGINS))
-    from nas.runner.cluster import connect
-
-    connect(None, num_cpus=2)
-    yield
-    ray.shutdown()
-    sys.path.remove(str(PLUGINS))
-    if old is None:
-        os.environ.pop("PYTHONPATH", None)
-    else:
-        os.environ["PYTHONPATH"] = old
 
 
 def curve_config(name: str, trials: int = 4, **evaluator) -> dict:

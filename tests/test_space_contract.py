@@ -1,7 +1,7 @@
 """Contract tests run against every registered search space.
 
 A new space is covered by registering it: these tests are parametrised over
-``list_spaces()``. Spaces are built small (see SMALL_OPTIONS) so 50 forward and
+``list_spaces()``. Spaces are built small (see tests/small_spaces.py) so 50 forward and
 backward passes per space stay fast.
 """
 
@@ -13,27 +13,12 @@ import networkx as nx
 import numpy as np
 import pytest
 import torch
+from small_spaces import small_space
 
 from nas.core import Architecture, ArchitectureError, ConfigError, UnknownNameError
 from search_spaces import get_space, list_spaces
 
-#: Small, fast configurations; unknown spaces are tested at their defaults.
-SMALL_OPTIONS: dict[str, dict[str, object]] = {
-    "nb201": {"channels": 4, "cells": 1},
-    "darts": {"channels": 4, "cells": 3},
-    "fbnet": {"width_mult": 0.25},
-    "hybrid": {"base_width": 8},
-}
-
 SPACES = list_spaces()
-
-
-def small_space(name: str):
-    options = SMALL_OPTIONS.get(name, {})
-    try:
-        return get_space(name, **options)
-    except ConfigError:
-        return get_space(name)
 
 
 @pytest.fixture(params=SPACES)

@@ -33,7 +33,7 @@ from nas.core import (
 )
 from nas.core.evaluator import EvalResult
 from nas.core.pareto import crowding_distance, hypervolume, non_dominated_ranks, to_minimisation
-from nas.core.strategy import Constraint, parse_constraint, parse_constraints
+from nas.core.strategy import INITIAL_PHASE, Constraint, parse_constraint, parse_constraints
 from nas.strategies import create_strategy, run_loop, strategy_options
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -173,6 +173,23 @@ def test_warm_start_continues_exactly_like_the_uninterrupted_search(name: str, n
         trial = complete(number, a, evaluator.evaluate(a).values)
         live.tell(trial)
         resumed.tell(trial)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_each_ask_records_its_phase_initial_then_the_strategys_own(name: str, nb201) -> None:  # noqa: ANN001
+    """``last_phase``: ``initial`` for the first ``initial_size`` asks (one at a time), never after."""
+    space, evaluator = nb201
+    strategy = make(name, space, seed=6)
+    assert strategy.last_phase is None
+    phases = []
+    for number in range(strategy.initial_size + 3):
+        arch = strategy.ask()
+        phases.append(strategy.last_phase)
+        strategy.tell(complete(number, arch, evaluator.evaluate(arch).values))
+    initial = strategy.initial_size
+    assert phases[:initial] == [INITIAL_PHASE] * initial
+    assert INITIAL_PHASE not in phases[initial:]
+    assert type(strategy).phase_name in phases[initial:]
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -18,7 +18,14 @@ writes :meth:`Strategy._propose` (one candidate) and, if it learns, the
 * **reproducibility** -- the randomness of the k-th proposal comes from a
   generator seeded by ``(seed, k)``, and everything else a strategy knows is
   derived from the trials told so far. A search resumed with ``warm_start``
-  therefore continues exactly as the uninterrupted one would have.
+  therefore continues exactly as the uninterrupted one would have;
+* **phases** -- most strategies sample at random until they have
+  :attr:`Strategy.initial_size` results, then use their own method. Each ask
+  records which (:attr:`Strategy.last_phase`: :data:`INITIAL_PHASE`, the
+  strategy's :attr:`Strategy.phase_name`, or :data:`FALLBACK_PHASE` when no
+  proposal was admissible), and the runner stores it with the trial
+  (``system_attrs["phase"]``), so a search's history shows when, and whether,
+  the method took over from its random start.
 """
 
 from __future__ import annotations
@@ -65,6 +72,11 @@ _FULL_EXPRESSION = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(<=|>=|<|>)\s*(\S+)\s*
 #: Spaces up to this size are enumerated when rejection sampling stops finding
 #: new admissible architectures, so exhaustion is detected exactly.
 _ENUMERATE_LIMIT = 200_000
+
+#: The phase of a random proposal made before the strategy has :attr:`Strategy.initial_size` results.
+INITIAL_PHASE = "initial"
+#: The phase of a random proposal made because the strategy's own had no admissible candidate.
+FALLBACK_PHASE = "fallback"
 
 
 @dataclass(frozen=True)
@@ -158,6 +170,9 @@ class Strategy(abc.ABC):
     #: optimise the first objective and only record the others).
     multi_objective: ClassVar[bool] = False
 
+    #: What the strategy's own proposals are called in ``system_attrs["phase"]`` (e.g. ``"mutation"``).
+    phase_name: ClassVar[str] = "search"
+
     def __init__(
         self,
         space: SearchSpace,
@@ -200,6 +215,8 @@ class Strategy(abc.ABC):
         self._proposals = 0  # architectures handed out (or replayed); seeds the k-th proposal
         self._keys: dict[Architecture, str] = {}
         self._measured: dict[Architecture, Mapping[str, float]] = {}
+        #: The phase of the last ``ask`` (None before the first); ``_propose`` may refine it.
+        self.last_phase: str | None = None
 
     # -- the contract --------------------------------------------------------------------
     def ask(self) -> Architecture | None:
@@ -210,6 +227,7 @@ class Strategy(abc.ABC):
         """
         rng = self.rng_for("ask", self._proposals)
         arch: Architecture | None = None
+        self.last_phase = self.phase()
         for _ in range(self.max_attempts):
             candidate = self._propose(rng)
             if candidate is None:
@@ -224,6 +242,7 @@ class Strategy(abc.ABC):
             arch = self.random_admissible(rng)
             if arch is None:
                 return None
+            self.last_phase = FALLBACK_PHASE
         self._pending[self._dedupe_key(arch)] += 1
         self._proposals += 1
         return arch
@@ -278,6 +297,19 @@ class Strategy(abc.ABC):
         as ``bowl`` can show why it chose what it chose.
         """
         return None
+
+    @property
+    def initial_size(self) -> int:
+        """How many usable results the strategy samples at random before its own method proposes (0: none)."""
+        return 0
+
+    def phase(self) -> str:
+        """The phase of the next proposal: :data:`INITIAL_PHASE` until ``initial_size`` results, then ``phase_name``.
+
+        A strategy whose phases depend on more than that count overrides this
+        (or sets :attr:`last_phase` inside ``_propose``).
+        """
+        return INITIAL_PHASE if len(self.observations) < self.initial_size else self.phase_name
 
     # -- helpers for subclasses -------------------------------------------------------------
     def rng_for(self, *stream: int | str) -> np.random.Generator:

@@ -8,6 +8,8 @@ seed, see ``Study.lookup``) are not trained again: their stored result is
 reused. Without a strategy only queued trials run (one-shot derived trials).
 A strategy that can say why it proposed a trial (``Strategy.explain``) has
 that stored as the trial's ``system_attrs["explanation"]``.
+Each proposed trial records the strategy's phase that proposed it
+(``system_attrs["phase"]``, see :mod:`nas.core.strategy`).
 """
 
 from __future__ import annotations
@@ -211,6 +213,7 @@ def make_searcher(
             explanation = self.strategy.explain()  # type: ignore[union-attr]
             if explanation:  # why the strategy chose this trial (e.g. bowl's WL features)
                 self.study.set_system_attr(trial, "explanation", explanation)
+            self.study.set_system_attr(trial, "phase", self.strategy.last_phase)  # type: ignore[union-attr]
             if previous is None:
                 return trial
             told = self.study.tell(

@@ -27,6 +27,8 @@ from nas.strategies.options import int_option
 class RegularizedEvolution(Strategy):
     """Aging evolution with tournament selection and single-decision mutation."""
 
+    phase_name = "mutation"
+
     def __init__(
         self,
         space: SearchSpace,
@@ -42,6 +44,10 @@ class RegularizedEvolution(Strategy):
                 f"evolution tournament_size={tournament_size} exceeds population_size={population_size}; "
                 "allowed: 1..population_size"
             )
+
+    @property
+    def initial_size(self) -> int:
+        return self.population_size
 
     def _propose(self, rng: np.random.Generator) -> Architecture | None:
         if len(self.observations) < self.population_size:

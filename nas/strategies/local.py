@@ -25,6 +25,8 @@ from nas.core.trial import Trial
 class LocalSearch(Strategy):
     """First-improvement hill climbing with random restarts (primary objective)."""
 
+    phase_name = "neighbour"
+
     def __init__(self, space: SearchSpace, **options: Any) -> None:
         super().__init__(space, **options)
         self._current: Observation | None = None
@@ -33,6 +35,16 @@ class LocalSearch(Strategy):
     def current(self) -> Observation | None:
         """The point whose neighbourhood is being explored (None: restarting)."""
         return self._current
+
+    @property
+    def initial_size(self) -> int:
+        return 1
+
+    def phase(self) -> str:
+        """``initial`` for the first sample, ``restart`` for later random restarts, else ``neighbour``."""
+        if self._current is None:
+            return super().phase() if not self.observations else "restart"
+        return self.phase_name
 
     def _propose(self, rng: np.random.Generator) -> Architecture | None:
         if self._current is None:

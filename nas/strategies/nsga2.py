@@ -35,6 +35,7 @@ class NSGA2(Strategy):
     """Elitist non-dominated sorting GA over all objectives."""
 
     multi_objective = True
+    phase_name = "offspring"
 
     def __init__(
         self,
@@ -49,6 +50,10 @@ class NSGA2(Strategy):
         self.crossover_prob = float_option("crossover_prob", crossover_prob, 0.0, 1.0)
         self.max_edits = int_option("max_edits", max_edits, 1)
         self._survivors: tuple[int, list[Observation], np.ndarray, np.ndarray] | None = None
+
+    @property
+    def initial_size(self) -> int:
+        return self.population_size
 
     def population(self) -> tuple[list[Observation], np.ndarray, np.ndarray]:
         """Survivors with their non-dominated rank and crowding distance (cached per trial count)."""

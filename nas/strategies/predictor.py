@@ -42,7 +42,7 @@ from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError, NASError
 from nas.core.predictor import PREDICTORS, Predictor
 from nas.core.space import SearchSpace
-from nas.core.strategy import STRATEGIES, Strategy
+from nas.core.strategy import FALLBACK_PHASE, STRATEGIES, Strategy
 from nas.core.trial import Direction
 from nas.strategies.options import choice_option, float_option, int_option
 
@@ -58,12 +58,16 @@ CANDIDATE_POOLS = ("local", "all")
 #: Largest space whose every architecture may be scored at each ask.
 MAX_POOL = 50_000
 PRIOR_UNITS = ("objective", "score")
+#: ``system_attrs["phase"]`` of a random proposal made because every training target was equal.
+EQUAL_TARGETS_PHASE = "random (equal targets)"
 _NEIGHBOUR_CACHE = 20_000
 
 
 @STRATEGIES.register("predictor")
 class PredictorGuidedSearch(Strategy):
     """BANANAS-style search: predictor ensemble, mutation candidates, Thompson sampling."""
+
+    phase_name = "predictor"
 
     def __init__(
         self,
@@ -107,18 +111,25 @@ class PredictorGuidedSearch(Strategy):
         self._neighbour_cache: dict[Architecture, list[Architecture]] = {}
 
     # -- proposal ----------------------------------------------------------------------------
+    @property
+    def initial_size(self) -> int:
+        """``n_initial``, less the prior's architectures (they count as results)."""
+        return max(0, self.n_initial - len(self._prior_archs))
+
     def _propose(self, rng: np.random.Generator) -> Architecture | None:
         if len(self.observations) + len(self._prior_archs) < self.n_initial:
             return self.space.sample(rng)
         _, fit_targets = self.training_set(self._fit_size())
         if np.ptp(fit_targets) == 0:
             logger.info("%s: all %d training targets are equal; proposing at random", self, len(fit_targets))
+            self.last_phase = EQUAL_TARGETS_PHASE
             return self.space.sample(rng)
         if self.candidate_pool == "all":
             candidates = [a for a in self._all() if self.admissible(a)]
         else:
             candidates = self._candidates(rng, *self.training_set())
         if not candidates:
+            self.last_phase = FALLBACK_PHASE
             return self.space.sample(rng)
         mean, std = self._predict(candidates)
         if self.acquisition == "its":

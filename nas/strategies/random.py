@@ -16,5 +16,7 @@ from nas.core.strategy import STRATEGIES, Strategy
 class RandomSearch(Strategy):
     """Uniform sampling without repeats."""
 
+    phase_name = "random"
+
     def _propose(self, rng: np.random.Generator) -> Architecture | None:
         return self.space.sample(rng)

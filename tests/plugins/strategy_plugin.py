@@ -17,6 +17,12 @@ from nas.core import STRATEGIES, Architecture, Strategy
 class IncumbentMutation(Strategy):
     """Random architectures until something has a score, then single-decision edits of the best one."""
 
+    phase_name = "mutation"
+
+    @property
+    def initial_size(self) -> int:  # the phase each trial came from is stored with it
+        return 1
+
     def _propose(self, rng: np.random.Generator) -> Architecture | None:
         best = self.best()
         if best is None:

@@ -1,0 +1,32 @@
+"""Small, fast options of each built-in space, shared by the tests that build or train every space.
+
+Spaces not named here (a plugin's) are used at their defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nas.core.errors import ConfigError
+from search_spaces import get_space
+
+#: Small configurations: 50 forward and backward passes per space stay fast.
+SMALL_OPTIONS: dict[str, dict[str, object]] = {
+    "nb201": {"channels": 4, "cells": 1},
+    "darts": {"channels": 4, "cells": 3},
+    "fbnet": {"width_mult": 0.25},
+    "hybrid": {"base_width": 8},
+}
+
+
+def small_options(name: str) -> dict[str, object]:
+    """The small options of space ``name`` (empty: its defaults)."""
+    return dict(SMALL_OPTIONS.get(name, {}))
+
+
+def small_space(name: str) -> Any:
+    """Space ``name`` built small (at its defaults if it refuses the small options)."""
+    try:
+        return get_space(name, **small_options(name))
+    except ConfigError:
+        return get_space(name)
