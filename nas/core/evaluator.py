@@ -121,7 +121,8 @@ class Evaluator:
 
 
 #: Registered evaluators: training and tabular ones in ``nas.evaluators``,
-#: zero-cost proxy scorers in ``predictors`` (both plugin packages register here).
-EVALUATORS: Registry[type[Evaluator]] = Registry(
-    "evaluator", builtins=("nas.evaluators", "predictors.evaluators")
-)
+#: zero-cost proxy scorers in ``predictors``.
+EVALUATORS: Registry[type[Evaluator]] = Registry("evaluator", builtins=("nas.evaluators",))
+# Declared lazily: importing ``predictors`` loads scikit-learn and scipy (about 2 s), which every
+# Ray worker of a ``train`` trial would otherwise pay before its first epoch.
+EVALUATORS.register_lazy("zero_cost", "predictors.evaluators:ZeroCostEvaluator")
