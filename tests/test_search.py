@@ -1,24 +1,17 @@
 """``nas search`` end to end on a real local Ray: training, failures, reuse, early stopping, retries.
 
 Marked ``ray`` and ``slow``; CI runs them. A module-scoped Ray (conftest's
-``local_ray``) is shared by the in-process tests; the crash-and-resume test runs
-``nas search`` in a subprocess so that it can SIGKILL the driver. A worker
-process or node that dies mid-trial is tests/test_worker_faults.py.
+``local_ray``) is shared by the tests. A driver killed and resumed (SQLite and
+PostgreSQL, real training) is tests/test_search_db_faults.py; a worker process
+or node that dies mid-trial is tests/test_worker_faults.py.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 import nas
 from nas.core import TrialState
@@ -131,54 +124,3 @@ def test_asha_stops_weak_trials_and_stores_them_pruned(local_ray, tmp_path) -> N
     for trial in pruned:
         steps = [s for s, _ in study.metrics(trial)["val_accuracy"]]
         assert 1 <= len(steps) < 9  # stopped early, with its curve so far
-
-
-def test_driver_killed_then_resumed_ends_with_exact_trial_count(tmp_path) -> None:
-    db = tmp_path / "nas.db"
-    url = f"sqlite:///{db}"
-    config = curve_config("crash", trials=8, steps=4, sleep_s=0.5)
-    config["budget"]["concurrent"] = 1
-    path = tmp_path / "crash.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")])),
-    }
-    command = [sys.executable, "-m", "nas.cli", "search", str(path), "--storage", url, "--quiet"]
-    driver = subprocess.Popen(command, env=env, cwd=tmp_path, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            time.sleep(1.0)
-            if db.exists():
-                try:
-                    done = nas.load_study("crash", storage=url).count_trials()[TrialState.COMPLETE]
-                except (nas.NASError, ValueError, KeyError):
-                    continue
-                if done >= 3:
-                    break
-        else:
-            pytest.fail("the driver finished no trials in time")
-        driver.send_signal(signal.SIGKILL)
-        driver.wait(timeout=30)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-    _kill_group(driver.pid)  # Ray processes the dead driver started, as an operator would clean up
-    interrupted = nas.load_study("crash", storage=url).trials()
-    assert len(effective_finished(interrupted)) < 8
-    subprocess.run(command, env=env, cwd=tmp_path, check=True, timeout=300)
-    trials = nas.load_study("crash", storage=url).trials()
-    finished = effective_finished(trials)
-    assert len(finished) == 8
-    assert sorted(t.number for t in trials) == list(range(len(trials)))
-    numbers_before = {t.number for t in interrupted if t.state is TrialState.COMPLETE}
-    assert numbers_before <= {t.number for t in finished}  # nothing finished was re-run
-    assert all(math.isfinite(t.value("val_accuracy")) for t in finished if t.state is TrialState.COMPLETE)
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
