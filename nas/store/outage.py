@@ -14,7 +14,7 @@ its server once, a refused connection is reported at once (a wrong host or
 port is a mistake to fix, not an outage to sit out).
 
 The window belongs to the *outage*, not to one transaction: the threads of a
-driver (the search loop, the study heartbeat, the lease renewal) all give up
+driver (the search loop and the lease renewal) all give up
 at the same moment, and once the window is spent a transaction that meets the
 outage again fails at once instead of waiting another window (the driver's
 clean-up then does not hold the user for minutes). The first success ends the
