@@ -17,7 +17,7 @@ import inspect
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from nas.core.evaluator import EVALUATORS, Evaluator
 from nas.core.options import check_option_names
 from nas.core.space import MAX_CLASSES, SearchSpace, check_input_shape, create_space
 from nas.core.strategy import Strategy
+from nas.runner.schedulers import make_scheduler
 from nas.settings.dataset import DatasetConfig
 from nas.settings.errors import format_validation_error
 from nas.settings.loading import load_config
@@ -72,6 +73,8 @@ class SearchPlan:
     #: The one-shot method's checked settings (``None`` for a black-box search).
     oneshot: Any = None
     data_shape: DataShape = field(default_factory=DataShape)
+    #: The checked trial scheduler (:mod:`nas.runner.schedulers`), or ``None`` when trials run to the end.
+    scheduler: Any = None
 
     @property
     def is_oneshot(self) -> bool:
@@ -159,7 +162,8 @@ def build_plan(
         settings = _section(label, "strategy", lambda: _oneshot_settings(config, space))
         return SearchPlan(config, space, evaluator, None, settings, shape)
     strategy = _section(label, "strategy", lambda: _strategy(config, space, shape))
-    return SearchPlan(config, space, evaluator, strategy, None, shape)
+    plan = SearchPlan(config, space, evaluator, strategy, None, shape)
+    return replace(plan, scheduler=_section(label, "scheduler", lambda: make_scheduler(plan)))
 
 
 def _data_identity(dataset: DatasetConfig) -> dict[str, Any]:

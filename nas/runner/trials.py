@@ -61,19 +61,7 @@ def _tuner(tune: Any, run: SearchRun, searcher: Any, remaining: int, time_s: flo
     config = run.config
     job = T.TrialJob(T.WorkerSetup.of(config), config.evaluator.name, config.evaluator.options)
     trainable = T.ray_trainable(tune, T.run_trial, config, job=job, dataset=run.trial_dataset)
-    scheduler = None
-    if config.scheduler is not None and config.scheduler.name == "asha":
-        from ray.tune.schedulers import ASHAScheduler
-
-        primary, direction = run.primary
-        scheduler = ASHAScheduler(
-            metric=primary,
-            mode=direction.value,
-            time_attr=T.STEP,
-            max_t=int(run.plan.fidelity or 1),
-            grace_period=config.scheduler.grace_epochs,
-            reduction_factor=config.scheduler.reduction_factor,
-        )
+    scheduler = run.plan.scheduler.build(run) if run.plan.scheduler is not None else None
     return tune.Tuner(
         trainable,
         # No metric here: Tune would then demand it in every result, and a failed

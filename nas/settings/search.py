@@ -33,6 +33,7 @@ from nas.core.errors import ConfigError, UnknownNameError
 from nas.core.evaluator import EVALUATORS
 from nas.core.oneshot import ONESHOT
 from nas.core.registry import import_plugins
+from nas.core.scheduler import NO_SCHEDULER, SCHEDULERS
 from nas.core.space import SPACES
 from nas.core.strategy import STRATEGIES, Constraint, parse_constraints
 from nas.core.trial import Direction, parse_objectives
@@ -180,12 +181,20 @@ class BudgetConfig(Section):
     time_s: float | None = Field(None, gt=0.0)
 
 
-class SchedulerConfig(Section):
-    """Early stopping of trials on their learning curves (ASHA), or ``none``."""
+class SchedulerConfig(PluginSection):
+    """``scheduler: {name: asha, grace_epochs: 1}``: extra fields are the scheduler's options (or ``none``)."""
 
-    name: Literal["asha", "none"] = "asha"
-    grace_epochs: int = Field(1, ge=1)
-    reduction_factor: float = Field(3.0, gt=1.0)
+    name: str = "asha"
+
+    @field_validator("name")
+    @classmethod
+    def _known_scheduler(cls, name: str) -> str:
+        if name != NO_SCHEDULER:
+            try:
+                _registered(SCHEDULERS, name)
+            except UnknownNameError:
+                raise UnknownNameError("scheduler", name, [*SCHEDULERS.names(), NO_SCHEDULER]) from None
+        return name
 
 
 class ResourcesConfig(Section):
@@ -269,12 +278,11 @@ class SearchConfig(Section):
             )
         fidelity = getattr(evaluator, "fidelity", None)
         budget = options.get(fidelity) if fidelity else None
-        if self.scheduler and self.scheduler.name == "asha" and isinstance(budget, int):
-            if self.scheduler.grace_epochs > budget:
-                raise ConfigError(
-                    f"scheduler.grace_epochs={self.scheduler.grace_epochs} exceeds evaluator.{fidelity}="
-                    f"{budget}; allowed: 1..{budget}"
-                )
+        grace = self.scheduler.options.get("grace_epochs") if self.scheduler else None
+        if isinstance(grace, int) and isinstance(budget, int) and grace > budget:
+            raise ConfigError(
+                f"scheduler.grace_epochs={grace} exceeds evaluator.{fidelity}={budget}; allowed: 1..{budget}"
+            )
         if is_oneshot(self.strategy.name) and self.dataset is None:
             raise ConfigError(
                 f"strategy: one-shot method {self.strategy.name!r} trains a supernet and needs a dataset; "

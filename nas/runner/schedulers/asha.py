@@ -1,0 +1,45 @@
+"""ASHA (asynchronous successive halving): Ray Tune's own ``ASHAScheduler``, single-objective."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from nas.runner.schedulers.base import Scheduler, SchedulerSettings
+
+if TYPE_CHECKING:
+    from nas.runner.context import SearchRun
+
+
+class AshaSettings(SchedulerSettings):
+    """``grace_epochs``: epochs every trial gets (at most the evaluator's, checked by the settings);
+    ``reduction_factor``: η, the top 1/η of a rung's trials go on."""
+
+    grace_epochs: int = Field(1, ge=1)
+    reduction_factor: float = Field(3.0, gt=1.0)
+
+
+class Asha(Scheduler):
+    """Stops a trial at a rung when it is not in the top 1/η of the trials that reached that rung."""
+
+    name = "asha"
+    settings_model = AshaSettings
+
+    def build(self, run: SearchRun) -> Any:
+        from ray.tune.schedulers import ASHAScheduler
+
+        from nas.runner import trainable as T
+
+        primary, direction = run.primary
+        return ASHAScheduler(
+            metric=primary,
+            mode=direction.value,
+            time_attr=T.STEP,
+            max_t=int(run.plan.fidelity or 1),
+            grace_period=self.settings.grace_epochs,
+            reduction_factor=self.settings.reduction_factor,
+        )
+
+
+__all__ = ["Asha", "AshaSettings"]
