@@ -70,6 +70,7 @@ def test_no_import_cycle() -> None:
             ("torch", "ray", "streamlit"),
         ),
         ("import nas.settings", ("torch", "ray", "streamlit", "sqlalchemy")),
+        ("import nas.retrieval", ("torch", "ray", "streamlit")),
     ],
 )
 def test_light_modules_stay_light(code: str, forbidden: tuple[str, ...]) -> None:

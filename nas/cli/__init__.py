@@ -20,6 +20,7 @@ def _register() -> None:
         dashboard,  # noqa: F401
         export,  # noqa: F401
         search,  # noqa: F401
+        similar,  # noqa: F401
         spaces,  # noqa: F401
         store,  # noqa: F401
     )

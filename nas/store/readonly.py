@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from nas.store import migrate
 from nas.store.browse import MAX_CONTAINS_CHARS, MAX_CONTAINS_TERMS, Browse, TrialLabel, TrialPage, TrialQuery
+from nas.store.catalog import Catalog, CatalogStamp, StoredTrial
 from nas.store.database import Database
 from nas.store.engine import make_readonly_engine
 from nas.store.errors import StoreMissingError
@@ -42,6 +43,7 @@ class ReadOnlyStorage(StoreFacade):
             )
         super().__init__(Database(make_readonly_engine(parsed)))
         self.browse = Browse(self.database)
+        self.catalog = Catalog(self.database)
         self.has_schema = False
         try:
             self.check_schema()
@@ -72,6 +74,11 @@ class ReadOnlyStorage(StoreFacade):
     score_table = forward("browse", Browse.score_table)
     sampled_trials = forward("browse", Browse.sampled_trials)
     labels = forward("browse", Browse.labels)
+    catalog_stamp = forward("catalog", Catalog.stamp)
+    architectures = forward("catalog", Catalog.architectures)
+    studies_of_space = forward("catalog", Catalog.studies_of_space)
+    used_architectures = forward("catalog", Catalog.used_architectures)
+    trials_of_architectures = forward("catalog", Catalog.trials_of_architectures)
 
 
 def open_readonly(url: str | None = None) -> ReadOnlyStorage:
@@ -80,11 +87,13 @@ def open_readonly(url: str | None = None) -> ReadOnlyStorage:
 
 
 __all__ = [
+    "CatalogStamp",
     "MAX_CONTAINS_CHARS",
     "MAX_CONTAINS_TERMS",
     "ReadOnlyStorage",
     "ScoreTable",
     "StoreMissingError",
+    "StoredTrial",
     "TrialLabel",
     "TrialPage",
     "TrialQuery",
