@@ -34,6 +34,7 @@ from nas.core.architecture import Architecture
 from nas.core.errors import NASError, UnknownNameError
 from nas.core.space import SPACES, SearchSpace
 from nas.core.trial import Trial, TrialState
+from nas.retrieval import Match, find_similar
 from nas.store.readonly import ReadOnlyStorage, ScoreTable, TrialLabel, TrialPage, TrialQuery, open_readonly
 from nas.store.records import StudyInfo, StudySummary
 
@@ -305,3 +306,9 @@ def arch_text(space: SearchSpace | None, arch: Architecture) -> str:
 def token_key(current: object) -> str:
     """A short string form of a change token, for cache keys."""
     return json.dumps(current, default=str)
+
+
+@st.cache_data(ttl=TOKEN_TTL_S, max_entries=64, show_spinner=False)
+def similar(url: str, study: str, number: int, k: int, all_studies: bool) -> list[Match]:
+    """The trials closest to one by the WL kernel (:mod:`nas.retrieval`); the index stays in memory."""
+    return find_similar(storage(url), study, number, k=k, all_studies=all_studies)

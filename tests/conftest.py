@@ -18,6 +18,7 @@ import os
 import pkgutil
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,12 @@ def data_dir() -> Path:
             pytest.fail(f"shared data directory {path} is missing in CI")
         pytest.skip(f"shared data directory {path} not present (set NAS_DATA_DIR)")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def retrieval_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Retrieval indexes (``nas similar``, the trial page's panel) go to a temporary directory, not ~/.cache."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("NAS_CACHE_DIR", str(tmp_path_factory.mktemp("nas-cache")))
+    yield
+    patch.undo()

@@ -270,3 +270,34 @@ def test_trial_page_buttons_lead_back_and_to_compare(store_url: str, monkeypatch
     assert len(specs(app, "graphviz_chart")) == 2
     app.button(key="compare_back").click().run()
     assert app.title[0].value == "Study multi"
+
+
+def similar_table(app: AppTest) -> object:
+    return next(d.value for d in app.dataframe if "similarity" in d.value.columns)
+
+
+def test_trial_page_lists_similar_architectures(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    study = nas.load_study("multi", store_url)
+    app = open_page(store_url, monkeypatch, page="trial", study="multi", trial="3")
+    assert "Similar architectures" in [s.value for s in app.subheader]
+    table = similar_table(app)
+    assert len(table) == 10 and list(table.columns[:4]) == ["similarity", "study", "trial", "state"]
+    assert (table["study"].iloc[0], table["trial"].iloc[0], table["similarity"].iloc[0]) == ("multi", 3, 1.0)
+    assert table["acc"].iloc[0] == pytest.approx(study.trial(3).values["acc"])
+    assert list(table["similarity"]) == sorted(table["similarity"], reverse=True)
+    assert table["similarity"].iloc[-1] < 1.0
+    for row in table.itertuples():
+        if row.state == "COMPLETE":
+            assert row.acc == pytest.approx(study.trial(row.trial).values["acc"])
+    app.selectbox(key="similar_k").set_value(5).run()
+    assert len(similar_table(app)) == 5
+    app.toggle(key="similar_all").set_value(True).run()
+    assert set(similar_table(app)["study"]) == {"multi"}  # the other studies search other spaces
+
+
+def test_similar_architectures_of_a_space_that_is_not_installed_is_a_note(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = open_page(store_url, monkeypatch, page="trial", study="unplugged", trial="0")
+    assert any(c.value.startswith("No similar architectures:") for c in app.caption)
+    assert not [d for d in app.dataframe if "similarity" in d.value.columns]

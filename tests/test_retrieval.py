@@ -88,7 +88,9 @@ def test_the_index_is_cached_in_a_file_and_follows_the_store(store: str, tmp_pat
         assert len(files) == 1
         # A cold cache (another process) reads the file; the results are the same.
         cold = find_similar(reader, "a", 2, k=5, cache=IndexCache(tmp_path))
-        assert [(m.trial.number, m.similarity) for m in cold] == [(m.trial.number, m.similarity) for m in first]
+        assert [(m.trial.number, m.similarity) for m in cold] == [
+            (m.trial.number, m.similarity) for m in first
+        ]
         # A new architecture is appended to the cached index and found.
         new = NEAR.replace(**{EDGE_NAMES[0]: "nor_conv_1x1"})
         nas.load_study("a", store).add_trials([finished(new, 65.0)])
@@ -133,7 +135,9 @@ def test_bad_queries_are_clear_errors(store: str, tmp_path: Path, monkeypatch: p
     monkeypatch.setitem(SPACES._entries, GraphlessSpace.name, GraphlessSpace)
     space = GraphlessSpace()
     study = nas.create_study("flat", store, space=space)
-    study.add_trials([Trial(number=0, arch=Architecture(space.name, dict(QUERY.decisions)), state=TrialState.FAIL)])
+    study.add_trials(
+        [Trial(number=0, arch=Architecture(space.name, dict(QUERY.decisions)), state=TrialState.FAIL)]
+    )
     with open_readonly(store) as reader, pytest.raises(ConfigError, match="nb201_graphless.*no graph"):
         find_similar(reader, "flat", 0, cache=cache)
     assert list(tmp_path.glob("*.npz")) == []  # refused before any index was built

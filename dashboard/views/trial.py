@@ -1,4 +1,4 @@
-"""The Trial detail page: values, cost, error, the architecture drawn, curves, α heatmaps, export."""
+"""The Trial detail page: values, cost, error, the architecture drawn, curves, α heatmaps, similar cells, export."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from dashboard.views.common import (
     origin,
 )
 from dashboard.views.explanation import explanation_panel
+from dashboard.views.similar import similar_panel
 from nas.core.errors import NASError
 from nas.core.trial import Trial, TrialState
 from nas.store.records import StudyInfo
@@ -72,6 +73,7 @@ def render(url: str, study: str, number: int) -> None:
         _curves(url, info, current)
 
     curves()
+    similar_panel(url, info, trial.number)
     explanation_panel(trial.system_attrs.get("explanation"), "Why the strategy proposed this trial")
     with st.expander("trial record and study config", expanded=False):
         record = {"user_attrs": dict(trial.user_attrs), "system_attrs": dict(trial.system_attrs)}

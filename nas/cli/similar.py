@@ -28,7 +28,9 @@ console = Console()
 @click.option("--all-studies", is_flag=True, help="Search every study of the same space, not only STUDY.")
 @storage_option()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def similar_command(study: str, trial: int, k: int, all_studies: bool, storage: str | None, as_json: bool) -> None:
+def similar_command(
+    study: str, trial: int, k: int, all_studies: bool, storage: str | None, as_json: bool
+) -> None:
     """List the trials whose architectures are closest to trial TRIAL of STUDY.
 
     Closeness is the normalised Weisfeiler-Lehman kernel on the architecture
@@ -44,7 +46,9 @@ def similar_command(study: str, trial: int, k: int, all_studies: bool, storage: 
         click.echo(json.dumps([match_to_dict(m) for m in matches], indent=2))
         return
     scope = "all studies of its space" if all_studies else f"study {study}"
-    table = Table(title=f"{len(matches)} trials similar to trial {trial} of {escape(study)} ({escape(scope)})")
+    table = Table(
+        title=f"{len(matches)} trials similar to trial {trial} of {escape(study)} ({escape(scope)})"
+    )
     for column in ("similarity", "study", "#", "state", *objectives, "architecture"):
         table.add_column(escape(column))
     for match in matches:

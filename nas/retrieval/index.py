@@ -65,7 +65,8 @@ class WLIndex:
                 query[column] = count
         if total == 0.0 or not len(self):
             return np.zeros(len(self))
-        return np.asarray(self.matrix @ query).ravel() / np.sqrt(total)
+        # Clipped: rounding may put a cell identical in features a hair above 1.
+        return np.clip(np.asarray(self.matrix @ query).ravel() / np.sqrt(total), 0.0, 1.0)
 
 
 def build(
@@ -97,7 +98,9 @@ def build(
     )
     ids = np.asarray([i for i, _ in rows], dtype=np.int64)
     if base is not None:
-        old = sp.csr_matrix((base.matrix.data, base.matrix.indices, base.matrix.indptr), shape=(len(base), width))
+        old = sp.csr_matrix(
+            (base.matrix.data, base.matrix.indices, base.matrix.indptr), shape=(len(base), width)
+        )
         new = sp.vstack([old, new], format="csr")
         ids = np.concatenate([base.ids, ids])
     return WLIndex(ids, new, columns, stamp)
@@ -119,7 +122,12 @@ def save(index: WLIndex, path: Path) -> None:
             indptr=index.matrix.indptr,
             columns=np.asarray(names, dtype=str),
             stamp=np.asarray(
-                [str(index.stamp.count), str(index.stamp.last_id), index.stamp.last_key, index.stamp.last_created]
+                [
+                    str(index.stamp.count),
+                    str(index.stamp.last_id),
+                    index.stamp.last_key,
+                    index.stamp.last_created,
+                ]
             ),
         )
         os.replace(temporary, path)
@@ -140,7 +148,10 @@ def load(path: Path) -> WLIndex | None:
                 (saved["data"], saved["indices"], saved["indptr"]), shape=(len(saved["ids"]), len(names))
             )
             return WLIndex(
-                saved["ids"], matrix, {n: i for i, n in enumerate(names)}, CatalogStamp(int(count), int(last_id), key, created)
+                saved["ids"],
+                matrix,
+                {n: i for i, n in enumerate(names)},
+                CatalogStamp(int(count), int(last_id), key, created),
             )
     except (OSError, ValueError, KeyError):
         return None

@@ -125,7 +125,7 @@ def find_similar(
 
     Candidates are the trials of ``study`` or, with ``all_studies``, of every
     study of the same space. Most similar first; ties go to the query's own
-    study, then by study name and trial number. Raises the store's
+    study, then to older studies and lower trial numbers. Raises the store's
     :class:`~nas.store.StudyNotFoundError` / :class:`~nas.store.TrialNotFoundError`,
     and :class:`ConfigError` for a bad ``k`` or a space without a graph.
     """
@@ -148,16 +148,13 @@ def find_similar(
     # The k best rows (ties by id): each is used by a trial, so they hold the k best trials.
     positions = positions[np.lexsort((index.ids[positions], -scores[positions]))[:k]]
     similarity = dict(zip(index.ids[positions].tolist(), scores[positions].tolist(), strict=True))
-    found = store.trials_of_architectures(list(similarity), studies)
-    others = sorted(
-        (
-            Match(t.study, t.trial, float(similarity[t.architecture_id]))
-            for t in found
-            if not (t.study == info.name and t.trial.number == query.number)
-        ),
-        key=lambda m: (-m.similarity, m.study != info.name, m.study, m.trial.number),
+    refs = sorted(
+        (r for r in store.trial_refs(list(similarity), studies) if r.trial_id != query.trial_id),
+        key=lambda r: (-similarity[r.architecture_id], r.study_id != info.study_id, r.study_id, r.number),
     )
-    return [Match(info.name, query, 1.0 if counts else 0.0), *others[: k - 1]]
+    found = store.stored_trials(refs[: k - 1])
+    others = [Match(t.study, t.trial, float(similarity[t.architecture_id])) for t in found]
+    return [Match(info.name, query, 1.0 if counts else 0.0), *others]
 
 
 def match_to_dict(match: Match) -> dict[str, Any]:

@@ -39,6 +39,16 @@ class CatalogStamp:
 
 
 @dataclass(frozen=True)
+class TrialRef:
+    """Where a trial is: its study, architecture row, id and number."""
+
+    study_id: int
+    architecture_id: int
+    trial_id: int
+    number: int
+
+
+@dataclass(frozen=True)
 class StoredTrial:
     """A trial with the study it belongs to and the id of its architecture row."""
 
@@ -103,35 +113,43 @@ class Catalog:
 
         return self._db.read(load, "listing the architectures studies use")
 
-    def trials_of_architectures(
-        self, architecture_ids: Sequence[int], study_ids: Sequence[int]
-    ) -> list[StoredTrial]:
-        """Every trial of ``study_ids`` whose architecture row is one of ``architecture_ids``."""
+    def trial_refs(self, architecture_ids: Sequence[int], study_ids: Sequence[int]) -> list[TrialRef]:
+        """Every trial of ``study_ids`` whose architecture row is one of ``architecture_ids``, as references.
+
+        References only (no values, no JSON): one architecture may have
+        thousands of trials (every NAS-Bench-201 cell whose output is cut off
+        is one canonical architecture), of which a caller loads the few it keeps.
+        """
         wanted = [int(i) for i in architecture_ids]
         allowed = [int(i) for i in study_ids]
 
-        def load(connection: Connection) -> list[StoredTrial]:
-            found: list[tuple[int, int, int]] = []
+        def load(connection: Connection) -> list[TrialRef]:
+            found: list[TrialRef] = []
             for start in range(0, len(wanted), CHUNK):
-                chunk = wanted[start : start + CHUNK]
+                query = select(
+                    trials.c.study_id, trials.c.architecture_id, trials.c.id, trials.c.number
+                ).where(
+                    self._db.id_in(trials.c.architecture_id, wanted[start : start + CHUNK]),
+                    trials.c.study_id.in_(allowed),
+                )
                 found += [
-                    (int(s), int(a), int(t))
-                    for s, a, t in connection.execute(
-                        select(trials.c.study_id, trials.c.architecture_id, trials.c.id).where(
-                            self._db.id_in(trials.c.architecture_id, chunk),
-                            trials.c.study_id.in_(allowed),
-                        )
-                    )
+                    TrialRef(int(s), int(a), int(t), int(n)) for s, a, t, n in connection.execute(query)
                 ]
-            result = []
-            for study_id in sorted({s for s, _, _ in found}):
-                info = self._db.info_for(connection, study_id)
-                these = [(a, t) for s, a, t in found if s == study_id]
-                loaded = self._db.trials_by_ids(connection, info, [t for _, t in these])
-                result += [
-                    StoredTrial(info.name, arch, trial)
-                    for (arch, _), trial in zip(these, loaded, strict=True)
-                ]
-            return result
+            return found
 
-        return self._db.read(load, "loading the trials of architectures")
+        return self._db.read(load, "finding the trials of architectures")
+
+    def stored_trials(self, refs: Sequence[TrialRef]) -> list[StoredTrial]:
+        """The trials of ``refs`` with their study names, in the order of ``refs`` (vanished ones left out)."""
+
+        def load(connection: Connection) -> list[StoredTrial]:
+            loaded: dict[int, StoredTrial] = {}
+            for study_id in sorted({r.study_id for r in refs}):
+                info = self._db.info_for(connection, study_id)
+                these = [r for r in refs if r.study_id == study_id]
+                for trial in self._db.trials_by_ids(connection, info, [r.trial_id for r in these]):
+                    ref = next(r for r in these if r.trial_id == trial.trial_id)
+                    loaded[ref.trial_id] = StoredTrial(info.name, ref.architecture_id, trial)
+            return [loaded[r.trial_id] for r in refs if r.trial_id in loaded]
+
+        return self._db.read(load, "loading trials by reference")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from nas.store import migrate
 from nas.store.browse import MAX_CONTAINS_CHARS, MAX_CONTAINS_TERMS, Browse, TrialLabel, TrialPage, TrialQuery
-from nas.store.catalog import Catalog, CatalogStamp, StoredTrial
+from nas.store.catalog import Catalog, CatalogStamp, StoredTrial, TrialRef
 from nas.store.database import Database
 from nas.store.engine import make_readonly_engine
 from nas.store.errors import StoreMissingError
@@ -78,7 +78,8 @@ class ReadOnlyStorage(StoreFacade):
     architectures = forward("catalog", Catalog.architectures)
     studies_of_space = forward("catalog", Catalog.studies_of_space)
     used_architectures = forward("catalog", Catalog.used_architectures)
-    trials_of_architectures = forward("catalog", Catalog.trials_of_architectures)
+    trial_refs = forward("catalog", Catalog.trial_refs)
+    stored_trials = forward("catalog", Catalog.stored_trials)
 
 
 def open_readonly(url: str | None = None) -> ReadOnlyStorage:
@@ -97,6 +98,7 @@ __all__ = [
     "TrialLabel",
     "TrialPage",
     "TrialQuery",
+    "TrialRef",
     "make_readonly_engine",
     "open_readonly",
 ]
