@@ -2,7 +2,7 @@
 
 Importing this package registers the built-ins in ``nas.core.STRATEGIES``:
 ``random``, ``local``, ``evolution``, ``predictor`` (BANANAS-style), ``bowl`` (NAS-BOWL),
-``nsga2``, ``reinforce`` (NAS-RL controller), ``cmab`` (combinatorial bandit)
+``nsga2``, ``pnas`` (progressive), ``reinforce`` (NAS-RL controller), ``cmab`` (combinatorial bandit)
 and ``manas`` (multi-agent). :func:`create_strategy` builds one by name and turns unknown
 options into a :class:`~nas.core.errors.ConfigError` listing the allowed ones.
 """
@@ -21,6 +21,7 @@ from nas.strategies import (  # noqa: F401  (registration)
     local,
     manas,
     nsga2,
+    pnas,
     predictor,
     random,
     reinforce,
