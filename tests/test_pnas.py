@@ -60,6 +60,20 @@ def test_after_the_last_level_it_refines_the_best_cells() -> None:
     assert strategy.last_phase == "refine" and arch is not None
 
 
+@pytest.mark.parametrize("name", ["darts", "fbnet", "hybrid"])
+def test_partial_cells_are_valid_on_every_space_so_levels_advance(name: str) -> None:
+    """Filled cells pass the space's rules (DARTS' two inputs of a node differ), so no level is skipped."""
+    space = get_space(name)
+    strategy = create_strategy("pnas", space, seed=0, beam=2)
+    for number in range(20):
+        arch = strategy.ask()
+        assert arch is not None and strategy.last_phase == "progressive"
+        strategy.tell(Trial(number, arch, TrialState.COMPLETE, values={"val_accuracy": float(number % 7)}))
+    first_choices = len(next(iter(space.choices().values())))
+    # Level 1 in full, then at most `beam` new cells a level (fewer when expansions were trained already).
+    assert strategy.level >= 2 + (20 - first_choices) // 2
+
+
 @pytest.mark.parametrize(("option", "bad"), [("beam", 0), ("beam", 2.5), ("ridge", 0.0), ("ridge", "x")])
 def test_bad_options_are_config_errors(option: str, bad: object) -> None:
     with pytest.raises(ConfigError, match=f"{option}="):

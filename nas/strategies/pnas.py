@@ -14,7 +14,8 @@ input or op of a block):
 * a *level-b cell* fixes the first ``b`` decisions in the space's order
   (``space.choices()``); the others hold the ``filler`` (default
   ``skip_connect``, or a decision's first choice where the filler is not
-  allowed), so a partial cell is a real, trainable architecture: on
+  allowed; see :func:`_fillers` for spaces that refuse that), so a partial
+  cell is a real, trainable architecture: on
   NAS-Bench-201 the undecided edges are identities and the cell computes
   what its decided operations make of the input;
 * level 1: every choice of the first decision is trained;
@@ -78,7 +79,7 @@ class ProgressiveSearch(Strategy):
         self.ridge = float_option("ridge", ridge, 1e-9)
         self.table = DecisionTable(space)
         self.filler = filler
-        self._fill = [values.index(filler) if filler in values else 0 for values in self.table.values]
+        self._fills = _fillers(self.table.values, filler)
         self._offsets = np.concatenate([[0], np.cumsum(np.asarray(self.table.sizes) + 1)])
         self._values = {
             key: i
@@ -97,7 +98,11 @@ class ProgressiveSearch(Strategy):
     # -- cells -------------------------------------------------------------------------------------
     def cell(self, prefix: Prefix) -> Architecture | None:
         """The architecture of ``prefix`` (the rest filled), or ``None`` if the space refuses it."""
-        return self.table.make([*prefix, *self._fill[len(prefix) :]])
+        for fill in self._fills:
+            arch = self.table.make([*prefix, *fill[len(prefix) :]])
+            if arch is not None:
+                return arch
+        return None
 
     def features(self, prefix: Prefix) -> np.ndarray:
         """Indicators of each decided choice and of each open decision, then counts of each value.
@@ -142,7 +147,8 @@ class ProgressiveSearch(Strategy):
                 self._prefix.setdefault(arch, prefix)
                 ranked.append(arch)
         self._ranked = ranked
-        untrained = [a for a in ranked if a not in self._told]
+        # Only cells that can still be trained (not told, no canonical twin told or pending, feasible).
+        untrained = [a for a in ranked if a not in self._told and self.admissible(a)]
         self._plan = untrained if train_all else untrained[: self.beam]
 
     def _advance(self) -> None:
@@ -153,7 +159,7 @@ class ProgressiveSearch(Strategy):
         self.level += 1
         if self.level <= len(self.table):
             d = self.level - 1
-            parents = [(*p, *self._fill[len(p) : d]) for p in (self._prefix[a] for a in scored)]
+            parents = [tuple(self.table.indices(a)[:d]) for a in scored]
             self._start_level([(*p, c) for p in parents for c in range(self.table.sizes[d])])
         else:
             self._ranked, self._plan = [], []
@@ -165,8 +171,14 @@ class ProgressiveSearch(Strategy):
         if self.level <= len(self.table):
             if trial.arch not in self._plan:  # an extra cell an asynchronous ask took from the ranking
                 self._plan.append(trial.arch)
-            while self.level <= len(self.table) and all(a in self._told for a in self._plan):
+            while self.level <= len(self.table) and all(self._settled(a) for a in self._plan):
                 self._advance()
+
+    def _settled(self, arch: Architecture) -> bool:
+        """Told, or never to be: a canonical twin was told or it became infeasible (none pending)."""
+        if arch in self._told:
+            return True
+        return self._dedupe_key(arch) not in self._pending and not self.admissible(arch)
 
     # -- proposals -------------------------------------------------------------------------------------
     def _propose(self, rng: np.random.Generator) -> Architecture | None:
@@ -200,3 +212,23 @@ class ProgressiveSearch(Strategy):
 def _value_key(value: Scalar) -> tuple[str, str]:
     """A choice as a dictionary key that keeps ``1``, ``1.0`` and ``True`` apart."""
     return type(value).__name__, repr(value)
+
+
+def _fillers(values: list[tuple[Scalar, ...]], filler: Scalar) -> list[list[int]]:
+    """The choices undecided decisions hold: ``filler`` where allowed, else the first choice.
+
+    A second completion serves spaces whose rules refuse the first: where
+    the filler is not allowed, decisions with the same choices take their
+    choices in turn (DARTS' two inputs of a node must differ: 0 and 1).
+    """
+    plain = [options.index(filler) if filler in options else 0 for options in values]
+    turns: dict[tuple[Scalar, ...], int] = {}
+    distinct = []
+    for options, first in zip(values, plain, strict=True):
+        if filler in options:
+            distinct.append(first)
+            continue
+        turn = turns.get(options, 0)
+        turns[options] = turn + 1
+        distinct.append(turn % len(options))
+    return [plain, distinct] if distinct != plain else [plain]
