@@ -79,7 +79,9 @@ class IndexCache:
         path = (self.directory or cache_dir()) / f"{key}.npz"
         with self._lock:
             current = store.catalog_stamp(info.space)
-            known = self._memory.get(key) or wl_index.load(path)
+            known = self._memory.get(key)
+            if known is None:
+                known = wl_index.load(path)
             if known is not None and known.stamp == current:
                 self._memory[key] = known
                 return known
