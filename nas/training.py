@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,7 +37,13 @@ from nas.core.errors import ConfigError
 from nas.core.evaluator import Reporter
 from nas.core.files import atomic_write
 from nas.data import Dataset
+from nas.data.augment import apply_crops, draw_crops
+from nas.data.batching import ArrayBatches, Batches, split_batches, steps_per_epoch
+from nas.data.batching import index_batches as batches
 from nas.settings.train import TrainSettings
+
+if TYPE_CHECKING:
+    from nas.data.streaming import StreamingDataset
 
 logger = logging.getLogger(__name__)
 
@@ -131,33 +137,11 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator) -> torch.Ten
     """Random crop (zero padding of 1/8 of the side, 4 px at 32x32) and horizontal flip.
 
     The standard CIFAR augmentation, drawn from ``generator`` so it is
-    reproducible and independent of the global RNG.
+    reproducible and independent of the global RNG (:mod:`nas.data.augment`;
+    a streaming loader draws the same parameters and applies them in its workers).
     """
     n, _, h, w = images.shape
-    pad = max(1, min(h, w) // 8)
-    padded = nn.functional.pad(images, (pad, pad, pad, pad))
-    top = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(images.device)
-    left = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(images.device)
-    rows = (top[:, None] + torch.arange(h, device=images.device))[:, None, :, None]
-    cols = (left[:, None] + torch.arange(w, device=images.device))[:, None, None, :]
-    batch = torch.arange(n, device=images.device)[:, None, None, None]
-    channel = torch.arange(images.shape[1], device=images.device)[None, :, None, None]
-    cropped = padded[batch, channel, rows, cols]
-    flip = (torch.rand(n, generator=generator) < 0.5).to(images.device)[:, None, None, None]
-    return torch.where(flip, cropped.flip(3), cropped)
-
-
-def batches(count: int, size: int, generator: torch.Generator | None) -> list[torch.Tensor]:
-    """Index batches of a (shuffled, if ``generator``) epoch; a trailing batch of one is dropped.
-
-    BatchNorm cannot normalise a batch of one sample in training mode, so such
-    a remainder would crash some architectures and not others.
-    """
-    order = torch.randperm(count, generator=generator) if generator is not None else torch.arange(count)
-    chunks = list(order.split(size))
-    if len(chunks) > 1 and len(chunks[-1]) == 1 and generator is not None:
-        chunks.pop()
-    return chunks
+    return apply_crops(images, draw_crops(n, h, w, generator))
 
 
 @torch.no_grad()
@@ -171,18 +155,31 @@ def evaluate(
     memory_format: torch.memory_format = torch.preserve_format,
 ) -> tuple[float, float]:
     """Mean cross-entropy (no smoothing) and accuracy in percent over a whole split (one read-back)."""
+    split = ArrayBatches(np.asarray(images), np.asarray(labels))
+    return evaluate_batches(model, split, device, precision, batch_size, memory_format)
+
+
+@torch.no_grad()
+def evaluate_batches(
+    model: nn.Module,
+    split: Batches,
+    device: torch.device,
+    precision: Precision,
+    batch_size: int = 512,
+    memory_format: torch.memory_format = torch.preserve_format,
+) -> tuple[float, float]:
+    """:func:`evaluate` over a split given as batches (in memory or streamed)."""
     model.eval()
-    x_all, y_all = torch.tensor(images), torch.tensor(labels)
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
-    for index in batches(len(y_all), batch_size, generator=None):
-        x = x_all[index].to(device, memory_format=memory_format)
-        y = y_all[index].to(device)
+    for x_cpu, y_cpu in split.epoch(batch_size):
+        x = x_cpu.to(device, non_blocking=True, memory_format=memory_format)
+        y = y_cpu.to(device, non_blocking=True)
         with precision.autocast(device):
             logits = model(x)
         total_loss += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
-    return float(total_loss) / len(y_all), 100.0 * int(correct) / len(y_all)
+    return float(total_loss) / len(split), 100.0 * int(correct) / len(split)
 
 
 def measure_latency_ms(
@@ -250,7 +247,7 @@ class FitResult:
 
 def fit(
     model: nn.Module,
-    dataset: Dataset,
+    dataset: Dataset | StreamingDataset,
     settings: TrainSettings,
     *,
     epochs: int,
@@ -279,16 +276,13 @@ def fit(
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, settings)
     step_model = compiled(model, settings.compile) if settings.compile else model
-    # Copies: the dataset's arrays are read-only and shared by every trial of the process. Pinned
-    # on CUDA so that each batch's copy to the GPU is asynchronous.
-    x_all, y_all = torch.tensor(dataset.x_train), torch.tensor(dataset.y_train)
-    if device.type == "cuda":
-        x_all, y_all = x_all.pin_memory(), y_all.pin_memory()
+    # In memory: tensors over the dataset's read-only arrays (each batch is a copy), pinned on CUDA
+    # so that each batch's copy to the GPU is asynchronous. Streaming: data workers read the files.
+    train_split = split_batches(dataset, "train", pin=device.type == "cuda")
+    val_split = split_batches(dataset, "val", pin=device.type == "cuda")
     generator = torch.Generator().manual_seed(seed)
-    steps_per_epoch = math.ceil(len(y_all) / settings.batch_size)
-    if steps_per_epoch > 1 and len(y_all) % settings.batch_size == 1:
-        steps_per_epoch -= 1  # `batches` drops a trailing batch of one
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs * steps_per_epoch))
+    steps = steps_per_epoch(len(train_split), settings.batch_size)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs * steps))
     scaler = torch.amp.GradScaler(device.type, enabled=precision.scale_gradients)
     criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     result = FitResult()
@@ -303,12 +297,9 @@ def fit(
         correct = torch.zeros((), dtype=torch.long, device=device)
         finite = torch.ones((), dtype=torch.bool, device=device)
         seen = 0
-        for index in batches(len(y_all), settings.batch_size, generator):
-            x, y = x_all[index], y_all[index]
-            if settings.augment:
-                x = augment_batch(x, generator)
-            x = x.to(device, non_blocking=True, memory_format=memory_format)
-            y = y.to(device, non_blocking=True)
+        for x_cpu, y_cpu in train_split.epoch(settings.batch_size, generator, settings.augment):
+            x = x_cpu.to(device, non_blocking=True, memory_format=memory_format)
+            y = y_cpu.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             with precision.autocast(device):
                 logits = step_model(x)
@@ -329,10 +320,9 @@ def fit(
             logger.warning("training diverged in epoch %d (non-finite loss); stopping this run", epoch)
             result.diverged = True
             break
-        val_loss, val_accuracy = evaluate(
+        val_loss, val_accuracy = evaluate_batches(
             step_model,
-            dataset.x_val,
-            dataset.y_val,
+            val_split,
             device,
             precision,
             settings.eval_batch_size,
@@ -363,6 +353,7 @@ __all__ = [
     "augment_batch",
     "batches",
     "evaluate",
+    "evaluate_batches",
     "fit",
     "make_optimizer",
     "measure_latency_ms",

@@ -17,7 +17,9 @@ Sources (``DatasetConfig.name``):
   N x 32 x 32 x 3) or the standard ``cifar-10-batches-py`` directory; default
   ``$NAS_DATA_DIR/cifar10/cifar10_10k_2k.npz``;
 * ``image_folder`` -- one sub-folder of images per class (optionally under
-  ``train/`` and ``test/``), resized with Pillow;
+  ``train/`` and ``test/``), checked file by file, resized with Pillow;
+* ``npy`` -- ``x_train.npy``, ``y_train.npy`` (optionally ``x_test.npy``,
+  ``y_test.npy``) in one directory, read through memory maps;
 * ``synthetic`` -- class prototypes plus Gaussian noise: learnable, any shape,
   made from the seed (for tests);
 * ``"package.module:function"`` -- a user function returning a
@@ -37,21 +39,29 @@ from nas.data.cifar import load_cifar10
 from nas.data.dataset import Dataset, Layout
 from nas.data.functions import load_function
 from nas.data.image_folder import IMAGE_SUFFIXES, load_image_folder
+from nas.data.npy import load_npy
 from nas.settings.dataset import DatasetConfig
 
 logger = logging.getLogger(__name__)
 
 #: The built-in sources by ``DatasetConfig.name`` (anything else is a user function).
-LOADERS: dict[str, Callable[[DatasetConfig, dict[str, Any]], Dataset]] = {
+LOADERS: dict[str, Callable[[DatasetConfig, dict[str, Any]], Any]] = {
     "digits": load_digits,
     "cifar10": load_cifar10,
     "image_folder": load_image_folder,
+    "npy": load_npy,
     "synthetic": load_synthetic,
 }
 
 
-def load_dataset(config: DatasetConfig | Mapping[str, Any] | str, seed: int | None = None) -> Dataset:
+def load_dataset(config: DatasetConfig | Mapping[str, Any] | str, seed: int | None = None) -> Any:
     """The dataset a config describes; ``seed`` splits validation unless ``config.seed`` is set.
+
+    A :class:`Dataset` in memory, or for ``image_folder`` and ``npy`` with
+    ``streaming: true`` (or unset and over
+    :data:`~nas.settings.dataset.STREAMING_THRESHOLD_BYTES` decoded) a
+    :class:`~nas.data.streaming.StreamingDataset`: references the data
+    workers of each trial read from.
 
     A user function (``"package.module:function"``) is called with
     ``config.options`` as keyword arguments, plus ``seed`` if it takes one,

@@ -10,6 +10,7 @@ of :mod:`nas.data` all end there.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -108,13 +109,7 @@ class Dataset:
     @property
     def preprocessing(self) -> dict[str, Any]:
         """How raw pixels become model inputs: ``(raw * scale - mean) / std`` per channel, NCHW."""
-        return {
-            "layout": "NCHW",
-            "input_shape": list(self.input_shape),
-            "scale": self.scale,
-            "mean": list(self.mean),
-            "std": list(self.std),
-        }
+        return preprocessing_record(self.input_shape, self.scale, self.mean, self.std)
 
     def summary(self) -> dict[str, Any]:
         """Sizes and shapes for logs and trial attributes (JSON-serialisable)."""
@@ -125,6 +120,7 @@ class Dataset:
             "test": 0 if self.x_test is None else len(self.x_test),
             "num_classes": self.num_classes,
             "input_shape": list(self.input_shape),
+            "split": self.info.get("split"),
         }
 
     # -- construction ------------------------------------------------------------------------
@@ -167,33 +163,24 @@ class Dataset:
         if num_classes is None:
             seen = [y_train_arr] + [_labels(name, "y", y) for y in (y_val, y_test) if y is not None]
             num_classes = int(max(int(y.max()) for y in seen if len(y)) + 1) if len(y_train_arr) else 0
-        if limit is not None and limit < len(y_train_arr):
-            keep = stratified_pick(y_train_arr, limit, seed, what=f"dataset {name!r} limit={limit}")
-            x_train_raw, y_train_arr = x_train_raw[keep], y_train_arr[keep]
         if x_val is None:
             if y_val is not None:
                 raise ConfigError(f"dataset {name!r}: y_val given without x_val")
-            n_val = int(np.ceil(val_fraction * len(y_train_arr)))
-            if len(y_train_arr) < 2 or n_val >= len(y_train_arr):
-                raise ConfigError(
-                    f"dataset {name!r} has {len(y_train_arr)} training images: too few to split off "
-                    f"val_fraction={val_fraction} for validation (need at least one image on each side)"
-                )
-            val = stratified_pick(y_train_arr, n_val, seed + 1, what=f"dataset {name!r} validation split")
-            train = np.setdiff1d(np.arange(len(y_train_arr)), val)
+            train, val = split_indices(name, y_train_arr, val_fraction=val_fraction, seed=seed, limit=limit)
             x_val_raw, y_val_arr = x_train_raw[val], y_train_arr[val]
             x_train_raw, y_train_arr = x_train_raw[train], y_train_arr[train]
+            split = split_record(len(y_val_arr), val)
         else:
+            if limit is not None and limit < len(y_train_arr):
+                keep = stratified_pick(y_train_arr, limit, seed, what=f"dataset {name!r} limit={limit}")
+                x_train_raw, y_train_arr = x_train_raw[keep], y_train_arr[keep]
             x_val_raw, y_val_arr = _images(name, "x_val", x_val, layout), _labels(name, "y_val", y_val)
             _same_length(name, "val", x_val_raw, y_val_arr)
-        x_train_f = x_train_raw.astype(np.float32) * np.float32(scale)
-        mean = x_train_f.mean(axis=(0, 2, 3), dtype=np.float64)
-        std = x_train_f.std(axis=(0, 2, 3), dtype=np.float64)
-        std = np.where(std > 1e-8, std, 1.0)
+            split = split_record(len(y_val_arr), None)
+        mean, std = channel_stats(x_train_raw, scale)
 
         def standardise(raw: np.ndarray) -> np.ndarray:
-            scaled = raw.astype(np.float32) * np.float32(scale)
-            return ((scaled - mean[None, :, None, None]) / std[None, :, None, None]).astype(np.float32)
+            return standardised(raw, scale, mean, std)
 
         x_test_arr = y_test_arr = None
         if x_test is not None or y_test is not None:
@@ -215,7 +202,7 @@ class Dataset:
             mean=tuple(float(m) for m in mean),
             std=tuple(float(s) for s in std),
             class_names=None if class_names is None else tuple(class_names),
-            info=dict(info or {}),
+            info={**dict(info or {}), "split": split},
         )
 
 
@@ -267,6 +254,71 @@ def _same_length(name: str, split: str, x: np.ndarray, y: np.ndarray) -> None:
         )
 
 
+def preprocessing_record(
+    input_shape: Sequence[int], scale: float, mean: Sequence[float], std: Sequence[float]
+) -> dict[str, Any]:
+    """How raw pixels become model inputs (what export records): ``(raw * scale - mean) / std``, NCHW."""
+    return {
+        "layout": "NCHW",
+        "input_shape": list(input_shape),
+        "scale": scale,
+        "mean": list(mean),
+        "std": list(std),
+    }
+
+
+def split_indices(
+    name: str, labels: np.ndarray, *, val_fraction: float, seed: int, limit: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation positions into ``labels``: the one split rule of every source.
+
+    An optional stratified ``limit`` subset (drawn with ``seed``), then a
+    stratified ``val_fraction`` of it for validation (drawn with ``seed + 1``).
+    It sees labels only, so an in-memory and a streaming copy of the same
+    files split identically.
+    """
+    index = np.arange(len(labels))
+    if limit is not None and limit < len(labels):
+        index = stratified_pick(labels, limit, seed, what=f"dataset {name!r} limit={limit}")
+    kept = labels[index]
+    n_val = int(np.ceil(val_fraction * len(kept)))
+    if len(kept) < 2 or n_val >= len(kept):
+        raise ConfigError(
+            f"dataset {name!r} has {len(kept)} training images: too few to split off "
+            f"val_fraction={val_fraction} for validation (need at least one image on each side)"
+        )
+    val = stratified_pick(kept, n_val, seed + 1, what=f"dataset {name!r} validation split")
+    train = np.setdiff1d(np.arange(len(kept)), val)
+    return index[train], index[val]
+
+
+def split_record(count: int, positions: np.ndarray | None) -> dict[str, Any]:
+    """What identifies a validation split: its size and a hash of its positions in the source.
+
+    Recorded with the dataset (``info["split"]``, in every trial's
+    ``dataset`` attribute) and in the study's comparability, so a study can
+    show that all its trials validated on the same images. A split the
+    source gives (``x_val``) is hashed as ``given``.
+    """
+    text = "given" if positions is None else ",".join(map(str, np.asarray(positions).tolist()))
+    return {"validation": int(count), "sha256": hashlib.sha256(text.encode()).hexdigest()[:16]}
+
+
+def channel_stats(raw: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std (float64) of raw N x C x H x W images times ``scale``; std 0 -> 1."""
+    scaled = raw.astype(np.float32) * np.float32(scale)
+    mean = scaled.mean(axis=(0, 2, 3), dtype=np.float64)
+    std = scaled.std(axis=(0, 2, 3), dtype=np.float64)
+    return mean, np.where(std > 1e-8, std, 1.0)
+
+
+def standardised(raw: np.ndarray, scale: float, mean: Any, std: Any) -> np.ndarray:
+    """``(raw * scale - mean) / std`` per channel as float32 (N x C x H x W; the same in every loader)."""
+    mean = np.asarray(mean, dtype=np.float64)[None, :, None, None]
+    std = np.asarray(std, dtype=np.float64)[None, :, None, None]
+    return ((raw.astype(np.float32) * np.float32(scale) - mean) / std).astype(np.float32)
+
+
 def stratified_pick(labels: np.ndarray, count: int, seed: int, what: str) -> np.ndarray:
     """``count`` indices with class proportions kept (plain random if a class is too rare)."""
     from sklearn.model_selection import train_test_split
@@ -280,4 +332,13 @@ def stratified_pick(labels: np.ndarray, count: int, seed: int, what: str) -> np.
     return np.sort(picked)
 
 
-__all__ = ["Dataset", "Layout", "stratified_pick"]
+__all__ = [
+    "Dataset",
+    "Layout",
+    "channel_stats",
+    "preprocessing_record",
+    "split_indices",
+    "split_record",
+    "standardised",
+    "stratified_pick",
+]

@@ -32,6 +32,7 @@ from nas.core.evaluator import EVALUATORS, EvalContext, EvalRequest, EvalResult,
 from nas.core.seeds import check_seed
 from nas.core.space import SearchSpace
 from nas.data import Dataset, load_dataset
+from nas.data.streaming import StreamingDataset
 from nas.settings.dataset import DatasetConfig
 from nas.settings.errors import format_validation_error
 from nas.settings.train import TrainSettings
@@ -47,7 +48,9 @@ from nas.training import (
 
 logger = logging.getLogger(__name__)
 
-DatasetSource = Dataset | DatasetConfig | Mapping[str, Any] | str | Callable[[], Dataset]
+#: A loaded dataset: arrays in memory, or references streamed by data workers.
+LoadedDataset = Dataset | StreamingDataset
+DatasetSource = LoadedDataset | DatasetConfig | Mapping[str, Any] | str | Callable[[], Dataset]
 
 #: Every key of ``EvalResult.values``; objectives and constraints may name any of them.
 METRICS: tuple[str, ...] = (
@@ -115,13 +118,13 @@ class TrainEvaluator(Evaluator):
             raise ConfigError(
                 "invalid train evaluator options:\n" + format_validation_error(exc, TrainSettings)
             ) from exc
-        if not (isinstance(dataset, Dataset | DatasetConfig | Mapping | str) or callable(dataset)):
+        if not (isinstance(dataset, LoadedDataset | DatasetConfig | Mapping | str) or callable(dataset)):
             raise ConfigError(
                 f"dataset {dataset!r} is not allowed; expected a Dataset, a dataset config (mapping or name) "
                 "or a callable returning a Dataset"
             )
         self._dataset_source = dataset
-        self._dataset = dataset if isinstance(dataset, Dataset) else None
+        self._dataset = dataset if isinstance(dataset, LoadedDataset) else None
         self.data_seed = check_seed(data_seed)
         if num_threads is not None and (
             isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1
@@ -132,13 +135,13 @@ class TrainEvaluator(Evaluator):
 
     # -- lazily resolved state (kept out of pickles sent to Ray workers) -------------------
     @property
-    def dataset(self) -> Dataset:
+    def dataset(self) -> LoadedDataset:
         """The dataset, loaded on first use and then kept for every later trial of this process."""
         if self._dataset is None:
             source = self._dataset_source
             if callable(source) and not isinstance(source, DatasetConfig | Mapping | str):
                 loaded = source()
-                if not isinstance(loaded, Dataset):
+                if not isinstance(loaded, LoadedDataset):
                     raise ConfigError(
                         f"dataset callable {source!r} returned {type(loaded).__name__}, not a Dataset"
                     )
@@ -156,7 +159,7 @@ class TrainEvaluator(Evaluator):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        if not isinstance(self._dataset_source, Dataset):
+        if not isinstance(self._dataset_source, LoadedDataset):
             state["_dataset"] = None  # each worker loads its own copy from the config
         return state
 
@@ -222,7 +225,7 @@ class TrainEvaluator(Evaluator):
         )
         return EvalResult(values=values, user_attrs=user_attrs, artifacts={"weights": str(weights)})
 
-    def _size(self, arch: Architecture, dataset: Dataset) -> tuple[int, float]:
+    def _size(self, arch: Architecture, dataset: LoadedDataset) -> tuple[int, float]:
         """Parameters and FLOPs (batch 1) from the space's own counter, without touching global RNG."""
         stats = getattr(self.space, "stats", None)
         with torch.random.fork_rng(devices=[]):

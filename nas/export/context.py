@@ -103,6 +103,8 @@ def resolve_data(
                 "drop --input-shape or export stored weights"
             )
         note = f"the export input shape {shape} differs from the dataset's {dataset.input_shape}"
+    if dataset is not None and getattr(dataset, "streaming", False) and note is None:
+        note = f"dataset {dataset.name!r} streams; export does not read a streamed test split yet"
     if dataset is not None and dataset.x_test is None and note is None:
         note = f"dataset {dataset.name!r} has no test split"
     preprocessing: Mapping[str, Any] | None

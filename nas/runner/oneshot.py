@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.core import Architecture, Trial, TrialState
+from nas.core.errors import ConfigError
 from nas.core.space import SearchSpace
 from nas.runner import trainable as T
 from nas.runner.cluster import connect, quiet_ray
@@ -322,6 +323,12 @@ class OneShotPhase:
         from nas.oneshot import create_method
 
         config = plan.config
+        if getattr(dataset, "streaming", False):
+            raise ConfigError(
+                f"strategy: one-shot method {config.strategy.name!r} trains its supernet on in-memory arrays, "
+                f"but dataset {dataset.name!r} streams ({dataset.summary()['train']} training images over the "
+                "in-memory threshold, or streaming: true); set dataset.streaming: false or use limit:"
+            )
         create_method(
             config.strategy.name,
             plan.space,

@@ -30,7 +30,7 @@ from nas.core.options import check_option_names
 from nas.core.space import MAX_CLASSES, SearchSpace, check_input_shape, create_space
 from nas.core.strategy import Strategy
 from nas.runner.schedulers import make_scheduler
-from nas.settings.dataset import DatasetConfig
+from nas.settings.dataset import READING_FIELDS, DatasetConfig
 from nas.settings.errors import format_validation_error
 from nas.settings.loading import load_config
 from nas.settings.search import SearchConfig, is_oneshot
@@ -49,6 +49,8 @@ class DataShape:
 
     input_shape: tuple[int, int, int] = DEFAULT_INPUT[0]
     num_classes: int = DEFAULT_INPUT[1]
+    #: The validation split's record (size, hash of its positions: ``info["split"]``), once loaded.
+    split: dict[str, Any] | None = None
 
     def update(self, dataset: Any) -> None:
         """Take the loaded dataset's shape, refusing one no network could be built for."""
@@ -58,6 +60,8 @@ class DataShape:
             if not 1 <= classes <= MAX_CLASSES:
                 raise ConfigError(f"the dataset has {classes} classes; allowed: 1..{MAX_CLASSES}")
             self.input_shape, self.num_classes = shape, classes
+            split = getattr(dataset, "info", {}).get("split")
+            self.split = dict(split) if isinstance(split, Mapping) else None
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,8 @@ class SearchPlan:
         if self.needs_data and config.dataset is not None:
             description.update({f"dataset.{k}": v for k, v in _data_identity(config.dataset).items()})
             description["dataset.seed"] = config.data_seed
+            if self.data_shape.split is not None:
+                description["dataset.split"] = self.data_shape.split
         description["evaluator.name"] = config.evaluator.name
         options = json.loads(json.dumps(config.evaluator.options, default=str))
         description.update({f"evaluator.{k}": v for k, v in options.items()})
@@ -129,6 +135,10 @@ class SearchPlan:
         for name, param in inspect.signature(type(self.space).__init__).parameters.items():
             if param.default is not inspect.Parameter.empty and name != "self":
                 defaults[f"space.{name}"] = param.default
+        if self.data_shape.split is not None:
+            # Studies described before the split was recorded split with the same rule and seed
+            # (nas.data.dataset.split_indices is unchanged), so this split is what they had.
+            defaults["dataset.split"] = self.data_shape.split
         model = getattr(self.evaluator, "settings_model", None)
         if isinstance(model, type) and issubclass(model, BaseModel):
             for name, info in model.model_fields.items():
@@ -173,7 +183,7 @@ def _data_identity(dataset: DatasetConfig) -> dict[str, Any]:
     names. Cheap on a 200 MB archive or a folder of a million images, and it
     tells two datasets apart without tying a study to where its data lives.
     """
-    fields = dataset.model_dump(mode="json", exclude_none=True, exclude={"seed"})
+    fields = dataset.model_dump(mode="json", exclude_none=True, exclude={"seed", *READING_FIELDS})
     path = Path(dataset.path).expanduser() if dataset.path else None
     if path is None or not path.exists():
         return fields

@@ -7,7 +7,7 @@ evaluators can import the dataset schema without the whole search schema.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -16,14 +16,24 @@ from nas.core.space import MAX_CLASSES, MAX_SIDE, check_input_shape
 from nas.settings.sections import Section, Seed
 
 #: Datasets built into :mod:`nas.data`; anything else must be ``"package.module:function"``.
-BUILTIN_DATASETS: tuple[str, ...] = ("digits", "cifar10", "image_folder", "synthetic")
+BUILTIN_DATASETS: tuple[str, ...] = ("digits", "cifar10", "image_folder", "npy", "synthetic")
+
+#: ``streaming`` unset: a source whose decoded float32 training images would take more than this
+#: many bytes is streamed (read per batch by data workers) instead of held in memory.
+STREAMING_THRESHOLD_BYTES = 1 << 30
+
+#: Fields that decide how data is read, not which data: they stay out of a study's comparability.
+READING_FIELDS = frozenset({"streaming", "loader_workers"})
 FUNCTION_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 #: Dataset fields used only by some datasets (``None`` = unset); the rest apply to all.
 _DATASET_FIELDS: dict[str, tuple[str, ...]] = {
-    "path": ("cifar10", "image_folder"),
+    "path": ("cifar10", "image_folder", "npy"),
     "image_size": ("image_folder",),
     "grayscale": ("image_folder",),
+    "streaming": ("image_folder", "npy"),
+    "on_error": ("image_folder",),
+    "loader_workers": ("image_folder", "npy"),
     "num_samples": ("synthetic",),
     "num_test": ("synthetic",),
     "num_classes": ("synthetic",),
@@ -59,6 +69,17 @@ class DatasetConfig(Section):
     ) = None
     noise: float | None = Field(None, ge=0.0)
     options: dict[str, Any] | None = None
+    streaming: bool | None = Field(
+        None,
+        description="read batches from the files in data workers instead of holding the set in memory; "
+        f"unset: stream when the decoded training images exceed {STREAMING_THRESHOLD_BYTES >> 20} MiB",
+    )
+    on_error: Literal["fail", "skip"] | None = Field(
+        None, description="an unreadable image file: fail before trials start (default) or skip it, counted"
+    )
+    loader_workers: int | None = Field(
+        None, ge=0, le=64, description="data-loader worker processes per trial when streaming (default 2)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -102,7 +123,12 @@ class DatasetConfig(Section):
             raise ConfigError(
                 "dataset 'image_folder' needs 'path': a directory with one sub-folder per class"
             )
+        if self.name == "npy" and self.path is None:
+            raise ConfigError(
+                "dataset 'npy' needs 'path': a directory with x_train.npy and y_train.npy "
+                "(optionally x_test.npy, y_test.npy)"
+            )
         return self
 
 
-__all__ = ["BUILTIN_DATASETS", "FUNCTION_REF", "DatasetConfig"]
+__all__ = ["BUILTIN_DATASETS", "FUNCTION_REF", "READING_FIELDS", "STREAMING_THRESHOLD_BYTES", "DatasetConfig"]

@@ -288,6 +288,11 @@ class SearchConfig(Section):
                 f"strategy: one-shot method {self.strategy.name!r} trains a supernet and needs a dataset; "
                 "add a dataset section, e.g. dataset: {name: cifar10}"
             )
+        if is_oneshot(self.strategy.name) and self.dataset is not None and self.dataset.streaming:
+            raise ConfigError(
+                f"strategy: one-shot method {self.strategy.name!r} trains its supernet on in-memory arrays; "
+                "dataset.streaming: true is for the train evaluator (set streaming: false)"
+            )
         return self
 
     # -- derived views --------------------------------------------------------------------
