@@ -97,8 +97,12 @@ def test_the_streamed_dataset_pickles_references_not_pixels(folder: Path) -> Non
 
 def test_validation_split_is_fixed_by_seed_and_recorded(folder: Path) -> None:
     memory, streamed = both(folder, seed=3)
-    again = load_dataset({"name": "image_folder", "path": str(folder), "image_size": 16, "streaming": True}, seed=3)
-    other = load_dataset({"name": "image_folder", "path": str(folder), "image_size": 16, "streaming": True}, seed=4)
+    again = load_dataset(
+        {"name": "image_folder", "path": str(folder), "image_size": 16, "streaming": True}, seed=3
+    )
+    other = load_dataset(
+        {"name": "image_folder", "path": str(folder), "image_size": 16, "streaming": True}, seed=4
+    )
     record = memory.info["split"]
     assert record == streamed.info["split"] == again.info["split"] == memory.summary()["split"]
     assert record["validation"] == 6 and other.info["split"]["sha256"] != record["sha256"]
@@ -112,8 +116,14 @@ def test_npy_memory_maps_stream_like_the_arrays(tmp_path: Path) -> None:
     np.save(tmp_path / "y_train.npy", np.arange(40) % 4)
     memory = load_dataset({"name": "npy", "path": str(tmp_path), "streaming": False}, seed=0)
     streamed = load_dataset({"name": "npy", "path": str(tmp_path), "streaming": True}, seed=0)
-    assert isinstance(streamed, StreamingDataset) and streamed.input_shape == memory.input_shape == (3, 12, 12)
-    for (xa, ya), (xb, yb) in zip(epoch(memory, "train", 2, True), epoch(streamed, "train", 2, True), strict=True):
+    assert isinstance(streamed, StreamingDataset) and streamed.input_shape == memory.input_shape == (
+        3,
+        12,
+        12,
+    )
+    for (xa, ya), (xb, yb) in zip(
+        epoch(memory, "train", 2, True), epoch(streamed, "train", 2, True), strict=True
+    ):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
     assert len(pickle.dumps(streamed)) < 40 * 12 * 12 * 3 / 4  # the memory map is reopened, not pickled
     with pytest.raises(ConfigError, match="y_train.npy must be an integer vector"):
@@ -186,8 +196,13 @@ def search_config(root: Path, name: str) -> dict:
     return {
         "name": name,
         "space": {"name": "nb201", "channels": 4, "cells": 1},
-        "dataset": {"name": "image_folder", "path": str(root), "image_size": 16, "streaming": True,
-                    "loader_workers": 1},
+        "dataset": {
+            "name": "image_folder",
+            "path": str(root),
+            "image_size": 16,
+            "streaming": True,
+            "loader_workers": 1,
+        },
         "strategy": {"name": "random"},
         "evaluator": {"name": "train", "epochs": 2, "batch_size": 16, "lr": 0.05, "latency_repeats": 1},
         "budget": {"trials": 2, "concurrent": 2},
@@ -196,7 +211,9 @@ def search_config(root: Path, name: str) -> dict:
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_a_search_streams_an_image_folder_and_records_one_split(local_ray, folder: Path, tmp_path: Path) -> None:
+def test_a_search_streams_an_image_folder_and_records_one_split(
+    local_ray, folder: Path, tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     outcome = run_search(search_config(folder, "stream"), storage=url, show_progress=False)
     study = nas.load_study("stream", storage=url)

@@ -25,14 +25,11 @@ import numpy as np
 
 from nas.core.errors import ConfigError
 from nas.data.dataset import Dataset
+from nas.data.images import IMAGE_SUFFIXES, decode_image
 from nas.settings.dataset import STREAMING_THRESHOLD_BYTES, DatasetConfig
 
 logger = logging.getLogger(__name__)
 
-#: File suffixes read by ``image_folder`` (all decoded by Pillow).
-IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
-)
 _IMAGE_FOLDER_SIZE = 32
 #: How many skipped files the dataset's ``info`` names (the count is always complete).
 _NAMED_SKIPS = 10
@@ -70,16 +67,6 @@ class FolderScan:
         """What the training images take decoded as float32 (the in-memory path's array)."""
         channels = 1 if self.mode == "L" else 3
         return len(self.train_files) * channels * self.size[0] * self.size[1] * 4
-
-
-def decode_image(path: Path | str, size: tuple[int, int], mode: str) -> np.ndarray:
-    """One file as uint8 H x W x C, converted to ``mode`` and resized (bilinear) to ``size`` (h, w)."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        resized = image.convert(mode).resize((size[1], size[0]), Image.Resampling.BILINEAR)
-    array = np.asarray(resized, dtype=np.uint8)
-    return array[:, :, None] if array.ndim == 2 else array
 
 
 def scan_image_folder(config: DatasetConfig) -> FolderScan:

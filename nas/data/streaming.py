@@ -45,6 +45,7 @@ from nas.data.dataset import (
     standardised,
     stratified_pick,
 )
+from nas.data.images import decode_image
 
 #: Training images read (in the driver) for the per-channel mean and std.
 STATS_SAMPLE = 2048
@@ -80,8 +81,6 @@ class ImageFiles:
         return len(self.files)
 
     def read(self, position: int) -> np.ndarray:
-        from nas.data.image_folder import decode_image
-
         path = Path(self.root) / self.files[position]
         try:
             return decode_image(path, self.size, self.mode).transpose(2, 0, 1)
@@ -176,7 +175,9 @@ class StreamingDataset:
         train, val = split_indices(name, labels, val_fraction=val_fraction, seed=seed, limit=limit)
         sample = train
         if len(train) > STATS_SAMPLE:
-            sample = train[stratified_pick(labels[train], STATS_SAMPLE, seed + 2, what=f"dataset {name!r} stats")]
+            sample = train[
+                stratified_pick(labels[train], STATS_SAMPLE, seed + 2, what=f"dataset {name!r} stats")
+            ]
         raw = read_images(source, sample)
         if scale is None:
             scale = 1.0 / 255.0 if raw.dtype == np.uint8 else 1.0
@@ -290,7 +291,9 @@ class _BatchReader(torch.utils.data.Dataset):  # type: ignore[type-arg]
 
     def __getitem__(self, k: int) -> Batch:
         positions, crops = self.jobs[k]
-        x = torch.from_numpy(standardised(read_images(self.source, positions), self.scale, self.mean, self.std))
+        x = torch.from_numpy(
+            standardised(read_images(self.source, positions), self.scale, self.mean, self.std)
+        )
         if crops is not None:
             x = apply_crops(x, crops)
         return x, torch.from_numpy(self.labels[positions])
