@@ -14,16 +14,30 @@ Throughput is training images per second of wall time; the ratio
 evaluator / bare is the overhead our loop adds (target >= 0.95). Alternating
 the two and taking the median ratio keeps a shared machine's drift out of the
 figure. ``--variant`` times the evaluator with ``channels_last`` or
-``compile`` on as well (its ratio against the same bare loop).
+``compile`` on as well (its ratio against the same bare loop);
+``--variant stream`` times it streaming the same images from PNG files
+(written to a temporary directory, decoded by ``--loader-workers`` data
+workers) against the bare loop on the decoded arrays (target >= 0.90).
+
+``--files N`` is the memory mode: it writes N 64x64 PNGs (10 classes) to a
+temporary directory (never the repository), then loads them and trains one
+epoch in a fresh process per path, in memory and streaming, and prints each
+process's peak resident memory (the trial process, and the largest data
+worker when streaming).
 
     python benchmarks/training.py                                   # nb201 and fbnet, 32x32 and 64x64
     python benchmarks/training.py --spaces nb201 --sizes 32 --variant compile --variant channels_last
+    python benchmarks/training.py --spaces nb201 --sizes 32,64 --variant stream
+    python benchmarks/training.py --files 50000                     # the memory target (a few minutes)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +51,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nas.core.evaluator import EvalRequest  # noqa: E402
-from nas.data import Dataset  # noqa: E402
+from nas.data import Dataset, load_dataset  # noqa: E402
 from nas.evaluators.train import TrainEvaluator  # noqa: E402
 from search_spaces import get_space  # noqa: E402
 
@@ -108,6 +122,70 @@ def evaluator_run(
         return time.perf_counter() - start
 
 
+def write_pngs(root: Path, count: int, size: int, classes: int = 10, seed: int = 0) -> Path:
+    """``count`` random size x size RGB PNGs in ``classes`` class folders under ``root``."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for c in range(classes):
+        (root / f"c{c}").mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        pixels = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / f"c{i % classes}" / f"{i:06d}.png", compress_level=1)
+    return root
+
+
+def folder_config(root: Path, size: int, streaming: bool, workers: int) -> dict[str, Any]:
+    return {
+        "name": "image_folder",
+        "path": str(root),
+        "image_size": size,
+        "streaming": streaming,
+        "val_fraction": 0.2,
+        **({"loader_workers": workers} if streaming else {}),
+    }
+
+
+def peak_rss_child(mode: str, root: str, args: argparse.Namespace) -> None:
+    """In a fresh process: load the folder (``memory`` or ``stream``), train one epoch, print peak RSS."""
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    data = load_dataset(folder_config(Path(root), 64, mode == "stream", args.loader_workers), seed=0)
+    space = get_space("nb201", **SPACE_OPTIONS["nb201"])
+    arch = space.sample(np.random.default_rng(1))
+    with tempfile.TemporaryDirectory() as workdir:
+        settings = {"epochs": 1, "batch_size": args.batch_size, **RECIPE, "latency_repeats": 1}
+        TrainEvaluator(space, data, settings=settings, num_threads=args.threads, workdir=workdir).measure(
+            EvalRequest(arch, seed=0)
+        )
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps({"rss_mb": own, "worker_rss_mb": workers, "seconds": time.perf_counter() - start}))
+
+
+def memory_mode(args: argparse.Namespace) -> None:
+    """Write ``--files`` PNGs, then peak RSS of one training epoch per path (each in a fresh process)."""
+    with tempfile.TemporaryDirectory(prefix="nas-bench-files-") as tmp:
+        start = time.perf_counter()
+        root = write_pngs(Path(tmp), args.files, 64)
+        print(
+            f"{args.files} 64x64 PNGs written to {tmp} in {time.perf_counter() - start:.0f}s; nb201 "
+            f"{SPACE_OPTIONS['nb201']}, 1 epoch, batch {args.batch_size}, {args.threads} thread(s), "
+            f"{args.loader_workers} data worker(s) when streaming"
+        )
+        header = f"{'path':10} {'process peak RSS MB':>20} {'data worker peak MB':>20} {'seconds':>8}"
+        print(header)
+        print("-" * len(header))
+        for mode in ("memory", "stream"):
+            command = [sys.executable, __file__, "--rss-child", mode, str(root)]
+            command += ["--threads", str(args.threads), "--batch-size", str(args.batch_size)]
+            command += ["--loader-workers", str(args.loader_workers)]
+            out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            row = json.loads(out.strip().splitlines()[-1])
+            worker = f"{row['worker_rss_mb']:.0f}" if mode == "stream" else "-"
+            print(f"{mode:10} {row['rss_mb']:>20.0f} {worker:>20} {row['seconds']:>8.1f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -123,13 +201,21 @@ def main() -> None:
         "--variant",
         action="append",
         default=[],
-        choices=["channels_last", "compile"],
-        help="also time the evaluator with this option on",
+        choices=["channels_last", "compile", "stream"],
+        help="also time the evaluator with this option on (stream: reading PNG files in data workers)",
     )
+    parser.add_argument("--loader-workers", type=int, default=1, help="data workers when streaming")
+    parser.add_argument("--files", type=int, default=0, help="memory mode: write this many 64x64 PNGs")
+    parser.add_argument("--rss-child", nargs=2, metavar=("MODE", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rss_child:
+        return peak_rss_child(args.rss_child[0], args.rss_child[1], args)
+    if args.files:
+        return memory_mode(args)
     torch.set_num_threads(args.threads)
     variants: dict[str, dict[str, Any]] = {"default": {}}
     variants.update({name: {name: True} for name in args.variant})
+    files = tempfile.TemporaryDirectory(prefix="nas-bench-files-") if "stream" in variants else None
     print(
         f"train evaluator vs bare loop: {args.samples} images x {args.epochs} epochs, batch {args.batch_size}, "
         f"{args.threads} thread(s), {args.repeats} alternating repeats, torch {torch.__version__}, CPU"
@@ -142,14 +228,20 @@ def main() -> None:
         arch = space.sample(np.random.default_rng(1))
         for size in (int(s) for s in args.sizes.split(",")):
             data = make_data(args.samples, size)
-            images = args.samples * args.epochs
             for variant, extra in variants.items():
+                bare_data, eval_data = data, data
+                if variant == "stream":  # the same PNG files: decoded arrays (bare) against streaming
+                    root = write_pngs(Path(files.name) / f"{space_name}-{size}", args.samples, size)
+                    bare_data = load_dataset(folder_config(root, size, False, 0), seed=0)
+                    eval_data = load_dataset(folder_config(root, size, True, args.loader_workers), seed=0)
+                    extra = {}
+                images = len(bare_data.y_train) * args.epochs
                 bare_s, eval_s, ratios = [], [], []
                 for repeat in range(args.repeats):
                     torch.manual_seed(0)
                     model = space.build(arch, num_classes=10, input_shape=(3, size, size))
-                    b = bare_loop(model, data, args.epochs, args.batch_size, seed=repeat)
-                    e = evaluator_run(space, arch, data, args, extra)
+                    b = bare_loop(model, bare_data, args.epochs, args.batch_size, seed=repeat)
+                    e = evaluator_run(space, arch, eval_data, args, extra)
                     bare_s.append(b)
                     eval_s.append(e)
                     ratios.append(b / e)
@@ -159,6 +251,8 @@ def main() -> None:
                     f"{min(ratios):>5.2f}..{max(ratios):<5.2f}",
                     flush=True,
                 )
+    if files is not None:
+        files.cleanup()
 
 
 if __name__ == "__main__":

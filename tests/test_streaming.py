@@ -7,6 +7,8 @@ streamed by data-loader workers inside the trials.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import pickle
 from pathlib import Path
 
@@ -87,6 +89,33 @@ def test_training_streamed_gives_the_in_memory_curve(folder: Path) -> None:
     ]
     assert len(curves[0]) == 2 and curves[0] == curves[1]
     assert results[1].user_attrs["dataset"]["streaming"] is True
+
+
+class Untouchable:
+    """A test split that fails the moment anything reads it."""
+
+    shape = (3, 16, 16)
+
+    def __len__(self) -> int:
+        return 4
+
+    def read(self, position: int) -> np.ndarray:
+        raise AssertionError(f"the test split was read (position {position})")
+
+
+def test_a_streamed_search_trial_never_reads_the_test_split(folder: Path) -> None:
+    _, streamed = both(folder, loader_workers=0)
+    guarded = dataclasses.replace(
+        streamed, test_source=Untouchable(), test_labels=np.zeros(4, dtype=np.int64)
+    )
+    space = get_space("nb201", channels=4, cells=1)
+    settings = {"epochs": 1, "batch_size": 16, "latency_repeats": 1}
+    result = TrainEvaluator(space, guarded, settings=settings, num_threads=1).evaluate(
+        space.sample(0), seed=0
+    )
+    assert result.user_attrs["dataset"]["test"] == 4 and math.isfinite(result.values["val_loss"])
+    with pytest.raises(ValueError, match="never reads 'test'"):
+        split_batches(guarded, "test")
 
 
 def test_the_streamed_dataset_pickles_references_not_pixels(folder: Path) -> None:
@@ -237,3 +266,13 @@ def test_bad_images_stop_a_search_before_the_store_is_written(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="broken.jpg"):
         run_search(search_config(root, "bad"), storage=url, show_progress=False)
     assert not (tmp_path / "nas.db").exists()
+
+
+def test_one_shot_methods_refuse_a_streamed_dataset(folder: Path) -> None:
+    from nas.settings import load_config
+
+    config = search_config(folder, "oneshot")
+    config["strategy"] = {"name": "darts"}
+    del config["evaluator"]
+    with pytest.raises(ConfigError, match="in-memory arrays.*streaming: false"):
+        load_config(config)
