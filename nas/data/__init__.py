@@ -1,4 +1,4 @@
-"""Datasets for the train evaluator: small in-memory arrays, never downloaded.
+"""Datasets for the train evaluator: in-memory arrays, or streamed references for large sets; never downloaded.
 
 A :class:`Dataset` holds float32 NCHW images already standardised per channel
 with statistics of its training split, integer labels, and the preprocessing
