@@ -23,7 +23,8 @@ workers) against the bare loop on the decoded arrays (target >= 0.90).
 temporary directory (never the repository), then loads them and trains one
 epoch in a fresh process per path, in memory and streaming, and prints each
 process's peak resident memory (the trial process, and the largest data
-worker when streaming).
+worker when streaming). Validation runs at the training batch size there, so
+activations of a large evaluation batch do not hide the data's share.
 
     python benchmarks/training.py                                   # nb201 and fbnet, 32x32 and 64x64
     python benchmarks/training.py --spaces nb201 --sizes 32 --variant compile --variant channels_last
@@ -154,7 +155,7 @@ def peak_rss_child(mode: str, root: str, args: argparse.Namespace) -> None:
     space = get_space("nb201", **SPACE_OPTIONS["nb201"])
     arch = space.sample(np.random.default_rng(1))
     with tempfile.TemporaryDirectory() as workdir:
-        settings = {"epochs": 1, "batch_size": args.batch_size, **RECIPE, "latency_repeats": 1}
+        settings = {"epochs": 1, "batch_size": args.batch_size, "eval_batch_size": args.batch_size, **RECIPE}
         TrainEvaluator(space, data, settings=settings, num_threads=args.threads, workdir=workdir).measure(
             EvalRequest(arch, seed=0)
         )
