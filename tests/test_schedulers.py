@@ -8,6 +8,7 @@ show them stopping real trials are in tests/test_search_schedulers.py.
 from __future__ import annotations
 
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -219,3 +220,54 @@ def test_corrupted_curve_weights_are_refused_in_the_plan(tmp_path, monkeypatch) 
     finally:
         load_predictor.cache_clear()
     assert "CurveWeightsError" in message and str(broken) in message
+
+
+# -- the curve set and its replay (benchmarks/curve_set.py, benchmarks/schedulers.py) ----------------
+
+
+def _script(name: str):  # noqa: ANN202
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = module  # type: ignore[union-attr]  (dataclasses look their module up)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_the_exported_curve_set_matches_the_store_and_replays(tmp_path) -> None:  # noqa: ANN001
+    import csv
+
+    import nas
+
+    url = f"sqlite:///{tmp_path / 'curves.db'}"
+    study = nas.create_study("curves", url, space="nb201")
+    space, rng = get_space("nb201"), np.random.default_rng(0)
+    stored = {}
+    for _ in range(6):
+        trial = study.ask(space.sample(rng))
+        values = np.round(np.sort(rng.uniform(10, 90, 5)), 4)
+        for epoch, value in enumerate(values, start=1):
+            study.report(trial, epoch, {"val_accuracy": float(value), "train_loss": 1.0})
+        study.tell(trial, float(values[-1]))
+        stored[space.format(trial.arch)] = values.tolist()
+    curve_set, schedulers = _script("curve_set"), _script("schedulers")
+    output = tmp_path / "curves.csv"
+    assert curve_set.export(url, "curves", output, split_seed=17) == 6
+    with output.open() as stream:
+        rows = list(csv.DictReader(stream))
+    exported: dict[str, list[float]] = {}
+    for row in rows:
+        exported.setdefault(row["arch"], []).append(float(row["val_accuracy"]))
+    assert exported == stored
+    assert sorted({r["split"] for r in rows}) == ["test", "tune"]
+    data, how = schedulers.read_curve_set(output, "test", 17)
+    assert len(data.curves) == 3 and "split column" in how and (data.latency > 0).all()
+    # Full training on 2 workers spends every epoch; ASHA (η = 3) stops some trials at rung 1 or 3.
+    order = np.arange(len(data.curves))
+    full = schedulers.replay(data, order, schedulers.full_policy)
+    assert set(full.trained.values()) == {5} and full.finished[-1][0] == 15
+    asha = schedulers.replay(data, order, schedulers.asha_policy(3.0, 1, 5))
+    assert sum(asha.trained.values()) < 15 and set(asha.trained.values()) <= {1, 3, 5}
