@@ -271,3 +271,21 @@ def test_the_exported_curve_set_matches_the_store_and_replays(tmp_path) -> None:
     assert set(full.trained.values()) == {5} and full.finished[-1][0] == 15
     asha = schedulers.replay(data, order, schedulers.asha_policy(3.0, 1, 5))
     assert sum(asha.trained.values()) < 15 and set(asha.trained.values()) <= {1, 3, 5}
+
+
+def test_a_strategy_that_uses_curves_is_told_each_trial_with_its_stored_curve(tmp_path) -> None:  # noqa: ANN001
+    """What the driver tells ``bohb``, after each trial and when a search resumes (warm start)."""
+    import nas
+    from nas.runner.searcher import for_strategy
+
+    study = nas.create_study("told", f"sqlite:///{tmp_path / 'told.db'}", space="nb201")
+    trial = study.ask(get_space("nb201").sample(0))
+    for epoch, value in [(1, 30.0), (2, 41.0)]:
+        study.report(trial, epoch, {"val_accuracy": value, "val_loss": 2.0})
+    pruned = study.tell(trial, state=TrialState.PRUNED)
+    bohb = create_strategy("bohb", get_space("nb201"))
+    told = for_strategy(study, pruned, bohb)
+    assert told.system_attrs["curve"] == [[1, 30.0], [2, 41.0]] and "curve" not in study.trial(0).system_attrs
+    bohb.warm_start([told])
+    assert {b: len(r) for b, r in bohb.by_budget.items()} == {1.0: 1, 2.0: 1}
+    assert for_strategy(study, pruned, create_strategy("random", get_space("nb201"))) is pruned
