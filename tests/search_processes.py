@@ -30,6 +30,19 @@ PLUGINS = Path(__file__).parent / "plugins"
 T = TypeVar("T")
 
 
+def digits_search(name: str, trials: int, epochs: int, **changes: Any) -> dict[str, Any]:
+    """A small real search: random nb201 cells (4 channels, 1 cell) trained on digits, 2 at a time."""
+    return {
+        "name": name,
+        "space": {"name": "nb201", "channels": 4, "cells": 1},
+        "dataset": {"name": "digits"},
+        "strategy": {"name": "random"},
+        "evaluator": {"name": "train", "epochs": epochs, "batch_size": 64, "lr": 0.05},
+        "budget": {"trials": trials, "concurrent": 2},
+        **changes,
+    }
+
+
 def plugin_env(**extra: str) -> dict[str, str]:
     """The environment of a driver subprocess: this one, with ``tests/plugins`` importable, plus ``extra``."""
     path = os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")]))

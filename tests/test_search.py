@@ -124,3 +124,6 @@ def test_asha_stops_weak_trials_and_stores_them_pruned(local_ray, tmp_path) -> N
     for trial in pruned:
         steps = [s for s, _ in study.metrics(trial)["val_accuracy"]]
         assert 1 <= len(steps) < 9  # stopped early, with its curve so far
+    for trial in trials:  # a trial that trained to the end is never stopped there (Ray's max_t rung)
+        if len(study.metrics(trial)["val_accuracy"]) == 9:
+            assert trial.state is TrialState.COMPLETE

@@ -28,7 +28,14 @@ from pathlib import Path
 
 import pytest
 from private_postgres import PrivatePostgres, private_postgres, private_postgres_server  # noqa: F401
-from search_processes import assert_exact_budget, kill_group, plugin_env, search_command, wait_for
+from search_processes import (
+    assert_exact_budget,
+    digits_search,
+    kill_group,
+    plugin_env,
+    search_command,
+    wait_for,
+)
 from store_fixtures import postgres_url, storage_url  # noqa: F401
 
 import nas
@@ -47,14 +54,7 @@ OUTAGE_S = 6.0  # shorter than the lease's stale timeout (15 s at the default he
 
 
 def search_config(name: str) -> dict:
-    return {
-        "name": name,
-        "space": {"name": "nb201", "channels": 4, "cells": 1},
-        "dataset": {"name": "digits"},
-        "strategy": {"name": "random"},
-        "evaluator": {"name": "train", "epochs": EPOCHS, "batch_size": 64, "lr": 0.05},
-        "budget": {"trials": BUDGET, "concurrent": 2},
-    }
+    return digits_search(name, BUDGET, EPOCHS)
 
 
 def start_search(command: list[str], directory: Path, **env: str) -> subprocess.Popen[str]:

@@ -91,6 +91,9 @@ class Evaluator:
     #: The metrics every evaluation reports (objectives must name one of them); ``None``: not
     #: declared, so objectives are not checked before the search (a plugin written before this).
     reports: ClassVar[tuple[str, ...] | None] = None
+    #: The metrics reported after every epoch (the curves schedulers compare trials on during
+    #: training); ``None``: not declared, so a scheduler does not check its objectives against them.
+    epoch_metrics: ClassVar[tuple[str, ...] | None] = None
 
     @classmethod
     def reported_metrics(cls, options: Mapping[str, Any]) -> tuple[str, ...] | None:

@@ -173,6 +173,11 @@ class Strategy(abc.ABC):
     #: What the strategy's own proposals are called in ``system_attrs["phase"]`` (e.g. ``"mutation"``).
     phase_name: ClassVar[str] = "search"
 
+    #: Whether the strategy learns from learning curves: the runner then tells each trial with its
+    #: primary objective's curve as ``system_attrs["curve"]`` (``[[epoch, value], ...]``, not stored
+    #: twice), so a multi-fidelity model (``bohb``) sees how good a trial was at each budget.
+    uses_curves: ClassVar[bool] = False
+
     def __init__(
         self,
         space: SearchSpace,

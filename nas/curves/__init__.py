@@ -10,7 +10,8 @@ The schedulers use it to stop trials that are unlikely to beat the best.
 * :mod:`nas.curves.model` -- the transformer;
 * :mod:`nas.curves.train` -- ``python -m nas.curves.train`` writes the shipped weights;
 * :mod:`nas.curves.weights` -- where the weights are, their checksum, safe loading;
-* :mod:`nas.curves.predict` -- ``predict(curves, horizon)``, ``prob_above(...)``.
+* :mod:`nas.curves.predict` -- ``predict(curves, horizon)``, ``prob_above(...)``;
+* :mod:`nas.curves.stopping` -- the ``lc`` scheduler's rule: stop when ``P(final > best) < threshold``.
 
 Nothing is imported here, so ``nas.curves.prior`` stays free of torch.
 """

@@ -83,6 +83,12 @@ class TrainEvaluator(Evaluator):
     settings_model: ClassVar[type | None] = TrainSettings
     fidelity: ClassVar[str | None] = "epochs"
     reports: ClassVar[tuple[str, ...] | None] = METRICS
+    epoch_metrics: ClassVar[tuple[str, ...] | None] = (
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+    )
 
     @classmethod
     def create(cls, space: SearchSpace, options: Mapping[str, Any], context: EvalContext) -> TrainEvaluator:

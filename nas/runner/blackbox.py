@@ -13,6 +13,7 @@ from typing import Any
 from nas.runner.context import SearchRun
 from nas.runner.plan import SearchPlan
 from nas.runner.recovery import effective_finished
+from nas.runner.searcher import for_strategy
 from nas.runner.trials import run_trials
 
 
@@ -27,7 +28,7 @@ class BlackBoxPhase:
         if strategy is None:
             raise TypeError("the black-box phase needs a plan with a strategy")
         done = effective_finished(run.study.trials())
-        strategy.warm_start(done)
+        strategy.warm_start(for_strategy(run.study, trial, strategy) for trial in done)
         budget = run.config.budget
         return run_trials(run, strategy, done, budget.trials, time_s=budget.time_s)
 

@@ -266,7 +266,7 @@ def _strategy(config: SearchConfig, space: SearchSpace, shape: DataShape) -> Str
         objectives=dict(config.objectives),
         seed=config.seed,
         constraints=dict(config.constraints) or None,
-        measure=_measure(space, shape) if config.constraints else None,
+        measure=cost_model(space, shape) if config.constraints else None,
         **config.strategy.options,
     )
 
@@ -275,7 +275,7 @@ def _strategy(config: SearchConfig, space: SearchSpace, shape: DataShape) -> Str
 COST_METRICS = ("params", "flops")
 
 
-def _measure(space: SearchSpace, shape: DataShape) -> Callable[[Architecture], dict[str, float]]:
+def cost_model(space: SearchSpace, shape: DataShape) -> Callable[[Architecture], dict[str, float]]:
     """The strategies' cheap cost model: params and FLOPs before training (for constraints)."""
 
     def measure(arch: Architecture) -> dict[str, float]:
@@ -285,4 +285,4 @@ def _measure(space: SearchSpace, shape: DataShape) -> Callable[[Architecture], d
     return measure
 
 
-__all__ = ["DataShape", "SearchPlan", "build_plan"]
+__all__ = ["COST_METRICS", "DataShape", "SearchPlan", "build_plan", "cost_model"]

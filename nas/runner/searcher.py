@@ -14,6 +14,7 @@ Each proposed trial records the strategy's phase that proposed it
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -196,7 +197,7 @@ def make_searcher(
             told = self._finish(trial, result, error, ray_error)
             self.finished += 1
             if self.strategy is not None:
-                self.strategy.tell(told)
+                self.strategy.tell(for_strategy(self.study, told, self.strategy))
             self.progress.finished_trial(told)
 
         # -- helpers ---------------------------------------------------------------------------------
@@ -273,6 +274,20 @@ def make_searcher(
     return StrategySearcher(run, strategy, progress, finished, total)
 
 
+def for_strategy(study: Any, trial: Trial, strategy: Strategy) -> Trial:
+    """``trial`` as ``strategy`` is told it: with its primary curve if the strategy ``uses_curves``.
+
+    The curve is read from the store (``system_attrs["curve"]``, ``[[epoch, value], ...]``) and
+    not written back: the store already holds it, and a resumed search replays it the same way.
+    """
+    if not strategy.uses_curves:
+        return trial
+    curve = study.metrics(trial, [strategy.primary]).get(strategy.primary, [])
+    return dataclasses.replace(
+        trial, system_attrs={**trial.system_attrs, "curve": [[int(s), float(v)] for s, v in curve]}
+    )
+
+
 def make_restart_callback(searcher: Any) -> Any:
     """A Tune callback that hands each trial restart (its worker died) to ``searcher.restart``.
 
@@ -313,4 +328,4 @@ def last_failure(trial: Any, limit: int = 2000) -> str:
     return errors[max(start, 0) :].strip()[:limit]
 
 
-__all__ = ["last_failure", "make_restart_callback", "make_searcher"]
+__all__ = ["for_strategy", "last_failure", "make_restart_callback", "make_searcher"]

@@ -2,9 +2,9 @@
 
 Importing this package registers the built-ins in ``nas.core.STRATEGIES``:
 ``random``, ``local``, ``evolution``, ``predictor`` (BANANAS-style), ``bowl`` (NAS-BOWL),
-``nsga2``, ``pnas`` (progressive), ``reinforce`` (NAS-RL controller), ``cmab`` (combinatorial bandit)
-and ``manas`` (multi-agent). :func:`create_strategy` builds one by name and turns unknown
-options into a :class:`~nas.core.errors.ConfigError` listing the allowed ones.
+``nsga2``, ``pnas`` (progressive), ``reinforce`` (NAS-RL controller), ``cmab`` (combinatorial bandit),
+``manas`` (multi-agent) and ``bohb`` (BOHB's per-budget density model). :func:`create_strategy` builds one by
+name and turns unknown options into a :class:`~nas.core.errors.ConfigError` listing the allowed ones.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from nas.core.options import check_option_names, constructor_options
 from nas.core.space import SearchSpace
 from nas.core.strategy import STRATEGIES, Strategy
 from nas.strategies import (  # noqa: F401  (registration)
+    bohb,
     bowl,
     cmab,
     evolution,

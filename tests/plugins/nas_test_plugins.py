@@ -21,6 +21,9 @@ def score(arch: Architecture) -> float:
 
 @EVALUATORS.register("curve")
 class CurveEvaluator(Evaluator):
+    #: Its curves have ``steps`` points, so schedulers (which need curves) accept it.
+    fidelity = "steps"
+
     def __init__(self, space: SearchSpace, steps: int = 3, sleep_s: float = 0.0, fail_on: str | None = None):
         super().__init__(space)
         self.steps, self.sleep_s, self.fail_on = steps, sleep_s, fail_on

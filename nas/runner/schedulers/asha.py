@@ -1,4 +1,5 @@
-"""ASHA (asynchronous successive halving): Ray Tune's own ``ASHAScheduler``, single-objective."""
+"""ASHA (asynchronous successive halving): Ray Tune's own ``ASHAScheduler``, single-objective (see
+:class:`~nas.runner.schedulers.tune_rules.FinishingAsha` for the one change: no stop at the last epoch)."""
 
 from __future__ import annotations
 
@@ -27,12 +28,11 @@ class Asha(Scheduler):
     settings_model = AshaSettings
 
     def build(self, run: SearchRun) -> Any:
-        from ray.tune.schedulers import ASHAScheduler
-
         from nas.runner import trainable as T
+        from nas.runner.schedulers.tune_rules import FinishingAsha
 
         primary, direction = run.primary
-        return ASHAScheduler(
+        return FinishingAsha(
             metric=primary,
             mode=direction.value,
             time_attr=T.STEP,

@@ -12,6 +12,9 @@ from nas.core.scheduler import SCHEDULERS
 #: Scheduler name -> ``"module:class"`` of its implementation.
 BUILTINS: dict[str, str] = {
     "asha": "nas.runner.schedulers.asha:Asha",
+    "bohb": "nas.runner.schedulers.bohb:BohbScheduler",
+    "lc": "nas.runner.schedulers.lc:LearningCurveScheduler",
+    "moasha": "nas.runner.schedulers.moasha:MultiObjectiveAshaScheduler",
 }
 
 for _name, _reference in BUILTINS.items():
