@@ -71,7 +71,9 @@ def make(case: str, reference: dict[str, Any], data: Dataset) -> Any:
     from search_spaces import get_space
 
     entry = reference[case]
-    return create_method(entry["method"], get_space("nb201", channels=4, cells=1), data, entry["options"], seed=5)
+    return create_method(
+        entry["method"], get_space("nb201", channels=4, cells=1), data, entry["options"], seed=5
+    )
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -136,9 +136,7 @@ class OneShotMethod(abc.ABC):
         self.w_optimizer = torch.optim.SGD(
             self.supernet.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay
         )
-        self.w_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.w_optimizer, T_max=s.epochs, eta_min=s.lr_min
-        )
+        self.w_scheduler = self.make_w_scheduler()
         self.epoch = 0
         self.history: list[dict[str, float]] = []
         self.alpha_history: list[dict[str, dict[str, float]]] = []
@@ -165,6 +163,11 @@ class OneShotMethod(abc.ABC):
             partial=partial,
             affine=affine,
         )
+
+    def make_w_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
+        """Hook: the weights' learning-rate schedule, stepped once per epoch (DARTS: cosine to ``lr_min``)."""
+        s = self.settings
+        return torch.optim.lr_scheduler.CosineAnnealingLR(self.w_optimizer, T_max=s.epochs, eta_min=s.lr_min)
 
     def init_arch_parameters(self) -> None:  # noqa: B027  (SPOS has none)
         """Create architecture parameters (called once, under the method's seed, after the supernet)."""
@@ -228,12 +231,21 @@ class OneShotMethod(abc.ABC):
         while not self.finished:
             metrics = self.train_epoch()
             self.after_epoch(metrics)
+            if self.stop_reason is None:
+                self.stop_reason = self.should_stop(metrics)
             if callback is not None:
                 callback(self, metrics)
         return self.history
 
+    def begin_epoch(self) -> None:  # noqa: B027
+        """Hook before each epoch's first step (per-epoch schedules read :attr:`epoch`, 0-based here)."""
+
     def after_epoch(self, metrics: Mapping[str, float]) -> None:  # noqa: B027
         """Hook after each epoch (collapse checks); may set :attr:`stop_reason`."""
+
+    def should_stop(self, metrics: Mapping[str, float]) -> str | None:
+        """Hook: why to stop after this epoch (e.g. an eigenvalue criterion), or None to go on."""
+        return None
 
     def train_epoch(self) -> dict[str, float]:
         """One epoch over the weight split; appends to :attr:`history` and :attr:`alpha_history`."""
@@ -242,6 +254,7 @@ class OneShotMethod(abc.ABC):
         batch = self.settings.batch_size
         weight_batches = epoch_batches(len(data.y_weights), batch, self.data_generator)
         arch_batches = epoch_batches(len(data.y_arch), batch, self.data_generator)
+        self.begin_epoch()
         lr = float(self.w_optimizer.param_groups[0]["lr"])
         extra = self.extra_metrics()  # the values this epoch trains with (e.g. GDAS' temperature)
         self.supernet.train()

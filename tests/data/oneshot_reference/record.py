@@ -38,7 +38,12 @@ def main() -> None:
             save_checkpoint(method, OUT / case)
         first = snapshot(method)
         method.fit()
-        result[case] = {"method": name, "options": settings, "after_epoch_1": first, "after_epoch_2": snapshot(method)}
+        result[case] = {
+            "method": name,
+            "options": settings,
+            "after_epoch_1": first,
+            "after_epoch_2": snapshot(method),
+        }
     (OUT / "reference.json").write_text(json.dumps(result, indent=1))
 
 
