@@ -56,6 +56,7 @@ FAST = {
     "beta_darts": {},
     "sharpdarts": {},
     "dropnas": {},
+    "robust_darts": {"hessian_iterations": 3, "hessian_window": 1},
 }
 BUILTIN_METHODS = sorted(FAST)
 

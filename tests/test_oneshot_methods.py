@@ -10,8 +10,6 @@ from __future__ import annotations
 import math
 
 import pytest
-
-pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
 import torch
 from torch import nn
 
@@ -21,6 +19,7 @@ from nas.oneshot.dropnas import op_groups
 from nas.oneshot.sharpdarts import cosine_power_annealing
 from search_spaces import get_space
 
+pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
 SYNTHETIC = {"name": "synthetic", "num_samples": 160, "num_test": 16, "num_classes": 4, "shape": (3, 8, 8)}
 
 
@@ -176,3 +175,50 @@ def test_dropnas_dropped_ops_get_no_weight_and_no_gradient(data: Dataset) -> Non
     assert (
         logits.shape == (4, 4) and not nn.functional.cross_entropy(logits, searcher.data.y_arch[:4]).isnan()
     )
+
+
+# -- robust_darts ------------------------------------------------------------------------------------------------------
+
+
+def test_power_iteration_matches_the_dense_hessian_of_a_tiny_model() -> None:
+    """The dominant eigenvalue by Hessian-vector products equals the largest |eigenvalue| of the dense Hessian."""
+    from nas.oneshot.robust_darts import dominant_eigenvalue
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 5, generator=generator)
+    y = torch.randint(3, (32,), generator=generator)
+    weights = torch.randn(5, 3, generator=generator)
+    alpha = torch.randn(2, 3, generator=generator, requires_grad=True)
+
+    def loss_of(a: torch.Tensor) -> torch.Tensor:  # a softmax-mixed two-layer model, like a mixed op
+        hidden = torch.tanh(x @ weights) * torch.softmax(a[0], -1) + torch.sigmoid(x @ weights) * a[1]
+        return nn.functional.cross_entropy(hidden * 3.0, y)
+
+    dense = torch.autograd.functional.hessian(loss_of, alpha.detach()).reshape(6, 6)
+    eigenvalues = torch.linalg.eigvalsh(dense)
+    expected = float(eigenvalues[eigenvalues.abs().argmax()])
+    found = dominant_eigenvalue(lambda: loss_of(alpha), [alpha], 200, torch.Generator().manual_seed(1))
+    assert found == pytest.approx(expected, rel=1e-3)
+
+
+def test_robust_darts_stops_when_the_eigenvalue_grows_and_falls_back(data: Dataset) -> None:
+    from nas.oneshot.robust_darts import early_stop_epoch
+
+    assert early_stop_epoch([1.0, 1.0, 1.1, 1.2], window=2, ratio=0.75) is None  # grew by 15%: go on
+    assert early_stop_epoch([1.0, 1.0, 1.5, 1.5], window=2, ratio=0.75) == 2  # grew by 50%: back to epoch 2
+    assert early_stop_epoch([1.0, 1.0, 1.5], window=2, ratio=0.75) is None  # too few epochs to judge
+
+    searcher = make(
+        "robust_darts", data, epochs=4, hessian_window=1, hessian_iterations=5, hessian_ratio=0.999
+    )
+    searcher.fit(lambda trained, metrics: setattr(trained, "stop_reason", "pause"))
+    searcher.stop_reason = None
+    first = {k: v.detach().clone() for k, v in searcher.alpha.items()}
+    assert len(searcher.eigenvalues) == 1 and math.isfinite(searcher.eigenvalues[0])
+    assert searcher.history[0]["hessian_eigenvalue"] == searcher.eigenvalues[0]
+    searcher.train_epoch()
+    searcher.after_epoch({})
+    searcher.eigenvalues[-1] = 10.0 * abs(searcher.eigenvalues[0]) + 1.0  # as if the loss turned sharp
+    reason = searcher.should_stop({})
+    assert reason is not None and "derived from epoch 1" in reason
+    assert all(torch.equal(searcher.alpha[k], first[k]) for k in first)

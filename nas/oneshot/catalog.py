@@ -21,6 +21,7 @@ BUILTINS: dict[str, str] = {
     "beta_darts": "nas.oneshot.beta_darts:BetaDartsMethod",
     "sharpdarts": "nas.oneshot.sharpdarts:SharpDartsMethod",
     "dropnas": "nas.oneshot.dropnas:DropnasMethod",
+    "robust_darts": "nas.oneshot.robust_darts:RobustDartsMethod",
 }
 
 for _name, _reference in BUILTINS.items():

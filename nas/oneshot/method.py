@@ -13,6 +13,11 @@ own a training loop. The interface is small:
   ``{edge: {op: probability}}`` (empty for SPOS, which has none);
 * :meth:`OneShotMethod.derive` is the discrete architecture found.
 
+The loop calls hooks a method may override: ``make_w_scheduler`` (the
+weights' schedule), ``begin_epoch``, ``train_step``, ``after_epoch`` and
+``should_stop`` (a reason to stop, or None). The alpha-based methods add
+their own hooks on top (:mod:`nas.oneshot.differentiable`).
+
 Randomness never touches global state: initialisation runs under
 :func:`nas.training.seeded`, batches and samples come from generators the
 method owns and checkpoints.

@@ -30,7 +30,16 @@ from nas.core.leakage import check_report_column
 from nas.core.seeds import check_seed
 
 #: The methods on the alpha loop (:mod:`nas.oneshot.differentiable`): they share its options.
-ALPHA_METHODS: tuple[str, ...] = ("darts", "pc_darts", "gdas", "drnas", "beta_darts", "sharpdarts", "dropnas")
+ALPHA_METHODS: tuple[str, ...] = (
+    "darts",
+    "pc_darts",
+    "gdas",
+    "drnas",
+    "beta_darts",
+    "sharpdarts",
+    "dropnas",
+    "robust_darts",
+)
 
 #: Options read by only some methods (the rest apply to all).
 METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -48,6 +57,9 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "beta_decay": ("beta_darts",),
     "power_order": ("sharpdarts",),
     "drop_rate": ("dropnas",),
+    "hessian_iterations": ("robust_darts",),
+    "hessian_window": ("robust_darts",),
+    "hessian_ratio": ("robust_darts",),
     "population": ("spos",),
     "generations": ("spos",),
     "parents": ("spos",),
@@ -70,6 +82,9 @@ METHOD_DEFAULTS: dict[str, Any] = {
     "beta_decay": 1.0,
     "power_order": 2.0,
     "drop_rate": 3e-5,
+    "hessian_iterations": 20,
+    "hessian_window": 5,
+    "hessian_ratio": 0.75,
     "population": 20,
     "generations": 10,
     "parents": 10,
@@ -135,6 +150,16 @@ class OneShotSettings(BaseModel):
         gt=0.0,
         lt=1.0,
         description="DropNAS: chance a whole op group would be dropped; each op drops at rate**(1/group size)",
+    )
+    hessian_iterations: int | None = Field(
+        None, ge=1, le=1000, description="RobustDARTS: power iterations per eigenvalue estimate"
+    )
+    hessian_window: int | None = Field(None, ge=1, description="RobustDARTS: epochs k averaged by DARTS-ES")
+    hessian_ratio: float | None = Field(
+        None,
+        gt=0.0,
+        lt=1.0,
+        description="RobustDARTS: stop when mean eigenvalue(i-k) / mean(i) falls below this",
     )
     population: int | None = Field(None, ge=2)
     generations: int | None = Field(None, ge=0)
