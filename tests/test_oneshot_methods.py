@@ -222,3 +222,11 @@ def test_robust_darts_stops_when_the_eigenvalue_grows_and_falls_back(data: Datas
     reason = searcher.should_stop({})
     assert reason is not None and "derived from epoch 1" in reason
     assert all(torch.equal(searcher.alpha[k], first[k]) for k in first)
+
+
+def test_robust_darts_memory_estimate_counts_the_double_backward(data: Dataset) -> None:
+    from nas.oneshot import estimate_memory
+
+    plain, robust = make("darts", data), make("robust_darts", data)
+    ratio = estimate_memory(robust, 16).activations / estimate_memory(plain, 16).activations
+    assert ratio == pytest.approx(2.0, rel=0.05)

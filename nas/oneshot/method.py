@@ -214,6 +214,10 @@ class OneShotMethod(abc.ABC):
         """Extra copies of the weights a step holds at its peak (DARTS' unrolled step keeps three)."""
         return 0
 
+    def extra_activation_copies(self) -> int:
+        """Extra forward activations a step holds at its peak (a double backward keeps the gradient graph)."""
+        return 0
+
     def probe_paths(self) -> list[Any]:
         """Paths whose memory the estimate measures (the heaviest is used); ``[None]``: the training path."""
         return [None]

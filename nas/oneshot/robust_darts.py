@@ -73,6 +73,14 @@ class RobustDartsMethod(DifferentiableMethod):
         #: Alpha (and beta) after each of the last ``window + 1`` epochs, by epoch: the fall-back.
         self.snapshots: dict[int, dict[str, torch.Tensor]] = {}
 
+    def extra_activation_copies(self) -> int:
+        """The eigenvalue's double backward keeps the first gradient's graph: about one forward more.
+
+        An assumption that errs on the safe side (the graph of the gradient
+        holds about what the forward saved), not a measured figure.
+        """
+        return 1
+
     def hessian_eigenvalue(self) -> float:
         """The validation loss's dominant Hessian eigenvalue w.r.t. alpha on the first held-out batch."""
         s, data = self.settings, self.data
