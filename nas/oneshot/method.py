@@ -403,7 +403,10 @@ class OneShotMethod(abc.ABC):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from ``state``; refuses a checkpoint of another method, space, seed or settings."""
         for key, value in self.run_identity().items():
-            if state.get(key) != value:
+            stored = state.get(key)
+            if key == "settings" and isinstance(stored, dict):
+                stored = {k: v for k, v in stored.items() if v is not None}  # written before the unset went
+            if stored != value:
                 raise ConfigError(
                     f"checkpoint does not belong to this run: its {key} is {state.get(key)!r}, "
                     f"this run has {value!r}; delete the checkpoint or use the run that wrote it"
@@ -446,8 +449,14 @@ _NOT_TRAINING = frozenset(
 
 
 def training_settings(settings: OneShotSettings) -> dict[str, Any]:
-    """The settings a checkpoint must agree on to be resumed."""
-    return {k: v for k, v in settings.model_dump(mode="json").items() if k not in _NOT_TRAINING}
+    """The settings a checkpoint must agree on to be resumed.
+
+    Unset (None) options are left out, so a checkpoint stays loadable when a
+    new method adds options that the run that wrote it never had.
+    """
+    return {
+        k: v for k, v in settings.model_dump(mode="json").items() if k not in _NOT_TRAINING and v is not None
+    }
 
 
 def check_support(method: str, kinds: tuple[str, ...], space: SearchSpace) -> None:
