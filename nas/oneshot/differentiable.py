@@ -5,22 +5,27 @@ ops) and alternates an architecture step on a batch of the architecture
 split with a weight step on a batch of the weight split. A method is this
 loop plus a few overridden *hooks* (``docs/oneshot.md`` has an example):
 
-==========================  =====================================================================
-hook                        what it decides (default: DARTS)
-==========================  =====================================================================
-``init_arch_parameters``    how alpha is parameterised (a matrix per cell type; PC-DARTS adds beta)
-``op_weights``              the op weights a step trains with: softmax(alpha) (DrNAS: a Dirichlet
-                            sample; sharpDARTS: max-weight; DropNAS: softmax over the kept ops)
-``expected_weights``        the deterministic weights read out, shown and validated with
-``arch_path``/``train_path``  the supernet path of the architecture / weight step (GDAS: a sample)
-``regularization``          extra loss terms on the architecture loss (beta-decay, KL to a prior)
-``begin_step``              per-step state (DropNAS' drop mask), before both steps
-``begin_epoch``             per-epoch schedules (GDAS' temperature reads ``epoch``)
-``make_w_scheduler``        the weights' learning-rate schedule (sharpDARTS: cosine power annealing)
-``arch_step``               the architecture gradient (DARTS order 2: the unrolled estimate)
-``strength`` / ``derive``   how the architecture is read off (magnitude or perturbation selection)
-``after_epoch``/``should_stop``  when to stop (DARTS+ collapse rule built in)
-==========================  =====================================================================
+* ``init_arch_parameters`` -- how alpha is parameterised (a matrix per cell
+  type; PC-DARTS adds a weight per edge);
+* ``op_weights`` -- the op weights a step trains with: softmax(alpha)
+  (DrNAS: a Dirichlet sample; sharpDARTS: max-weight; DropNAS: softmax over
+  the kept ops);
+* ``expected_weights`` -- the deterministic weights that are read off,
+  validated and stored as the alpha curves;
+* ``arch_path`` / ``train_path`` / ``eval_path`` -- the supernet path of the
+  architecture step, the weight step and validation (GDAS: a sample, argmax);
+* ``regularization`` -- extra terms of the architecture loss (beta-decay, KL
+  to a prior);
+* ``begin_step`` / ``begin_epoch`` -- per-step and per-epoch state (DropNAS'
+  drop mask);
+* ``make_w_scheduler`` -- the weights' learning-rate schedule (sharpDARTS:
+  cosine power annealing);
+* ``arch_step`` -- the architecture gradient (DARTS order 2: the unrolled
+  estimate);
+* ``strength`` / ``derive`` -- how the architecture is read off (magnitude
+  or perturbation selection);
+* ``after_epoch`` / ``should_stop`` -- when to stop (the DARTS+ collapse rule
+  is built in; RobustDARTS adds its eigenvalue rule).
 
 Common options against collapse: ``warmup_epochs`` (weights only, as PC-DARTS
 does for its first 15 epochs), ``beta_regularization`` (beta-DARTS' penalty,
