@@ -13,10 +13,15 @@ from nas.core.oneshot import ONESHOT
 
 #: Method name -> ``"module:class"`` of its implementation.
 BUILTINS: dict[str, str] = {
-    "darts": "nas.oneshot.differentiable:DartsMethod",
-    "pc_darts": "nas.oneshot.differentiable:PcDartsMethod",
-    "gdas": "nas.oneshot.differentiable:GdasMethod",
+    "darts": "nas.oneshot.darts:DartsMethod",
+    "pc_darts": "nas.oneshot.darts:PcDartsMethod",
+    "gdas": "nas.oneshot.gdas:GdasMethod",
     "spos": "nas.oneshot.spos:SposMethod",
+    "drnas": "nas.oneshot.drnas:DrnasMethod",
+    "beta_darts": "nas.oneshot.beta_darts:BetaDartsMethod",
+    "sharpdarts": "nas.oneshot.sharpdarts:SharpDartsMethod",
+    "dropnas": "nas.oneshot.dropnas:DropnasMethod",
+    "robust_darts": "nas.oneshot.robust_darts:RobustDartsMethod",
 }
 
 for _name, _reference in BUILTINS.items():

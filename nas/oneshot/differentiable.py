@@ -1,29 +1,37 @@
-"""Differentiable methods: DARTS (first and second order), PC-DARTS and GDAS.
+"""The one search loop of the alpha-based (differentiable) methods, and its hooks.
 
-All three keep an alpha matrix per cell type (edges x ops) and alternate an
-architecture step on a batch of the architecture split with a weight step on
-a batch of the weight split:
+Every differentiable method keeps an alpha matrix per cell type (edges x
+ops) and alternates an architecture step on a batch of the architecture
+split with a weight step on a batch of the weight split. A method is this
+loop plus a few overridden *hooks* (``docs/oneshot.md`` has an example):
 
-* **DARTS** (Liu et al. 2019): the mixed op is the softmax(alpha)-weighted sum
-  of every op. First order differentiates the validation loss at the current
-  weights; second order at the weights after one virtual SGD step, with the
-  Hessian-vector product by finite differences, exactly as DARTS'
-  ``Architect._backward_step_unrolled``.
-* **PC-DARTS** (Xu et al. 2020): first-order DARTS on a 1/K slice of the
-  channels (the rest bypasses the edge and is shuffled back in), which cuts the
-  memory of the mixed ops by about K, plus *edge normalisation*: a weight
-  beta per edge, softmaxed over each node's incoming edges, that multiplies the
-  edge output and counts in the derivation.
-* **GDAS** (Dong & Yang 2019): one op per edge sampled with the Gumbel-softmax
-  (temperature annealed linearly from ``tau_max`` to ``tau_min``); only the
-  sampled op runs, and the straight-through one-hot weights still give every
-  alpha a gradient.
+* ``init_arch_parameters`` -- how alpha is parameterised (a matrix per cell
+  type; PC-DARTS adds a weight per edge);
+* ``op_weights`` -- the op weights a step trains with: softmax(alpha)
+  (DrNAS: a Dirichlet sample; sharpDARTS: max-weight; DropNAS: softmax over
+  the kept ops);
+* ``expected_weights`` -- the deterministic weights that are read off,
+  validated and stored as the alpha curves;
+* ``arch_path`` / ``train_path`` / ``eval_path`` -- the supernet path of the
+  architecture step, the weight step and validation (GDAS: a sample, argmax);
+* ``regularization`` -- extra terms of the architecture loss (beta-decay, KL
+  to a prior);
+* ``begin_step`` / ``begin_epoch`` -- per-step and per-epoch state (DropNAS'
+  drop mask);
+* ``make_w_scheduler`` -- the weights' learning-rate schedule (sharpDARTS:
+  cosine power annealing);
+* ``arch_step`` -- the architecture gradient (DARTS order 2: the unrolled
+  estimate);
+* ``strength`` / ``derive`` -- how the architecture is read off (magnitude
+  or perturbation selection);
+* ``after_epoch`` / ``should_stop`` -- when to stop (the DARTS+ collapse rule
+  is built in; RobustDARTS adds its eigenvalue rule).
 
 Common options against collapse: ``warmup_epochs`` (weights only, as PC-DARTS
-does for its first 15 epochs), ``beta_regularization`` (beta-DARTS: a penalty
-on each edge's log-sum-exp of alpha, ramped linearly over the epochs) and
-``early_stop_on_collapse`` (DARTS+; the architecture is then derived from the
-last epoch before the collapse).
+does for its first 15 epochs), ``beta_regularization`` (beta-DARTS' penalty,
+:func:`nas.oneshot.regularizers.beta_decay`, ramped linearly over the epochs)
+and ``early_stop_on_collapse`` (DARTS+; the architecture is then derived from
+the last epoch before the collapse).
 """
 
 from __future__ import annotations
@@ -37,22 +45,21 @@ import torch
 from torch import nn
 
 from nas.core.architecture import Architecture
-from nas.core.oneshot import CELL, ONESHOT
+from nas.core.oneshot import CELL
 from nas.oneshot.collapse import CollapseReport, detect_collapse
 from nas.oneshot.method import OneShotMethod
 from nas.oneshot.perturbation import SelectionReport, perturbation_selection
+from nas.oneshot.regularizers import beta_decay, linear_ramp
 from nas.supernet.base import CellPath, CellSupernet
 
 logger = logging.getLogger(__name__)
 
 #: Scale of the initial alpha (DARTS: 1e-3 * randn).
 ALPHA_INIT = 1e-3
-#: DARTS' finite-difference step for the Hessian-vector product, relative to the vector's norm.
-FINITE_DIFFERENCE = 0.01
 
 
 class DifferentiableMethod(OneShotMethod):
-    """Shared machinery of the alpha-based methods on cell supernets."""
+    """The alpha loop on cell supernets; a method overrides its hooks (see the module docstring)."""
 
     kinds = (CELL,)
     supernet: CellSupernet
@@ -96,7 +103,12 @@ class DifferentiableMethod(OneShotMethod):
 
     # -- weights ------------------------------------------------------------------------------------
     def op_weights(self) -> dict[str, torch.Tensor]:
+        """Hook: per group, the ``(edges, ops)`` weights a step trains with (differentiable in alpha)."""
         return {name: torch.softmax(alpha, dim=-1) for name, alpha in self.alpha.items()}
+
+    def expected_weights(self) -> dict[str, torch.Tensor]:
+        """Hook: the deterministic op weights (read-out, validation, alpha curves); DrNAS: the Dirichlet mean."""
+        return self.op_weights()
 
     def edge_weights(self) -> dict[str, torch.Tensor] | None:
         """Per group, each edge's softmax(beta) over its target node's incoming edges (PC-DARTS)."""
@@ -111,8 +123,9 @@ class DifferentiableMethod(OneShotMethod):
             result[group.name] = parts
         return result
 
-    def mixed_path(self, detach: bool = False) -> CellPath:
-        weights = self.op_weights()
+    def mixed_path(self, detach: bool = False, expected: bool = False) -> CellPath:
+        """Every op on every edge, weighted by :meth:`op_weights` (or :meth:`expected_weights`)."""
+        weights = self.expected_weights() if expected else self.op_weights()
         edges = self.edge_weights()
         if detach:
             weights = {k: v.detach() for k, v in weights.items()}
@@ -122,7 +135,7 @@ class DifferentiableMethod(OneShotMethod):
     def strength(self) -> dict[str, np.ndarray]:
         """Per group, (edges, ops) softmaxed alpha, times the edge weight with edge normalisation."""
         with torch.no_grad():
-            weights = self.op_weights()
+            weights = self.expected_weights()
             edges = self.edge_weights()
             result = {}
             for name, matrix in weights.items():
@@ -135,8 +148,9 @@ class DifferentiableMethod(OneShotMethod):
         result: dict[str, dict[str, float]] = {}
         prefix = len(self.supernet.groups) > 1
         with torch.no_grad():
+            weights = self.expected_weights()
             for group in self.supernet.groups:
-                probs = torch.softmax(self.alpha[group.name], dim=-1).cpu().numpy()
+                probs = weights[group.name].cpu().numpy()
                 for e, edge in enumerate(group.edges):
                     label = f"{group.name}.{edge}" if prefix else edge
                     result[label] = {op: float(probs[e, o]) for o, op in enumerate(group.ops)}
@@ -160,22 +174,33 @@ class DifferentiableMethod(OneShotMethod):
 
     # -- steps ------------------------------------------------------------------------------------------
     def regularization(self) -> torch.Tensor | float:
-        """beta-DARTS' penalty: mean log-sum-exp of alpha per edge, weight ramped linearly to the option."""
+        """Hook: extra terms of the architecture loss; here beta-DARTS' ``beta_regularization`` option."""
         weight = self.settings.option("beta_regularization")
         if not weight:
             return 0.0
-        ramp = weight * self.epoch / max(1, self.epochs - 1)
-        return ramp * sum(torch.logsumexp(a, dim=-1).mean() for a in self.alpha.values())
+        return linear_ramp(weight, self.epoch, self.epochs) * beta_decay(self.alpha.values())
+
+    def arch_path(self) -> CellPath:
+        """Hook: the path of the architecture step (every op, weighted by :meth:`op_weights`)."""
+        return self.mixed_path()
 
     def arch_loss(self, x: torch.Tensor, y: torch.Tensor, path: CellPath | None = None) -> torch.Tensor:
-        logits = self.supernet(x, path if path is not None else self.mixed_path())
+        logits = self.supernet(x, path if path is not None else self.arch_path())
         return nn.functional.cross_entropy(logits, y) + self.regularization()
 
     def train_path(self) -> CellPath:
-        """The path of the weight step (alpha detached: only the weights learn from it)."""
+        """Hook: the path of the weight step (alpha detached: only the weights learn from it)."""
         return self.mixed_path(detach=True)
 
+    def eval_path(self) -> CellPath:
+        """Hook: the path validation and perturbation selection measure (the expected weights)."""
+        return self.mixed_path(detach=True, expected=True)
+
+    def begin_step(self) -> None:  # noqa: B027
+        """Hook before each step's architecture and weight updates (e.g. DropNAS draws its mask)."""
+
     def arch_step(self, x: torch.Tensor, y: torch.Tensor, xa: torch.Tensor, ya: torch.Tensor) -> None:
+        """Hook: one update of the architecture parameters (first order: the gradient at the current weights)."""
         self.a_optimizer.zero_grad(set_to_none=True)
         self.arch_loss(xa, ya).backward(inputs=self.arch_parameters())
         self.a_optimizer.step()
@@ -183,6 +208,7 @@ class DifferentiableMethod(OneShotMethod):
     def train_step(
         self, x: torch.Tensor, y: torch.Tensor, x_arch: torch.Tensor, y_arch: torch.Tensor
     ) -> torch.Tensor:
+        self.begin_step()
         if self.epoch >= self.settings.option("warmup_epochs"):
             self.arch_step(x, y, x_arch, y_arch)
         self.w_optimizer.zero_grad(set_to_none=True)
@@ -192,7 +218,7 @@ class DifferentiableMethod(OneShotMethod):
         return logits
 
     def predict(self, x: torch.Tensor, batch: int) -> torch.Tensor:
-        return self.supernet(x, self.mixed_path(detach=True))
+        return self.supernet(x, self.eval_path())
 
     def forward_arch(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
         """The one-hot path of ``arch``, scaled by the learned edge weights where the method has them."""
@@ -268,142 +294,4 @@ class DifferentiableMethod(OneShotMethod):
         self._healthy = state["healthy"]
 
 
-@ONESHOT.register("darts")
-class DartsMethod(DifferentiableMethod):
-    """DARTS, first order (``order: 1``, default) or second order (``order: 2``)."""
-
-    name = "darts"
-
-    def extra_weight_copies(self) -> int:
-        return 3 if self.settings.option("order") == 2 else 0
-
-    def arch_step(self, x: torch.Tensor, y: torch.Tensor, xa: torch.Tensor, ya: torch.Tensor) -> None:
-        if self.settings.option("order") == 1:
-            super().arch_step(x, y, xa, ya)
-            return
-        self.a_optimizer.zero_grad(set_to_none=True)
-        for alpha, grad in zip(self.arch_parameters(), self._unrolled_gradients(x, y, xa, ya), strict=True):
-            alpha.grad = grad
-        self.a_optimizer.step()
-
-    def _unrolled_gradients(
-        self, x: torch.Tensor, y: torch.Tensor, xa: torch.Tensor, ya: torch.Tensor
-    ) -> list[torch.Tensor]:
-        """d L_val(w - xi * grad L_train(w, a), a) / d a, the Hessian term by central differences."""
-        params = [p for p in self.supernet.parameters() if p.requires_grad]
-        arch = self.arch_parameters()
-        group = self.w_optimizer.param_groups[0]
-        xi, momentum, decay = float(group["lr"]), float(group["momentum"]), float(group["weight_decay"])
-        train_loss = nn.functional.cross_entropy(self.supernet(x, self.train_path()), y)
-        grads = torch.autograd.grad(train_loss, params)
-        backup = [p.detach().clone() for p in params]
-        with torch.no_grad():  # the virtual step w' = w - xi (momentum buffer + grad + decay w)
-            for p, g in zip(params, grads, strict=True):
-                buffer = self.w_optimizer.state.get(p, {}).get("momentum_buffer")
-                step = g + decay * p
-                if buffer is not None:
-                    step = step + momentum * buffer
-                p.sub_(xi * step)
-        val_grads = torch.autograd.grad(self.arch_loss(xa, ya), [*arch, *params], allow_unused=True)
-        direct = [g if g is not None else torch.zeros_like(a) for g, a in zip(val_grads, arch, strict=False)]
-        vector = [
-            g if g is not None else torch.zeros_like(p)
-            for g, p in zip(val_grads[len(arch) :], params, strict=True)
-        ]
-        radius = FINITE_DIFFERENCE / (torch.cat([v.flatten() for v in vector]).norm() + 1e-12)
-
-        def arch_grads_at(sign: float) -> tuple[torch.Tensor, ...]:
-            with torch.no_grad():
-                for p, b, v in zip(params, backup, vector, strict=True):
-                    p.copy_(b + sign * radius * v)
-            loss = nn.functional.cross_entropy(self.supernet(x, self.mixed_path()), y)
-            found = torch.autograd.grad(loss, arch, allow_unused=True)
-            return tuple(
-                g if g is not None else torch.zeros_like(a) for g, a in zip(found, arch, strict=True)
-            )
-
-        positive, negative = arch_grads_at(1.0), arch_grads_at(-1.0)
-        with torch.no_grad():
-            for p, b in zip(params, backup, strict=True):
-                p.copy_(b)
-        return [
-            d - xi * (gp - gn) / (2 * radius) for d, gp, gn in zip(direct, positive, negative, strict=True)
-        ]
-
-
-@ONESHOT.register("pc_darts")
-class PcDartsMethod(DifferentiableMethod):
-    """PC-DARTS: partial channel connections (1/K of the channels) and edge normalisation."""
-
-    name = "pc_darts"
-
-    def partial_channels(self) -> int:
-        return int(self.settings.option("partial_channels"))
-
-    def uses_edge_weights(self) -> bool:
-        return bool(self.settings.option("edge_normalization"))
-
-
-@ONESHOT.register("gdas")
-class GdasMethod(DifferentiableMethod):
-    """GDAS: one Gumbel-softmax-sampled op per edge, temperature annealed over the epochs."""
-
-    name = "gdas"
-
-    def tau(self) -> float:
-        s = self.settings
-        high, low = float(s.option("tau_max")), float(s.option("tau_min"))
-        return max(low, high - (high - low) * self.epoch / max(1, self.epochs - 1))
-
-    def sample_path(self) -> CellPath:
-        """A straight-through Gumbel-softmax sample per edge (from the method's own generator)."""
-        tau = self.tau()
-        weights, index = {}, {}
-        for name, alpha in self.alpha.items():
-            noise = torch.empty(alpha.shape).exponential_(generator=self.sample_generator).clamp_min(1e-20)
-            gumbel = -noise.log().to(alpha.device)
-            probs = torch.softmax((torch.log_softmax(alpha, dim=-1) + gumbel) / tau, dim=-1)
-            chosen = probs.argmax(dim=-1)
-            onehot = nn.functional.one_hot(chosen, alpha.shape[-1]).to(probs.dtype)
-            weights[name] = onehot - probs.detach() + probs
-            index[name] = [int(i) for i in chosen.tolist()]
-        return CellPath(weights=weights, index=index)
-
-    def argmax_path(self) -> CellPath:
-        weights, index = {}, {}
-        for name, alpha in self.alpha.items():
-            chosen = alpha.detach().argmax(dim=-1)
-            weights[name] = nn.functional.one_hot(chosen, alpha.shape[-1]).to(alpha.dtype)
-            index[name] = [int(i) for i in chosen.tolist()]
-        return CellPath(weights=weights, index=index)
-
-    def train_path(self) -> CellPath:
-        path = self.sample_path()
-        return CellPath(weights={k: v.detach() for k, v in path.weights.items()}, index=path.index)
-
-    def arch_step(self, x: torch.Tensor, y: torch.Tensor, xa: torch.Tensor, ya: torch.Tensor) -> None:
-        self.a_optimizer.zero_grad(set_to_none=True)
-        self.arch_loss(xa, ya, self.sample_path()).backward(inputs=self.arch_parameters())
-        self.a_optimizer.step()
-
-    def predict(self, x: torch.Tensor, batch: int) -> torch.Tensor:
-        return self.supernet(x, self.argmax_path())
-
-    def extra_metrics(self) -> dict[str, float]:
-        return {"tau": self.tau()}
-
-    def probe_paths(self) -> list[Any]:
-        """Every op on every edge in turn: the heaviest op decides GDAS' peak memory."""
-        return list(range(len(self.supernet.groups[0].ops)))
-
-    def probe_forward(self, x: torch.Tensor, path: Any) -> torch.Tensor:
-        weights, index = {}, {}
-        for group in self.supernet.groups:
-            onehot = torch.zeros(group.shape, device=x.device)
-            onehot[:, int(path)] = 1.0
-            weights[group.name] = onehot + 0.0 * self.alpha[group.name]  # keep alpha in the graph
-            index[group.name] = [int(path)] * group.shape[0]
-        return self.supernet(x, CellPath(weights=weights, index=index))
-
-
-__all__ = ["DartsMethod", "DifferentiableMethod", "GdasMethod", "PcDartsMethod"]
+__all__ = ["ALPHA_INIT", "DifferentiableMethod"]

@@ -42,6 +42,7 @@ SUPERNET_METRICS: tuple[str, ...] = (
     "val_accuracy",
     "lr",
     "tau",
+    "hessian_eigenvalue",
     "epoch_time_s",
 )
 

@@ -145,6 +145,8 @@ def estimate_memory(method: OneShotMethod, batch_size: int | None = None) -> Mem
         fixed = max(0, int(a_small - per_sample * small))
         candidates.append((fixed + per_sample * batch, per_sample, fixed, int(top_large / large * batch)))
     _, per_sample, fixed, top = max(candidates)  # the heaviest path decides
+    copies = 1 + method.extra_activation_copies()  # e.g. a Hessian-vector product's kept gradient graph
+    per_sample, fixed = per_sample * copies, fixed * copies
     param_bytes = sum(p.numel() * p.element_size() for p in method.supernet.parameters())
     trainable = sum(p.numel() * p.element_size() for p in method.supernet.parameters() if p.requires_grad)
     arch = sum(
@@ -226,7 +228,7 @@ def check_memory(method: OneShotMethod) -> MemoryEstimate:
     if fits >= 2:
         advice.append(f"batch_size: {fits} (the largest that fits)")
     view = oneshot_view(method.space)
-    if method.name in ("darts", "gdas") and view is not None and view.differentiable:
+    if hasattr(method, "alpha") and method.name != "pc_darts" and view is not None and view.differentiable:
         advice.append(
             "method pc_darts with partial_channels: 4 (about a quarter of the mixed-op activations)"
         )

@@ -13,6 +13,11 @@ own a training loop. The interface is small:
   ``{edge: {op: probability}}`` (empty for SPOS, which has none);
 * :meth:`OneShotMethod.derive` is the discrete architecture found.
 
+The loop calls hooks a method may override: ``make_w_scheduler`` (the
+weights' schedule), ``begin_epoch``, ``train_step``, ``after_epoch`` and
+``should_stop`` (a reason to stop, or None). The alpha-based methods add
+their own hooks on top (:mod:`nas.oneshot.differentiable`).
+
 Randomness never touches global state: initialisation runs under
 :func:`nas.training.seeded`, batches and samples come from generators the
 method owns and checkpoints.
@@ -136,9 +141,7 @@ class OneShotMethod(abc.ABC):
         self.w_optimizer = torch.optim.SGD(
             self.supernet.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay
         )
-        self.w_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.w_optimizer, T_max=s.epochs, eta_min=s.lr_min
-        )
+        self.w_scheduler = self.make_w_scheduler()
         self.epoch = 0
         self.history: list[dict[str, float]] = []
         self.alpha_history: list[dict[str, dict[str, float]]] = []
@@ -165,6 +168,11 @@ class OneShotMethod(abc.ABC):
             partial=partial,
             affine=affine,
         )
+
+    def make_w_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
+        """Hook: the weights' learning-rate schedule, stepped once per epoch (DARTS: cosine to ``lr_min``)."""
+        s = self.settings
+        return torch.optim.lr_scheduler.CosineAnnealingLR(self.w_optimizer, T_max=s.epochs, eta_min=s.lr_min)
 
     def init_arch_parameters(self) -> None:  # noqa: B027  (SPOS has none)
         """Create architecture parameters (called once, under the method's seed, after the supernet)."""
@@ -206,6 +214,10 @@ class OneShotMethod(abc.ABC):
         """Extra copies of the weights a step holds at its peak (DARTS' unrolled step keeps three)."""
         return 0
 
+    def extra_activation_copies(self) -> int:
+        """Extra forward activations a step holds at its peak (a double backward keeps the gradient graph)."""
+        return 0
+
     def probe_paths(self) -> list[Any]:
         """Paths whose memory the estimate measures (the heaviest is used); ``[None]``: the training path."""
         return [None]
@@ -228,12 +240,21 @@ class OneShotMethod(abc.ABC):
         while not self.finished:
             metrics = self.train_epoch()
             self.after_epoch(metrics)
+            if self.stop_reason is None:
+                self.stop_reason = self.should_stop(metrics)
             if callback is not None:
                 callback(self, metrics)
         return self.history
 
+    def begin_epoch(self) -> None:  # noqa: B027
+        """Hook before each epoch's first step (per-epoch schedules read :attr:`epoch`, 0-based here)."""
+
     def after_epoch(self, metrics: Mapping[str, float]) -> None:  # noqa: B027
         """Hook after each epoch (collapse checks); may set :attr:`stop_reason`."""
+
+    def should_stop(self, metrics: Mapping[str, float]) -> str | None:
+        """Hook: why to stop after this epoch (e.g. an eigenvalue criterion), or None to go on."""
+        return None
 
     def train_epoch(self) -> dict[str, float]:
         """One epoch over the weight split; appends to :attr:`history` and :attr:`alpha_history`."""
@@ -242,6 +263,7 @@ class OneShotMethod(abc.ABC):
         batch = self.settings.batch_size
         weight_batches = epoch_batches(len(data.y_weights), batch, self.data_generator)
         arch_batches = epoch_batches(len(data.y_arch), batch, self.data_generator)
+        self.begin_epoch()
         lr = float(self.w_optimizer.param_groups[0]["lr"])
         extra = self.extra_metrics()  # the values this epoch trains with (e.g. GDAS' temperature)
         self.supernet.train()
@@ -381,7 +403,10 @@ class OneShotMethod(abc.ABC):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from ``state``; refuses a checkpoint of another method, space, seed or settings."""
         for key, value in self.run_identity().items():
-            if state.get(key) != value:
+            stored = state.get(key)
+            if key == "settings" and isinstance(stored, dict):
+                stored = {k: v for k, v in stored.items() if v is not None}  # written before the unset went
+            if stored != value:
                 raise ConfigError(
                     f"checkpoint does not belong to this run: its {key} is {state.get(key)!r}, "
                     f"this run has {value!r}; delete the checkpoint or use the run that wrote it"
@@ -424,8 +449,14 @@ _NOT_TRAINING = frozenset(
 
 
 def training_settings(settings: OneShotSettings) -> dict[str, Any]:
-    """The settings a checkpoint must agree on to be resumed."""
-    return {k: v for k, v in settings.model_dump(mode="json").items() if k not in _NOT_TRAINING}
+    """The settings a checkpoint must agree on to be resumed.
+
+    Unset (None) options are left out, so a checkpoint stays loadable when a
+    new method adds options that the run that wrote it never had.
+    """
+    return {
+        k: v for k, v in settings.model_dump(mode="json").items() if k not in _NOT_TRAINING and v is not None
+    }
 
 
 def check_support(method: str, kinds: tuple[str, ...], space: SearchSpace) -> None:

@@ -75,7 +75,7 @@ def perturbation_selection(method: DifferentiableMethod) -> tuple[Architecture, 
     data, settings = method.data, method.settings
     count = min(settings.score_images, len(data.y_arch))
     x, y = data.x_arch[:count], data.y_arch[:count]
-    path = method.mixed_path(detach=True)
+    path = method.eval_path()
     weights = {name: tensor.clone() for name, tensor in path.weights.items()}
     supernet = method.supernet
 

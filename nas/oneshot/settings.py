@@ -13,8 +13,9 @@ so ``order: 2`` on ``gdas`` is an error rather than silently ignored.
 Defaults follow the DARTS paper (SGD lr 0.025 cosine to 0.001, momentum 0.9,
 weight decay 3e-4, clip 5; Adam 3e-4 with betas (0.5, 0.999) and weight decay
 1e-3 on alpha; half the training set for the weights, half for alpha),
-PC-DARTS (K = 4), GDAS (tau 10 -> 0.1) and SPOS (population 20, 10
-generations, half of the population as parents).
+PC-DARTS (K = 4), GDAS (tau 10 -> 0.1), SPOS (population 20, 10
+generations, half of the population as parents), DrNAS (prior weight 1e-3),
+sharpDARTS (power base 2, its CIFAR-10 setting) and DropNAS (r = 3e-5).
 """
 
 from __future__ import annotations
@@ -28,6 +29,18 @@ from nas.core.errors import ConfigError
 from nas.core.leakage import check_report_column
 from nas.core.seeds import check_seed
 
+#: The methods on the alpha loop (:mod:`nas.oneshot.differentiable`): they share its options.
+ALPHA_METHODS: tuple[str, ...] = (
+    "darts",
+    "pc_darts",
+    "gdas",
+    "drnas",
+    "beta_darts",
+    "sharpdarts",
+    "dropnas",
+    "robust_darts",
+)
+
 #: Options read by only some methods (the rest apply to all).
 METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "order": ("darts",),
@@ -35,11 +48,18 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "edge_normalization": ("pc_darts",),
     "tau_max": ("gdas",),
     "tau_min": ("gdas",),
-    "arch_lr": ("darts", "pc_darts", "gdas"),
-    "arch_weight_decay": ("darts", "pc_darts", "gdas"),
-    "warmup_epochs": ("darts", "pc_darts", "gdas"),
+    "arch_lr": ALPHA_METHODS,
+    "arch_weight_decay": ALPHA_METHODS,
+    "warmup_epochs": ALPHA_METHODS,
     "beta_regularization": ("darts", "pc_darts", "gdas"),
-    "selection": ("darts", "pc_darts", "gdas"),
+    "selection": ALPHA_METHODS,
+    "prior_weight": ("drnas",),
+    "beta_decay": ("beta_darts",),
+    "power_order": ("sharpdarts",),
+    "drop_rate": ("dropnas",),
+    "hessian_iterations": ("robust_darts",),
+    "hessian_window": ("robust_darts",),
+    "hessian_ratio": ("robust_darts",),
     "population": ("spos",),
     "generations": ("spos",),
     "parents": ("spos",),
@@ -58,6 +78,13 @@ METHOD_DEFAULTS: dict[str, Any] = {
     "warmup_epochs": 0,
     "beta_regularization": 0.0,
     "selection": "magnitude",
+    "prior_weight": 1e-3,
+    "beta_decay": 1.0,
+    "power_order": 2.0,
+    "drop_rate": 3e-5,
+    "hessian_iterations": 20,
+    "hessian_window": 5,
+    "hessian_ratio": 0.75,
     "population": 20,
     "generations": 10,
     "parents": 10,
@@ -108,6 +135,31 @@ class OneShotSettings(BaseModel):
         None,
         description="how the cell is read off the supernet: strongest alpha per edge (magnitude) or "
         "the op whose removal raises the supernet's held-out loss most (perturbation, DARTS-PT)",
+    )
+    prior_weight: float | None = Field(
+        None, ge=0.0, description="DrNAS: weight of the KL divergence to the uniform Dirichlet(1) prior"
+    )
+    beta_decay: float | None = Field(
+        None, ge=0.0, description="beta-DARTS: final weight of the beta-decay term (ramped from 0)"
+    )
+    power_order: float | None = Field(
+        None, ge=1.0, description="sharpDARTS: base of cosine power annealing (1: plain cosine)"
+    )
+    drop_rate: float | None = Field(
+        None,
+        gt=0.0,
+        lt=1.0,
+        description="DropNAS: chance a whole op group would be dropped; each op drops at rate**(1/group size)",
+    )
+    hessian_iterations: int | None = Field(
+        None, ge=1, le=1000, description="RobustDARTS: power iterations per eigenvalue estimate"
+    )
+    hessian_window: int | None = Field(None, ge=1, description="RobustDARTS: epochs k averaged by DARTS-ES")
+    hessian_ratio: float | None = Field(
+        None,
+        gt=0.0,
+        lt=1.0,
+        description="RobustDARTS: stop when mean eigenvalue(i-k) / mean(i) falls below this",
     )
     population: int | None = Field(None, ge=2)
     generations: int | None = Field(None, ge=0)
@@ -200,4 +252,4 @@ def parse_settings(method: str, options: Mapping[str, Any] | OneShotSettings | N
     return settings
 
 
-__all__ = ["METHOD_DEFAULTS", "METHOD_OPTIONS", "OneShotSettings", "parse_settings"]
+__all__ = ["ALPHA_METHODS", "METHOD_DEFAULTS", "METHOD_OPTIONS", "OneShotSettings", "parse_settings"]

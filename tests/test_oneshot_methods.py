@@ -1,0 +1,232 @@
+"""The defining mechanism of each method on the hook loop, on a tiny nb201 supernet.
+
+Derivation, checkpoint-resume and the option checks of every registered
+method are covered by the contract tests of ``tests/test_oneshot.py``; here
+each method shows what its paper says it does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from nas.data import Dataset, load_dataset
+from nas.oneshot import create_method, run_oneshot
+from nas.oneshot.dropnas import op_groups
+from nas.oneshot.sharpdarts import cosine_power_annealing
+from search_spaces import get_space
+
+pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
+SYNTHETIC = {"name": "synthetic", "num_samples": 160, "num_test": 16, "num_classes": 4, "shape": (3, 8, 8)}
+
+
+@pytest.fixture(scope="module")
+def data() -> Dataset:
+    return load_dataset(SYNTHETIC, seed=0)
+
+
+def make(method: str, data: Dataset, **options: object):
+    settings = {"epochs": 2, "batch_size": 16, "check_memory": False, **options}
+    return create_method(method, get_space("nb201", channels=4, cells=1), data, settings, seed=0)
+
+
+def arch_grads(method, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+    method.a_optimizer.zero_grad(set_to_none=True)
+    method.arch_loss(x, y).backward(inputs=method.arch_parameters())
+    return [p.grad.clone() for p in method.arch_parameters()]
+
+
+# -- drnas --------------------------------------------------------------------------------------------------
+
+
+def test_drnas_samples_lie_on_the_simplex_and_train_the_concentration(data: Dataset) -> None:
+    searcher = make("drnas", data)
+    first, second = searcher.op_weights()["cell"], searcher.op_weights()["cell"]
+    assert torch.allclose(first.sum(-1), torch.ones(first.shape[0]), atol=1e-5) and (first >= 0).all()
+    assert not torch.equal(first, second)  # a fresh sample per step, not a point estimate
+    mean = searcher.expected_weights()["cell"]
+    concentration = searcher.concentration()["cell"]
+    assert torch.allclose(mean, concentration / concentration.sum(-1, keepdim=True))
+    # The reparameterised sample carries the validation loss's gradient into alpha.
+    grads = arch_grads(searcher, searcher.data.x_arch[:16], searcher.data.y_arch[:16])
+    assert grads[0].abs().sum() > 0
+    before = concentration.detach().clone()
+    run_oneshot(searcher)
+    after = searcher.concentration()["cell"].detach()
+    assert (after - before).abs().max() > 1e-3  # the concentration moved
+    assert searcher.alpha_history[-1] != searcher.alpha_history[0]
+
+
+def test_drnas_draws_from_its_own_generator_only(data: Dataset) -> None:
+    searcher = make("drnas", data)
+    torch.manual_seed(123)
+    outside = torch.rand(3)
+    torch.manual_seed(123)
+    searcher.op_weights()
+    assert torch.equal(torch.rand(3), outside)  # the global stream is untouched
+    state = searcher.sample_generator.get_state()
+    sample = searcher.op_weights()["cell"]
+    searcher.sample_generator.set_state(state)
+    assert torch.equal(searcher.op_weights()["cell"], sample)  # the same state draws the same sample
+
+
+def test_drnas_prior_term_is_the_kl_to_the_uniform_dirichlet(data: Dataset) -> None:
+    searcher = make("drnas", data, prior_weight=0.5)
+    assert float(searcher.regularization()) < 1e-4  # alpha ~ 0: elu(alpha) + 1 ~ 1, the prior itself
+    with torch.no_grad():
+        searcher.alpha["cell"][:, 1] += 3.0
+    assert float(searcher.regularization()) > 0.1
+    assert float(make("drnas", data, prior_weight=0.0).regularization()) == 0.0
+
+
+# -- beta_darts -------------------------------------------------------------------------------------------------
+
+
+def test_beta_decay_shrinks_the_spread_of_alpha(data: Dataset) -> None:
+    """Same seed, same batches: with beta-decay, alpha ends less spread out than plain DARTS'."""
+    options = {"epochs": 3, "arch_lr": 0.05, "arch_weight_decay": 0.0}
+    plain = make("darts", data, **options)
+    decayed = make("beta_darts", data, beta_decay=20.0, **options)
+    for searcher in (plain, decayed):
+        run_oneshot(searcher)
+    spread = {s.name: float(s.alpha["cell"].detach().std(dim=-1).mean()) for s in (plain, decayed)}
+    assert spread["beta_darts"] < 0.8 * spread["darts"]
+
+
+def test_beta_decay_weight_ramps_linearly_from_zero(data: Dataset) -> None:
+    searcher = make("beta_darts", data, epochs=5, beta_decay=2.0)
+    with torch.no_grad():
+        searcher.alpha["cell"].normal_()
+    expected = torch.logsumexp(searcher.alpha["cell"], dim=-1).mean()
+    for epoch, weight in [(0, 0.0), (2, 1.0), (4, 2.0)]:
+        searcher.epoch = epoch
+        assert float(searcher.regularization()) == pytest.approx(weight * float(expected), rel=1e-6)
+    # Its gradient is softmax(alpha): the leading op of each edge decays most.
+    searcher.alpha["cell"].grad = None
+    searcher.regularization().backward()
+    grad = searcher.alpha["cell"].grad
+    assert torch.equal(grad.argmax(-1), searcher.alpha["cell"].detach().argmax(-1))
+
+
+# -- sharpdarts ----------------------------------------------------------------------------------------------------
+
+
+def test_sharpdarts_learning_rate_follows_cosine_power_annealing(data: Dataset) -> None:
+    epochs, lr, low, power = 4, 0.05, 0.002, 10.0
+    searcher = make("sharpdarts", data, epochs=epochs, lr=lr, lr_min=low, power_order=power)
+    run_oneshot(searcher)
+    seen = [row["lr"] for row in searcher.history]
+    for epoch, value in enumerate(seen):
+        share = (1 + math.cos(math.pi * epoch / epochs)) / 2
+        assert value == pytest.approx(low + (lr - low) * (power**share - 1) / (power - 1), rel=1e-9)
+    assert seen[0] == pytest.approx(lr)
+    # Faster than cosine at first (the power curve lies under the cosine one), and p = 1 is cosine.
+    cosine = [low + (lr - low) * (1 + math.cos(math.pi * e / epochs)) / 2 for e in range(epochs)]
+    assert all(p < c for p, c in zip(seen[1:], cosine[1:], strict=True))
+    assert cosine_power_annealing(1, epochs, lr, low, 1.0) == pytest.approx(cosine[1])
+
+
+def test_sharpdarts_max_weight_runs_the_strongest_op_at_full_strength(data: Dataset) -> None:
+    searcher = make("sharpdarts", data)
+    with torch.no_grad():
+        searcher.alpha["cell"].normal_()
+    weights, softmax = searcher.op_weights()["cell"], searcher.expected_weights()["cell"]
+    assert torch.allclose(weights.max(-1).values, torch.ones(weights.shape[0]))
+    assert torch.allclose(weights - softmax, (1 - softmax.max(-1, keepdim=True).values).expand_as(weights))
+    assert torch.equal(weights.argmax(-1), softmax.argmax(-1))
+
+
+# -- dropnas ----------------------------------------------------------------------------------------------------------
+
+
+def test_dropnas_drops_each_op_group_at_its_own_rate(data: Dataset) -> None:
+    searcher = make("dropnas", data, drop_rate=0.05)
+    group = searcher.supernet.groups[0]
+    free, weighted = op_groups(group)
+    assert [group.ops[i] for i in free] == ["none", "skip_connect", "avg_pool_3x3"]
+    assert [group.ops[i] for i in weighted] == ["nor_conv_1x1", "nor_conv_3x3"]
+    masks = torch.stack([searcher.draw_mask(group) for _ in range(2000)])  # (draws, edges, ops)
+    dropped = 1.0 - masks.double().mean(dim=(0, 1))
+    # Each op drops at rate**(1/group size), a little less where an emptied group got an op back.
+    assert dropped[free].tolist() == pytest.approx([0.05 ** (1 / 3)] * 3, abs=0.03)
+    assert dropped[weighted].tolist() == pytest.approx([0.05 ** (1 / 2)] * 2, abs=0.03)
+    assert 0.05 ** (1 / 2) - 0.05 / 2 - 0.03 < float(dropped[weighted].mean())
+    for members in (free, weighted):  # a group is never dropped whole
+        assert masks[..., members].any(dim=-1).all()
+    # Ops are dropped a group at a time: both groups' patterns vary independently of each other.
+    assert not torch.equal(masks[..., free].all(-1), masks[..., weighted].all(-1))
+
+
+def test_dropnas_dropped_ops_get_no_weight_and_no_gradient(data: Dataset) -> None:
+    searcher = make("dropnas", data, drop_rate=0.3)
+    searcher.begin_step()
+    keep = searcher.keep["cell"]
+    assert not keep.all()
+    weights = searcher.op_weights()["cell"]
+    assert (weights[~keep] == 0).all()
+    assert torch.allclose(weights.sum(-1), torch.ones(weights.shape[0]))
+    grad = arch_grads(searcher, searcher.data.x_arch[:16], searcher.data.y_arch[:16])[0]
+    assert (grad[~keep] == 0).all() and (grad[keep] != 0).any()
+    assert torch.allclose(searcher.eval_path().weights["cell"], torch.softmax(searcher.alpha["cell"], -1))
+    logits = searcher.supernet(searcher.data.x_arch[:4], searcher.train_path())
+    assert (
+        logits.shape == (4, 4) and not nn.functional.cross_entropy(logits, searcher.data.y_arch[:4]).isnan()
+    )
+
+
+# -- robust_darts ------------------------------------------------------------------------------------------------------
+
+
+def test_power_iteration_matches_the_dense_hessian_of_a_tiny_model() -> None:
+    """The dominant eigenvalue by Hessian-vector products equals the largest |eigenvalue| of the dense Hessian."""
+    from nas.oneshot.robust_darts import dominant_eigenvalue
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 5, generator=generator)
+    y = torch.randint(3, (32,), generator=generator)
+    weights = torch.randn(5, 3, generator=generator)
+    alpha = torch.randn(2, 3, generator=generator, requires_grad=True)
+
+    def loss_of(a: torch.Tensor) -> torch.Tensor:  # a softmax-mixed two-layer model, like a mixed op
+        hidden = torch.tanh(x @ weights) * torch.softmax(a[0], -1) + torch.sigmoid(x @ weights) * a[1]
+        return nn.functional.cross_entropy(hidden * 3.0, y)
+
+    dense = torch.autograd.functional.hessian(loss_of, alpha.detach()).reshape(6, 6)
+    eigenvalues = torch.linalg.eigvalsh(dense)
+    expected = float(eigenvalues[eigenvalues.abs().argmax()])
+    found = dominant_eigenvalue(lambda: loss_of(alpha), [alpha], 200, torch.Generator().manual_seed(1))
+    assert found == pytest.approx(expected, rel=1e-3)
+
+
+def test_robust_darts_stops_when_the_eigenvalue_grows_and_falls_back(data: Dataset) -> None:
+    from nas.oneshot.robust_darts import early_stop_epoch
+
+    assert early_stop_epoch([1.0, 1.0, 1.1, 1.2], window=2, ratio=0.75) is None  # grew by 15%: go on
+    assert early_stop_epoch([1.0, 1.0, 1.5, 1.5], window=2, ratio=0.75) == 2  # grew by 50%: back to epoch 2
+    assert early_stop_epoch([1.0, 1.0, 1.5], window=2, ratio=0.75) is None  # too few epochs to judge
+
+    searcher = make(
+        "robust_darts", data, epochs=4, hessian_window=1, hessian_iterations=5, hessian_ratio=0.999
+    )
+    searcher.fit(lambda trained, metrics: setattr(trained, "stop_reason", "pause"))
+    searcher.stop_reason = None
+    first = {k: v.detach().clone() for k, v in searcher.alpha.items()}
+    assert len(searcher.eigenvalues) == 1 and math.isfinite(searcher.eigenvalues[0])
+    assert searcher.history[0]["hessian_eigenvalue"] == searcher.eigenvalues[0]
+    searcher.train_epoch()
+    searcher.after_epoch({})
+    searcher.eigenvalues[-1] = 10.0 * abs(searcher.eigenvalues[0]) + 1.0  # as if the loss turned sharp
+    reason = searcher.should_stop({})
+    assert reason is not None and "derived from epoch 1" in reason
+    assert all(torch.equal(searcher.alpha[k], first[k]) for k in first)
+
+
+def test_robust_darts_memory_estimate_counts_the_double_backward(data: Dataset) -> None:
+    from nas.oneshot import estimate_memory
+
+    plain, robust = make("darts", data), make("robust_darts", data)
+    ratio = estimate_memory(robust, 16).activations / estimate_memory(plain, 16).activations
+    assert ratio == pytest.approx(2.0, rel=0.05)

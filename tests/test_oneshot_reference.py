@@ -1,0 +1,100 @@
+"""The built-in one-shot methods keep their exact trajectories, and old checkpoints still load.
+
+``tests/data/oneshot_reference`` was recorded on main before the methods
+moved onto the hook loop (:mod:`nas.oneshot.hooks`): for darts (first order;
+second order with beta-regularisation; with warm-up), pc_darts, gdas and spos
+on a tiny nb201 supernet, alpha after each of two epochs, a SHA-256 of every
+supernet weight, the train losses and the derived cell, plus a format-2
+checkpoint after epoch 1. The refactor must reproduce them bit for bit
+(same torch build and CPU; ``record.py`` re-records after an intended change).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nas.data import Dataset, load_dataset
+from nas.oneshot import create_method, load_checkpoint
+
+REFERENCE = Path(__file__).parent / "data" / "oneshot_reference"
+SYNTHETIC = {"name": "synthetic", "num_samples": 96, "num_test": 16, "num_classes": 4, "shape": (3, 8, 8)}
+CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "darts": ("darts", {}),
+    "darts_order2_beta": ("darts", {"order": 2, "beta_regularization": 0.5}),
+    "darts_warmup": ("darts", {"warmup_epochs": 1}),
+    "pc_darts": ("pc_darts", {"partial_channels": 2}),
+    "gdas": ("gdas", {}),
+    "spos": ("spos", {"population": 4, "generations": 1, "parents": 2, "score_images": 32, "bn_batches": 1}),
+}
+
+
+def weights_digest(method: Any) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in method.supernet.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def snapshot(method: Any) -> dict[str, Any]:
+    """Alpha (and beta) exactly, the weights' digest, the losses and the derived cell."""
+    arch = {}
+    for attr in ("alpha", "beta"):
+        for key, value in getattr(method, attr, {}).items():
+            arch[f"{attr}.{key}"] = value.detach().flatten().tolist()
+    return {
+        "epoch": method.epoch,
+        "arch": arch,
+        "weights_sha256": weights_digest(method),
+        "train_loss": [h["train_loss"] for h in method.history],
+        "derived": method.space.format(method.derive()),
+    }
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict[str, Any]:
+    return json.loads((REFERENCE / "reference.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def data() -> Dataset:
+    return load_dataset(SYNTHETIC, seed=0)
+
+
+def make(case: str, reference: dict[str, Any], data: Dataset) -> Any:
+    from search_spaces import get_space
+
+    entry = reference[case]
+    return create_method(
+        entry["method"], get_space("nb201", channels=4, cells=1), data, entry["options"], seed=5
+    )
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_two_epochs_reproduce_the_recorded_trajectory_bit_for_bit(
+    case: str, reference: dict[str, Any], data: Dataset
+) -> None:
+    method = make(case, reference, data)
+    method.fit(lambda trained, metrics: setattr(trained, "stop_reason", "pause"))
+    method.stop_reason = None
+    assert snapshot(method) == reference[case]["after_epoch_1"]
+    method.fit()
+    assert snapshot(method) == reference[case]["after_epoch_2"]
+
+
+@pytest.mark.parametrize("case", sorted(c for c, (name, _) in CASES.items() if c == name))
+def test_a_format_2_checkpoint_resumes_to_the_recorded_epoch(
+    case: str, reference: dict[str, Any], data: Dataset, tmp_path: Path
+) -> None:
+    shutil.copytree(REFERENCE / case, tmp_path / case)
+    method = make(case, reference, data)
+    assert load_checkpoint(method, tmp_path / case)
+    assert snapshot(method) == reference[case]["after_epoch_1"]
+    method.fit()
+    assert snapshot(method) == reference[case]["after_epoch_2"]
