@@ -50,4 +50,3 @@ def test_strategy_leaves_its_initial_phase_on_every_space(space: str, strategy: 
     # BOHB's random fraction does, under another phase name), and its own method proposes some.
     assert INITIAL_PHASE not in phases[initial:], phases
     assert type(search).phase_name in phases[initial:], f"{strategy} on {space} never used its method"
-

@@ -18,8 +18,8 @@ from nas.core.errors import ConfigError
 from nas.settings.errors import format_validation_error
 
 if TYPE_CHECKING:
-    from nas.runner.plan import SearchPlan
     from nas.runner.context import SearchRun
+    from nas.runner.plan import SearchPlan
 
 
 class SchedulerSettings(BaseModel):
