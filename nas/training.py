@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import logging
 import math
 import os
@@ -34,7 +35,7 @@ import torch
 from torch import nn
 
 from nas.core.errors import ConfigError
-from nas.core.evaluator import Reporter
+from nas.core.evaluator import Checkpointer, Reporter
 from nas.core.files import atomic_write
 from nas.data import Dataset
 from nas.data.augment import apply_crops, draw_crops
@@ -239,6 +240,8 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     diverged: bool = False
     seconds: float = 0.0
+    #: The epoch of the state the run resumed from (0: it started from scratch).
+    resumed_after: int = 0
 
     @property
     def last(self) -> Mapping[str, float]:
@@ -255,8 +258,18 @@ def fit(
     device: torch.device,
     precision: Precision,
     report: Reporter | None = None,
+    resume: bytes | None = None,
+    checkpoint: Checkpointer | None = None,
 ) -> FitResult:
     """Train ``model`` on the training split, validating after every epoch.
+
+    ``checkpoint(epoch, state)`` receives, after each epoch and before
+    ``report``, everything the loop needs to go on (weights, optimiser,
+    learning-rate schedule, gradient scaler, shuffling generator, torch's RNG
+    and the curve so far; see :class:`LoopState`); ``resume`` is such a state:
+    the loop continues with the epoch after it and the run is the same, to the
+    last bit on a CPU, as one that was never interrupted. ``model`` must be
+    built as for the first run (same architecture); its weights are replaced.
 
     The learning rate follows a per-step cosine from ``settings.lr`` to zero
     over ``epochs``. ``report(epoch, metrics)`` is called after each epoch
@@ -286,8 +299,13 @@ def fit(
     scaler = torch.amp.GradScaler(device.type, enabled=precision.scale_gradients)
     criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     result = FitResult()
-    started = time.perf_counter()
-    for epoch in range(1, epochs + 1):
+    first = 1
+    loop = LoopState(model, optimizer, scheduler, scaler, generator, result)
+    if resume is not None:
+        result.resumed_after = loop.load(resume)
+        first = result.resumed_after + 1
+    started = time.perf_counter() - result.seconds
+    for epoch in range(first, epochs + 1):
         epoch_start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         model.train()
@@ -339,6 +357,9 @@ def fit(
         }
         result.history.append(metrics)
         logger.debug("epoch %d: %s", epoch, metrics)
+        if checkpoint is not None:
+            result.seconds = time.perf_counter() - started
+            checkpoint(epoch, loop.save(epoch))
         if report is not None:
             report(epoch, metrics)
     result.seconds = time.perf_counter() - started
@@ -347,8 +368,62 @@ def fit(
     return result
 
 
+@dataclass(frozen=True)
+class LoopState:
+    """The objects of a training loop whose state a checkpoint holds (see :meth:`save` and :meth:`load`)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    generator: torch.Generator
+    result: FitResult
+
+    def save(self, epoch: int) -> bytes:
+        """The loop's whole state after ``epoch`` as bytes (tensors on the CPU; loadable with ``weights_only``).
+
+        torch's global RNG is included because in-model randomness (dropout,
+        drop-path) draws from it inside :func:`seeded`; without it a resumed run
+        would differ from an uninterrupted one.
+        """
+        state = {
+            "epoch": epoch,
+            "model": {name: tensor.detach().cpu() for name, tensor in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "generator": self.generator.get_state(),
+            "rng": torch.get_rng_state(),
+            "history": self.result.history,
+            "seconds": self.result.seconds,
+        }
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        return buffer.getvalue()
+
+    def load(self, payload: bytes) -> int:
+        """Load a state written by :meth:`save` into the loop's objects; returns its epoch."""
+        try:
+            state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+            self.generator.set_state(state["generator"])
+            torch.set_rng_state(state["rng"])
+        except (KeyError, RuntimeError, ValueError, EOFError, TypeError) as exc:
+            raise ConfigError(
+                f"the checkpoint to resume from does not fit this training run ({type(exc).__name__}: {exc}); "
+                "it must come from the same architecture, settings and budget"
+            ) from exc
+        self.result.history = list(state["history"])
+        self.result.seconds = float(state["seconds"])
+        return int(state["epoch"])
+
+
 __all__ = [
     "FitResult",
+    "LoopState",
     "Precision",
     "augment_batch",
     "batches",

@@ -261,3 +261,25 @@ def test_missing_required_fields() -> None:
 def test_study_name_pattern() -> None:
     assert "name:" in error_of(with_(name="has space"))
     assert SearchConfig.model_fields["name"].is_required()
+
+
+def test_hyperband_is_refused_where_it_cannot_pause_and_promote(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "plugins"))
+    train = {"name": "train", "epochs": 4}
+    build_plan(with_(evaluator=train, scheduler={"name": "hyperband", "reduction_factor": 2}))
+    message = plan_error_of(with_(evaluator={"name": "train", "epochs": 2}, scheduler={"name": "hyperband"}))
+    assert "'hyperband' with reduction_factor 3 needs at least 3 epochs" in message and "2.0" in message
+    for factor in (1, 17, 2.5):
+        message = plan_error_of(
+            with_(evaluator=train, scheduler={"name": "hyperband", "reduction_factor": factor})
+        )
+        assert "scheduler 'hyperband'" in message and "reduction_factor" in message
+    table = with_(space={"name": "nb201"}, evaluator={"name": "nb201_table", "metric": "cifar10-val"})
+    assert "reports none" in plan_error_of({**table, "scheduler": {"name": "hyperband"}})
+    no_checkpoints = with_(
+        plugins=["nas_test_plugins"],
+        evaluator={"name": "curve", "steps": 4},
+        scheduler={"name": "hyperband", "reduction_factor": 2},
+    )
+    message = plan_error_of(no_checkpoints)
+    assert "evaluator 'curve' cannot checkpoint" in message and "'asha'" in message

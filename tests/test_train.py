@@ -315,3 +315,56 @@ def test_quickstart_setting_separates_architectures(tmp_path: Path) -> None:
         accuracy[cell] = evaluator.evaluate(space.parse(cell), seed=0).values["val_accuracy"]
     live, dead = accuracy.values()
     assert live >= 75.0 and dead <= 20.0, accuracy
+
+
+class Paused(Exception):
+    """Raised by a report to end a run after a chosen epoch, as a paused trial's worker goes away."""
+
+
+def test_a_run_resumed_from_a_checkpoint_continues_the_uninterrupted_run_exactly(
+    space, arch, data, tmp_path: Path
+) -> None:
+    """Epoch k+1 of a resumed run starts from epoch k's weights, optimiser, LR schedule and RNGs.
+
+    Augmentation and label smoothing make every random stream matter; the
+    resumed run happens in a fresh evaluator (as in a new worker).
+    """
+    options = {"epochs": 3, "augment": True, "label_smoothing": 0.1, "optimizer": "sgd"}
+    whole: list[tuple[int, dict[str, float]]] = []
+    make(space, data, tmp_path, **options).evaluate(
+        arch, seed=3, report=lambda e, m: whole.append((e, dict(m)))
+    )
+
+    states: dict[int, bytes] = {}
+    first: list[tuple[int, dict[str, float]]] = []
+
+    def stop_after_one(epoch: int, metrics: Mapping[str, float]) -> None:
+        first.append((epoch, dict(metrics)))
+        raise Paused
+
+    with pytest.raises(Paused):
+        make(space, data, tmp_path, **options).evaluate(
+            arch, seed=3, report=stop_after_one, checkpoint=lambda e, s: states.__setitem__(e, s)
+        )
+    assert list(states) == [1]
+    rest: list[tuple[int, dict[str, float]]] = []
+    resumed = make(space, data, tmp_path, **options).evaluate(
+        arch, seed=3, report=lambda e, m: rest.append((e, dict(m))), resume=states[1]
+    )
+    assert [e for e, _ in first + rest] == [1, 2, 3]
+    for (_, got), (_, want) in zip(first + rest, whole, strict=True):
+        for name in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"):
+            assert got[name] == pytest.approx(want[name], abs=1e-6), name
+    assert resumed.user_attrs["resumed_after_epoch"] == 1
+    assert [m["epoch"] for m in resumed.user_attrs["learning_curve"]] == [1.0, 2.0, 3.0]
+
+
+def test_a_checkpoint_of_another_architecture_is_refused(space, arch, data, tmp_path: Path) -> None:
+    states: dict[int, bytes] = {}
+    make(space, data, tmp_path, epochs=1).evaluate(
+        arch, seed=0, checkpoint=lambda e, s: states.__setitem__(e, s)
+    )
+    other = get_space("nb201", channels=8, cells=1).parse(CELL)
+    wide = TrainEvaluator(get_space("nb201", channels=8, cells=1), data, workdir=tmp_path, epochs=2)
+    with pytest.raises(ConfigError, match="does not fit this training run"):
+        wide.evaluate(other, seed=0, resume=states[1])

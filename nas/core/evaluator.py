@@ -25,6 +25,9 @@ from nas.core.space import SearchSpace
 
 #: ``report(step, {"val_accuracy": 81.2, ...})``; may raise to stop a trial early.
 Reporter = Callable[[int, Mapping[str, float]], None]
+#: ``checkpoint(step, state)``: the evaluator's whole state after ``step`` as opaque bytes, handed
+#: over just before ``report(step, ...)`` so that the runner ships both together (pause and resume).
+Checkpointer = Callable[[int, bytes], None]
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,11 @@ class EvalRequest:
     budget: float | None = None
     #: Streams per-step metrics (learning curves); may raise to stop the trial early.
     report: Reporter | None = None
+    #: A state this evaluator handed to ``checkpoint`` earlier: continue after its step instead of
+    #: starting over (only for evaluators whose ``checkpoints`` is true).
+    resume: bytes | None = None
+    #: Receives the state after each step (``None``: take no checkpoints).
+    checkpoint: Checkpointer | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,10 @@ class Evaluator:
     #: The metrics reported after every epoch (the curves schedulers compare trials on during
     #: training); ``None``: not declared, so a scheduler does not check its objectives against them.
     epoch_metrics: ClassVar[tuple[str, ...] | None] = None
+    #: Whether the evaluator can hand its state to ``EvalRequest.checkpoint`` after each step and
+    #: continue from such a state (``EvalRequest.resume``): what a scheduler that pauses trials
+    #: (``hyperband``) needs, since a paused trial's worker is gone when it is promoted.
+    checkpoints: ClassVar[bool] = False
 
     @classmethod
     def reported_metrics(cls, options: Mapping[str, Any]) -> tuple[str, ...] | None:
@@ -114,9 +126,15 @@ class Evaluator:
         seed: int = 0,
         budget: float | None = None,
         report: Reporter | None = None,
+        *,
+        resume: bytes | None = None,
+        checkpoint: Checkpointer | None = None,
     ) -> EvalResult:
-        """Evaluate ``arch``; ``budget`` is a fidelity such as epochs (None: the default)."""
-        return self.measure(EvalRequest(arch, seed, budget, report))
+        """Evaluate ``arch``; ``budget`` is a fidelity such as epochs (None: the default).
+
+        ``resume`` and ``checkpoint`` are given only to evaluators whose ``checkpoints`` is true.
+        """
+        return self.measure(EvalRequest(arch, seed, budget, report, resume, checkpoint))
 
     def measure(self, request: EvalRequest) -> EvalResult:
         """The evaluation itself; every evaluator implements this (or overrides :meth:`evaluate`)."""

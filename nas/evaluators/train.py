@@ -7,7 +7,9 @@ through ``report`` (which the runner forwards to Ray Tune and the store, and
 through which ASHA may stop the trial), and returns every metric a search may
 optimise or constrain on: validation and training accuracy/loss, parameter
 count, FLOPs and measured CPU latency. The trained weights are saved as the
-``weights`` artifact so export needs no retraining.
+``weights`` artifact so export needs no retraining. Asked to, it hands the
+training loop's state to the runner after every epoch and continues from such
+a state (:class:`nas.training.LoopState`): how a paused trial resumes.
 
 The dataset is given as a :class:`~nas.data.Dataset` or, better for Ray, as
 a dataset config that each worker loads once (cheap to pickle).
@@ -89,6 +91,7 @@ class TrainEvaluator(Evaluator):
         "val_loss",
         "val_accuracy",
     )
+    checkpoints: ClassVar[bool] = True
 
     @classmethod
     def create(cls, space: SearchSpace, options: Mapping[str, Any], context: EvalContext) -> TrainEvaluator:
@@ -194,6 +197,8 @@ class TrainEvaluator(Evaluator):
                     device=device,
                     precision=precision,
                     report=report,
+                    resume=request.resume,
+                    checkpoint=request.checkpoint,
                 )
             latency = measure_latency_ms(
                 model, dataset.input_shape, self.settings.latency_repeats, self.settings.latency_warmup
@@ -213,6 +218,7 @@ class TrainEvaluator(Evaluator):
         user_attrs = {
             "epochs": epochs,
             "epochs_completed": len(outcome.history),
+            "resumed_after_epoch": outcome.resumed_after,
             "diverged": outcome.diverged,
             "train_time_s": outcome.seconds,
             "device": str(device),

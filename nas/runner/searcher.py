@@ -21,6 +21,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +29,7 @@ from nas.core import Strategy, Trial, TrialState
 from nas.core.errors import StorageError
 from nas.core.files import atomic_write
 from nas.runner import trainable as T
+from nas.runner.checkpoints import resume_from, store_checkpoint
 from nas.runner.context import SearchRun
 from nas.runner.progress import SearchProgress
 from nas.runner.recovery import MAX_RETRIES
@@ -88,6 +90,15 @@ def make_searcher(
             self.tune_trials: dict[str, Any] = {}
             #: The store error that ended the run (see :func:`remembers_store_errors`).
             self.failure: StorageError | None = None
+            # A pausing scheduler: its rungs are checkpointed, and the searcher (not Tune's
+            # concurrency limiter, which counts paused trials) caps the trials that hold a worker.
+            scheduler = run.plan.scheduler
+            self.checkpoints = bool(scheduler is not None and scheduler.pauses)
+            #: The epochs checkpointed (where the scheduler may pause a trial: its rungs).
+            self.rungs = sorted(scheduler.checkpoint_epochs(run.plan)) if self.checkpoints else []
+            self.concurrent = run.config.budget.concurrent
+            #: Tune trial id -> the step it is paused after (see :meth:`watch_pauses`).
+            self.paused: dict[str, int] = {}
 
         # The store is the search's state: Tune's own experiment snapshots (which pickle the
         # searcher) need nothing from it, and the open store and display cannot be pickled.
@@ -118,6 +129,8 @@ def make_searcher(
                     or self.finished + len(self.running) >= self.total
                 ):
                     return Searcher.FINISHED
+                if self.checkpoints and len(self.running) - len(self.paused) >= self.concurrent:
+                    return None  # every worker slot is taken; paused trials hold none
                 trial = self._next_trial()
                 if trial is None:
                     return Searcher.FINISHED if self.strategy is None else None
@@ -125,12 +138,18 @@ def make_searcher(
                     continue
                 self.running[trial_id] = trial
                 self.progress.started_trial()
-                return {
+                config = {
                     "arch": trial.arch.to_dict(),
                     "seed": trial.seed,
                     "budget": trial.budget,
                     "number": trial.number,
                 }
+                if self.checkpoints:
+                    config[T.CHECKPOINTS] = self.rungs
+                    if trial.system_attrs.get("retry_of") is not None:
+                        config[T.RESUME] = resume_from(self.study, trial)
+                        self.running[trial_id] = self.study.trial(trial.number)  # its attrs as resumed
+                return config
 
         @remembers_store_errors
         def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -144,6 +163,39 @@ def make_searcher(
                 self.study.set_system_attr(trial, "workers", [list(w) for w in self._workers[trial_id]])
                 self.study.heartbeat(trial, node=worker[0])
             self.study.report(trial, int(result[T.STEP]), json.loads(result.get(T.METRICS, "{}")))
+
+        @remembers_store_errors
+        def save_checkpoint(self, trial_id: str, checkpoint: Any) -> None:
+            """Copy a trial's Tune checkpoint into the store (see :mod:`nas.runner.checkpoints`)."""
+            trial = self.running.get(trial_id)
+            if trial is not None and self.checkpoints:
+                store_checkpoint(self.study, self.run.artifacts, trial, checkpoint)
+
+        @remembers_store_errors
+        def watch_pauses(self, tune_trials: list[Any]) -> None:
+            """Record in the store when a trial is paused (``paused_at``: its last epoch) or goes on again.
+
+            Tune tells neither searchers nor callbacks that a scheduler paused a
+            trial, so its status is watched after every step of Tune's loop.
+            """
+            for tune_trial in tune_trials:
+                trial_id = tune_trial.trial_id
+                trial = self.running.get(trial_id)
+                if trial is None:
+                    continue
+                paused = tune_trial.status == "PAUSED"
+                if paused and trial_id not in self.paused:
+                    step = int((tune_trial.last_result or {}).get(T.STEP, 0))
+                    self.paused[trial_id] = step
+                    pauses = [*trial.system_attrs.get("pauses", []), step]
+                    self.running[trial_id] = trial = replace(
+                        trial, system_attrs={**trial.system_attrs, "pauses": pauses}
+                    )
+                    self.study.set_system_attr(trial, "pauses", pauses)
+                    self.study.set_system_attr(trial, "paused_at", step)
+                elif not paused and trial_id in self.paused:
+                    del self.paused[trial_id]
+                    self.study.set_system_attr(trial, "paused_at", None)
 
         @remembers_store_errors
         def restart(self, trial_id: str, reason: str) -> None:
@@ -188,9 +240,14 @@ def make_searcher(
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             trial = self.running.pop(trial_id, None)
             self._workers.pop(trial_id, None)
+            paused = self.paused.pop(trial_id, None) is not None
             tune_trial = self.tune_trials.pop(trial_id, None)
             if trial is None:
                 return
+            if paused and result is None and not error and tune_trial is not None:
+                # A scheduler stopped it while paused: Tune passes no result, the last one decided.
+                result = dict(tune_trial.last_result or {}) or None
+                self.study.set_system_attr(trial, "paused_at", None)
             if self.run.stop.is_set() and not (result or {}).get(T.FINAL):
                 return  # stopped by Ctrl+C: the driver re-queues it (nas.runner.lifecycle.settle)
             ray_error = last_failure(tune_trial) if error and tune_trial is not None else ""
@@ -289,11 +346,13 @@ def for_strategy(study: Any, trial: Trial, strategy: Strategy) -> Trial:
 
 
 def make_restart_callback(searcher: Any) -> Any:
-    """A Tune callback that hands each trial restart (its worker died) to ``searcher.restart``.
+    """A Tune callback that hands the searcher what Tune tells only callbacks.
 
-    Tune tells only callbacks, not the searcher, that it restarts a failed
-    trial (``FailureConfig(max_failures)``); without this the restart's curve
-    would overwrite the dead attempt's step by step in the same stored trial.
+    Each trial restart (its worker died; ``FailureConfig(max_failures)``) goes
+    to ``searcher.restart``: without it the restart's curve would overwrite the
+    dead attempt's step by step in the same stored trial. Each trial checkpoint
+    goes to ``searcher.save_checkpoint``, and after each step of Tune's loop
+    ``searcher.watch_pauses`` sees which trials a scheduler paused.
     """
     from ray.tune import Callback
 
@@ -309,6 +368,15 @@ def make_restart_callback(searcher: Any) -> Any:
 
         def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             self.searcher.restart(trial.trial_id, last_failure(trial))
+
+        def on_checkpoint(
+            self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any
+        ) -> None:
+            self.searcher.save_checkpoint(trial.trial_id, checkpoint)
+
+        def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+            if self.searcher.checkpoints:
+                self.searcher.watch_pauses(trials)
 
     return RestartCallback(searcher)
 

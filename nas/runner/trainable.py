@@ -7,6 +7,12 @@ traceback if it failed, and the bytes of its artifacts (weights), which the
 driver writes beside the store. Putting the bytes in the result works on any
 cluster without a shared file system; it suits the small networks a search
 trains (a cap guards against surprises).
+
+Under a scheduler that pauses trials the evaluator's state goes with the
+report of each rung's epoch as a Ray Tune checkpoint (``tune.report(..., checkpoint=)``):
+Tune restarts a promoted trial from it (``tune.get_checkpoint()``), and the
+driver copies it into the store's artifacts (kind ``checkpoint``) so that a
+rerun after a driver crash resumes the trial too (see ``docs/schedulers.md``).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import json
 import math
 import os
 import socket
+import tempfile
 import time
 import traceback
 from collections.abc import Mapping
@@ -39,6 +46,15 @@ PID = "nas_worker_pid"
 STEP = "nas_step"
 METRICS = "nas_metrics"
 VALUES = "nas_values"
+
+#: Config keys the driver sets: the steps after which to checkpoint (a pausing scheduler's rungs),
+#: and the stored checkpoint to resume from (``{"step", "state"}``, the state an object ref; after a
+#: driver restart, see :func:`nas.runner.checkpoints.resume_from`).
+CHECKPOINTS = "checkpoints"
+RESUME = "resume"
+#: The files of a trial checkpoint folder (Ray's and the driver's copy alike).
+CHECKPOINT_FILE = "state.pt"
+CHECKPOINT_STEP_FILE = "step"
 
 #: Artifacts larger than this are not shipped to the driver (recorded as skipped).
 MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
@@ -114,18 +130,35 @@ def run_trial(config: dict[str, Any], job: TrialJob, dataset: Any = None) -> Non
     workdir.mkdir(parents=True, exist_ok=True)
 
     last_step = 0
+    pending: list[tuple[int, bytes]] = []  # the state the evaluator handed over for the coming report
 
     def report(step: int, metrics: Mapping[str, float]) -> None:
         nonlocal last_step
         last_step = int(step)
         clean = clean_metrics(metrics)
-        tune.report({**clean, METRICS: json.dumps(clean), STEP: last_step, NODE: node, PID: pid})
+        result = {**clean, METRICS: json.dumps(clean), STEP: last_step, NODE: node, PID: pid}
+        saved = pending.pop() if pending else None
+        if saved is None or saved[0] != last_step:
+            tune.report(result)
+            return
+        with tempfile.TemporaryDirectory(prefix="nas-checkpoint-") as folder:
+            write_checkpoint(Path(folder), last_step, saved[1])
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    def checkpoint(step: int, state: bytes) -> None:
+        if int(step) in config.get(CHECKPOINTS, ()):
+            pending[:] = [(int(step), state)]
 
     try:
         space = job.setup.space()
         evaluator = job.evaluator(space, dataset, workdir)
+        pausing = {}
+        if type(evaluator).checkpoints and config.get(CHECKPOINTS):
+            resume = resume_state(tune.get_checkpoint(), config.get(RESUME))
+            last_step = resume[0] if resume else 0
+            pausing = {"resume": resume[1] if resume else None, "checkpoint": checkpoint}
         result = evaluator.evaluate(
-            arch, seed=int(config["seed"]), budget=config.get("budget"), report=report
+            arch, seed=int(config["seed"]), budget=config.get("budget"), report=report, **pausing
         )
     except Exception as exc:  # becomes a FAIL trial with its traceback; ASHA stops arrive as SystemExit
         tune.report(
@@ -152,6 +185,30 @@ def run_trial(config: dict[str, Any], job: TrialJob, dataset: Any = None) -> Non
             NODE: node,
         }
     )
+
+
+def write_checkpoint(folder: Path, step: int, state: bytes) -> None:
+    """A trial checkpoint as Ray Tune and the driver read it: the evaluator's state and its step."""
+    (folder / CHECKPOINT_FILE).write_bytes(state)
+    (folder / CHECKPOINT_STEP_FILE).write_text(str(step))
+
+
+def read_checkpoint(folder: Path) -> tuple[int, bytes]:
+    """The step and evaluator state of a checkpoint folder written by :func:`write_checkpoint`."""
+    return int((folder / CHECKPOINT_STEP_FILE).read_text()), (folder / CHECKPOINT_FILE).read_bytes()
+
+
+def resume_state(checkpoint: Any, stored: Mapping[str, Any] | None) -> tuple[int, bytes] | None:
+    """Where a trial goes on from: Tune's checkpoint of this run (a paused trial promoted), else the
+    store's checkpoint the driver shipped in the config (a trial of a killed driver), else None."""
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            return read_checkpoint(Path(folder))
+    if not stored:
+        return None
+    import ray
+
+    return int(stored["step"]), ray.get(stored["state"])
 
 
 def _node_id() -> str:

@@ -70,7 +70,9 @@ def _tuner(tune: Any, run: SearchRun, searcher: Any, remaining: int, time_s: flo
             search_alg=searcher,
             scheduler=scheduler,
             num_samples=remaining,
-            max_concurrent_trials=config.budget.concurrent,
+            # A pausing scheduler's paused trials hold no worker, but Tune's limiter would count
+            # them: the searcher then caps the trials that hold one (StrategySearcher.suggest).
+            max_concurrent_trials=None if searcher.checkpoints else config.budget.concurrent,
             time_budget_s=time_s,
             reuse_actors=True,
             trial_name_creator=_trial_name,

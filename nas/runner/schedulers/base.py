@@ -37,6 +37,9 @@ class Scheduler(abc.ABC):
     settings_model: ClassVar[type[SchedulerSettings]] = SchedulerSettings
     #: Whether the scheduler decides on per-epoch curves (refused with an evaluator that has none).
     needs_curves: ClassVar[bool] = True
+    #: Whether it pauses trials and resumes them later (then its rungs are checkpointed, and an
+    #: evaluator that cannot checkpoint is refused).
+    pauses: ClassVar[bool] = False
 
     def __init__(self, settings: SchedulerSettings) -> None:
         self.settings = settings
@@ -61,6 +64,16 @@ class Scheduler(abc.ABC):
                 f"{plan.config.evaluator.name!r} reports none; use scheduler: {{name: none}} or a "
                 "training evaluator such as 'train'"
             )
+        if self.pauses and not plan.evaluator.checkpoints:
+            raise ConfigError(
+                f"scheduler {self.name!r} pauses trials and resumes them from checkpoints, but evaluator "
+                f"{plan.config.evaluator.name!r} cannot checkpoint its state; use scheduler 'asha' "
+                "(stops trials instead of pausing them) or an evaluator that checkpoints such as 'train'"
+            )
+
+    def checkpoint_epochs(self, plan: SearchPlan) -> frozenset[int]:
+        """The epochs after which trials are checkpointed (where this scheduler may pause them)."""
+        return frozenset()
 
     @abc.abstractmethod
     def build(self, run: SearchRun) -> Any:

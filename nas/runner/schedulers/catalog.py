@@ -13,6 +13,7 @@ from nas.core.scheduler import SCHEDULERS
 BUILTINS: dict[str, str] = {
     "asha": "nas.runner.schedulers.asha:Asha",
     "bohb": "nas.runner.schedulers.bohb:BohbScheduler",
+    "hyperband": "nas.runner.schedulers.hyperband:Hyperband",
     "lc": "nas.runner.schedulers.lc:LearningCurveScheduler",
     "moasha": "nas.runner.schedulers.moasha:MultiObjectiveAshaScheduler",
 }
