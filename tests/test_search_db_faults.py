@@ -147,8 +147,14 @@ def test_a_database_gone_for_good_stops_with_one_line_then_the_rerun_resumes(
     assert_exact_budget(study, BUDGET, EPOCHS)
 
 
+@pytest.mark.parametrize("storage_url", ["postgres"], indirect=True)
 def test_a_killed_driver_is_resumed_by_the_same_command(storage_url: str, tmp_path) -> None:  # noqa: F811
-    """On SQLite and on PostgreSQL (``storage_url`` runs both backends; a schema on the shared server)."""
+    """On PostgreSQL (a schema on the shared server).
+
+    SQLite's kill-and-rerun with real training is tests/test_freeze_thaw.py's driver-kill test
+    (it also resumes a paused trial), and tests/test_search_lifecycle.py kills a SQLite driver
+    between Ctrl+C and a rerun; a third SQLite run here cost CI about a minute and a half.
+    """
     command = search_command(search_config("killed"), tmp_path, storage_url)
     driver = start_search(command, tmp_path)
     try:
