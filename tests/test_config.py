@@ -208,7 +208,10 @@ def test_bad_objectives_and_constraints() -> None:
 @pytest.mark.parametrize(
     ("dataset", "fragment"),
     [
-        ({"name": "mnist"}, "unknown dataset 'mnist'; allowed: digits, cifar10, image_folder, npy, synthetic"),
+        (
+            {"name": "mnist"},
+            "unknown dataset 'mnist'; allowed: digits, cifar10, image_folder, npy, synthetic",
+        ),
         ({"name": "digits", "path": "x.npz"}, "dataset field 'path' is not used by dataset 'digits'"),
         ({"name": "synthetic", "image_size": 8}, "'image_size' is not used by dataset 'synthetic'"),
         ({"name": "image_folder"}, "'image_folder' needs 'path'"),
