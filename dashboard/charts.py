@@ -167,3 +167,64 @@ def alpha_chart(alpha: Mapping[str, Mapping[str, Curve]], columns: int = 3) -> a
         .properties(width=220, height=alt.Step(14))
     )
     return base.facet(facet=alt.Facet("edge:N", title=None), columns=columns).resolve_scale(x="independent")
+
+
+#: Colours of the scheduler's marks on a curve, by decision.
+MARK_COLOURS = {"stopped": "#d32f2f", "paused": "#ef6c00", "resumed": "#78909c"}
+
+
+def extrapolation_chart(
+    metric: str,
+    observed: Curve,
+    band: Sequence[tuple[int, float, float, float]],
+    marks: Sequence[tuple[int, str, str]] = (),
+) -> alt.LayerChart:
+    """One curve as stored, its predicted median (dashed) and 90% band, and the scheduler's decisions.
+
+    ``band``: ``(step, low, median, high)`` per predicted epoch; ``marks``:
+    ``(step, kind, reason)``, drawn as vertical rules with the reason on hover.
+    """
+    x = alt.X("step:Q", title="step (epoch)")
+    y_title = alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False))
+    seen = pd.DataFrame(list(observed), columns=["step", "value"])
+    layers: list[alt.Chart] = []
+    if band:
+        # The band starts at the last stored point, so it joins the curve instead of floating.
+        last = [(int(seen["step"].iloc[-1]), *[float(seen["value"].iloc[-1])] * 3)] if len(seen) else []
+        frame = pd.DataFrame([*last, *band], columns=["step", "low", "median", "high"])
+        layers.append(
+            alt.Chart(frame)
+            .mark_area(opacity=0.25, color="#1e88e5")
+            .encode(
+                x=x,
+                y=alt.Y("low:Q", title=metric, scale=alt.Scale(zero=False)),
+                y2="high:Q",
+                tooltip=["step:Q", alt.Tooltip("low:Q", title="5%"), alt.Tooltip("high:Q", title="95%")],
+            )
+        )
+        layers.append(
+            alt.Chart(frame)
+            .mark_line(strokeDash=[5, 4], color="#1e88e5")
+            .encode(x=x, y=alt.Y("median:Q", title=metric), tooltip=["step:Q", "median:Q"])
+        )
+    layers.append(
+        alt.Chart(seen)
+        .mark_line(point=len(seen) <= 200, color="#0d47a1")
+        .encode(x=x, y=y_title, tooltip=["step:Q", "value:Q"])
+    )
+    if marks:
+        rules = pd.DataFrame(list(marks), columns=["step", "decision", "reason"])
+        layers.append(
+            alt.Chart(rules)
+            .mark_rule(strokeWidth=2)
+            .encode(
+                x=x,
+                color=alt.Color(
+                    "decision:N",
+                    scale=alt.Scale(domain=list(MARK_COLOURS), range=list(MARK_COLOURS.values())),
+                    legend=alt.Legend(title=None, orient="bottom"),
+                ),
+                tooltip=["step:Q", "decision:N", "reason:N"],
+            )
+        )
+    return alt.layer(*layers).properties(width=520, height=260)

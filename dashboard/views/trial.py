@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, downloads, queries
+from dashboard import charts, decisions, downloads, extrapolation, queries
 from dashboard.navigation import Route
 from dashboard.text import as_text
 from dashboard.views.common import (
@@ -42,6 +43,11 @@ def render(url: str, study: str, number: int) -> None:
     if trial.state is TrialState.FAIL:
         st.error("This trial failed.")
         st.code(trial.error or "(no error text was stored)", language=None, wrap_lines=True)
+    elif trial.paused_at is not None:
+        st.info(
+            f"This trial is paused at epoch {trial.paused_at}: the scheduler holds it at a rung and resumes "
+            "it from its checkpoint if it is promoted (stored as RUNNING: its driver still owns it)."
+        )
     elif trial.state is TrialState.PRUNED:
         stopped = trial.user_attrs.get("stopped_at_step")
         st.warning(
@@ -93,7 +99,9 @@ STATE_COLOURS = {
 
 
 def _summary(info: StudyInfo, trial: Trial) -> None:
-    st.badge(trial.state.value, color=STATE_COLOURS[trial.state])  # type: ignore[arg-type]
+    paused = trial.paused_at is not None
+    colour = "orange" if paused else STATE_COLOURS[trial.state]
+    st.badge(trial.shown_state, color=colour)  # type: ignore[arg-type]
     columns = st.columns(len(info.objectives) + 3)
     for column, name in zip(columns, info.objectives, strict=False):
         value = trial.values.get(name) if trial.values else None
@@ -152,6 +160,7 @@ def _stats(space_name: str, options_json: str, genotype: str) -> tuple[int, int]
 def _curves(url: str, info: StudyInfo, trial: Trial) -> None:
     curves = queries.metrics(url, info.study_id, trial.number)
     plain, alpha = charts.split_alpha(curves)
+    _outlook(info, trial, plain)
     if plain:
         st.subheader("Learning curves")
         st.altair_chart(charts.curves_chart({str(trial.number): plain}), width="content")
@@ -161,6 +170,33 @@ def _curves(url: str, info: StudyInfo, trial: Trial) -> None:
         st.subheader("Architecture weights (α) over epochs")
         st.caption(f"{len(alpha)} edges; one heatmap per edge, ops by epoch")
         st.altair_chart(charts.alpha_chart(alpha), width="content")
+
+
+def _outlook(info: StudyInfo, trial: Trial, plain: dict[str, charts.Curve]) -> None:
+    """The primary objective's curve with LC-PFN's extrapolation and the scheduler's decisions."""
+    metric = next(iter(info.objectives))
+    curve = plain.get(metric)
+    scheduler = (info.config or {}).get("scheduler")
+    name = scheduler.get("name") if isinstance(scheduler, Mapping) else None
+    marks = decisions.scheduler_marks(trial, str(name) if name else None)
+    outlook = extrapolation.extrapolate(info, trial, curve) if curve else None
+    band = outlook.band if outlook is not None else None
+    if curve and (band is not None or marks):
+        st.subheader(f"{as_text(metric)}: where the curve is heading")
+        drawn = [(m.step, m.kind, m.reason) for m in marks]
+        st.altair_chart(
+            charts.extrapolation_chart(metric, curve, band.rows if band else [], drawn), width="content"
+        )
+    if band is not None:
+        st.caption(
+            f"Dashed line and band: LC-PFN's extrapolation (our learning-curve model, nas.curves) of "
+            f"{as_text(metric)} from the {len(curve or [])} epochs stored to epoch {band.horizon}: the median "
+            "and the 90% band (5%–95%). A prediction, not a measurement."
+        )
+    elif outlook is not None and outlook.note:
+        st.caption(as_text(outlook.note))
+    for mark in marks:
+        st.caption(f"Scheduler: {as_text(mark.reason)}")
 
 
 def _export(url: str, info: StudyInfo, trial: Trial) -> None:

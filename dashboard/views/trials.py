@@ -169,7 +169,7 @@ def _table(url: str, info: StudyInfo, query: TrialQuery, page_size: int, key: st
     for trial in result.trials:
         row: dict[str, object] = {
             "#": trial.number,
-            "state": trial.state.value,
+            "state": trial.shown_state,
         }
         for name in info.objectives:
             row[name] = trial.values.get(name) if trial.values else None

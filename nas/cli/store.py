@@ -138,7 +138,7 @@ def trials_command(
         arch = " ".join(str(v) for _, v in trial.arch.decisions)
         table.add_row(
             str(trial.number),
-            trial.state.value,
+            trial.shown_state,
             *values,
             _fmt_value(trial.budget),
             str(trial.seed),

@@ -82,6 +82,22 @@ class Trial:
     trial_id: int | None = None
     study: str | None = None
 
+    @property
+    def paused_at(self) -> int | None:
+        """The epoch a RUNNING trial is paused after (a pausing scheduler's ``paused_at``), else None."""
+        step = self.system_attrs.get("paused_at")
+        return int(step) if self.state is TrialState.RUNNING and isinstance(step, int | float) else None
+
+    @property
+    def shown_state(self) -> str:
+        """The state as listings show it: ``PAUSED at epoch k`` for a paused trial (stored RUNNING).
+
+        A paused trial stays RUNNING in the store (its driver owns it, see
+        docs/schedulers.md); users still want to see that it is not training.
+        """
+        paused = self.paused_at
+        return self.state.value if paused is None else f"PAUSED at epoch {paused}"
+
     def value(self, objective: str) -> float:
         """The value of one objective; NaN if the trial has none."""
         if not self.values or objective not in self.values:
