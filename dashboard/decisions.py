@@ -1,10 +1,11 @@
 """What the scheduler did to a trial, as epochs and sentences for the trial page's curve.
 
-Schedulers leave three traces in the store (docs/schedulers.md): the ones
-written here record why they stopped a trial (``system_attrs["scheduler"]``:
-``lc``'s probability against its threshold, ``moasha``'s rung and the points
-ranked there); Ray's ASHA and BOHB record only the epoch a trial was
-stopped at (``user_attrs["stopped_at_step"]``, always a rung); Hyperband's
+Schedulers leave three traces in the store (docs/schedulers.md): most record
+why they stopped a trial (``system_attrs["scheduler"]``: ``lc``'s probability
+against its threshold, ``moasha``'s rung and the points ranked there,
+``asha``'s and ``bohb``'s rung, value, cutoff and rank); every stop leaves the
+epoch (``user_attrs["stopped_at_step"]``, all a trial stopped before those
+records has); Hyperband's
 pauses are ``pauses`` (every epoch a trial waited after) and ``paused_at``
 (the pause still going on). Pure functions of a trial, so they are tested
 without Streamlit.
@@ -67,6 +68,8 @@ def _stop(trial: Trial, name: str) -> Mark | None:
             return Mark(step, "stopped", _lc_reason(step, decision))
         if decision.get("name") == "moasha":
             return Mark(step, "stopped", _moasha_reason(step, decision))
+        if "cutoff" in decision:
+            return Mark(step, "stopped", _rung_reason(step, decision))
         return Mark(step, "stopped", f"stopped at epoch {step} by {decision.get('name', name)}")
     step = trial.user_attrs.get("stopped_at_step")
     if not isinstance(step, int | float):
@@ -86,6 +89,16 @@ def _lc_reason(step: int, decision: Mapping[str, Any]) -> str:
     return (
         f"stopped at epoch {step} by lc: P(final value > best {_num(best)}) = {_num(p, '.3f')} "
         f"< threshold {_num(threshold)}"
+    )
+
+
+def _rung_reason(step: int, decision: Mapping[str, Any]) -> str:
+    """ASHA's (and BOHB's) stop: the value below the rung's cutoff, the top 1/η of the trials there."""
+    eta = decision.get("reduction_factor")
+    return (
+        f"stopped at rung epoch {step} by {decision.get('name', 'asha')}: value {_num(decision.get('value'))} "
+        f"below the rung's cutoff {_num(decision.get('cutoff'))} (ranked {_num(decision.get('rank'), 'g')} of "
+        f"{_num(decision.get('rung_size'), 'g')} trials recorded there; the top 1/{_num(eta, 'g')} go on)"
     )
 
 

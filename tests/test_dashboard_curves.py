@@ -32,6 +32,16 @@ from nas.curves.predict import load_predictor
 
 EPOCHS = 12
 RUNNING_CURVE = [31.0, 44.0, 51.5, 55.0]  # val_accuracy in percent, epochs 1..4
+ASHA_DECISION = {
+    "name": "asha",
+    "epoch": 1,
+    "rung": 1,
+    "value": 11.0,
+    "cutoff": 40.25,
+    "rank": 4,
+    "rung_size": 5,
+    "reduction_factor": 3.0,
+}
 LC_DECISION = {"name": "lc", "epoch": 3, "p_beats_best": 0.0123, "best": 71.5, "threshold": 0.05}
 
 
@@ -65,9 +75,13 @@ def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     asha = nas.create_study(
         "asha", url, space="nb201", objectives={"val_accuracy": "max"}, config={"scheduler": {"name": "asha"}}
     )
-    trial = asha.ask(budget=EPOCHS)  # stopped by Ray's ASHA, which records only the epoch
-    asha.report(trial, 1, {"val_accuracy": 10.0})
-    asha.tell(trial, state="PRUNED", user_attrs={"stopped_at_step": 1})
+    old = asha.ask(budget=EPOCHS)  # stopped by ASHA before stops were recorded: only the epoch
+    asha.report(old, 1, {"val_accuracy": 10.0})
+    asha.tell(old, state="PRUNED", user_attrs={"stopped_at_step": 1})
+    new = asha.ask(budget=EPOCHS)  # stopped by ASHA with its decision (FinishingAsha records it)
+    asha.report(new, 1, {"val_accuracy": 11.0})
+    asha.set_system_attr(new, "scheduler", ASHA_DECISION)
+    asha.tell(new, state="PRUNED", user_attrs={"stopped_at_step": 1})
     return url
 
 
@@ -117,6 +131,11 @@ def test_a_stopped_trial_shows_the_stoppers_reason_at_its_epoch(
 
     asha = open_page(store_url, monkeypatch, page="trial", study="asha", trial="0")
     assert "stopped at rung epoch 1 by asha: below the cutoff" in captions(asha)
+    asha = open_page(store_url, monkeypatch, page="trial", study="asha", trial="1")
+    assert (
+        "stopped at rung epoch 1 by asha: value 11 below the rung's cutoff 40.25 (ranked 4 of 5 trials "
+        "recorded there; the top 1/3 go on)"
+    ) in captions(asha)
 
 
 def test_a_paused_trial_is_shown_paused_on_its_page_in_the_table_and_the_cli(

@@ -122,8 +122,14 @@ def test_asha_stops_weak_trials_and_stores_them_pruned(local_ray, tmp_path) -> N
     assert len(effective_finished(trials)) == 12
     assert pruned
     for trial in pruned:
-        steps = [s for s, _ in study.metrics(trial)["val_accuracy"]]
-        assert 1 <= len(steps) < 9  # stopped early, with its curve so far
+        points = study.metrics(trial)["val_accuracy"]
+        assert 1 <= len(points) < 9  # stopped early, with its curve so far
+        # Why, as the dashboard shows it: at a rung (1 or 3), below the rung's cutoff, not in the top 1/3.
+        decision = trial.system_attrs["scheduler"]
+        assert decision["name"] == "asha" and decision["epoch"] == trial.user_attrs["stopped_at_step"]
+        assert decision["rung"] == decision["epoch"] == points[-1][0] and decision["rung"] in (1, 3)
+        assert decision["value"] == points[-1][1] < decision["cutoff"]
+        assert decision["rank"] > max(1, decision["rung_size"] // 3)
     for trial in trials:  # a trial that trained to the end is never stopped there (Ray's max_t rung)
         if len(study.metrics(trial)["val_accuracy"]) == 9:
             assert trial.state is TrialState.COMPLETE

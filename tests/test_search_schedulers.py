@@ -96,6 +96,9 @@ def test_bohb_brackets_stop_at_rungs_and_its_model_learns_from_the_curves(local_
     assert all(len(curve(study, t)) == EPOCHS for t in trials if t.state is TrialState.COMPLETE)
     for trial in pruned:  # Hyperband's rungs below 3 epochs, η = 2: epochs 1 and 2
         assert len(curve(study, trial)) in (1, 2) and trial.user_attrs["stopped_at_step"] in (1, 2)
+        decision = trial.system_attrs["scheduler"]  # recorded for the dashboard, as asha's
+        assert decision["name"] == "bohb" and decision["rung"] == trial.user_attrs["stopped_at_step"]
+        assert decision["value"] == curve(study, trial)[-1] < decision["cutoff"]
     modelled = [t for t in trials if t.system_attrs.get("phase") == "kde"]
     assert modelled  # the density model took over once a budget had 3 results (pruned ones count)
     budgets = {t.system_attrs["explanation"]["model_budget"] for t in modelled}

@@ -36,6 +36,8 @@ class Asha(Scheduler):
             metric=primary,
             mode=direction.value,
             time_attr=T.STEP,
+            study=run.study,
+            label="asha",
             max_t=int(run.plan.fidelity or 1),
             grace_period=self.settings.grace_epochs,
             reduction_factor=self.settings.reduction_factor,

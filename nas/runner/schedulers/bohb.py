@@ -73,6 +73,8 @@ class BohbScheduler(Scheduler):
             metric=primary,
             mode=direction.value,
             time_attr=T.STEP,
+            study=run.study,
+            label="bohb",
             max_t=epochs,
             grace_period=settings.grace_epochs,
             reduction_factor=settings.reduction_factor,

@@ -23,18 +23,67 @@ from nas.curves.stopping import LearningCurveRule
 from nas.runner import trainable as T
 
 
+def record_decision(study: Any, trial: Any, decision: Mapping[str, Any]) -> None:
+    """Store why a scheduler stopped ``trial`` in its ``system_attrs["scheduler"]`` (the dashboard shows it)."""
+    number = trial.config.get("number")
+    if study is not None and number is not None:
+        study.set_system_attr(int(number), "scheduler", dict(decision))
+
+
 class FinishingAsha(ASHAScheduler):  # type: ignore[misc]
     """Ray's ASHA (and asynchronous Hyperband), except that a trial's last epoch is never a stop.
 
     Ray counts ``max_t`` as a rung: a trial below its cutoff there would be
     stopped after training to the end, before its final report (results,
     weights) arrives, and be stored PRUNED. At its last epoch the trial ends by itself.
+    With a ``study``, each stop is recorded with its rung, the value against
+    the rung's cutoff and the trial's rank there (``label`` names the scheduler).
     """
+
+    def __init__(self, *args: Any, study: Any = None, label: str = "asha", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.study, self.label = study, label
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "study": None}  # Tune pickles its config; the study cannot be
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if result.get(T.FINAL) or int(result.get(T.STEP, 0)) >= self._max_t:
             return TrialScheduler.CONTINUE
-        return str(super().on_trial_result(tune_controller, trial, result))
+        rung = self._rung_reached(trial, result)
+        action = str(super().on_trial_result(tune_controller, trial, result))
+        if action == TrialScheduler.STOP and rung is not None:
+            milestone, recorded, cutoff = rung
+            signed = self._metric_op * float(result[self._metric])
+            record_decision(
+                self.study,
+                trial,
+                {
+                    "name": self.label,
+                    "epoch": int(result[self._time_attr]),
+                    "rung": int(milestone),
+                    "value": float(result[self._metric]),
+                    "cutoff": None if cutoff is None else self._metric_op * float(cutoff),
+                    "rank": 1 + sum(v > signed for v in recorded),
+                    "rung_size": len(recorded) + 1,
+                    "reduction_factor": float(self._reduction_factor),
+                },
+            )
+        return action
+
+    def _rung_reached(self, trial: Any, result: dict) -> tuple[float, list[float], float | None] | None:
+        """The rung this result is judged at, its values so far and cutoff (as Ray's bracket will see them)."""
+        bracket = self._trial_info.get(trial.trial_id)
+        if bracket is None or self._metric not in result or self._time_attr not in result:
+            return None
+        step = result[self._time_attr]
+        for milestone, recorded in bracket._rungs:  # descending, as in Ray's _Bracket.on_result
+            if step >= milestone and trial.trial_id in recorded:
+                return None
+            if step < milestone or trial.trial_id in recorded:
+                continue
+            return milestone, [float(v) for v in recorded.values()], bracket.cutoff(recorded)
+        return None
 
 
 class _Recording(FIFOScheduler):  # type: ignore[misc]
@@ -48,9 +97,7 @@ class _Recording(FIFOScheduler):  # type: ignore[misc]
         return {}
 
     def record(self, trial: Any, decision: Mapping[str, Any]) -> None:
-        number = trial.config.get("number")
-        if self.study is not None and number is not None:
-            self.study.set_system_attr(int(number), "scheduler", dict(decision))
+        record_decision(self.study, trial, decision)
 
 
 class CurveStopper(_Recording):
@@ -157,4 +204,4 @@ class MultiObjectiveAsha(_Recording):
         return TrialScheduler.STOP
 
 
-__all__ = ["CurveStopper", "FinishingAsha", "MultiObjectiveAsha"]
+__all__ = ["CurveStopper", "FinishingAsha", "MultiObjectiveAsha", "record_decision"]
