@@ -33,7 +33,10 @@ ONESHOT: Registry[Any] = Registry("one-shot method", builtins="nas.oneshot.catal
 CELL = "cell"
 #: A supernet holding every candidate block per layer: an architecture runs one path (SPOS).
 SINGLE_PATH = "single_path"
-KINDS: tuple[str, ...] = (CELL, SINGLE_PATH)
+#: A single-path supernet (``build``, for SPOS) and an elastic one (``elastic``): nested weights,
+#: every sub-network a slice of the largest (BigNAS; see :mod:`nas.supernet.elastic`).
+ELASTIC = "elastic"
+KINDS: tuple[str, ...] = (CELL, SINGLE_PATH, ELASTIC)
 
 #: ``build(space, num_classes=, input_shape=, channels=, cells=, partial=, affine=)`` -> a supernet.
 SupernetBuilder = Callable[..., Any]
@@ -43,7 +46,9 @@ SupernetBuilder = Callable[..., Any]
 class OneShotView:
     """How one-shot search sees a space (see the module docstring).
 
-    ``kind`` is :data:`CELL` or :data:`SINGLE_PATH`. A cell view's space has
+    ``kind`` is :data:`CELL`, :data:`SINGLE_PATH` or :data:`ELASTIC`; an
+    elastic view builds its single-path supernet with ``build`` and its
+    elastic supernet with ``elastic`` (same signature). A cell view's space has
     the options ``width_option`` and ``depth_option`` (the supernet's default
     channels and cells); ``cell_ops`` lists the ops of an architecture's normal
     cell and ``normal_edges`` picks the normal cell's edges out of the
@@ -63,12 +68,15 @@ class OneShotView:
     normal_edges: Callable[[Mapping[str, Any]], list[Any]] | None = None
     collapse_threshold: float | None = None
     table: str | None = None
+    elastic: SupernetBuilder | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(f"one-shot view kind {self.kind!r} is not allowed; expected one of {KINDS}")
         if self.kind == CELL and (self.width_option is None or self.depth_option is None):
             raise ConfigError("a cell one-shot view names its space's width_option and depth_option")
+        if (self.kind == ELASTIC) != (self.elastic is not None):
+            raise ConfigError("an elastic one-shot view, and only one, has an elastic supernet builder")
 
     @classmethod
     def cell(
@@ -111,4 +119,4 @@ def spaces_with(kinds: Sequence[str]) -> list[str]:
     return [n for n in SPACES.names() if (v := oneshot_view(SPACES.get(n))) is not None and v.kind in kinds]
 
 
-__all__ = ["CELL", "KINDS", "ONESHOT", "SINGLE_PATH", "OneShotView", "oneshot_view", "spaces_with"]
+__all__ = ["CELL", "ELASTIC", "KINDS", "ONESHOT", "SINGLE_PATH", "OneShotView", "oneshot_view", "spaces_with"]

@@ -1,4 +1,4 @@
-"""One-shot (weight-sharing) search: the DARTS family, SPOS, their loop and guard rails.
+"""One-shot (weight-sharing) search: the DARTS family, SPOS, BigNAS, their loop and guard rails.
 
 One-shot methods own a training loop, so they are not ask/tell strategies;
 they register in :data:`nas.core.oneshot.ONESHOT` and are selected by the same
@@ -10,7 +10,8 @@ by :mod:`nas.oneshot.catalog` (torch-free) and each lives in one module:
 * ``gdas`` -- Gumbel-softmax sampling of one op per edge (cell supernets);
 * ``drnas``, ``beta_darts``, ``sharpdarts``, ``dropnas``, ``robust_darts`` -- hooks on the
   same alpha loop (:mod:`nas.oneshot.differentiable`; see ``docs/oneshot.md``);
-* ``spos`` -- single-path training and evolution with inherited weights (every space with a supernet).
+* ``spos`` -- single-path training and evolution with inherited weights (every space with a supernet);
+* ``bignas`` -- sandwich rule and in-place distillation of an elastic supernet (spaces with one: fbnet).
 
 Which spaces a method searches follows from the space's one-shot view
 (:class:`nas.core.oneshot.OneShotView`), never from its name. Use

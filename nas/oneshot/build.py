@@ -9,7 +9,7 @@ width, and refuses options that do not apply to a single-path supernet.
 from __future__ import annotations
 
 from nas.core.errors import ConfigError
-from nas.core.oneshot import CELL, KINDS, OneShotView, oneshot_view, spaces_with
+from nas.core.oneshot import CELL, ELASTIC, KINDS, OneShotView, oneshot_view, spaces_with
 from nas.core.space import SearchSpace
 from nas.supernet import Supernet
 
@@ -70,6 +70,29 @@ def build_supernet(
     return view.build(space, num_classes=num_classes, input_shape=input_shape, affine=affine)
 
 
+def build_elastic(
+    space: SearchSpace,
+    *,
+    num_classes: int,
+    input_shape: tuple[int, int, int],
+    channels: int | None = None,
+    cells: int | None = None,
+) -> Supernet:
+    """The elastic supernet of ``space`` (BigNAS); its widths and depth come from the space's options."""
+    view = require_view(space)
+    if view.elastic is None:
+        raise ConfigError(
+            f"space {space.name!r} has no elastic supernet; elastic supernets exist for "
+            f"{', '.join(spaces_with((ELASTIC,)))}"
+        )
+    if channels is not None or cells is not None:
+        raise ConfigError(
+            f"the {space.name} elastic supernet takes its widths and depth from the space options; "
+            "channels and cells apply to the cell spaces only"
+        )
+    return view.elastic(space, num_classes=num_classes, input_shape=input_shape)
+
+
 def check_partial(space: str, channels: int, partial: int) -> None:
     """PC-DARTS' K must split every stage's channels into slices of at least 2 channels."""
     if partial == 1:
@@ -82,4 +105,4 @@ def check_partial(space: str, channels: int, partial: int) -> None:
         )
 
 
-__all__ = ["build_supernet", "cell_width", "check_partial", "require_view"]
+__all__ = ["build_elastic", "build_supernet", "cell_width", "check_partial", "require_view"]

@@ -22,6 +22,7 @@ BUILTINS: dict[str, str] = {
     "sharpdarts": "nas.oneshot.sharpdarts:SharpDartsMethod",
     "dropnas": "nas.oneshot.dropnas:DropnasMethod",
     "robust_darts": "nas.oneshot.robust_darts:RobustDartsMethod",
+    "bignas": "nas.oneshot.bignas:BignasMethod",
 }
 
 for _name, _reference in BUILTINS.items():

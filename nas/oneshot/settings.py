@@ -15,7 +15,8 @@ weight decay 3e-4, clip 5; Adam 3e-4 with betas (0.5, 0.999) and weight decay
 1e-3 on alpha; half the training set for the weights, half for alpha),
 PC-DARTS (K = 4), GDAS (tau 10 -> 0.1), SPOS (population 20, 10
 generations, half of the population as parents), DrNAS (prior weight 1e-3),
-sharpDARTS (power base 2, its CIFAR-10 setting) and DropNAS (r = 3e-5).
+sharpDARTS (power base 2, its CIFAR-10 setting), DropNAS (r = 3e-5) and BigNAS (2 random
+sub-networks per step, label smoothing 0.1 on the largest).
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "generations": ("spos",),
     "parents": ("spos",),
     "mutation_prob": ("spos",),
+    "num_random": ("bignas",),
+    "label_smoothing": ("bignas",),
 }
 
 #: Defaults of the method-specific options (used when the field is unset).
@@ -89,6 +92,8 @@ METHOD_DEFAULTS: dict[str, Any] = {
     "generations": 10,
     "parents": 10,
     "mutation_prob": 0.1,
+    "num_random": 2,
+    "label_smoothing": 0.1,
 }
 
 
@@ -165,6 +170,12 @@ class OneShotSettings(BaseModel):
     generations: int | None = Field(None, ge=0)
     parents: int | None = Field(None, ge=1)
     mutation_prob: float | None = Field(None, ge=0.0, le=1.0)
+    num_random: int | None = Field(
+        None, ge=0, description="BigNAS: random sub-networks per step between the largest and the smallest"
+    )
+    label_smoothing: float | None = Field(
+        None, ge=0.0, lt=1.0, description="BigNAS: label smoothing of the largest sub-network's loss"
+    )
 
     # -- scoring sub-networks with inherited weights (SPOS search, rank correlation) ---------
     bn_batches: int = Field(4, ge=0, description="training batches to recalibrate BatchNorm before scoring")

@@ -1,4 +1,4 @@
-"""FBNet's one-shot view: a single-path supernet, searched by SPOS only.
+"""FBNet's one-shot view: a single-path supernet (SPOS) and an elastic one (BigNAS).
 
 There are no cells, so the collapse detector does not apply, and no tabular
 benchmark to rank against.
@@ -8,16 +8,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from nas.core.oneshot import SINGLE_PATH, OneShotView
+from nas.core.oneshot import ELASTIC, OneShotView
 
 
 def build(space: Any, *, num_classes: int, input_shape: tuple[int, int, int], **_: Any) -> Any:
-    """Build the supernet (imports torch only here); its widths come from the space's options."""
+    """Build the single-path supernet (imports torch only here); its widths come from the space's options."""
     from search_spaces.fbnet.supernet import FbnetSupernet
 
     return FbnetSupernet(space, num_classes, input_shape)
 
 
-VIEW = OneShotView(kind=SINGLE_PATH, build=build, shrink_advice="a smaller space (e.g. a lower width_mult)")
+def build_elastic(space: Any, *, num_classes: int, input_shape: tuple[int, int, int], **_: Any) -> Any:
+    """Build the elastic supernet (nested kernels, sliced expansions, depth by trailing skips)."""
+    from search_spaces.fbnet.elastic import FbnetElasticSupernet
+
+    return FbnetElasticSupernet(space, num_classes, input_shape)
+
+
+VIEW = OneShotView(
+    kind=ELASTIC,
+    build=build,
+    elastic=build_elastic,
+    shrink_advice="a smaller space (e.g. a lower width_mult)",
+)
 
 __all__ = ["VIEW"]

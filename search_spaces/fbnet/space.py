@@ -84,7 +84,7 @@ class FBNetSpace(TorchSpace):
     """
 
     name = "fbnet"
-    #: A single-path supernet (every block per layer), trained by SPOS.
+    #: A single-path supernet (every block per layer, SPOS) and an elastic one (nested weights, BigNAS).
     oneshot_view: ClassVar[OneShotView] = VIEW
 
     def __init__(self, *, width_mult: float = 1.0) -> None:
