@@ -28,7 +28,9 @@ def data() -> Dataset:
 
 def make(data: Dataset, seed: int = 0, **options: object) -> BignasMethod:
     settings = {"epochs": 2, "batch_size": 16, "check_memory": False, "num_random": 1, "score_images": 32}
-    method = create_method("bignas", get_space("fbnet", width_mult=0.25), data, {**settings, **options}, seed=seed)
+    method = create_method(
+        "bignas", get_space("fbnet", width_mult=0.25), data, {**settings, **options}, seed=seed
+    )
     assert isinstance(method, BignasMethod)
     return method
 
@@ -72,7 +74,9 @@ def test_a_step_is_the_sandwich_with_in_place_distillation(data: Dataset) -> Non
 def test_bignas_initialisation_and_regularisation_choices(data: Dataset) -> None:
     method = make(data, weight_decay=1e-4)
     norms = method.supernet.residual_norms()
-    assert len(norms) == sum(p.keeps_shape for p in method.space.plans) == 16 and all(not n.weight.any() for n in norms)  # every residual block starts as identity
+    assert len(norms) == sum(p.keeps_shape for p in method.space.plans) == 16 and all(
+        not n.weight.any() for n in norms
+    )  # every residual block starts as identity
     decay, plain = method.w_optimizer.param_groups
     assert decay["weight_decay"] == 1e-4 and plain["weight_decay"] == 0.0
     assert all(p.ndim == 4 or p.ndim == 2 for p in decay["params"])
@@ -97,7 +101,9 @@ def test_score_is_the_recalibrated_extracted_network(data: Dataset) -> None:
     expected = accuracy(net.eval(), method.data.x_arch, method.data.y_arch, 32, 256, torch.device("cpu"))
     state = copy.deepcopy(method.supernet.state_dict())
     assert method.score(arch) == expected
-    assert all(torch.equal(v, state[k]) for k, v in method.supernet.state_dict().items())  # supernet untouched
+    assert all(
+        torch.equal(v, state[k]) for k, v in method.supernet.state_dict().items()
+    )  # supernet untouched
 
 
 def test_resume_from_checkpoint_gives_the_uninterrupted_run(data: Dataset, tmp_path) -> None:

@@ -65,7 +65,9 @@ def test_extraction_copies_the_grouped_and_the_transformed_kernel(space) -> None
     supernet = trained(space)
     net = supernet.extract(with_block(space, "k3_e1_g2"))
     block = supernet.network.layers.layer06["mbconv"]
-    expand, _, depthwise, _, project, _ = [m for m in net.layers.layer06.modules() if type(m) in (nn.Conv2d, nn.BatchNorm2d)]
+    expand, _, depthwise, _, project, _ = [
+        m for m in net.layers.layer06.modules() if type(m) in (nn.Conv2d, nn.BatchNorm2d)
+    ]
     assert expand.groups == 2 and project.groups == 2 and depthwise.kernel_size == (3, 3)
     c = block.c_in
     # group 1 of the expand conv is the lower-right diagonal block of the dense weight
@@ -116,7 +118,10 @@ def test_depth_skips_the_trailing_blocks_of_a_stage(space) -> None:
 
 def test_largest_and_smallest(space) -> None:
     supernet = FbnetElasticSupernet(space, 4, SHAPE)
-    params = [sum(p.numel() for p in supernet.extract(a).parameters()) for a in (supernet.smallest(), supernet.largest())]
+    params = [
+        sum(p.numel() for p in supernet.extract(a).parameters())
+        for a in (supernet.smallest(), supernet.largest())
+    ]
     rng = np.random.default_rng(0)
     for arch in (space.sample(rng) for _ in range(10)):
         assert params[0] <= sum(p.numel() for p in supernet.extract(arch).parameters()) <= params[1]
@@ -133,7 +138,9 @@ def test_recalibration_changes_only_batchnorm_statistics(space) -> None:
     assert not net.training  # the mode is restored
     assert all(torch.equal(v, params[k]) for k, v in net.named_parameters())
     changed = {k for k, v in net.named_buffers() if not torch.equal(v, buffers[k])}
-    assert changed and all(k.rsplit(".", 1)[1] in ("running_mean", "running_var", "num_batches_tracked") for k in changed)
+    assert changed and all(
+        k.rsplit(".", 1)[1] in ("running_mean", "running_var", "num_batches_tracked") for k in changed
+    )
     # the running mean of the stem's BN is the exact average of the three batches' means
     conv = net.stem[0]
     means = torch.stack([conv(b).mean((0, 2, 3)) for b in batches]).mean(0)
@@ -159,5 +166,5 @@ def test_only_an_elastic_view_has_an_elastic_builder(space) -> None:
         OneShotView(kind=ELASTIC, build=print, shrink_advice="")
     with pytest.raises(ConfigError, match="has no elastic supernet; elastic supernets exist for fbnet"):
         build_elastic(get_space("nb201", channels=4, cells=1), num_classes=4, input_shape=SHAPE)
-    with pytest.raises(ConfigError, match="channels and cells apply"):
+    with pytest.raises(ConfigError, match="channels, cells and partial_channels apply"):
         build_elastic(space, num_classes=4, input_shape=SHAPE, channels=8)

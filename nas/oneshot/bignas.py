@@ -82,7 +82,9 @@ class BignasMethod(OneShotMethod):
         from nas.oneshot.build import build_elastic
 
         if self.settings.affine is False:
-            raise ConfigError("bignas needs affine BatchNorm (it zero-initialises residual scales); drop affine")
+            raise ConfigError(
+                "bignas needs affine BatchNorm (it zero-initialises residual scales); drop affine"
+            )
         supernet = build_elastic(
             self.space,
             num_classes=self.data.num_classes,

@@ -61,13 +61,18 @@ def build_supernet(
             partial=partial,
             affine=affine,
         )
+    refuse_cell_options(space, channels, cells, partial)
+    return view.build(space, num_classes=num_classes, input_shape=input_shape, affine=affine)
+
+
+def refuse_cell_options(space: SearchSpace, channels: int | None, cells: int | None, partial: int = 1) -> None:
+    """A layer-wise supernet takes its widths and depth from the space: refuse the cell-space options."""
     if channels is not None or cells is not None or partial != 1:
         raise ConfigError(
             f"the {space.name} supernet takes its widths and depth from the space options; "
             "channels, cells and partial_channels apply to the cell spaces "
             f"{', '.join(spaces_with((CELL,)))} only"
         )
-    return view.build(space, num_classes=num_classes, input_shape=input_shape, affine=affine)
 
 
 def build_elastic(
@@ -85,11 +90,7 @@ def build_elastic(
             f"space {space.name!r} has no elastic supernet; elastic supernets exist for "
             f"{', '.join(spaces_with((ELASTIC,)))}"
         )
-    if channels is not None or cells is not None:
-        raise ConfigError(
-            f"the {space.name} elastic supernet takes its widths and depth from the space options; "
-            "channels and cells apply to the cell spaces only"
-        )
+    refuse_cell_options(space, channels, cells)
     return view.elastic(space, num_classes=num_classes, input_shape=input_shape)
 
 

@@ -175,7 +175,10 @@ class ElasticMBConv(nn.Module):
         return [
             (grouped_weight(self.expand, hidden, self.c_in, groups), *bn_tensors(self.expand_bn, hidden)),
             (self.depthwise.kernel(kernel, hidden), *bn_tensors(self.depthwise_bn, hidden)),
-            (grouped_weight(self.project, self.c_out, hidden, groups), *bn_tensors(self.project_bn, self.c_out)),
+            (
+                grouped_weight(self.project, self.c_out, hidden, groups),
+                *bn_tensors(self.project_bn, self.c_out),
+            ),
         ]
 
 
