@@ -9,7 +9,9 @@ It imports only :mod:`nas.core`, torch and numpy.
 from __future__ import annotations
 
 from nas.supernet.base import AlphaGroup, CellPath, CellSupernet, CellSupernetSize, Supernet
+from nas.supernet.elastic import ElasticSupernet
 from nas.supernet.mixed import DROPPED, MixedOp, channel_shuffle, mix_node, strip_affine
+from nas.supernet.recalibrate import recalibrate_bn
 
 __all__ = [
     "DROPPED",
@@ -17,9 +19,11 @@ __all__ = [
     "CellPath",
     "CellSupernet",
     "CellSupernetSize",
+    "ElasticSupernet",
     "MixedOp",
     "Supernet",
     "channel_shuffle",
     "mix_node",
+    "recalibrate_bn",
     "strip_affine",
 ]
