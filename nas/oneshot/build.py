@@ -65,7 +65,9 @@ def build_supernet(
     return view.build(space, num_classes=num_classes, input_shape=input_shape, affine=affine)
 
 
-def refuse_cell_options(space: SearchSpace, channels: int | None, cells: int | None, partial: int = 1) -> None:
+def refuse_cell_options(
+    space: SearchSpace, channels: int | None, cells: int | None, partial: int = 1
+) -> None:
     """A layer-wise supernet takes its widths and depth from the space: refuse the cell-space options."""
     if channels is not None or cells is not None or partial != 1:
         raise ConfigError(
