@@ -46,14 +46,14 @@ def test_a_step_is_the_sandwich_with_in_place_distillation(data: Dataset) -> Non
 
     x, y = method.data.x_weights[:16], method.data.y_weights[:16]
     before = copy.deepcopy(method.supernet)
-    rng_state = method.rng.bit_generator.state
+    sampler = method.sample_generator.get_state()
     method.supernet.forward_arch = recording  # type: ignore[method-assign]
     method.train_step(x, y, x, y)
     assert seen[:2] == [method.largest, method.smallest] and len(seen) == 4
     assert len({method.space.format(a) for a in seen}) == 4
 
     # the same gradient by hand: CE (smoothed) on the largest + KL of each student to its detached softmax
-    method.rng.bit_generator.state = rng_state
+    method.sample_generator.set_state(sampler)
     students = method.sandwich()
     teacher = before.forward_arch(x, method.largest)
     loss = F.cross_entropy(teacher, y, label_smoothing=0.1)

@@ -35,7 +35,6 @@ batches, evaluated on held-out images.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -46,7 +45,7 @@ from torch.nn import functional as F
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
 from nas.core.oneshot import ELASTIC, ONESHOT
-from nas.oneshot.method import OneShotMethod, batch_statistics, generator_state, restore_generator
+from nas.oneshot.method import OneShotMethod, batch_statistics
 from nas.supernet.elastic import ElasticSupernet
 from nas.supernet.recalibrate import recalibrate_bn
 
@@ -96,8 +95,7 @@ class BignasMethod(OneShotMethod):
         return supernet
 
     def init_arch_parameters(self) -> None:
-        """No architecture parameters: the sampler's generator, and BigNAS' zero-initialised residuals."""
-        self.rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0xB16]))
+        """No architecture parameters: BigNAS' zero-initialised residuals, the two ends of the sandwich."""
         for norm in self.supernet.residual_norms():
             nn.init.zeros_(norm.weight)
         self.largest = self.supernet.largest()
@@ -105,9 +103,15 @@ class BignasMethod(OneShotMethod):
 
     # -- training ----------------------------------------------------------------------------------
     def sandwich(self) -> list[Architecture]:
-        """This step's students: the smallest and ``num_random`` uniform samples of the space."""
+        """This step's students: the smallest and ``num_random`` uniform samples of the space.
+
+        The samples come from the base class' checkpointed ``sample_generator``
+        (through a numpy generator seeded by it), so a resumed run samples as
+        the uninterrupted one did without state of its own.
+        """
         count = int(self.settings.option("num_random"))
-        return [self.smallest, *(self.space.sample(self.rng) for _ in range(count))]
+        rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=self.sample_generator)))
+        return [self.smallest, *(self.space.sample(rng) for _ in range(count))]
 
     def train_step(
         self, x: torch.Tensor, y: torch.Tensor, x_arch: torch.Tensor, y_arch: torch.Tensor
@@ -146,18 +150,12 @@ class BignasMethod(OneShotMethod):
         with batch_statistics(model):
             return accuracy(model, data.x_arch, data.y_arch, s.score_images, s.eval_batch_size, self.device)
 
-    # -- memory probe and checkpoints --------------------------------------------------------------------
+    # -- memory probe ------------------------------------------------------------------------------------
     def probe_paths(self) -> list[Any]:
         return [self.largest]  # one sub-network's activations are alive at a time; the largest's are most
 
     def probe_forward(self, x: torch.Tensor, path: Any) -> torch.Tensor:
         return self.supernet.forward_arch(x, path)
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"rng": generator_state(self.rng)}
-
-    def load_extra_state(self, state: Mapping[str, Any]) -> None:
-        restore_generator(self.rng, state["rng"])
 
 
 @torch.no_grad()
