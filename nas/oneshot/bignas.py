@@ -73,9 +73,7 @@ class BignasMethod(OneShotMethod):
         self.w_optimizer = torch.optim.SGD(
             decay_groups(self.supernet, s.weight_decay), lr=s.lr, momentum=s.momentum
         )
-        self.w_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.w_optimizer, T_max=s.epochs, eta_min=s.lr_min
-        )
+        self.w_scheduler = self.make_w_scheduler()
 
     def build_supernet(self) -> ElasticSupernet:
         from nas.oneshot.build import build_elastic
