@@ -12,7 +12,13 @@ seeding and measurement rules instead of growing their own copies:
   and augmentation use a local :class:`torch.Generator`, so the same seed
   gives the same model and the process's global RNG state is left untouched;
 * **threads** -- :func:`torch_threads` sets the intra-op thread count for the
-  duration of a trial (the runner's per-trial CPU share) and restores it.
+  duration of a trial (the runner's per-trial CPU share) and restores it;
+* **data parallel** -- when ``torch.distributed`` is initialised (Ray Train
+  does this on each worker of a multi-worker trial), :func:`fit` trains the
+  same global batches as one process would: every rank draws the same
+  shuffle and augmentation, keeps its :class:`Shard` of each batch, DDP
+  averages the gradients, and the epoch's metrics are summed over ranks, so
+  every rank reports the global figures.
 """
 
 from __future__ import annotations
@@ -143,6 +149,61 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator) -> torch.Ten
     """
     n, _, h, w = images.shape
     return apply_crops(images, draw_crops(n, h, w, generator))
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's part of a data-parallel run: ``rank`` of ``world`` (0 of 1 when alone).
+
+    Ray Train initialises ``torch.distributed`` on every worker before the
+    training function runs; nothing here imports Ray. Every rank builds the
+    same global batch (same seed, same generator draws) and keeps its
+    contiguous slice, so N ranks train on exactly the samples one process
+    would, and DDP's gradient average equals the global batch's gradient when
+    the slices are equal.
+    """
+
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def current(cls) -> Shard:
+        """The process group's rank and size, or the whole run when none is initialised."""
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            return cls(dist.get_rank(), dist.get_world_size())
+        return cls()
+
+    @property
+    def parallel(self) -> bool:
+        return self.world > 1
+
+    def take(self, batch: torch.Tensor) -> torch.Tensor:
+        """This rank's contiguous slice of a batch (sizes differ by at most one)."""
+        return batch.tensor_split(self.world)[self.rank] if self.parallel else batch
+
+    def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
+        """``model`` in DistributedDataParallel (gradients averaged over ranks), or itself when alone."""
+        if not self.parallel:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        if device.type != "cuda":
+            return DistributedDataParallel(model)
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return DistributedDataParallel(model, device_ids=[index])
+
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        """``values`` summed over all ranks (one all-reduce), itself when alone."""
+        if self.parallel:
+            torch.distributed.all_reduce(values)
+        return values
+
+    def align_buffers(self, model: nn.Module) -> None:
+        """Give every rank rank 0's buffers (BatchNorm statistics), so evaluation and weights agree."""
+        if self.parallel:
+            for buffer in model.buffers():
+                torch.distributed.broadcast(buffer, src=0)
 
 
 @torch.no_grad()
@@ -282,13 +343,24 @@ def fit(
     convolutions on recent GPUs and some CPUs); ``settings.compile`` runs the
     forward pass through ``torch.compile``. Both leave the results' meaning
     unchanged; ``benchmarks/training.py`` measures whether they help.
+
+    Under an initialised ``torch.distributed`` group (a multi-worker trial),
+    each rank trains its :class:`Shard` of every global batch of
+    ``settings.batch_size`` through DDP (a trailing batch is split as it
+    is), and validates the whole split with rank 0's weights and buffers;
+    ``model`` ends with them on every rank, and ``report`` gets the global
+    figures on every rank. Checkpoints (``resume``) are for one process.
     """
+    shard = Shard.current()
     model.to(device)
     memory_format = torch.channels_last if settings.channels_last else torch.preserve_format
     if settings.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, settings)
-    step_model = compiled(model, settings.compile) if settings.compile else model
+    wrapped = shard.wrap(model, device)
+    step_model = compiled(wrapped, settings.compile) if settings.compile else wrapped
+    # Validation needs no gradient synchronisation: the plain module (same weights on every rank).
+    eval_model = step_model if not shard.parallel else model
     # In memory: tensors over the dataset's read-only arrays (each batch is a copy), pinned on CUDA
     # so that each batch's copy to the GPU is asynchronous. Streaming: data workers read the files.
     train_split = split_batches(dataset, "train", pin=device.type == "cuda")
@@ -316,6 +388,7 @@ def fit(
         finite = torch.ones((), dtype=torch.bool, device=device)
         seen = 0
         for x_cpu, y_cpu in train_split.epoch(settings.batch_size, generator, settings.augment):
+            x_cpu, y_cpu = shard.take(x_cpu), shard.take(y_cpu)  # the global batch's share of this rank
             x = x_cpu.to(device, non_blocking=True, memory_format=memory_format)
             y = y_cpu.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
@@ -334,12 +407,24 @@ def fit(
             loss_sum += detached * len(y)
             correct += (logits.detach().argmax(1) == y).sum()
             seen += len(y)
-        if not bool(finite):
+        # One all-reduce per epoch: the global sums, and the same divergence verdict on every rank.
+        totals = shard.sum(
+            torch.stack(
+                [
+                    loss_sum.double(),
+                    correct.double(),
+                    torch.tensor(float(seen), dtype=torch.float64, device=device),
+                    (~finite).double(),
+                ]
+            )
+        ).tolist()
+        shard.align_buffers(model)
+        if totals[3] > 0:
             logger.warning("training diverged in epoch %d (non-finite loss); stopping this run", epoch)
             result.diverged = True
             break
         val_loss, val_accuracy = evaluate_batches(
-            step_model,
+            eval_model,
             val_split,
             device,
             precision,
@@ -348,8 +433,8 @@ def fit(
         )
         metrics = {
             "epoch": float(epoch),
-            "train_loss": float(loss_sum) / seen,
-            "train_accuracy": 100.0 * int(correct) / seen,
+            "train_loss": totals[0] / totals[2],
+            "train_accuracy": 100.0 * totals[1] / totals[2],
             "val_loss": val_loss,
             "val_accuracy": val_accuracy,
             "lr": float(lr),
@@ -425,6 +510,7 @@ __all__ = [
     "FitResult",
     "LoopState",
     "Precision",
+    "Shard",
     "augment_batch",
     "batches",
     "evaluate",

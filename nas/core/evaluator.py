@@ -6,7 +6,7 @@ calls ``evaluate`` inside a Ray trial; ``report`` streams per-epoch metrics
 (learning curves, for early stopping and the store).
 
 An evaluator says what it needs and what it reports as class metadata
-(``needs_data``, ``produces_weights``, ``uses_devices``, ``settings_model``,
+(``needs_data``, ``produces_weights``, ``uses_devices``, ``data_parallel``, ``settings_model``,
 ``fidelity``, ``reports``), so
 that the config, the driver and export ask the evaluator instead of
 recognising particular evaluators by name.
@@ -92,6 +92,10 @@ class Evaluator:
     produces_weights: ClassVar[bool] = False
     #: Whether models run on a device chosen by a ``device`` option (``cuda`` needs ``resources.gpu``).
     uses_devices: ClassVar[bool] = False
+    #: Whether one evaluation can train data-parallel on several Ray Train workers
+    #: (``resources.workers`` > 1): its training runs the same code on every worker and
+    #: synchronises through ``torch.distributed`` (the ``train`` evaluator, via ``nas.training.fit``).
+    data_parallel: ClassVar[bool] = False
     #: The pydantic model of the options, validated at load; ``None``: the constructor's keywords.
     settings_model: ClassVar[type | None] = None
     #: The option that is the trial budget (fidelity), e.g. ``"epochs"``; ``None``: no fidelity.

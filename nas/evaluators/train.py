@@ -39,6 +39,7 @@ from nas.settings.dataset import DatasetConfig
 from nas.settings.errors import format_validation_error
 from nas.settings.train import TrainSettings
 from nas.training import (
+    Shard,
     fit,
     measure_latency_ms,
     resolve_device,
@@ -82,6 +83,7 @@ class TrainEvaluator(Evaluator):
     needs_data: ClassVar[bool] = True
     produces_weights: ClassVar[bool] = True
     uses_devices: ClassVar[bool] = True
+    data_parallel: ClassVar[bool] = True
     settings_model: ClassVar[type | None] = TrainSettings
     fidelity: ClassVar[str | None] = "epochs"
     reports: ClassVar[tuple[str, ...] | None] = METRICS
@@ -224,6 +226,8 @@ class TrainEvaluator(Evaluator):
             "device": str(device),
             "precision": precision.label,
             "num_threads": threads,
+            # Data-parallel ranks that trained it (resources.workers; 1 without torch.distributed).
+            "workers": Shard.current().world,
             "dataset": dataset.summary(),
             "preprocessing": dataset.preprocessing,
             "learning_curve": outcome.history,

@@ -25,6 +25,7 @@ def connect(
     num_cpus: int | None = None,
     num_gpus: int | None = None,
     trial: Mapping[str, float] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Start or join Ray; returns the cluster's resources.
 
@@ -33,7 +34,8 @@ def connect(
     also what ``ray job submit -- nas search ...`` gives the driver.
     ``trial`` (``{"CPU": 1, "GPU": 0}``) is what each trial asks for: a
     request no node can ever place raises ConfigError here, before any trial
-    is started (Ray would otherwise leave the trials pending forever).
+    is started (Ray would otherwise leave the trials pending forever). With
+    ``workers`` > 1, ``trial`` is what each of a trial's Ray Train workers asks for.
     """
     ray = require("ray", "ray")
     if not ray.is_initialized():  # type: ignore[attr-defined]
@@ -41,11 +43,11 @@ def connect(
     resources = ray.cluster_resources()  # type: ignore[attr-defined]
     if trial is not None:
         nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]  # type: ignore[attr-defined]
-        check_placeable(trial, resources, nodes)
+        check_placeable(trial, resources, nodes, workers)
     return resources
 
 
-def check_before_store(address: str | None, trial: Mapping[str, float]) -> None:
+def check_before_store(address: str | None, trial: Mapping[str, float], workers: int = 1) -> None:
     """Refuse a per-trial request no node can place before the driver writes the store.
 
     Joining an existing cluster (``address`` or ``$RAY_ADDRESS``, or the one
@@ -58,16 +60,28 @@ def check_before_store(address: str | None, trial: Mapping[str, float]) -> None:
     """
     ray = require("ray", "ray")
     if address or os.environ.get("RAY_ADDRESS") or ray.is_initialized():  # type: ignore[attr-defined]
-        connect(address, trial=trial)
+        connect(address, trial=trial, workers=workers)
         return
     machine = {"CPU": float(os.cpu_count() or 1)}
-    check_placeable({"CPU": trial.get("CPU", 0.0)}, machine, [machine])
+    check_placeable({"CPU": trial.get("CPU", 0.0)}, machine, [machine], workers)
 
 
 def check_placeable(
-    trial: Mapping[str, float], total: Mapping[str, float], nodes: list[Mapping[str, float]]
+    trial: Mapping[str, float],
+    total: Mapping[str, float],
+    nodes: list[Mapping[str, float]],
+    workers: int = 1,
 ) -> None:
-    """Refuse a per-trial request that no single node of the cluster has (a trial runs on one node)."""
+    """Refuse a per-trial request that no single node of the cluster has (a trial runs on one node).
+
+    A multi-worker trial (``workers`` > 1, ``trial`` per worker) is exactly
+    ``workers`` bundles of ``trial``: Ray Train places them on any nodes (its
+    own Tune trial takes no CPU, :mod:`nas.runner.data_parallel`), so the
+    check counts how many whole bundles each node holds.
+    """
+    if workers > 1:
+        _check_workers(trial, total, nodes, workers)
+        return
     for name, amount in trial.items():
         if amount <= 0:
             continue
@@ -78,6 +92,35 @@ def check_placeable(
                 f"Ray cluster has {largest:g} {name} (the cluster's total is {float(total.get(name, 0.0)):g}); "
                 f"allowed: at most {largest:g}"
             )
+
+
+def _check_workers(
+    worker: Mapping[str, float], total: Mapping[str, float], nodes: list[Mapping[str, float]], workers: int
+) -> None:
+    asked = {name: float(amount) for name, amount in worker.items() if amount > 0}
+    field = {"CPU": "cpu", "GPU": "gpu_per_worker"}
+    for name, amount in asked.items():
+        if float(total.get(name, 0.0)) <= 0:
+            raise ConfigError(
+                f"resources.{field.get(name, name)}={amount:g} per worker can never be placed: the Ray cluster "
+                f"has no {name}; allowed: {field.get(name, name)}: 0"
+            )
+    nodes = nodes or [total]
+    # Identical bundles: a node holds as many as its scarcest asked resource allows.
+    fits = sum(
+        min(int(float(node.get(name, 0.0)) / amount + 1e-9) for name, amount in asked.items())
+        for node in nodes
+    )
+    if fits < workers:
+        each = ", ".join(f"{amount:g} {name}" for name, amount in asked.items())
+        have = ", ".join(
+            "{" + ", ".join(f"{float(node.get(n, 0.0)):g} {n}" for n in asked) + "}" for node in nodes
+        )
+        raise ConfigError(
+            f"resources.workers={workers} with {each} per worker can never be placed: the Ray cluster can "
+            f"place at most {fits} such workers (its nodes have {have}); allowed: "
+            + (f"workers <= {fits}" if fits else "per worker at most what one node has")
+        )
 
 
 def quiet_ray() -> None:

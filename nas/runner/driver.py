@@ -117,7 +117,7 @@ def _run_search(
     phase.check(plan, dataset)
     # A per-trial request no node can place is refused (ConfigError) before the study row is written.
     quiet_ray()
-    check_before_store(address, plan.config.resources.per_trial)
+    check_before_store(address, plan.config.resources.per_trial, plan.config.resources.workers)
     stop = StopRequest()
     with stop.catching():
         study, lease = open_study(plan, url, resume=resume)

@@ -24,7 +24,7 @@ import socket
 import tempfile
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,7 +87,7 @@ class WorkerSetup:
 
 def ray_trainable(tune: Any, function: Any, config: SearchConfig, **parameters: Any) -> Any:
     """``function`` as a Tune trainable with ``parameters`` in Ray's object store and the config's resources."""
-    resources = {"cpu": config.resources.cpu, "gpu": config.resources.gpu}
+    resources = {"cpu": config.resources.cpu, "gpu": config.resources.gpu_each}
     return tune.with_resources(tune.with_parameters(function, **parameters), resources)
 
 
@@ -122,11 +122,34 @@ def run_trial(config: dict[str, Any], job: TrialJob, dataset: Any = None) -> Non
     """The Tune function trainable (``config`` carries ``arch``, ``seed``, ``budget``, ``number``)."""
     from ray import tune
 
+    workdir = Path(tune.get_context().get_trial_dir() or ".") / "artifacts"
+    evaluate_trial(config, job, dataset, workdir, tune.report)
+
+
+def evaluate_trial(
+    config: Mapping[str, Any],
+    job: TrialJob,
+    dataset: Any,
+    workdir: Path,
+    send: Callable[[dict[str, Any]], None],
+    *,
+    catch: bool = True,
+    checkpoints: bool = True,
+) -> None:
+    """One trial's evaluation, every report handed to ``send``.
+
+    ``send`` is ``tune.report`` in a single-worker trial; in a data-parallel
+    one it is each Ray Train worker's ``ray.train.report`` (rank 0's payload
+    reaches Tune, see :mod:`nas.runner.data_parallel`). ``catch`` turns the
+    evaluator's exception into a FAIL report; a data-parallel worker lets it
+    propagate instead, because its peers may be waiting in a collective that
+    only Ray Train's teardown of the worker group ends. ``checkpoints``
+    (Tune's, for pausing schedulers and resume) only in a single-worker trial.
+    """
     started = time.perf_counter()
-    node = f"{socket.gethostname()}/{_node_id()}"
+    node = trial_node()
     pid = os.getpid()
     arch = Architecture.from_dict(config["arch"])
-    workdir = Path(tune.get_context().get_trial_dir() or ".") / "artifacts"
     workdir.mkdir(parents=True, exist_ok=True)
 
     last_step = 0
@@ -139,8 +162,10 @@ def run_trial(config: dict[str, Any], job: TrialJob, dataset: Any = None) -> Non
         result = {**clean, METRICS: json.dumps(clean), STEP: last_step, NODE: node, PID: pid}
         saved = pending.pop() if pending else None
         if saved is None or saved[0] != last_step:
-            tune.report(result)
+            send(result)
             return
+        from ray import tune  # only a single-worker trial keeps checkpoints (``checkpoints``)
+
         with tempfile.TemporaryDirectory(prefix="nas-checkpoint-") as folder:
             write_checkpoint(Path(folder), last_step, saved[1])
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
@@ -153,7 +178,9 @@ def run_trial(config: dict[str, Any], job: TrialJob, dataset: Any = None) -> Non
         space = job.setup.space()
         evaluator = job.evaluator(space, dataset, workdir)
         pausing = {}
-        if type(evaluator).checkpoints and config.get(CHECKPOINTS):
+        if checkpoints and type(evaluator).checkpoints and config.get(CHECKPOINTS):
+            from ray import tune
+
             resume = resume_state(tune.get_checkpoint(), config.get(RESUME))
             last_step = resume[0] if resume else 0
             pausing = {"resume": resume[1] if resume else None, "checkpoint": checkpoint}
@@ -161,16 +188,16 @@ def run_trial(config: dict[str, Any], job: TrialJob, dataset: Any = None) -> Non
             arch, seed=int(config["seed"]), budget=config.get("budget"), report=report, **pausing
         )
     except Exception as exc:  # becomes a FAIL trial with its traceback; ASHA stops arrive as SystemExit
-        tune.report(
-            {FINAL: True, ERROR: "".join(traceback.format_exception(exc)), NODE: node, STEP: last_step + 1}
-        )
+        if not catch:
+            raise
+        send(failure_report(traceback.format_exception(exc), node, last_step + 1))
         return
     artifacts: list[tuple[str, bytes]] = []
     for kind, path in result.artifacts.items():
         if os.path.getsize(path) <= MAX_ARTIFACT_BYTES:
             artifacts.append((kind, Path(path).read_bytes()))
     values = clean_metrics(result.values)
-    tune.report(
+    send(
         {
             **{k: v for k, v in values.items() if math.isfinite(v)},
             FINAL: True,
@@ -209,6 +236,16 @@ def resume_state(checkpoint: Any, stored: Mapping[str, Any] | None) -> tuple[int
     import ray
 
     return int(stored["step"]), ray.get(stored["state"])
+
+
+def failure_report(lines: list[str] | str, node: str, step: int) -> dict[str, Any]:
+    """The final report of a trial whose evaluation raised: its traceback becomes the FAIL's error."""
+    return {FINAL: True, ERROR: "".join(lines), NODE: node, STEP: step}
+
+
+def trial_node() -> str:
+    """``host/ray-node`` of this process (what the store records as a trial's node)."""
+    return f"{socket.gethostname()}/{_node_id()}"
 
 
 def _node_id() -> str:

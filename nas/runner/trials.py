@@ -15,6 +15,7 @@ from nas.core import Strategy, Trial
 from nas.runner import trainable as T
 from nas.runner.cluster import connect, quiet_ray
 from nas.runner.context import SearchRun
+from nas.runner.data_parallel import parallel_trainable
 from nas.runner.lifecycle import tune_stopper
 from nas.runner.progress import SearchProgress
 from nas.runner.recovery import MAX_RETRIES
@@ -37,7 +38,8 @@ def run_trials(
         if remaining <= 0 or run.stop.is_set():
             return 0.0
         quiet_ray()
-        connect(run.address, trial=run.config.resources.per_trial)
+        resources = run.config.resources
+        connect(run.address, trial=resources.per_trial, workers=resources.workers)
         searcher = make_searcher(run, strategy, progress, len(done), total)
         if run.lease is not None:
             run.lease.track(searcher.running)
@@ -60,7 +62,10 @@ def _trial_name(trial: Any) -> str:
 def _tuner(tune: Any, run: SearchRun, searcher: Any, remaining: int, time_s: float | None) -> Any:
     config = run.config
     job = T.TrialJob(T.WorkerSetup.of(config), config.evaluator.name, config.evaluator.options)
-    trainable = T.ray_trainable(tune, T.run_trial, config, job=job, dataset=run.trial_dataset)
+    if config.resources.workers > 1:
+        trainable = parallel_trainable(tune, config, job=job, dataset=run.trial_dataset)
+    else:
+        trainable = T.ray_trainable(tune, T.run_trial, config, job=job, dataset=run.trial_dataset)
     scheduler = run.plan.scheduler.build(run) if run.plan.scheduler is not None else None
     return tune.Tuner(
         trainable,

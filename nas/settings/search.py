@@ -198,15 +198,46 @@ class SchedulerConfig(PluginSection):
 
 
 class ResourcesConfig(Section):
-    """Per-trial resources as Ray understands them (fractional GPUs allowed)."""
+    """Per-trial resources as Ray understands them (fractional GPUs allowed).
 
-    cpu: float = Field(1.0, gt=0.0)
-    gpu: float = Field(0.0, ge=0.0)
+    ``workers: N`` > 1 trains one trial data-parallel on N Ray Train workers
+    (:mod:`nas.runner.data_parallel`), each with ``cpu`` CPUs and
+    ``gpu_per_worker`` GPUs; the trial's own Tune process then waits without
+    a CPU, so a trial takes exactly N x ``cpu`` CPUs. With one worker, ``gpu``
+    is the trial's GPU share (``gpu_per_worker`` may say the same).
+    """
+
+    cpu: float = Field(1.0, gt=0.0, description="CPUs per trial (per worker when workers > 1)")
+    gpu: float = Field(0.0, ge=0.0, description="GPUs per single-worker trial")
+    workers: int = Field(1, ge=1, description="data-parallel Ray Train workers per trial")
+    gpu_per_worker: float | None = Field(None, ge=0.0, description="GPUs per worker")
+
+    @model_validator(mode="after")
+    def _one_gpu_field(self) -> ResourcesConfig:
+        if self.gpu_per_worker is not None and self.gpu > 0:
+            raise ConfigError(
+                f"resources.gpu={self.gpu:g} and resources.gpu_per_worker={self.gpu_per_worker:g} are both set; "
+                "allowed: one of them (gpu_per_worker is per worker, gpu per single-worker trial)"
+            )
+        if self.workers > 1 and self.gpu > 0:
+            raise ConfigError(
+                f"resources.gpu={self.gpu:g} with workers={self.workers}: a multi-worker trial asks GPUs per "
+                f"worker; allowed: gpu_per_worker: {self.gpu:g} instead of gpu"
+            )
+        return self
+
+    @property
+    def gpu_each(self) -> float:
+        """The GPUs of one worker (of the trial when it has one worker)."""
+        return self.gpu if self.gpu_per_worker is None else self.gpu_per_worker
 
     @property
     def per_trial(self) -> dict[str, float]:
-        """The request in Ray's resource names (checked against the cluster once Ray is up)."""
-        return {"CPU": self.cpu, "GPU": self.gpu}
+        """What one worker asks for in Ray's resource names (the whole trial when ``workers`` is 1).
+
+        Checked against the cluster once Ray is up, ``workers`` times over.
+        """
+        return {"CPU": self.cpu, "GPU": self.gpu_each}
 
 
 class SearchConfig(Section):
@@ -271,10 +302,15 @@ class SearchConfig(Section):
         if (
             getattr(evaluator, "uses_devices", False)
             and options.get("device") == "cuda"
-            and not self.resources.gpu
+            and not self.resources.gpu_each
         ):
             raise ConfigError(
                 "evaluator.device is 'cuda' but resources.gpu is 0; give each trial a GPU share"
+            )
+        if self.resources.workers > 1 and not getattr(evaluator, "data_parallel", False):
+            raise ConfigError(
+                f"resources.workers={self.resources.workers} needs an evaluator that trains data-parallel; "
+                f"evaluator {self.evaluator.name!r} does not (allowed: workers: 1, or evaluator: train)"
             )
         fidelity = getattr(evaluator, "fidelity", None)
         budget = options.get(fidelity) if fidelity else None
@@ -292,6 +328,11 @@ class SearchConfig(Section):
             raise ConfigError(
                 f"strategy: one-shot method {self.strategy.name!r} trains its supernet on in-memory arrays; "
                 "dataset.streaming: true is for the train evaluator (set streaming: false)"
+            )
+        if is_oneshot(self.strategy.name) and self.resources.workers > 1:
+            raise ConfigError(
+                f"resources.workers={self.resources.workers}: one-shot method {self.strategy.name!r} trains its "
+                "supernet on one worker per seed; allowed: workers: 1"
             )
         return self
 

@@ -1,0 +1,149 @@
+"""Multi-worker trials: one trial's training data-parallel on Ray Train, inside the Tune search.
+
+``resources: {workers: N, cpu: C, gpu_per_worker: G}`` makes each trial a
+Ray Tune function (:func:`run_parallel_trial`) that launches a
+:class:`ray.train.torch.TorchTrainer` with N workers of C CPUs and G GPUs
+(DDP over gloo on CPUs, NCCL on GPUs) and waits for it. This is the Ray
+2.5x/2.60 way to run Train inside Tune: Train V2 (the default since 2.5x)
+no longer accepts a trainer as a Tune trainable; instead the Tune function
+is the Train *driver*, and Ray's :class:`~ray.tune.integration.ray_train.TuneReportCallback`
+forwards what rank 0 reports to ``ray.train.report`` as the Tune trial's
+own results. So the searcher, ASHA, the store and the artifact path see a
+multi-worker trial exactly like a single-worker one: one curve (rank 0's
+reports carry the metrics all-reduced over the ranks, :func:`nas.training.fit`)
+and one set of weights (rank 0's final report carries them, as the single
+worker's does).
+
+Every worker runs the ordinary trial body (:func:`nas.runner.trainable.evaluate_trial`):
+the evaluator builds the same model from the same seed, and ``fit`` sees the
+process group Ray Train initialised. The other ranks report empty results
+(``ray.train.report`` is a barrier every rank must reach as often as rank 0).
+
+Resources. Train V2 places its workers in a placement group of its own
+(N bundles, PACK: on one node when one has room, else spread), and its
+controller actor takes no CPU. The Tune trial that waits for it therefore
+asks for no CPU either (only :data:`TRIAL_DRIVER_MEMORY`: a Tune trial must
+ask for something), so a trial takes exactly N x C CPUs and N x G GPUs,
+which is what :func:`nas.runner.cluster.check_placeable` checks before the
+search starts. Had the Tune trial kept its usual CPU, a 2-worker trial
+could never run on a 2-CPU machine.
+
+Failures. An exception in the evaluator on the workers fails the trial
+(FAIL, with the workers' tracebacks), as in a single-worker trial. A worker
+that dies (process, node) or a broken collective is Ray's or torch's error:
+it is raised from the Tune function, so Tune retries the trial from scratch
+(``FailureConfig`` of the search) and the searcher stores FAIL plus a retry,
+as for a single-worker trial whose process died.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nas.runner import trainable as T
+from nas.settings.search import SearchConfig
+
+#: What the Tune trial of a multi-worker trial reserves for itself: memory, no CPU (see above).
+TRIAL_DRIVER_MEMORY = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """A multi-worker trial's workers: how many, and each one's CPUs and GPUs."""
+
+    workers: int
+    cpu: float
+    gpu: float
+
+    @classmethod
+    def of(cls, config: SearchConfig) -> Scaling:
+        resources = config.resources
+        return cls(resources.workers, resources.cpu, resources.gpu_each)
+
+    def per_worker(self) -> dict[str, float]:
+        return {"CPU": self.cpu, **({"GPU": self.gpu} if self.gpu > 0 else {})}
+
+
+def parallel_trainable(tune: Any, config: SearchConfig, **parameters: Any) -> Any:
+    """:func:`run_parallel_trial` as a Tune trainable that reserves no CPU of its own."""
+    function = tune.with_parameters(run_parallel_trial, scaling=Scaling.of(config), **parameters)
+    return tune.with_resources(function, {"cpu": 0, "gpu": 0, "memory": TRIAL_DRIVER_MEMORY})
+
+
+def run_parallel_trial(
+    config: dict[str, Any], job: T.TrialJob, scaling: Scaling, dataset: Any = None
+) -> None:
+    """The Tune function of a multi-worker trial: run its TorchTrainer, forward rank 0's reports."""
+    from ray import train, tune
+    from ray.train import TrainingFailedError
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    trial_dir = Path(tune.get_context().get_trial_dir() or tempfile.mkdtemp(prefix="nas-trial-"))
+    trainer = TorchTrainer(
+        train_worker,
+        train_loop_config={"config": config, "job": job, "dataset": dataset},
+        torch_config=TorchConfig(backend="nccl" if scaling.gpu > 0 else "gloo"),
+        scaling_config=train.ScalingConfig(
+            num_workers=scaling.workers, use_gpu=scaling.gpu > 0, resources_per_worker=scaling.per_worker()
+        ),
+        run_config=train.RunConfig(
+            name="train",
+            storage_path=str(trial_dir),
+            callbacks=[TuneReportCallback()],
+            # Retrying is the search's business (one retry = one new trial in the store), not Train's.
+            failure_config=train.FailureConfig(max_failures=0),
+        ),
+    )
+    try:
+        trainer.fit()
+    except TrainingFailedError as exc:
+        if not evaluator_failed(exc):
+            raise  # a lost worker or broken collective: Tune retries the trial
+        tune.report(T.failure_report(str(exc), T.trial_node(), 0))
+
+
+def train_worker(loop: dict[str, Any]) -> None:
+    """One Ray Train worker: the ordinary trial body, reporting through ``ray.train.report``."""
+    from ray import train
+
+    rank = train.get_context().get_world_rank()
+
+    def send(payload: dict[str, Any]) -> None:
+        train.report(payload if rank == 0 else {})
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"nas-rank{rank}-"))
+    try:
+        T.evaluate_trial(
+            loop["config"], loop["job"], loop["dataset"], workdir, send, catch=False, checkpoints=False
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def evaluator_failed(error: Exception) -> bool:
+    """Whether a failed Train run is the evaluator's own exception (FAIL) rather than a lost worker (retry).
+
+    Ray Train's :class:`~ray.train.WorkerGroupError` maps each failed rank to
+    its exception: the evaluator's own on a rank where it raised, Ray's (a
+    dead actor, a failed health check) where a worker was lost; a peer of a
+    lost worker fails in its collective with torch's ``DistError``. Anything
+    but ordinary exceptions on every failed rank is a system failure.
+    """
+    import torch.distributed
+
+    failures = getattr(error, "worker_failures", None)
+    if not failures:
+        return False
+    for failure in failures.values():
+        module = type(failure).__module__ or ""
+        if module.startswith("ray.") or isinstance(failure, torch.distributed.DistError):
+            return False
+    return True
+
+
+__all__ = ["TRIAL_DRIVER_MEMORY", "Scaling", "parallel_trainable", "run_parallel_trial"]
