@@ -195,6 +195,8 @@ def test_workers_need_a_data_parallel_evaluator_and_one_gpu_field() -> None:
                 "resources": {"workers": 2},
             }
         )
+    with pytest.raises(ConfigError, match="early stopping of multi-worker trials is not supported yet"):
+        load_config({**base, "scheduler": {"name": "asha"}, "resources": {"workers": 2}})
     assert load_config({**base, "resources": {"workers": 2}}).resources.per_trial == {"CPU": 1.0, "GPU": 0.0}
 
 

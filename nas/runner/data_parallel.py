@@ -6,9 +6,10 @@ Ray Tune function (:func:`run_parallel_trial`) that launches a
 (DDP over gloo on CPUs, NCCL on GPUs) and waits for it. This is the Ray
 2.5x/2.60 way to run Train inside Tune: Train V2 (the default since 2.5x)
 no longer accepts a trainer as a Tune trainable; instead the Tune function
-is the Train *driver*, and Ray's :class:`~ray.tune.integration.ray_train.TuneReportCallback`
-forwards what rank 0 reports to ``ray.train.report`` as the Tune trial's
-own results. So the searcher, ASHA, the store and the artifact path see a
+is the Train *driver*: a Train callback forwards what rank 0 reports to
+``ray.train.report`` to it, and it reports that to Tune as the trial's own
+results (see :func:`run_parallel_trial` for why not Ray's ``TuneReportCallback``).
+So the searcher, ASHA, the store and the artifact path see a
 multi-worker trial exactly like a single-worker one: one curve (rank 0's
 reports carry the metrics all-reduced over the ranks, :func:`nas.training.fit`)
 and one set of weights (rank 0's final report carries them, as the single
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,12 +79,22 @@ def parallel_trainable(tune: Any, config: SearchConfig, **parameters: Any) -> An
 def run_parallel_trial(
     config: dict[str, Any], job: T.TrialJob, scaling: Scaling, dataset: Any = None
 ) -> None:
-    """The Tune function of a multi-worker trial: run its TorchTrainer, forward rank 0's reports."""
-    from ray import train, tune
-    from ray.train import TrainingFailedError
-    from ray.train.torch import TorchConfig, TorchTrainer
-    from ray.tune.integration.ray_train import TuneReportCallback
+    """The Tune function of a multi-worker trial: run its TorchTrainer, hand rank 0's reports to Tune.
 
+    ``trainer.fit()`` runs in a thread of this process; this function thread
+    takes rank 0's reports from a queue and calls ``tune.report`` with each,
+    exactly as a single-worker trial does. Ray's own ``TuneReportCallback``
+    was tried first: it feeds Tune from the actor's main thread, which a
+    trial Tune stops (ASHA) left blocked with its workers held. With this
+    path a stopped trial still did not release its Train workers in our
+    test, so a scheduler with ``workers`` > 1 is refused by the config
+    (:class:`~nas.settings.search.SearchConfig`) until that is solved.
+    """
+    from ray import train, tune
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.util.queue import Empty, Queue
+
+    results = Queue(actor_options={"num_cpus": 0})
     trial_dir = Path(tune.get_context().get_trial_dir() or tempfile.mkdtemp(prefix="nas-trial-"))
     trainer = TorchTrainer(
         train_worker,
@@ -94,17 +106,43 @@ def run_parallel_trial(
         run_config=train.RunConfig(
             name="train",
             storage_path=str(trial_dir),
-            callbacks=[TuneReportCallback()],
+            callbacks=[_forward_reports(results)],
             # Retrying is the search's business (one retry = one new trial in the store), not Train's.
             failure_config=train.FailureConfig(max_failures=0),
         ),
     )
-    try:
-        trainer.fit()
-    except TrainingFailedError as exc:
-        if not evaluator_failed(exc):
-            raise  # a lost worker or broken collective: Tune retries the trial
-        tune.report(T.failure_report(str(exc), T.trial_node(), 0))
+    failure: list[BaseException] = []
+
+    def fit() -> None:
+        try:
+            trainer.fit()
+        except BaseException as exc:  # handed to the function thread below
+            failure.append(exc)
+
+    running = threading.Thread(target=fit, name="nas-train-run", daemon=True)
+    running.start()
+    while running.is_alive() or not results.empty():
+        try:
+            tune.report(results.get(timeout=1.0))
+        except Empty:
+            continue
+    if not failure:
+        return
+    if not evaluator_failed(failure[0]):
+        raise failure[0]  # a lost worker or broken collective: Tune retries the trial
+    tune.report(T.failure_report(str(failure[0]), T.trial_node(), 0))
+
+
+def _forward_reports(results: Any) -> Any:
+    """A Ray Train callback (it runs in the Train controller) putting rank 0's reports on ``results``."""
+    from ray.train import UserCallback
+
+    class ForwardReports(UserCallback):  # type: ignore[misc]
+        def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
+            if metrics and metrics[0]:
+                results.put(metrics[0])
+
+    return ForwardReports()
 
 
 def train_worker(loop: dict[str, Any]) -> None:

@@ -79,7 +79,9 @@ def _tuner(tune: Any, run: SearchRun, searcher: Any, remaining: int, time_s: flo
             # them: the searcher then caps the trials that hold one (StrategySearcher.suggest).
             max_concurrent_trials=None if searcher.checkpoints else config.budget.concurrent,
             time_budget_s=time_s,
-            reuse_actors=True,
+            # A multi-worker trial's Tune function waits in TorchTrainer.fit(): only ending its
+            # actor (which owns the Train controller and workers) stops a trial Tune stops.
+            reuse_actors=config.resources.workers == 1,
             trial_name_creator=_trial_name,
             trial_dirname_creator=_trial_name,
         ),

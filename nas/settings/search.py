@@ -329,6 +329,12 @@ class SearchConfig(Section):
                 f"strategy: one-shot method {self.strategy.name!r} trains its supernet on in-memory arrays; "
                 "dataset.streaming: true is for the train evaluator (set streaming: false)"
             )
+        if self.resources.workers > 1 and self.scheduler is not None and self.scheduler.name != NO_SCHEDULER:
+            # Tune stopping a trial does not yet release the Ray Train workers of a multi-worker trial.
+            raise ConfigError(
+                f"scheduler {self.scheduler.name!r} with resources.workers={self.resources.workers}: early "
+                "stopping of multi-worker trials is not supported yet; allowed: workers: 1, or no scheduler"
+            )
         if is_oneshot(self.strategy.name) and self.resources.workers > 1:
             raise ConfigError(
                 f"resources.workers={self.resources.workers}: one-shot method {self.strategy.name!r} trains its "
