@@ -24,7 +24,7 @@ from nas.runner import run_search
 from nas.runner.cluster import check_placeable
 from nas.settings.loading import load_config
 from nas.settings.train import TrainSettings
-from nas.training import Precision, Shard, batches, fit, seeded
+from nas.training import Precision, Shard, fit, seeded
 from search_spaces import get_space
 
 CELL = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|"
@@ -116,12 +116,11 @@ def test_two_ranks_give_the_curve_of_one_process_within_noise(two_ranks, tmp_pat
 
 
 def test_shards_cover_each_global_batch_once() -> None:
-    """N contiguous slices make up the global batch; a trailing batch too small for 2 per rank is dropped."""
+    """N contiguous slices make up the global batch (sizes differ by at most one); alone, the whole batch."""
     index = torch.arange(10)
     parts = [Shard(rank, 3).take(index) for rank in range(3)]
     assert torch.equal(torch.cat(parts), index) and [len(p) for p in parts] == [4, 3, 3]
-    assert [len(b) for b in batches(67, 64, torch.Generator().manual_seed(0), min_last=4)] == [64]
-    assert [len(b) for b in batches(67, 64, torch.Generator().manual_seed(0), min_last=2)] == [64, 3]
+    assert Shard().take(index) is index and Shard.current() == Shard()
 
 
 # -- inside `nas search`: Ray Train in the Tune trial -------------------------------------------------------
