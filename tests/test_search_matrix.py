@@ -231,7 +231,10 @@ def test_search_trains_past_the_strategys_initial_phase(
     phases = [t.system_attrs["phase"] for t in trials]
     own = STRATEGIES.get(strategy).phase_name
     assert phases[:initial] == [INITIAL_PHASE] * initial
-    assert phases[initial:] == [own] * (budget - initial), f"{strategy} never left its initial phase"
+    # Past its initial phase the strategy proposes by its own method (BOHB may draw its random share
+    # instead; tests/test_strategy_spaces.py checks every strategy's own method is used).
+    assert INITIAL_PHASE not in phases[initial:], f"{strategy} never left its initial phase"
+    assert set(phases[initial:]) <= {own, "random fraction"}, phases
     if (space, strategy) in EXPORTED:
         _export(tmp_path, store, study, trials[-1].number)
 
