@@ -27,20 +27,26 @@ class Asha(Scheduler):
     name = "asha"
     settings_model = AshaSettings
 
+    def brackets(self, epochs: int) -> int:
+        """How many successive-halving brackets run side by side (ASHA: one)."""
+        return 1
+
     def build(self, run: SearchRun) -> Any:
         from nas.runner import trainable as T
         from nas.runner.schedulers.tune_rules import FinishingAsha
 
         primary, direction = run.primary
+        epochs = int(run.plan.fidelity or 1)
         return FinishingAsha(
             metric=primary,
             mode=direction.value,
             time_attr=T.STEP,
             study=run.study,
-            label="asha",
-            max_t=int(run.plan.fidelity or 1),
+            label=self.name,
+            max_t=epochs,
             grace_period=self.settings.grace_epochs,
             reduction_factor=self.settings.reduction_factor,
+            brackets=self.brackets(epochs),
         )
 
 

@@ -13,24 +13,21 @@ scheduler requires that strategy.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from nas.core.errors import ConfigError
-from nas.runner.schedulers.base import Scheduler, SchedulerSettings
+from nas.runner.schedulers.asha import Asha, AshaSettings
 
 if TYPE_CHECKING:
-    from nas.runner.context import SearchRun
     from nas.runner.plan import SearchPlan
 
 
-class BohbSettings(SchedulerSettings):
-    """``grace_epochs``: the smallest bracket's minimum budget; ``reduction_factor``: η;
-    ``brackets``: how many (default: every bracket Hyperband has, ``⌊log_η(epochs/grace)⌋ + 1``)."""
+class BohbSettings(AshaSettings):
+    """ASHA's options (``grace_epochs``: the smallest bracket's minimum budget; ``reduction_factor``: η)
+    and ``brackets``: how many (default: every bracket Hyperband has, ``⌊log_η(epochs/grace)⌋ + 1``)."""
 
-    grace_epochs: int = Field(1, ge=1)
-    reduction_factor: float = Field(3.0, gt=1.0)
     brackets: int | None = Field(None, ge=1)
 
 
@@ -39,7 +36,7 @@ def hyperband_brackets(grace: int, eta: float, max_epochs: int) -> int:
     return int(math.floor(math.log(max(max_epochs / grace, 1.0)) / math.log(eta) + 1e-9)) + 1
 
 
-class BohbScheduler(Scheduler):
+class BohbScheduler(Asha):
     """Asynchronous Hyperband brackets for the ``bohb`` strategy."""
 
     name = "bohb"
@@ -62,24 +59,11 @@ class BohbScheduler(Scheduler):
                 f"epochs; allowed: 1..{most}"
             )
 
-    def build(self, run: SearchRun) -> Any:
-        from nas.runner import trainable as T
-        from nas.runner.schedulers.tune_rules import FinishingAsha
-
+    def brackets(self, epochs: int) -> int:
+        """Every bracket Hyperband has for these epochs, unless ``brackets`` says fewer."""
         settings: BohbSettings = self.settings  # type: ignore[assignment]
-        primary, direction = run.primary
-        epochs = int(run.plan.fidelity or 1)
-        return FinishingAsha(
-            metric=primary,
-            mode=direction.value,
-            time_attr=T.STEP,
-            study=run.study,
-            label="bohb",
-            max_t=epochs,
-            grace_period=settings.grace_epochs,
-            reduction_factor=settings.reduction_factor,
-            brackets=settings.brackets
-            or hyperband_brackets(settings.grace_epochs, settings.reduction_factor, epochs),
+        return settings.brackets or hyperband_brackets(
+            settings.grace_epochs, settings.reduction_factor, epochs
         )
 
 
