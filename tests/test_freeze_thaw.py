@@ -9,7 +9,10 @@ holds 4 trials with rungs at epochs 1 and 2):
   and RNG);
 * a driver SIGKILLed while a trial is paused, then the same command again:
   the paused trial's copy resumes from the checkpoint the store holds, not
-  from epoch 0, and its one stored curve runs 1..n without a gap.
+  from epoch 0, and its one stored curve runs 1..n without a gap. This run
+  trains 8 epochs, so its first bracket is sized for 8 trials and promotes
+  all 4 past epoch 1 whatever their ranks: the copy of a trial paused at
+  epoch 1 always trains on.
 """
 
 from __future__ import annotations
@@ -38,30 +41,31 @@ TRAIN = {"epochs": EPOCHS, "batch_size": 64, "lr": 0.05}
 CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr")
 
 
-def hyperband_config(name: str) -> dict:
+def hyperband_config(name: str, epochs: int = EPOCHS) -> dict:
     return {
         "name": name,
         "space": {"name": "nb201", "channels": 4, "cells": 1},
         "dataset": {"name": "digits"},
         "strategy": {"name": "random"},
-        "evaluator": {"name": "train", **TRAIN},
+        "evaluator": {"name": "train", **TRAIN, "epochs": epochs},
         "budget": {"trials": 4, "concurrent": 2},
         "scheduler": {"name": "hyperband", "reduction_factor": 2},
     }
 
 
-def uninterrupted(trial: Trial) -> list[dict[str, float]]:
+def uninterrupted(trial: Trial, epochs: int) -> list[dict[str, float]]:
     """The per-epoch metrics of ``trial``'s architecture trained in one go here (same seed, one thread)."""
-    evaluator = TrainEvaluator(get_space("nb201", channels=4, cells=1), "digits", num_threads=1, **TRAIN)
+    settings = {**TRAIN, "epochs": epochs}
+    evaluator = TrainEvaluator(get_space("nb201", channels=4, cells=1), "digits", num_threads=1, **settings)
     return list(evaluator.evaluate(trial.arch, seed=trial.seed).user_attrs["learning_curve"])
 
 
-def assert_same_curve(study: nas.Study, trial: Trial) -> None:
+def assert_same_curve(study: nas.Study, trial: Trial, epochs: int = EPOCHS) -> None:
     """The stored curve is epochs 1..n and equals an uninterrupted run's first n epochs."""
     stored = study.metrics(trial)
     steps = [step for step, _ in stored["val_loss"]]
     assert steps == list(range(1, len(steps) + 1)), steps
-    whole = uninterrupted(trial)
+    whole = uninterrupted(trial, epochs)
     for name in CURVES:
         got = [value for _, value in stored[name]]
         want = [epoch[name] for epoch in whole[: len(got)]]
@@ -106,12 +110,12 @@ def test_hyperband_pauses_at_each_rung_and_a_promoted_trial_continues_its_run(lo
         assert winner.user_attrs["resumed_after_epoch"] == winner.system_attrs["pauses"][-1]
 
 
-def paused_with_checkpoint(study: str, url: str):
+def paused_with_checkpoint(study: str, url: str, step: int):
     def check() -> Trial | None:
         with open_readonly(url) as store:
             handle = nas.load_study(study, storage=store)
             for trial in handle.trials(states=TrialState.RUNNING):
-                if trial.system_attrs.get("paused_at") and any(
+                if trial.system_attrs.get("paused_at") == step and any(
                     a.kind == "checkpoint" for a in handle.artifacts(trial)
                 ):
                     return trial
@@ -122,7 +126,7 @@ def paused_with_checkpoint(study: str, url: str):
 
 def test_a_paused_trial_resumes_from_its_stored_checkpoint_after_a_driver_kill(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'nas.db'}"
-    command = search_command(hyperband_config("killed"), tmp_path, url)
+    command = search_command(hyperband_config("killed", epochs=8), tmp_path, url)
     driver = subprocess.Popen(
         command,
         env=plugin_env(),
@@ -133,7 +137,9 @@ def test_a_paused_trial_resumes_from_its_stored_checkpoint_after_a_driver_kill(t
         stderr=subprocess.PIPE,
     )
     try:
-        paused = wait_for("a paused trial with a stored checkpoint", paused_with_checkpoint("killed", url))
+        paused = wait_for(
+            "a paused trial with a stored checkpoint", paused_with_checkpoint("killed", url, step=1)
+        )
         driver.send_signal(signal.SIGKILL)
         driver.communicate(timeout=600)
     finally:
@@ -158,7 +164,7 @@ def test_a_paused_trial_resumes_from_its_stored_checkpoint_after_a_driver_kill(t
     for name, points in before.items():
         assert stored[name][:step] == [(s, v) for s, v in points if s <= step], name
     assert len(stored["val_loss"]) > step, "the copy never trained past its checkpoint"
-    assert_same_curve(study, copy)
+    assert_same_curve(study, copy, epochs=8)
     if copy.state is TrialState.COMPLETE:
         assert copy.user_attrs["resumed_after_epoch"] >= step
 

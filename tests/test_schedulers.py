@@ -10,6 +10,8 @@ from __future__ import annotations
 import shutil
 import sys
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -289,3 +291,45 @@ def test_a_strategy_that_uses_curves_is_told_each_trial_with_its_stored_curve(tm
     bohb.warm_start([told])
     assert {b: len(r) for b, r in bohb.by_budget.items()} == {1.0: 1, 2.0: 1}
     assert for_strategy(study, pruned, create_strategy("random", get_space("nb201"))) is pruned
+
+
+class _Controller:
+    """What Ray's Hyperband asks of Tune's controller while it processes a bracket: stop a paused trial
+    (as Tune's ``TuneController.stop_trial`` does for a trial that is not running: tell the scheduler)."""
+
+    def __init__(self) -> None:
+        self.scheduler: Any = None
+        self.stopped: list[Any] = []
+
+    def stop_trial(self, trial: Any) -> None:
+        self.stopped.append(trial)
+        self.scheduler.on_trial_remove(self, trial)
+        trial.set_status(trial.TERMINATED)
+
+
+def test_hyperband_processes_a_rung_whose_trials_are_all_past_it() -> None:
+    """Copies resumed after a driver restart may report past the new bracket's rung: no trial waits forever."""
+    from ray.tune.experiment import Trial
+
+    from nas.runner.schedulers.hyperband import _hyperband_class
+
+    scheduler = _hyperband_class()(
+        time_attr="step", metric="acc", mode="max", max_t=4, reduction_factor=2, stop_last_trials=False
+    )
+    controller = _Controller()
+    controller.scheduler = scheduler
+    ahead, second, slow, slower = trials = [Trial("__fake", stub=True) for _ in range(4)]
+    for trial in trials:
+        scheduler.on_trial_add(controller, trial)
+        trial.set_status(Trial.RUNNING)
+    # Two resumed copies report epoch 2 first (the bracket's first rung is epoch 1): they wait, paused.
+    for trial, acc in ((ahead, 0.9), (second, 0.8)):
+        assert scheduler.on_trial_result(controller, trial, {"step": 2, "acc": acc}) == "PAUSE"
+        trial.set_status(Trial.PAUSED)
+    assert scheduler.on_trial_result(controller, slow, {"step": 1, "acc": 0.2}) == "PAUSE"
+    slow.set_status(Trial.PAUSED)
+    # The rung at epoch 1 completes: the two fresh trials go, and the copies, both past the next rung
+    # (epoch 2), are ranked there at once: the better goes on, the other stops.
+    assert scheduler.on_trial_result(controller, slower, {"step": 1, "acc": 0.1}) == "STOP"
+    assert set(controller.stopped) == {slow, second}
+    assert scheduler.choose_trial_to_run(controller) is ahead

@@ -73,8 +73,9 @@ def resume_from(study: Any, copy: Trial) -> dict[str, Any] | None:
     """For a re-queued ``copy``: what its worker continues from (config ``resume``), or None.
 
     The stored file is read here and checked against its recorded SHA-256; its
-    bytes go to the worker through Ray's object store (``{"step", "state"}``,
-    ``state`` an object ref), so the worker may run on any node. A damaged file
+    bytes go to the worker through Ray's object store (``{"step", "state", "metrics"}``,
+    ``state`` an object ref, ``metrics`` the stored ones of that epoch, which the worker
+    reports first so the scheduler sees the rung), so the worker may run on any node. A damaged file
     is logged and recorded (``checkpoint_damaged``) and the copy trains from
     scratch. Otherwise the checkpoint is recorded on the copy too and the
     original's curve up to its epoch is copied onto it.
@@ -108,7 +109,7 @@ def resume_from(study: Any, copy: Trial) -> dict[str, Any] | None:
     logger.info(
         "trial %d resumes trial %d from its checkpoint after epoch %d", copy.number, source.number, step
     )
-    return {"step": step, "state": ray.put(payload)}
+    return {"step": step, "state": ray.put(payload), "metrics": points.get(step, {})}
 
 
 def _from_scratch(study: Any, copy: Trial) -> None:

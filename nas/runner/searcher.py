@@ -162,7 +162,8 @@ def make_searcher(
                 self._workers.setdefault(trial_id, []).append(worker)
                 self.study.set_system_attr(trial, "workers", [list(w) for w in self._workers[trial_id]])
                 self.study.heartbeat(trial, node=worker[0])
-            self.study.report(trial, int(result[T.STEP]), json.loads(result.get(T.METRICS, "{}")))
+            if not result.get(T.REPLAY):  # a resumed copy's checkpoint epoch: the store holds it already
+                self.study.report(trial, int(result[T.STEP]), json.loads(result.get(T.METRICS, "{}")))
 
         @remembers_store_errors
         def save_checkpoint(self, trial_id: str, checkpoint: Any) -> None:
@@ -299,7 +300,7 @@ def make_searcher(
             if not result.get(T.FINAL):
                 # Stopped by the scheduler: Tune hands the deciding result only to
                 # on_trial_complete, so the curve's last point is stored here.
-                if T.STEP in result:
+                if T.STEP in result and not result.get(T.REPLAY):  # a replay: stored already
                     self.study.report(trial, int(result[T.STEP]), json.loads(result.get(T.METRICS, "{}")))
                 attrs["stopped_at_step"] = result.get(T.STEP)
                 return self.study.tell(trial, state=TrialState.PRUNED, user_attrs=attrs)

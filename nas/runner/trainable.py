@@ -46,10 +46,13 @@ PID = "nas_worker_pid"
 STEP = "nas_step"
 METRICS = "nas_metrics"
 VALUES = "nas_values"
+#: Marks the first report of a copy resumed from the store's checkpoint: the checkpoint's own epoch,
+#: replayed so the scheduler sees the rung the trial stands at (the store already holds its metrics).
+REPLAY = "nas_replay"
 
 #: Config keys the driver sets: the steps after which to checkpoint (a pausing scheduler's rungs),
-#: and the stored checkpoint to resume from (``{"step", "state"}``, the state an object ref; after a
-#: driver restart, see :func:`nas.runner.checkpoints.resume_from`).
+#: and the stored checkpoint to resume from (``{"step", "state", "metrics"}``, the state an object ref,
+#: the metrics those of its epoch; after a driver restart, see :func:`nas.runner.checkpoints.resume_from`).
 CHECKPOINTS = "checkpoints"
 RESUME = "resume"
 #: The files of a trial checkpoint folder (Ray's and the driver's copy alike).
@@ -155,11 +158,13 @@ def evaluate_trial(
     last_step = 0
     pending: list[tuple[int, bytes]] = []  # the state the evaluator handed over for the coming report
 
-    def report(step: int, metrics: Mapping[str, float]) -> None:
+    def report(step: int, metrics: Mapping[str, float], replay: bool = False) -> None:
         nonlocal last_step
         last_step = int(step)
         clean = clean_metrics(metrics)
         result = {**clean, METRICS: json.dumps(clean), STEP: last_step, NODE: node, PID: pid}
+        if replay:
+            result[REPLAY] = True
         saved = pending.pop() if pending else None
         if saved is None or saved[0] != last_step:
             send(result)
@@ -181,9 +186,17 @@ def evaluate_trial(
         if checkpoints and type(evaluator).checkpoints and config.get(CHECKPOINTS):
             from ray import tune
 
-            resume = resume_state(tune.get_checkpoint(), config.get(RESUME))
+            promoted = tune.get_checkpoint()
+            resume = resume_state(promoted, config.get(RESUME))
             last_step = resume[0] if resume else 0
             pausing = {"resume": resume[1] if resume else None, "checkpoint": checkpoint}
+            if resume is not None and promoted is None:
+                # A copy of a killed driver's trial: its first report is the checkpoint's epoch again,
+                # with that checkpoint, so a rung-based scheduler sees it reach the rung it paused at
+                # (Ray's Hyperband only ranks a trial whose results pass each rung; one whose first
+                # result were a later epoch would wait forever) and can pause it right there.
+                pending[:] = [resume]
+                report(resume[0], config[RESUME].get("metrics", {}), replay=True)
         result = evaluator.evaluate(
             arch, seed=int(config["seed"]), budget=config.get("budget"), report=report, **pausing
         )

@@ -17,7 +17,12 @@ What Ray lacks, written here (:class:`_Hyperband`):
 * the last rung's trials run to their natural end (Ray's ``stop_last_trials``
   would stop them at their final epoch, before the worker reports their
   objective values, and they would be stored PRUNED);
-* a result without the objective (a trial's failure report) is not ranked.
+* a result without the objective (a trial's failure report) is not ranked;
+* a rung whose every live trial is already past it is processed at once: a
+  copy resumed from a stored checkpoint after a driver restart (see
+  :mod:`nas.runner.checkpoints`) may stand beyond the new bracket's rung, and
+  Ray, which processes a bracket only when a result arrives, would leave such
+  trials paused forever.
 """
 
 from __future__ import annotations
@@ -111,6 +116,14 @@ def _hyperband_class() -> type:
                 s=halvings,
                 stop_last_trials=self._stop_last_trials,
             )
+
+        def _process_bracket(self, tune_controller: Any, bracket: Any) -> str:
+            action = super()._process_bracket(tune_controller, bracket)
+            # Every live trial past the next rung too (none will report to trigger it): process it now.
+            while bracket._halves > 0 and bracket.current_trials() and bracket.cur_iter_done():
+                again = super()._process_bracket(tune_controller, bracket)
+                action = action if action == TrialScheduler.STOP else again
+            return action
 
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
             if self._metric not in result or not math.isfinite(float(result[self._metric])):
