@@ -32,9 +32,10 @@ the op occurs in an architecture and the objective (both oriented so that
 positive means the op goes with better results).
 
 The report is computed from the read-only store (it can watch a running
-search) and builds the study's space from the registry, importing the
-study's ``plugins`` first so a space with plugin ops (``extra_ops``) can be
-built. ``nas audit-space STUDY`` prints it; the dashboard shows it on the
+search) and builds the study's space from the registry. It never imports the
+``plugins`` a stored config names (a store's contents are not code to run):
+a space with plugin ops (``extra_ops``) needs its plugin imported by the
+caller (``nas audit-space --plugin MODULE``). ``nas audit-space STUDY`` prints it; the dashboard shows it on the
 study page. To act on it, search again with the flagged ops excluded
 (``exclude_ops`` on ``nb201``).
 """
@@ -49,8 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.core.errors import ConfigError
-from nas.core.registry import import_plugins
+from nas.core.errors import ConfigError, NASError
 from nas.core.space import SearchSpace, create_space
 from nas.core.trial import Direction, Trial, TrialState
 from nas.store.records import StudyInfo
@@ -294,11 +294,24 @@ def _spearman(counts: np.ndarray, scores: np.ndarray) -> float | None:
 
 
 def study_space(info: StudyInfo) -> SearchSpace:
-    """The study's space, its config's plugin modules imported first (they may register its ops)."""
-    plugins = (info.config or {}).get("plugins") or []
-    if plugins:
-        import_plugins(list(plugins))
-    return create_space(info.space, **dict(info.space_options))
+    """The study's space from the registry; never imports the modules its stored config names.
+
+    A stored config was written by whoever ran the search, so reading a store
+    must not run its ``plugins`` (export keeps the same rule): a space whose
+    plugin ops are not registered here is refused with what to do instead.
+    """
+    try:
+        return create_space(info.space, **dict(info.space_options))
+    except NASError as exc:
+        plugins = list((info.config or {}).get("plugins") or [])
+        hint = (
+            f"; its search imported the plugin module(s) {plugins}: import the one that registers the "
+            "missing op or space yourself (`nas audit-space --plugin MODULE`), the audit does not run "
+            "code named in a stored config"
+            if plugins
+            else ""
+        )
+        raise ConfigError(f"study {info.name!r}: its space cannot be built here: {exc}{hint}") from exc
 
 
 def audit_study(store: Any, study: str, thresholds: AuditThresholds | None = None) -> SpaceAudit:

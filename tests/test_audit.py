@@ -82,7 +82,9 @@ def _biased_study(url: str, name: str, drawn_to: str, trials: int = 40) -> None:
     space = get_space("nb201")
     table = Nb201TableEvaluator(space)
     rng = np.random.default_rng(0)
-    study = nas.create_study(name, url, space="nb201", objectives={"val_accuracy": "max"})
+    # The stored config names a module that does not exist: the audit must not try to import it.
+    config = {"plugins": ["not_a_module_the_audit_may_import"]}
+    study = nas.create_study(name, url, space="nb201", objectives={"val_accuracy": "max"}, config=config)
     rows = []
     for _ in range(trials):
         decisions = {e: drawn_to if rng.random() < 0.5 else OPS[rng.integers(len(OPS))] for e in EDGE_NAMES}
@@ -203,6 +205,10 @@ def test_audit_space_command_prints_the_table_json_and_clear_errors(poisoned) ->
     assert code == 2 and "nope" in out
     code, out = _cli("audit-space", "poisoned", "--storage", url, "--attract-ratio", "0.5")
     assert code == 2 and "attract_ratio=0.5" in out
+    code, out = _cli(
+        "audit-space", "poisoned", "--storage", url, "--plugin", PLUGIN, "--plugin", "no_such_op_mod"
+    )
+    assert code == 2 and "plugin module 'no_such_op_mod' cannot be imported" in out
 
 
 @pytest.mark.slow

@@ -54,6 +54,14 @@ def _number(value: float | None, digits: int = 3) -> str:
     show_default=True,
     help="A parameter-free op is a favoured shortcut when its mean final alpha is this many times uniform.",
 )
+@click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    metavar="MODULE",
+    help="Import this module first (it registers the study's plugin ops or space); repeatable. "
+    "The plugins a stored config names are never imported.",
+)
 @storage_option()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def audit_space_command(
@@ -62,6 +70,7 @@ def audit_space_command(
     hurt_margin: float,
     min_trials: int,
     shortcut_ratio: float,
+    plugins: tuple[str, ...],
     storage: str | None,
     as_json: bool,
 ) -> None:
@@ -72,8 +81,10 @@ def audit_space_command(
     search again with them excluded (nb201: space option exclude_ops).
     """
     from nas.audit import FLAG_HELP, AuditThresholds, audit_study
+    from nas.core.registry import import_plugins
     from nas.store import open_readonly
 
+    import_plugins(list(plugins))
     thresholds = AuditThresholds(
         attract_ratio=attract_ratio,
         hurt_margin=hurt_margin,
