@@ -30,6 +30,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard.charts import improvements
+from nas.audit import AuditThresholds, SpaceAudit, audit_study
 from nas.core.architecture import Architecture
 from nas.core.errors import NASError, UnknownNameError
 from nas.core.space import SPACES, SearchSpace
@@ -312,3 +313,9 @@ def token_key(current: object) -> str:
 def similar(url: str, study: str, number: int, k: int, all_studies: bool) -> list[Match]:
     """The trials closest to one by the WL kernel (:mod:`nas.retrieval`); the index stays in memory."""
     return find_similar(storage(url), study, number, k=k, all_studies=all_studies)
+
+
+@st.cache_data(ttl=TOKEN_TTL_S, max_entries=64, show_spinner=False)
+def space_audit(url: str, study: str, token_key: str, thresholds: AuditThresholds) -> SpaceAudit:
+    """The study's space audit (:mod:`nas.audit`); ``token_key`` re-runs it when trials change."""
+    return audit_study(storage(url), study, thresholds)

@@ -19,6 +19,7 @@ import streamlit as st
 from dashboard import charts, queries
 from dashboard.navigation import MAX_COMPARE, Route
 from dashboard.text import as_text
+from dashboard.views.audit import audit_panel
 from dashboard.views.common import (
     REFRESH_S,
     duration_s,
@@ -70,10 +71,12 @@ def render(url: str, study: str) -> None:
         # One plot at a time (unlike tabs, which run every tab): a first view computes only one.
         plots = ["Progress", "Pareto front"] if len(info.objectives) > 1 else ["Progress"]
         shown = st.segmented_control(
-            "plot", plots, default="Progress", key="plot_view", label_visibility="collapsed"
+            "plot", [*plots, "Space audit"], default="Progress", key="plot_view", label_visibility="collapsed"
         )
         if shown == "Pareto front":
             _pareto(url, info, token)
+        elif shown == "Space audit":
+            audit_panel(url, info, token)
         else:
             _progress(url, info, token)
 

@@ -15,6 +15,7 @@ def _register() -> None:
     # Each module adds its commands to ``main``; imported here so that
     # ``nas --help`` lists every command.
     from nas.cli import (
+        audit,  # noqa: F401
         bench,  # noqa: F401
         bench_predictors,  # noqa: F401  (adds predictors/proxies to the bench group)
         dashboard,  # noqa: F401

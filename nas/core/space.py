@@ -60,6 +60,16 @@ class SearchSpace(abc.ABC):
         """The options this space instance was created with (JSON-serialisable)."""
         return {}
 
+    def parameter_free_ops(self) -> frozenset[Scalar]:
+        """Decision values that are ops without weights (skip connections, pooling, ``none``).
+
+        A supernet favours them early in training, when they ease optimisation
+        more than untrained convolutions help (DARTS' skip-connection
+        collapse); ``nas audit-space`` flags the ones it over-weights.
+        Default: none known.
+        """
+        return frozenset()
+
     # -- validation ---------------------------------------------------------------
     def validate(self, arch: Architecture) -> Architecture:
         """Return ``arch`` if it is a member of this space, else raise ArchitectureError."""

@@ -24,6 +24,8 @@ OPS: tuple[str, ...] = (
     "dil_conv_3x3",
     "dil_conv_5x5",
 )
+#: The ops without weights.
+PARAMETER_FREE: frozenset[str] = frozenset({"none", "max_pool_3x3", "avg_pool_3x3", "skip_connect"})
 CELL_TYPES: tuple[str, ...] = ("normal", "reduce")
 #: Intermediate nodes; 0 and 1 are the cell inputs c_{k-2} and c_{k-1}.
 NODES: tuple[int, ...] = (2, 3, 4, 5)
@@ -165,6 +167,7 @@ __all__ = [
     "MAX_TEXT_CHARS",
     "NODES",
     "OPS",
+    "PARAMETER_FREE",
     "Genotype",
     "check_pairs",
     "decision_name",

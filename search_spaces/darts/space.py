@@ -71,6 +71,7 @@ from search_spaces.darts.genotype import (
     GENOTYPE_FIELDS,
     NODES,
     OPS,
+    PARAMETER_FREE,
     Genotype,
     check_pairs,
     decision_name,
@@ -141,6 +142,9 @@ class DartsSpace(TorchSpace):
 
     def choices(self) -> Mapping[str, Sequence[Scalar]]:
         return self._choices
+
+    def parameter_free_ops(self) -> frozenset[Scalar]:
+        return frozenset(PARAMETER_FREE)
 
     def check(self, decisions: Mapping[str, Scalar]) -> None:
         for cell in CELL_TYPES:

@@ -9,6 +9,7 @@ from torch import nn
 
 from nas.core import Scalar, UnknownOpError
 from search_spaces.nb201.cell import NUM_NODES, OPS
+from search_spaces.op_registry import CELL_OPS, ops_for
 from search_spaces.ops import ReLUConvBN
 
 
@@ -21,7 +22,9 @@ def op_module(op: str, channels: int) -> nn.Module:
         return ReLUConvBN(channels, channels, 3, 1, 1)
     if op == "avg_pool_3x3":
         return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
-    raise UnknownOpError("nb201 op", op, OPS)
+    if op in ops_for("nb201"):  # a plugin op the space's ``extra_ops`` named
+        return CELL_OPS.get(op).factory(channels)
+    raise UnknownOpError("nb201 op", op, OPS + tuple(ops_for("nb201")))
 
 
 class Cell(nn.Module):

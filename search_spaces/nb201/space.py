@@ -29,12 +29,21 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import networkx as nx
 import numpy as np
 
-from nas.core import SPACES, Architecture, ArchitectureError, Scalar, UnknownOpError, positive_int
+from nas.core import (
+    SPACES,
+    Architecture,
+    ArchitectureError,
+    ConfigError,
+    Scalar,
+    UnknownOpError,
+    positive_int,
+)
 from nas.core.oneshot import OneShotView
 from nas.core.space import MAX_DEPTH, MAX_WIDTH
 from search_spaces.base import TorchSpace
-from search_spaces.nb201.cell import EDGE_NAMES, EDGES, NUM_NODES, OPS
+from search_spaces.nb201.cell import EDGE_NAMES, EDGES, NUM_NODES, OPS, PARAMETER_FREE
 from search_spaces.nb201.oneshot import VIEW
+from search_spaces.op_registry import CELL_OPS, ops_for
 
 if TYPE_CHECKING:
     from torch import nn
@@ -46,9 +55,6 @@ PATHS: tuple[tuple[str, ...], ...] = (
     ("2<-0", "3<-2"),
     ("1<-0", "2<-1", "3<-2"),
 )
-#: Ops that can lie on a live path; ``none`` cuts a path so it has no slot.
-_PATH_OPS = OPS[1:]
-
 _NODE_RE = re.compile(r"^\|(?:[^|~]+~\d+\|)+$")
 
 
@@ -56,7 +62,12 @@ _NODE_RE = re.compile(r"^\|(?:[^|~]+~\d+\|)+$")
 class Nb201Space(TorchSpace):
     """NAS-Bench-201 cell in the benchmark's macro skeleton.
 
-    Options: ``channels`` (C, default 16) and ``cells`` (N per stage, default 5).
+    Options: ``channels`` (C, default 16), ``cells`` (N per stage, default 5),
+    ``extra_ops`` (registered plugin ops added to every edge's choices, see
+    :mod:`search_spaces.op_registry`) and ``exclude_ops`` (ops taken out of
+    every edge's choices, e.g. the ones ``nas audit-space`` flags). Both
+    default to none, and a space without them is the benchmark's: its options,
+    encodings and canonical keys are unchanged.
     """
 
     name = "nb201"
@@ -64,16 +75,54 @@ class Nb201Space(TorchSpace):
     #: A cell supernet steered by one alpha matrix; ranked against the NAS-Bench-201 table.
     oneshot_view: ClassVar[OneShotView] = VIEW
 
-    def __init__(self, *, channels: int = 16, cells: int = 5) -> None:
+    def __init__(
+        self,
+        *,
+        channels: int = 16,
+        cells: int = 5,
+        extra_ops: Sequence[str] = (),
+        exclude_ops: Sequence[str] = (),
+    ) -> None:
         self.channels = positive_int(self.name, "channels", channels, maximum=MAX_WIDTH)
         self.cells = positive_int(self.name, "cells", cells, maximum=MAX_DEPTH)
+        self.extra_ops = _op_names("extra_ops", extra_ops)
+        for op in self.extra_ops:
+            if op in OPS or op not in ops_for(self.name):
+                raise ConfigError(
+                    f"nb201: extra_ops names {op!r}, which is not a registered plugin op for nb201; "
+                    f"allowed: {ops_for(self.name)} (built-in ops are always there: {list(OPS)})"
+                )
+        self.exclude_ops = _op_names("exclude_ops", exclude_ops)
+        available = OPS + self.extra_ops
+        for op in self.exclude_ops:
+            if op not in available:
+                raise ConfigError(
+                    f"nb201: exclude_ops names {op!r}, which is not an op of this space; allowed: {list(available)}"
+                )
+        #: The candidate ops of every edge, in the benchmark's order, plugin ops last.
+        self.ops: tuple[str, ...] = tuple(op for op in available if op not in self.exclude_ops)
+        if not self.ops:
+            raise ConfigError(f"nb201: exclude_ops={list(self.exclude_ops)} leaves no op on an edge")
+        #: Ops that can lie on a live path; ``none`` cuts a path so it has no slot.
+        self._path_ops = tuple(op for op in self.ops if op != "none")
 
     @property
     def options(self) -> dict[str, Any]:
-        return {"channels": self.channels, "cells": self.cells}
+        options: dict[str, Any] = {"channels": self.channels, "cells": self.cells}
+        # Only when set, so the benchmark space's stored options (and comparability) stay as they were.
+        if self.extra_ops:
+            options["extra_ops"] = list(self.extra_ops)
+        if self.exclude_ops:
+            options["exclude_ops"] = list(self.exclude_ops)
+        return options
 
     def choices(self) -> dict[str, Sequence[Scalar]]:
-        return {name: OPS for name in EDGE_NAMES}
+        return {name: self.ops for name in EDGE_NAMES}
+
+    def parameter_free_ops(self) -> frozenset[str]:
+        """The ops without weights: the built-in ones and plugin ops registered as such."""
+        plugin = {op for op in self.extra_ops if CELL_OPS.get(op).parameter_free}
+        return frozenset(op for op in self.ops if op in PARAMETER_FREE or op in plugin)
 
     # -- string form ------------------------------------------------------------------
     def parse(self, text: str) -> Architecture:
@@ -106,8 +155,8 @@ class Nb201Space(TorchSpace):
                         f"nb201 node {i} takes input from node {source}: a cycle or forward edge; "
                         f"allowed inputs are 0..{i - 1}"
                     )
-                if op not in OPS:
-                    raise UnknownOpError("nb201 op", op, OPS)
+                if op not in self.ops:
+                    raise UnknownOpError("nb201 op", op, self.ops)
                 key = f"{i}<-{source}"
                 if key in decisions:
                     raise ArchitectureError(f"nb201 node {i} takes input from node {source} twice")
@@ -151,8 +200,8 @@ class Nb201Space(TorchSpace):
                 )
             for j in sources:
                 op = graph.edges[j, i].get("op")
-                if op not in OPS:
-                    raise UnknownOpError("nb201 op", op, OPS)
+                if op not in self.ops:
+                    raise UnknownOpError("nb201 op", op, self.ops)
                 decisions[f"{i}<-{j}"] = op
         return self.make(decisions)
 
@@ -190,10 +239,11 @@ class Nb201Space(TorchSpace):
         """BANANAS path encoding: how often each op sequence occurs as an input-to-output path.
 
         Paths through ``none`` carry nothing and are left out, so the vector has
-        4 + 4**2 + 4**3 = 84 slots (one per op sequence of length 1, 2, 3).
+        4 + 4**2 + 4**3 = 84 slots (one per op sequence of length 1, 2, 3) with the
+        benchmark's ops (n + n**2 + n**3 for the n live ops of a changed op set).
         """
         self.validate(arch)
-        n = len(_PATH_OPS)
+        n = len(self._path_ops)
         vector = np.zeros(n + n**2 + n**3, dtype=np.float32)
         for path in PATHS:
             ops = [arch[edge] for edge in path]
@@ -202,7 +252,7 @@ class Nb201Space(TorchSpace):
             index = sum(n**k for k in range(1, len(ops)))  # slots of shorter paths come first
             offset = 0
             for op in ops:
-                offset = offset * n + _PATH_OPS.index(op)
+                offset = offset * n + self._path_ops.index(op)
             vector[index + offset] += 1.0
         return vector
 
@@ -214,6 +264,16 @@ class Nb201Space(TorchSpace):
         return Nb201Network(
             lambda channels: Cell(decisions, channels), self.channels, self.cells, num_classes, input_shape[0]
         )
+
+
+def _op_names(option: str, value: object) -> tuple[str, ...]:
+    """A list of op names (no duplicates) from an option, naming the bad value."""
+    if isinstance(value, str) or not isinstance(value, Sequence | set | frozenset):
+        raise ConfigError(f"nb201: {option}={value!r} is not allowed; expected a list of op names")
+    names = list(value)
+    if not all(isinstance(op, str) for op in names) or len(set(names)) != len(names):
+        raise ConfigError(f"nb201: {option}={names!r} is not allowed; expected distinct op names")
+    return tuple(names)
 
 
 __all__ = ["PATHS", "Nb201Space"]

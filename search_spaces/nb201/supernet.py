@@ -26,13 +26,20 @@ if TYPE_CHECKING:
     from search_spaces.nb201.space import Nb201Space
 from search_spaces.ops import Zero
 
-GROUP = AlphaGroup(
-    name="cell",
-    edges=EDGE_NAMES,
-    sources=tuple(j for _, j in EDGES),
-    targets=tuple(i for i, _ in EDGES),
-    ops=OPS,
-)
+
+def alpha_group(ops: tuple[str, ...] = OPS) -> AlphaGroup:
+    """The one alpha matrix of the cell: six edges x the space's ops (``exclude_ops``/``extra_ops`` applied)."""
+    return AlphaGroup(
+        name="cell",
+        edges=EDGE_NAMES,
+        sources=tuple(j for _, j in EDGES),
+        targets=tuple(i for i, _ in EDGES),
+        ops=ops,
+    )
+
+
+#: The benchmark's group (its five ops).
+GROUP = alpha_group()
 _INCOMING = GROUP.incoming()
 
 
@@ -44,10 +51,10 @@ def candidate(op: str, channels: int) -> nn.Module:
 class SearchCell(nn.Module):
     """One NAS-Bench-201 cell with a :class:`MixedOp` on every edge."""
 
-    def __init__(self, channels: int, partial: int) -> None:
+    def __init__(self, channels: int, partial: int, ops: tuple[str, ...] = OPS) -> None:
         super().__init__()
         self.edges = nn.ModuleList(
-            MixedOp([candidate(op, channels // partial) for op in OPS], partial) for _ in EDGES
+            MixedOp([candidate(op, channels // partial) for op in ops], partial) for _ in EDGES
         )
 
     def forward(
@@ -71,10 +78,12 @@ class Nb201Supernet(CellSupernet):
 
     def __init__(self, space: Nb201Space, size: CellSupernetSize) -> None:
         super().__init__(space)
-        self.groups = (GROUP,)
+        self.ops: tuple[str, ...] = tuple(space.ops)
+        self.group = alpha_group(self.ops)
+        self.groups = (self.group,)
 
         def make_cell(c: int) -> nn.Module:
-            cell = SearchCell(c, size.partial)
+            cell = SearchCell(c, size.partial, self.ops)
             return cell if size.affine else strip_affine(cell)
 
         self.network = Nb201Network(
@@ -89,12 +98,12 @@ class Nb201Supernet(CellSupernet):
         return self.network.head(out)
 
     def choices(self, arch: Architecture) -> dict[str, list[int]]:
-        return {GROUP.name: [OPS.index(str(arch[edge])) for edge in EDGE_NAMES]}
+        return {GROUP.name: [self.ops.index(str(arch[edge])) for edge in EDGE_NAMES]}
 
     def derive(self, strength: Mapping[str, np.ndarray]) -> Architecture:
         """The strongest op of every edge, ``none`` included (as NAS-Bench-201's DARTS and GDAS derive)."""
         best = np.asarray(strength[GROUP.name]).argmax(axis=1)
-        return self.space.make({edge: OPS[int(op)] for edge, op in zip(EDGE_NAMES, best, strict=True)})
+        return self.space.make({edge: self.ops[int(op)] for edge, op in zip(EDGE_NAMES, best, strict=True)})
 
 
-__all__ = ["GROUP", "Nb201Supernet", "SearchCell", "candidate"]
+__all__ = ["GROUP", "Nb201Supernet", "SearchCell", "alpha_group", "candidate"]
