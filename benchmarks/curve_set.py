@@ -47,9 +47,9 @@ LATENCY_CSV = Path(os.environ.get("NAS_DATA_DIR", "/work/shared/data")) / "nb201
 def search_config(args: argparse.Namespace) -> dict:
     """The ``nas search`` config of the curve set (the study name encodes its size)."""
     return {
-        "name": f"nb201-curves-{args.cells}x{args.epochs}",
+        "name": f"nb201-curves-{args.cells}x{args.epochs}" + (f"-limit{args.limit}" if args.limit else ""),
         "space": {"name": "nb201", "channels": args.channels, "cells": args.stack},
-        "dataset": {"name": "cifar10", "val_fraction": 0.1},
+        "dataset": {"name": "cifar10", "val_fraction": 0.1, **({"limit": args.limit} if args.limit else {})},
         "strategy": {"name": "random"},
         "evaluator": {"name": "train", "epochs": args.epochs, "batch_size": 128, "lr": 0.1},
         "objectives": {"val_accuracy": "max"},
@@ -94,6 +94,12 @@ def main() -> None:
     parser.add_argument("--stack", type=int, default=1, help="cells per stage (NAS-Bench-201: 5)")
     parser.add_argument("--concurrent", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="train on at most this many subset images (stratified; a CPU budget)",
+    )
     parser.add_argument("--split-seed", type=int, default=17)
     parser.add_argument("--storage", default=f"sqlite:///{DATA / 'nb201_curves.db'}")
     parser.add_argument("--output", type=Path, default=DATA / "nb201_curves.csv")
