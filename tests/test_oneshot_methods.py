@@ -145,7 +145,7 @@ def test_sharpdarts_max_weight_runs_the_strongest_op_at_full_strength(data: Data
 def test_dropnas_drops_each_op_group_at_its_own_rate(data: Dataset) -> None:
     searcher = make("dropnas", data, drop_rate=0.05)
     group = searcher.supernet.groups[0]
-    free, weighted = op_groups(group)
+    free, weighted = op_groups(group, searcher.space.parameter_free_ops())
     assert [group.ops[i] for i in free] == ["none", "skip_connect", "avg_pool_3x3"]
     assert [group.ops[i] for i in weighted] == ["nor_conv_1x1", "nor_conv_3x3"]
     masks = torch.stack([searcher.draw_mask(group) for _ in range(2000)])  # (draws, edges, ops)

@@ -18,20 +18,20 @@ read-out and the alpha curves use the full softmax.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
+from typing import Any
+
 import torch
 
 from nas.core.oneshot import ONESHOT
 from nas.oneshot.differentiable import DifferentiableMethod
 from nas.supernet.base import AlphaGroup
 
-#: Ops without weights of their own (their group is dropped at its own rate).
-PARAMETER_FREE = frozenset({"none", "skip_connect", "avg_pool_3x3", "max_pool_3x3", "identity", "zero"})
 
-
-def op_groups(group: AlphaGroup) -> list[list[int]]:
-    """The non-empty groups of op indices: parameter-free, then parameterised."""
-    free = [i for i, op in enumerate(group.ops) if op in PARAMETER_FREE]
-    weighted = [i for i, op in enumerate(group.ops) if op not in PARAMETER_FREE]
+def op_groups(group: AlphaGroup, parameter_free: AbstractSet[Any]) -> list[list[int]]:
+    """The non-empty groups of op indices: parameter-free (as the space says), then parameterised."""
+    free = [i for i, op in enumerate(group.ops) if op in parameter_free]
+    weighted = [i for i, op in enumerate(group.ops) if op not in parameter_free]
     return [g for g in (free, weighted) if g]
 
 
@@ -50,7 +50,7 @@ class DropnasMethod(DifferentiableMethod):
         """Per op of ``group``, its probability of being dropped: ``drop_rate ** (1 / group size)``."""
         rate = float(self.settings.option("drop_rate"))
         rates = torch.zeros(len(group.ops), dtype=torch.float64)
-        for members in op_groups(group):
+        for members in op_groups(group, self.space.parameter_free_ops()):
             rates[members] = rate ** (1.0 / len(members))
         return rates
 
@@ -59,7 +59,7 @@ class DropnasMethod(DifferentiableMethod):
         rates = self.drop_rates(group)
         draws = torch.rand(group.shape, generator=self.sample_generator, dtype=torch.float64)
         keep = draws >= rates
-        for members in op_groups(group):
+        for members in op_groups(group, self.space.parameter_free_ops()):
             index = torch.tensor(members)
             for edge in torch.nonzero(~keep[:, index].any(dim=1)).flatten().tolist():
                 chosen = int(torch.randint(len(members), (1,), generator=self.sample_generator))
@@ -81,4 +81,4 @@ class DropnasMethod(DifferentiableMethod):
         return {name: torch.softmax(alpha, dim=-1) for name, alpha in self.alpha.items()}
 
 
-__all__ = ["PARAMETER_FREE", "DropnasMethod", "op_groups"]
+__all__ = ["DropnasMethod", "op_groups"]
