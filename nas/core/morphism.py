@@ -21,7 +21,7 @@ naming the spaces that have some.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,20 +120,10 @@ def find_morphism(space: SearchSpace, parent: Architecture, child: Architecture)
     )
 
 
-def check_record(record: object) -> Mapping[str, Any]:
-    """A stored morphism record (``system_attrs["morphism"]``) with the fields :meth:`Morphism.to_dict` writes."""
-    if not isinstance(record, Mapping) or not {"kind", "decision", "from", "to"} <= set(record):
-        raise ConfigError(
-            f"morphism record {shown(record)} is not allowed; expected an object with kind, decision, from, to"
-        )
-    return record
-
-
 __all__ = [
     "Edits",
     "Morphism",
     "MorphismView",
-    "check_record",
     "find_morphism",
     "morphism_view",
     "morphisms",

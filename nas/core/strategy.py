@@ -293,8 +293,9 @@ class Strategy(abc.ABC):
 
     # -- what subclasses write ---------------------------------------------------------------
     @classmethod
-    def check_space(cls, space: SearchSpace) -> None:  # noqa: B027
-        """Raise ConfigError if the strategy cannot search ``space`` (default: every space will do).
+    def check_space(cls, space: SearchSpace | type[SearchSpace]) -> None:  # noqa: B027
+        """Raise ConfigError if the strategy cannot search ``space`` (an instance or its class; default:
+        every space will do).
 
         A strategy that needs a space capability (``morphism`` needs morphisms)
         says so here, so the contract tests and the config check can ask before building it.

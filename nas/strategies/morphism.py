@@ -65,7 +65,7 @@ class MorphismSearch(Strategy):
         self.kinds = frozenset(kinds)
 
     @classmethod
-    def check_space(cls, space: SearchSpace) -> None:
+    def check_space(cls, space: SearchSpace | type[SearchSpace]) -> None:
         morphism_view(space)
 
     @property

@@ -19,6 +19,7 @@ import math
 import torch
 from torch import nn
 
+from nas.core.errors import ArchitectureError
 from nas.core.morphism import Morphism
 from search_spaces.hybrid.model import AttentionBlock, ConvBlock, HybridNetwork
 from search_spaces.hybrid.morphisms import head_layout
@@ -108,7 +109,8 @@ def transfer(
     with torch.no_grad():
         old_transition, old_body = parts(getattr(parent.blocks, names[index]))
         new_transition, new_body = parts(getattr(child.blocks, names[index]))
-        assert new_transition is not None  # a widened block changes its width, so it has a transition
+        if new_transition is None:  # a widened block changes its width, so it has one (see widenable)
+            raise ArchitectureError(f"{morphism.decision}: the widened block has no transition")
         if old_transition is None:
             eye = torch.eye(plan.c_out)[:, :, None, None]
             set_params(new_transition[0], weight=replicate(eye, g))
@@ -126,7 +128,8 @@ def transfer(
             return
         old_transition, old_body = parts(getattr(parent.blocks, names[index + 1]))
         new_transition, new_body = parts(getattr(child.blocks, names[index + 1]))
-        assert new_transition is not None  # its input now differs from its output width
+        if new_transition is None:  # its input width changed, so it has one (see widenable)
+            raise ArchitectureError(f"{morphism.decision}: the block after the widened one has no transition")
         new_body.load_state_dict(old_body.state_dict())
         if old_transition is None:
             eye = torch.eye(plan.c_out)[:, :, None, None]
