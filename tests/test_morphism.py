@@ -4,7 +4,8 @@ A morphism's child, filled from its parent's weights, computes the parent's
 function before any training (eval mode, random input, to 1e-5); a child left
 with its own fresh weights does not, so the check can fail. The strategy
 proposes only morphisms of told trials and records them; a real search on
-digits stores children that trained from their parents' weights.
+digits (tests/test_search.py, which shares its Ray) stores children that
+trained from their parents' weights.
 """
 
 from __future__ import annotations
@@ -191,42 +192,3 @@ def test_train_evaluator_starts_an_inheriting_child_from_its_parent(tmp_path: Pa
         evaluator.evaluate(morphism.child, seed=0, parent=damaged)
     state = torch.load(io.BytesIO(weights), weights_only=True)
     assert any(name.startswith("blocks.") for name in state)
-
-
-@pytest.mark.ray
-@pytest.mark.slow
-def test_search_stores_children_that_inherit_their_parents_weights(local_ray, tmp_path: Path) -> None:  # noqa: ANN001
-    url = f"sqlite:///{tmp_path / 'nas.db'}"
-    config = {
-        "name": "morph",
-        "space": {"name": "hybrid", "blocks": 3, "downsamples": 1, "base_width": 8},
-        "dataset": {"name": "digits"},
-        "strategy": {"name": "morphism", "n_initial": 2, "population_size": 2, "tournament_size": 1},
-        "evaluator": {
-            "name": "train",
-            "epochs": 2,
-            "inherit": "parent",
-            "inherit_epochs": 1,
-            "batch_size": 64,
-            "latency_repeats": 1,
-            "latency_warmup": 0,
-        },
-        "budget": {"trials": 5, "concurrent": 1},
-    }
-    nas.runner.run_search(config, storage=url, show_progress=False)
-    study = nas.load_study("morph", storage=url)
-    trials = sorted(study.trials(), key=lambda t: t.number)
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 5
-    children = [t for t in trials if "parent" in t.system_attrs]
-    assert children and all(t.system_attrs["phase"] == "morphism" for t in children)
-    for child in children:
-        parent = study.trial(child.system_attrs["parent"])
-        assert parent.number < child.number
-        morphism = find_morphism(study.space, parent.arch, child.arch)
-        assert child.system_attrs["morphism"] == morphism.to_dict()
-        assert child.system_attrs["inherits"] is True and child.budget == 1
-        assert child.user_attrs["inherited_from"] == {"trial": parent.number, "morphism": morphism.to_dict()}
-        assert [step for step, _ in study.metrics(child)["val_accuracy"]] == [1]
-    for root in trials[:2]:
-        assert "parent" not in root.system_attrs and root.budget == 2
-        assert "inherited_from" not in root.user_attrs
