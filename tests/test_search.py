@@ -15,6 +15,7 @@ import torch
 
 import nas
 from nas.core import TrialState
+from nas.core.morphism import find_morphism
 from nas.runner import run_search
 from nas.runner.recovery import effective_finished
 
@@ -133,3 +134,40 @@ def test_asha_stops_weak_trials_and_stores_them_pruned(local_ray, tmp_path) -> N
     for trial in trials:  # a trial that trained to the end is never stopped there (Ray's max_t rung)
         if len(study.metrics(trial)["val_accuracy"]) == 9:
             assert trial.state is TrialState.COMPLETE
+
+
+def test_search_stores_children_that_inherit_their_parents_weights(local_ray, tmp_path: Path) -> None:  # noqa: ANN001
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    config = {
+        "name": "morph",
+        "space": {"name": "hybrid", "blocks": 3, "downsamples": 1, "base_width": 8},
+        "dataset": {"name": "digits"},
+        "strategy": {"name": "morphism", "n_initial": 2, "population_size": 2, "tournament_size": 1},
+        "evaluator": {
+            "name": "train",
+            "epochs": 2,
+            "inherit": "parent",
+            "inherit_epochs": 1,
+            "batch_size": 64,
+            "latency_repeats": 1,
+            "latency_warmup": 0,
+        },
+        "budget": {"trials": 4, "concurrent": 1},
+    }
+    run_search(config, storage=url, show_progress=False)
+    study = nas.load_study("morph", storage=url)
+    trials = sorted(study.trials(), key=lambda t: t.number)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    children = [t for t in trials if "parent" in t.system_attrs]
+    assert children and all(t.system_attrs["phase"] == "morphism" for t in children)
+    for child in children:
+        parent = study.trial(child.system_attrs["parent"])
+        assert parent.number < child.number
+        morphism = find_morphism(study.space, parent.arch, child.arch)
+        assert child.system_attrs["morphism"] == morphism.to_dict()
+        assert child.system_attrs["inherits"] is True and child.budget == 1
+        assert child.user_attrs["inherited_from"] == {"trial": parent.number, "morphism": morphism.to_dict()}
+        assert [step for step, _ in study.metrics(child)["val_accuracy"]] == [1]
+    for root in trials[:2]:
+        assert "parent" not in root.system_attrs and root.budget == 2
+        assert "inherited_from" not in root.user_attrs

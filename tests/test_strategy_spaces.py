@@ -14,15 +14,27 @@ from __future__ import annotations
 import zlib
 
 import pytest
-from test_search_matrix import STRATEGY_OPTIONS, _config
+from test_search_matrix import STRATEGY_OPTIONS, _config, searches
 
-from nas.core import SPACES, STRATEGIES
+from nas.core import SPACES, STRATEGIES, ConfigError
 from nas.core.evaluator import EvalResult
 from nas.core.strategy import INITIAL_PHASE
 from nas.runner import build_plan
 from nas.strategies import run_loop, strategy_options
 
-PAIRS = [(space, strategy) for space in SPACES.names() for strategy in STRATEGIES.names()]
+PAIRS = [
+    (space, strategy)
+    for space in SPACES.names()
+    for strategy in STRATEGIES.names()
+    if searches(space, strategy)
+]
+#: Strategies that need a capability the space lacks: refused when the plan is built, naming it.
+REFUSED = [
+    (space, strategy)
+    for space in SPACES.names()
+    for strategy in STRATEGIES.names()
+    if not searches(space, strategy)
+]
 
 
 @pytest.mark.parametrize(("space", "strategy"), PAIRS)
@@ -50,3 +62,9 @@ def test_strategy_leaves_its_initial_phase_on_every_space(space: str, strategy: 
     # BOHB's random fraction does, under another phase name), and its own method proposes some.
     assert INITIAL_PHASE not in phases[initial:], phases
     assert type(search).phase_name in phases[initial:], f"{strategy} on {space} never used its method"
+
+
+@pytest.mark.parametrize(("space", "strategy"), REFUSED)
+def test_a_strategy_refuses_a_space_without_the_capability_it_needs(space: str, strategy: str) -> None:
+    with pytest.raises(ConfigError, match=f"space {space!r}"):
+        build_plan(_config(space, {"name": strategy}, STRATEGIES.get(strategy)))

@@ -7,7 +7,7 @@ calls ``evaluate`` inside a Ray trial; ``report`` streams per-epoch metrics
 
 An evaluator says what it needs and what it reports as class metadata
 (``needs_data``, ``produces_weights``, ``uses_devices``, ``data_parallel``, ``settings_model``,
-``fidelity``, ``reports``), so
+``fidelity``, ``reports``, ``inherits``), so
 that the config, the driver and export ask the evaluator instead of
 recognising particular evaluators by name.
 """
@@ -46,6 +46,25 @@ class EvalResult:
 
 
 @dataclass(frozen=True)
+class Inheritance:
+    """A parent's trained weights for a child that is one morphism away (:mod:`nas.core.morphism`).
+
+    The runner builds it for a trial whose ``system_attrs`` name a ``parent`` and a
+    ``morphism`` when the evaluator inherits (``inherit: parent``); the evaluator maps
+    ``weights`` (the parent's stored ``weights`` artifact, a torch state dict) through
+    the morphism onto the child's network instead of initialising it at random.
+    """
+
+    #: The parent's architecture and trial number.
+    arch: Architecture
+    trial: int
+    #: The edit's record (:meth:`nas.core.morphism.Morphism.to_dict`).
+    morphism: Mapping[str, Any]
+    #: The parent's weights file, as stored.
+    weights: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
 class EvalRequest:
     """One evaluation asked of an evaluator: what :meth:`Evaluator.evaluate` was called with.
 
@@ -66,6 +85,8 @@ class EvalRequest:
     resume: bytes | None = None
     #: Receives the state after each step (``None``: take no checkpoints).
     checkpoint: Checkpointer | None = None
+    #: The parent whose weights the child starts from (only for evaluators whose ``inherits`` is true).
+    parent: Inheritance | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +131,19 @@ class Evaluator:
     #: continue from such a state (``EvalRequest.resume``): what a scheduler that pauses trials
     #: (``hyperband``) needs, since a paused trial's worker is gone when it is promoted.
     checkpoints: ClassVar[bool] = False
+    #: Whether the evaluator can start a morphism's child from its parent's weights
+    #: (``EvalRequest.parent``); whether it does depends on its options (:meth:`inherited_budget`).
+    inherits: ClassVar[bool] = False
+
+    @classmethod
+    def inherited_budget(cls, options: Mapping[str, Any]) -> float | None:
+        """The budget of a child that inherits its parent's weights under ``options``, or None when
+        these options do not inherit (then children train from scratch like any trial)."""
+        return None
+
+    @classmethod
+    def check_space(cls, space: SearchSpace, options: Mapping[str, Any]) -> None:  # noqa: B027
+        """Raise ConfigError if the evaluator with ``options`` cannot evaluate ``space``'s architectures."""
 
     @classmethod
     def reported_metrics(cls, options: Mapping[str, Any]) -> tuple[str, ...] | None:
@@ -133,12 +167,14 @@ class Evaluator:
         *,
         resume: bytes | None = None,
         checkpoint: Checkpointer | None = None,
+        parent: Inheritance | None = None,
     ) -> EvalResult:
         """Evaluate ``arch``; ``budget`` is a fidelity such as epochs (None: the default).
 
-        ``resume`` and ``checkpoint`` are given only to evaluators whose ``checkpoints`` is true.
+        ``resume`` and ``checkpoint`` are given only to evaluators whose ``checkpoints`` is true,
+        ``parent`` only to those whose ``inherits`` is true.
         """
-        return self.measure(EvalRequest(arch, seed, budget, report, resume, checkpoint))
+        return self.measure(EvalRequest(arch, seed, budget, report, resume, checkpoint, parent))
 
     def measure(self, request: EvalRequest) -> EvalResult:
         """The evaluation itself; every evaluator implements this (or overrides :meth:`evaluate`)."""

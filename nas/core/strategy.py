@@ -25,7 +25,9 @@ writes :meth:`Strategy._propose` (one candidate) and, if it learns, the
   strategy's :attr:`Strategy.phase_name`, or :data:`FALLBACK_PHASE` when no
   proposal was admissible), and the runner stores it with the trial
   (``system_attrs["phase"]``), so a search's history shows when, and whether,
-  the method took over from its random start.
+  the method took over from its random start. A strategy may say more about a
+  proposal in :attr:`Strategy.last_attrs` (``morphism`` names the parent trial
+  and the edit), which the runner stores with the trial's ``system_attrs`` too.
 """
 
 from __future__ import annotations
@@ -222,6 +224,10 @@ class Strategy(abc.ABC):
         self._measured: dict[Architecture, Mapping[str, float]] = {}
         #: The phase of the last ``ask`` (None before the first); ``_propose`` may refine it.
         self.last_phase: str | None = None
+        #: Bookkeeping of the last ``ask``'s proposal (e.g. ``{"parent": 3, "morphism": {...}}``),
+        #: set by ``_propose`` and stored by the runner in the trial's ``system_attrs``.
+        self.last_attrs: dict[str, Any] = {}
+        self.check_space(space)
 
     # -- the contract --------------------------------------------------------------------
     def ask(self) -> Architecture | None:
@@ -234,6 +240,7 @@ class Strategy(abc.ABC):
         arch: Architecture | None = None
         self.last_phase = self.phase()
         for _ in range(self.max_attempts):
+            self.last_attrs = {}
             candidate = self._propose(rng)
             if candidate is None:
                 return None
@@ -244,6 +251,7 @@ class Strategy(abc.ABC):
             logger.debug(
                 "%s: no admissible proposal in %d attempts; sampling at random", self, self.max_attempts
             )
+            self.last_attrs = {}
             arch = self.random_admissible(rng)
             if arch is None:
                 return None
@@ -284,6 +292,16 @@ class Strategy(abc.ABC):
             self._proposals += 1
 
     # -- what subclasses write ---------------------------------------------------------------
+    @classmethod
+    def check_space(cls, space: SearchSpace | type[SearchSpace]) -> None:  # noqa: B027
+        """Raise ConfigError if the strategy cannot search ``space`` (an instance or its class; default:
+        every space will do).
+
+        A strategy that needs a space capability (``morphism`` needs morphisms)
+        says so here, so the contract tests and the config check can ask before building it.
+        """
+        return None
+
     @abc.abstractmethod
     def _propose(self, rng: np.random.Generator) -> Architecture | None:
         """One candidate (the base class checks it), or ``None`` if nothing can be proposed now.

@@ -10,6 +10,9 @@ count, FLOPs and measured CPU latency. The trained weights are saved as the
 ``weights`` artifact so export needs no retraining. Asked to, it hands the
 training loop's state to the runner after every epoch and continues from such
 a state (:class:`nas.training.LoopState`): how a paused trial resumes.
+With ``inherit: parent`` a child proposed as a morphism of a parent trial
+(``EvalRequest.parent``) starts from the parent's weights mapped through the
+morphism (:mod:`nas.evaluators.inherit`) and trains ``inherit_epochs`` only.
 
 The dataset is given as a :class:`~nas.data.Dataset` or, better for Ray, as
 a dataset config that each worker loads once (cheap to pickle).
@@ -31,10 +34,12 @@ from pydantic import ValidationError
 from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
 from nas.core.evaluator import EVALUATORS, EvalContext, EvalRequest, EvalResult, Evaluator
+from nas.core.morphism import morphism_view
 from nas.core.seeds import check_seed
 from nas.core.space import SearchSpace
 from nas.data import Dataset, load_dataset
 from nas.data.streaming import StreamingDataset
+from nas.evaluators.inherit import inherit
 from nas.settings.dataset import DatasetConfig
 from nas.settings.errors import format_validation_error
 from nas.settings.train import TrainSettings
@@ -94,6 +99,18 @@ class TrainEvaluator(Evaluator):
         "val_accuracy",
     )
     checkpoints: ClassVar[bool] = True
+    inherits: ClassVar[bool] = True
+
+    @classmethod
+    def inherited_budget(cls, options: Mapping[str, Any]) -> float | None:
+        settings = TrainSettings.model_validate(dict(options))
+        return float(settings.child_epochs) if settings.inherit == "parent" else None
+
+    @classmethod
+    def check_space(cls, space: SearchSpace, options: Mapping[str, Any]) -> None:
+        """``inherit: parent`` needs a space with morphisms (the error names those that have them)."""
+        if options.get("inherit") == "parent":
+            morphism_view(space)
 
     @classmethod
     def create(cls, space: SearchSpace, options: Mapping[str, Any], context: EvalContext) -> TrainEvaluator:
@@ -143,6 +160,7 @@ class TrainEvaluator(Evaluator):
             raise ConfigError(f"num_threads={num_threads!r} is not allowed; expected an integer >= 1 or None")
         self.num_threads = num_threads
         self._workdir = None if workdir is None else Path(workdir)
+        self.check_space(space, {"inherit": self.settings.inherit})
 
     # -- lazily resolved state (kept out of pickles sent to Ray workers) -------------------
     @property
@@ -180,7 +198,9 @@ class TrainEvaluator(Evaluator):
         arch, report = request.arch, request.report
         self.space.validate(arch)
         seed = check_seed(request.seed)
-        epochs = self.settings.epochs if request.budget is None else budget_epochs(request.budget)
+        parent = request.parent if self.settings.inherit == "parent" else None
+        default = self.settings.epochs if parent is None else self.settings.child_epochs
+        epochs = default if request.budget is None else budget_epochs(request.budget)
         dataset = self.dataset
         device = resolve_device(self.settings.device)
         precision = resolve_precision(self.settings.amp, device)
@@ -190,6 +210,8 @@ class TrainEvaluator(Evaluator):
                 model = self.space.build(
                     arch, num_classes=dataset.num_classes, input_shape=dataset.input_shape
                 )
+                if parent is not None and request.resume is None:  # a resumed run has its own weights
+                    inherit(self.space, arch, model, parent, dataset, seed)
                 outcome = fit(
                     model,
                     dataset,
@@ -232,6 +254,8 @@ class TrainEvaluator(Evaluator):
             "preprocessing": dataset.preprocessing,
             "learning_curve": outcome.history,
         }
+        if parent is not None:
+            user_attrs["inherited_from"] = {"trial": parent.trial, "morphism": dict(parent.morphism)}
         logger.info(
             "trained %s: val_accuracy %.2f%% in %.1fs (%d epochs)",
             arch.key[:12],

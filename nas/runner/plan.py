@@ -101,6 +101,13 @@ class SearchPlan:
         return None if value is None else float(value)
 
     @property
+    def inherited_budget(self) -> float | None:
+        """The budget of a trial that inherits its parent's weights (None: the evaluator does not inherit)."""
+        if not self.evaluator.inherits:
+            return None
+        return self.evaluator.inherited_budget(self.config.evaluator.options)
+
+    @property
     def comparability(self) -> dict[str, Any]:
         """What changes a trial's result, field -> value: the study's comparability (reuse key).
 
@@ -166,6 +173,7 @@ def build_plan(
     label = str(source) if isinstance(source, str | os.PathLike) else "config"
     space = _section(label, "space", lambda: _space(config))
     evaluator = _section(label, "evaluator", lambda: _evaluator(config))
+    _section(label, "evaluator", lambda: evaluator.check_space(space, config.evaluator.options))
     _section(label, "objectives", lambda: _check_objectives(config, evaluator))
     shape = DataShape()
     if is_oneshot(config.strategy.name):

@@ -7,7 +7,10 @@ key, any comparable study: same space options, data, evaluator settings and
 seed, see ``Study.lookup``) are not trained again: their stored result is
 reused. Without a strategy only queued trials run (one-shot derived trials).
 A strategy that can say why it proposed a trial (``Strategy.explain``) has
-that stored as the trial's ``system_attrs["explanation"]``.
+that stored as the trial's ``system_attrs["explanation"]``, and its proposal's
+bookkeeping (``Strategy.last_attrs``, e.g. a morphism's ``parent``) as further
+``system_attrs``; a child that inherits its parent's weights gets them shipped
+to its worker (:mod:`nas.runner.inheritance`).
 Each proposed trial records the strategy's phase that proposed it
 (``system_attrs["phase"]``, see :mod:`nas.core.strategy`).
 """
@@ -31,6 +34,7 @@ from nas.core.files import atomic_write
 from nas.runner import trainable as T
 from nas.runner.checkpoints import resume_from, store_checkpoint
 from nas.runner.context import SearchRun
+from nas.runner.inheritance import proposal_attrs, shipped_parent
 from nas.runner.progress import SearchProgress
 from nas.runner.recovery import MAX_RETRIES
 from nas.store.url import artifact_dir
@@ -144,6 +148,9 @@ def make_searcher(
                     "budget": trial.budget,
                     "number": trial.number,
                 }
+                inherit = shipped_parent(self.study, trial)
+                if inherit is not None:
+                    config[T.INHERIT] = inherit
                 if self.checkpoints:
                     config[T.CHECKPOINTS] = self.rungs
                     if trial.system_attrs.get("retry_of") is not None:
@@ -267,8 +274,13 @@ def make_searcher(
             if arch is None:
                 return None
             config = self.run.config
-            previous = self.study.lookup(arch, self.budget)
-            trial = self.study.ask(arch, seed=config.seed, budget=self.budget)
+            inherited = self.run.plan.inherited_budget
+            attrs = proposal_attrs(self.study, self.strategy.last_attrs, inherited is not None)  # type: ignore[union-attr]
+            # A child that inherits trains for its own budget from its parent's weights: no result
+            # of another trial is the same, so none is reused.
+            budget = inherited if attrs.get("inherits") else self.budget
+            previous = None if attrs.get("inherits") else self.study.lookup(arch, budget)
+            trial = self.study.ask(arch, seed=config.seed, budget=budget, system_attrs=attrs or None)
             explanation = self.strategy.explain()  # type: ignore[union-attr]
             if explanation:  # why the strategy chose this trial (e.g. bowl's WL features)
                 self.study.set_system_attr(trial, "explanation", explanation)

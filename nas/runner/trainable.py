@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.core import EVALUATORS, Architecture, Evaluator, SearchSpace
-from nas.core.evaluator import EvalContext
+from nas.core.evaluator import EvalContext, Inheritance
 from nas.core.registry import import_plugins
 from nas.core.space import SPACES
 from nas.settings.search import SearchConfig
@@ -55,6 +55,9 @@ REPLAY = "nas_replay"
 #: the metrics those of its epoch; after a driver restart, see :func:`nas.runner.checkpoints.resume_from`).
 CHECKPOINTS = "checkpoints"
 RESUME = "resume"
+#: Config key of a child that inherits: its parent's ``arch``, ``trial``, ``morphism`` and
+#: ``weights`` (an object ref), see :mod:`nas.runner.inheritance`.
+INHERIT = "inherit"
 #: The files of a trial checkpoint folder (Ray's and the driver's copy alike).
 CHECKPOINT_FILE = "state.pt"
 CHECKPOINT_STEP_FILE = "step"
@@ -182,14 +185,14 @@ def evaluate_trial(
     try:
         space = job.setup.space()
         evaluator = job.evaluator(space, dataset, workdir)
-        pausing = {}
+        extra: dict[str, Any] = {}
         if checkpoints and type(evaluator).checkpoints and config.get(CHECKPOINTS):
             from ray import tune
 
             promoted = tune.get_checkpoint()
             resume = resume_state(promoted, config.get(RESUME))
             last_step = resume[0] if resume else 0
-            pausing = {"resume": resume[1] if resume else None, "checkpoint": checkpoint}
+            extra = {"resume": resume[1] if resume else None, "checkpoint": checkpoint}
             if resume is not None and promoted is None:
                 # A copy of a killed driver's trial: its first report is the checkpoint's epoch again,
                 # with that checkpoint, so a rung-based scheduler sees it reach the rung it paused at
@@ -197,8 +200,10 @@ def evaluate_trial(
                 # result were a later epoch would wait forever) and can pause it right there.
                 pending[:] = [resume]
                 report(resume[0], config[RESUME].get("metrics", {}), replay=True)
+        if config.get(INHERIT) and type(evaluator).inherits:
+            extra["parent"] = inheritance(config[INHERIT])
         result = evaluator.evaluate(
-            arch, seed=int(config["seed"]), budget=config.get("budget"), report=report, **pausing
+            arch, seed=int(config["seed"]), budget=config.get("budget"), report=report, **extra
         )
     except Exception as exc:  # becomes a FAIL trial with its traceback; ASHA stops arrive as SystemExit
         if not catch:
@@ -224,6 +229,18 @@ def evaluate_trial(
             ARTIFACTS: artifacts,
             NODE: node,
         }
+    )
+
+
+def inheritance(shipped: Mapping[str, Any]) -> Inheritance:
+    """The parent a child's worker starts from (config ``inherit``; its weights fetched from Ray)."""
+    import ray
+
+    return Inheritance(
+        arch=Architecture.from_dict(shipped["arch"]),
+        trial=int(shipped["trial"]),
+        morphism=dict(shipped["morphism"]),
+        weights=ray.get(shipped["weights"]),
     )
 
 

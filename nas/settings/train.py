@@ -45,6 +45,16 @@ class TrainSettings(Section):
     #: ``torch.compile`` the model: ``true`` (Inductor) or a backend name such as ``aot_eager``
     #: (off by default: on CPU, compilation costs more than it saves for short trials).
     compile: bool | str = False
+    #: ``parent``: a trial proposed as a morphism of another (strategy ``morphism``) starts from its
+    #: parent's stored weights mapped through the morphism, and trains ``inherit_epochs`` only.
+    inherit: Literal["none", "parent"] = "none"
+    #: Epochs of a child that inherits (default: half of ``epochs``, at least 1).
+    inherit_epochs: int | None = Field(None, ge=1)
+
+    @property
+    def child_epochs(self) -> int:
+        """The epochs of a child that inherits its parent's weights."""
+        return self.inherit_epochs if self.inherit_epochs is not None else max(1, self.epochs // 2)
 
 
 __all__ = ["TrainSettings"]

@@ -40,8 +40,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import networkx as nx
 
 from nas.core import SPACES, Architecture, ArchitectureError, ConfigError, Scalar, UnknownOpError
+from nas.core.morphism import MorphismView
 from nas.core.oneshot import OneShotView
 from search_spaces.base import TorchSpace
+from search_spaces.fbnet.morphisms import VIEW as MORPHISMS
 from search_spaces.fbnet.oneshot import VIEW
 from search_spaces.fbnet.plan import (
     BLOCKS,
@@ -86,6 +88,8 @@ class FBNetSpace(TorchSpace):
     name = "fbnet"
     #: A single-path supernet (every block per layer, SPOS) and an elastic one (nested weights, BigNAS).
     oneshot_view: ClassVar[OneShotView] = VIEW
+    #: Function-preserving block changes (deepen, widen, kernel, ungroup) for weight inheritance.
+    morphism_view: ClassVar[MorphismView] = MORPHISMS
 
     def __init__(self, *, width_mult: float = 1.0) -> None:
         self.width_mult = check_width_mult(self.name, width_mult)

@@ -58,9 +58,11 @@ import networkx as nx
 import numpy as np
 
 from nas.core import SPACES, Architecture, ArchitectureError, ConfigError, Scalar, as_rng, positive_int
+from nas.core.morphism import MorphismView
 from nas.core.oneshot import OneShotView
 from nas.core.space import MAX_DEPTH, MAX_WIDTH
 from search_spaces.base import TorchSpace
+from search_spaces.hybrid.morphisms import VIEW as MORPHISMS
 from search_spaces.hybrid.oneshot import VIEW
 from search_spaces.hybrid.plan import DOWNS, TYPES, WIDTHS, BlockPlan
 
@@ -83,6 +85,8 @@ class HybridSpace(TorchSpace):
     name = "hybrid"
     #: A single-path supernet (one module per reachable block shape), trained by SPOS.
     oneshot_view: ClassVar[OneShotView] = VIEW
+    #: Function-preserving widenings (Net2Net), for children that inherit their parent's weights.
+    morphism_view: ClassVar[MorphismView] = MORPHISMS
 
     def __init__(self, *, blocks: int = 8, downsamples: int = 3, base_width: int = 32) -> None:
         self.blocks = positive_int(self.name, "blocks", blocks, maximum=MAX_DEPTH)
