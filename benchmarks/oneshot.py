@@ -12,6 +12,11 @@ Examples::
     python benchmarks/oneshot.py --methods gdas --seeds 0 --epochs 20
     python benchmarks/oneshot.py --methods darts,pc_darts,gdas --seeds 0 1 2 --epochs 10
     python benchmarks/oneshot.py --methods darts --seeds 0 --set early_stop_on_collapse=true
+    python benchmarks/oneshot.py --methods gold_nas,sd_darts,smash --seeds 0 1 2 --epochs 12
+    python benchmarks/oneshot.py --methods all --seeds 0 --epochs 12
+
+``--methods all`` runs every registered method that searches ``nb201``, by
+name (the equal-terms comparison: same split, epochs, seeds, budget).
 
 ``--set key=value`` passes any one-shot option (YAML values). A run that
 would pass ``--time-limit`` stops early (``stop_reason``) and is reported as
@@ -35,6 +40,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nas.core.oneshot import ONESHOT, oneshot_view  # noqa: E402
 from nas.data import load_dataset  # noqa: E402
 from nas.oneshot import OneShotMethod, create_method, percentile, run_oneshot  # noqa: E402
 from nas.oneshot.ranking import load_table  # noqa: E402
@@ -63,11 +69,19 @@ def time_guard(limit_s: float, started: float) -> Any:
     return callback
 
 
+def nb201_methods(space: Any) -> list[str]:
+    """Every registered one-shot method whose kinds include ``space``'s one-shot view (``--methods all``)."""
+    view = oneshot_view(space)
+    return [name for name in ONESHOT.names() if view is not None and view.kind in ONESHOT.get(name).kinds]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--methods", default="darts,pc_darts,gdas", help="comma-separated one-shot methods")
+    parser.add_argument(
+        "--methods", default="darts,pc_darts,gdas", help="comma-separated one-shot methods, or 'all'"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--channels", type=int, default=8)
@@ -98,11 +112,12 @@ def main() -> None:
         f"table {METRIC}: best {values.max():.2f}, top-5% threshold {top5:.2f}, "
         f"all-skip cell {table.value(space.parse(ALL_SKIP), METRIC):.2f}\n"
     )
-    header = f"{'method':9} {'seed':>4} {'epochs':>6} {'time_s':>7} {'sn_val':>6} {METRIC:>11} {'top%':>6} {'collapse':>8}  cell"
+    header = f"{'method':12} {'seed':>4} {'epochs':>6} {'time_s':>7} {'sn_val':>6} {METRIC:>11} {'top%':>6} {'collapse':>8}  cell"
     print(header)
     print("-" * len(header))
     rows = []
-    for name in args.methods.split(","):
+    methods = nb201_methods(space) if args.methods == "all" else args.methods.split(",")
+    for name in methods:
         for seed in args.seeds:
             options = {
                 "epochs": args.epochs,
@@ -119,7 +134,7 @@ def main() -> None:
             collapsed = bool(result.collapse and result.collapse["collapsed"])
             supernet_val = result.history[-1]["val_accuracy"] if result.history else float("nan")
             print(
-                f"{name:9} {seed:>4} {result.epochs:>6} {seconds:>7.0f} {supernet_val:>6.1f} {value:>11.2f} "
+                f"{name:12} {seed:>4} {result.epochs:>6} {seconds:>7.0f} {supernet_val:>6.1f} {value:>11.2f} "
                 f"{top:>6.1f} {'yes' if collapsed else 'no':>8}  {result.arch_string}",
                 flush=True,
             )
@@ -134,12 +149,12 @@ def main() -> None:
                 {**json.loads(result.to_json()), "table_value": value, "top_percent": top, "seconds": seconds}
             )
     print("\nper method: best and mean table value over seeds")
-    for name in args.methods.split(","):
+    for name in methods:
         mine = [r["table_value"] for r in rows if r["method"] == name]
         if mine:
             hit = max(mine) >= top5
             print(
-                f"  {name:9} best {max(mine):.2f}  mean {np.mean(mine):.2f}  "
+                f"  {name:12} best {max(mine):.2f}  mean {np.mean(mine):.2f}  "
                 f"{'top 5% reached' if hit else 'top 5% not reached'}"
             )
     if args.json is not None:

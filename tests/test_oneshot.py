@@ -58,6 +58,10 @@ FAST = {
     "dropnas": {},
     "robust_darts": {"hessian_iterations": 3, "hessian_window": 1},
     "bignas": {"num_random": 1, "score_images": 64, "bn_batches": 1},
+    # Pruning every other step with a threshold near the start (0.5): rounds on both sides of a resume.
+    "gold_nas": {"arch_lr": 0.05, "prune_every": 2, "prune_threshold": 0.45},
+    "sd_darts": {},
+    "smash": {"candidates": 4, "score_images": 64, "bn_batches": 1, "hyper_hidden": 8, "hyper_rank": 2},
 }
 BUILTIN_METHODS = sorted(FAST)
 

@@ -20,6 +20,7 @@ from nas.oneshot.sharpdarts import cosine_power_annealing
 from search_spaces import get_space
 
 pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
+BEST_NB201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 SYNTHETIC = {"name": "synthetic", "num_samples": 160, "num_test": 16, "num_classes": 4, "shape": (3, 8, 8)}
 
 
@@ -230,3 +231,191 @@ def test_robust_darts_memory_estimate_counts_the_double_backward(data: Dataset) 
     plain, robust = make("darts", data), make("robust_darts", data)
     ratio = estimate_memory(robust, 16).activations / estimate_memory(plain, 16).activations
     assert ratio == pytest.approx(2.0, rel=0.05)
+
+
+# -- gold_nas -------------------------------------------------------------------------------------------------------
+
+
+def test_gold_nas_prices_ops_by_flops_and_parameters(data: Dataset) -> None:
+    searcher = make("gold_nas", data)
+    ops = searcher.supernet.groups[0].ops
+    cost = searcher.costs["cell"]
+    by_op = {op: cost[:, o] for o, op in enumerate(ops)}
+    assert torch.allclose(
+        by_op["nor_conv_3x3"], by_op["nor_conv_3x3"][0].expand(6)
+    )  # one cell: every edge alike
+    assert float(by_op["nor_conv_3x3"][0]) > float(by_op["nor_conv_1x1"][0]) > 0.0
+    for free in ("none", "skip_connect", "avg_pool_3x3"):
+        assert float(by_op[free].abs().sum()) == 0.0
+    assert float(cost.sum()) == pytest.approx(1.0, rel=1e-5)  # shares of the whole supernet
+    assert not searcher.kept["cell"][:, ops.index("none")].any()  # the zero op starts pruned
+    # Sigmoid weights: independent per op (no softmax budget), 0 for pruned ops.
+    weights = searcher.op_weights()["cell"]
+    assert torch.allclose(weights[:, 1:], torch.sigmoid(searcher.alpha["cell"][:, 1:]))
+    # The penalty's gradient pushes exactly the ops that cost something down.
+    searcher.alpha["cell"].grad = None
+    searcher.regularization().backward()
+    grad = searcher.alpha["cell"].grad
+    assert (grad[:, [ops.index("nor_conv_1x1"), ops.index("nor_conv_3x3")]] > 0).all()
+    assert (grad[:, [ops.index("skip_connect"), ops.index("avg_pool_3x3")]] == 0).all()
+
+
+def test_gold_nas_is_one_level_and_pruned_ops_stay_pruned(data: Dataset) -> None:
+    searcher = make("gold_nas", data, prune_threshold=0.2, prune_max=2, arch_lr=0.05)
+    ops = searcher.supernet.groups[0].ops
+    conv3, conv1 = ops.index("nor_conv_3x3"), ops.index("nor_conv_1x1")
+    with torch.no_grad():
+        searcher.alpha["cell"][0, conv3] = -7.0
+        searcher.alpha["cell"][1, conv1] = -6.5
+        searcher.alpha["cell"][2, 1:] = -5.0  # every op of edge 2 below the threshold
+    kept = searcher.kept["cell"]
+    assert searcher.prune() == 2  # at most prune_max per round, the weakest first
+    assert not kept[0, conv3] and not kept[1, conv1] and kept[2, 1:].all()
+    assert [searcher.prune() for _ in range(3)] == [2, 1, 0]
+    assert int(kept[2].sum()) == 1  # an edge keeps its strongest op
+    with torch.no_grad():  # however strong alpha becomes, a pruned op has weight 0 and no gradient
+        searcher.alpha["cell"][0, conv3] = 5.0
+    assert float(searcher.op_weights()["cell"][0, conv3]) == 0.0
+    x, y = searcher.data.x_weights[:16], searcher.data.y_weights[:16]
+    poisoned = torch.full_like(x, float("nan"))  # one level: the held-out batch is never read
+    searcher.train_step(x, y, poisoned, y)
+    assert all(bool(torch.isfinite(a).all()) for a in searcher.alpha.values())
+    grad = searcher.alpha["cell"].grad
+    assert (
+        float(grad[0, conv3]) == 0.0 and float(grad[~kept].abs().sum()) == 0.0 and grad[kept].abs().sum() > 0
+    )
+    run_oneshot(searcher)
+    assert not kept[0, conv3] and not kept[1, conv1]
+    assert str(searcher.derive()["1<-0"]) != "nor_conv_3x3"  # derived from the survivors only
+
+
+def test_gold_nas_resource_penalty_shrinks_the_kept_set(data: Dataset) -> None:
+    """Same seed and batches: a heavy resource penalty prunes more, and the costly ops first."""
+    options = {"epochs": 2, "arch_lr": 0.1, "prune_every": 2, "prune_threshold": 0.3, "prune_max": 30}
+    light = make("gold_nas", data, resource_weight=1e-3, **options)
+    heavy = make("gold_nas", data, resource_weight=50.0, **options)
+    assert light.kept_cost() == pytest.approx(heavy.kept_cost())
+    for searcher in (light, heavy):
+        run_oneshot(searcher)
+    assert heavy.kept_ops() < light.kept_ops()
+    assert heavy.kept_cost() < 0.5 * light.kept_cost()
+    assert [h["kept_ops"] for h in heavy.history] == sorted(
+        (h["kept_ops"] for h in heavy.history), reverse=True
+    )
+
+
+# -- sd_darts -------------------------------------------------------------------------------------------------------
+
+
+def test_sd_darts_distils_from_a_vote_of_supernet_snapshots(data: Dataset) -> None:
+    import copy
+
+    from nas.oneshot.method import batch_statistics
+    from nas.supernet import CellPath
+
+    searcher = make("sd_darts", data, distill_teachers=2, distill_temperature=2.0, epochs=4)
+    searcher.fit(lambda trained, metrics: setattr(trained, "stop_reason", "pause"))
+    searcher.stop_reason = None
+    assert searcher.teachers == [] and searcher.history[0]["distill_loss"] == 0.0  # no teacher in epoch 1
+    frozen = copy.deepcopy(searcher.supernet)
+    weights = {k: torch.softmax(a.detach(), -1) for k, a in searcher.alpha.items()}
+    searcher.begin_epoch()
+    (teacher,) = searcher.teachers
+    assert teacher["epoch"] == 1
+    x = searcher.data.x_arch[:16]
+    logits = searcher.supernet(x, searcher.train_path())
+    assert float(searcher.distillation(x, logits)) == pytest.approx(
+        0.0, abs=1e-6
+    )  # the student is the teacher
+    for step in range(3):  # the student moves on; the teacher is the frozen snapshot
+        index = slice(16 * step, 16 * step + 16)
+        searcher.train_step(
+            searcher.data.x_weights[index], searcher.data.y_weights[index], x, searcher.data.y_arch[:16]
+        )
+    with batch_statistics(frozen):
+        expected = torch.softmax(frozen(x, CellPath(weights)) / 2.0, -1)
+    assert torch.allclose(searcher.teacher_probs(x), expected, atol=1e-5)
+    searcher.supernet.zero_grad(set_to_none=True)
+    term = searcher.distillation(x, searcher.supernet(x, searcher.train_path()))
+    assert float(term) > 1e-6
+    term.backward()
+    assert sum(float(p.grad.abs().sum()) for p in searcher.supernet.parameters() if p.grad is not None) > 0
+    for epoch in (2, 3):  # a window of the last distill_teachers snapshots, oldest dropped
+        searcher.epoch = epoch
+        searcher.begin_epoch()
+    assert [t["epoch"] for t in searcher.teachers] == [2, 3]
+
+
+# -- smash ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("space", "size"), [("nb201", {"channels": 4, "cells": 1}), ("darts", {"channels": 4, "cells": 3})]
+)
+def test_smash_generates_the_weights_of_any_sampled_architecture(
+    space: str, size: dict, data: Dataset
+) -> None:
+    import numpy as np
+
+    from nas.oneshot.smash import generated_parameters
+
+    searcher = create_method(
+        "smash",
+        get_space(space, **size),
+        data,
+        {"epochs": 1, "batch_size": 16, "check_memory": False},
+        seed=0,
+    )
+    network = searcher.supernet
+    shapes = {name: p.shape for name, p in generated_parameters(network.base).items()}
+    rng = np.random.default_rng(0)
+    archs = [searcher.space.sample(rng) for _ in range(4)]
+    generated = [network.generate(network.encode(a)) for a in archs]
+    for weights in generated:
+        assert {k: v.shape for k, v in weights.items()} == shapes
+    for first, second in zip(generated, generated[1:], strict=False):  # different archs, different weights
+        assert all(not torch.allclose(first[k], second[k]) for k in shapes)
+    x, y = searcher.data.x_weights[:8], searcher.data.y_weights[:8]
+    # An architecture whose every convolution reaches the output (nb201 samples may leave a node unused).
+    arch = searcher.space.parse(BEST_NB201) if space == "nb201" else archs[0]
+    logits = network.forward_arch(x, arch)
+    assert logits.shape == (8, 4)
+    nn.functional.cross_entropy(logits, y).backward()
+    # The loss trains the hypernetwork; the supernet's own kernels are never used.
+    assert network.trunk[0].weight.grad.abs().sum() > 0
+    assert all(network.base.get_parameter(k).grad is None for k in shapes)
+    used = [i for i, right in enumerate(network.right) if right.grad is not None]
+    assert 0 < len(used) < len(shapes)  # only the chosen ops' heads
+
+
+def test_smash_ranks_candidates_with_generated_weights_and_refuses_other_spaces(data: Dataset) -> None:
+    from nas.core import ConfigError
+
+    options = {"candidates": 5, "score_images": 32, "bn_batches": 1, "hyper_hidden": 8}
+    searcher = make("smash", data, epochs=1, **options)
+    result = run_oneshot(searcher)
+    top = result.evolution["top"]
+    assert top[0]["arch"] == result.arch_string and 1 < len(top) <= 5
+    assert [t["supernet_accuracy"] for t in top] == sorted(
+        (t["supernet_accuracy"] for t in top), reverse=True
+    )
+    with pytest.raises(ConfigError, match="smash.*fbnet|smash.*searches darts, nb201"):
+        create_method("smash", get_space("fbnet", width_mult=0.25), data, {"epochs": 1})
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "fragment"),
+    [
+        ("gold_nas", {"prune_threshold": 1.5}, "prune_threshold: Input should be less than 1 (got 1.5)"),
+        ("gold_nas", {"resource_growth": 1.0}, "resource_growth: Input should be greater than 1"),
+        ("sd_darts", {"distill_teachers": 0}, "distill_teachers: Input should be greater than or equal to 1"),
+        ("smash", {"hyper_rank": 1000}, "hyper_rank: Input should be less than or equal to 64 (got 1000)"),
+        ("darts", {"candidates": 3}, "does not use option(s) candidates (used by smash)"),
+    ],
+)
+def test_new_method_options_are_checked(method: str, options: dict, fragment: str, data: Dataset) -> None:
+    from nas.core import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        make(method, data, **options)
+    assert fragment in str(error.value)

@@ -23,6 +23,9 @@ BUILTINS: dict[str, str] = {
     "dropnas": "nas.oneshot.dropnas:DropnasMethod",
     "robust_darts": "nas.oneshot.robust_darts:RobustDartsMethod",
     "bignas": "nas.oneshot.bignas:BignasMethod",
+    "gold_nas": "nas.oneshot.gold_nas:GoldNasMethod",
+    "sd_darts": "nas.oneshot.sd_darts:SdDartsMethod",
+    "smash": "nas.oneshot.smash:SmashMethod",
 }
 
 for _name, _reference in BUILTINS.items():

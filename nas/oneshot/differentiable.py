@@ -11,11 +11,14 @@ loop plus a few overridden *hooks* (``docs/oneshot.md`` has an example):
   (DrNAS: a Dirichlet sample; sharpDARTS: max-weight; DropNAS: softmax over
   the kept ops);
 * ``expected_weights`` -- the deterministic weights that are read off,
-  validated and stored as the alpha curves;
+  validated and stored as the alpha curves (``curve_weights``: normalised
+  for the curves where they do not sum to one, GOLD-NAS);
 * ``arch_path`` / ``train_path`` / ``eval_path`` -- the supernet path of the
   architecture step, the weight step and validation (GDAS: a sample, argmax);
 * ``regularization`` -- extra terms of the architecture loss (beta-decay, KL
-  to a prior);
+  to a prior; GOLD-NAS' resource penalty);
+* ``weight_loss`` -- extra terms of the weight step's loss (SD-DARTS'
+  distillation from snapshots);
 * ``begin_step`` / ``begin_epoch`` -- per-step and per-epoch state (DropNAS'
   drop mask);
 * ``make_w_scheduler`` -- the weights' learning-rate schedule (sharpDARTS:
@@ -110,6 +113,13 @@ class DifferentiableMethod(OneShotMethod):
         """Hook: the deterministic op weights (read-out, validation, alpha curves); DrNAS: the Dirichlet mean."""
         return self.op_weights()
 
+    def curve_weights(self) -> dict[str, torch.Tensor]:
+        """Hook: per edge, a distribution over its ops (sums to one) for the alpha curves and collapse check.
+
+        The expected weights by default; GOLD-NAS' independent sigmoid weights are normalised here.
+        """
+        return self.expected_weights()
+
     def edge_weights(self) -> dict[str, torch.Tensor] | None:
         """Per group, each edge's softmax(beta) over its target node's incoming edges (PC-DARTS)."""
         if not self.beta:
@@ -148,7 +158,7 @@ class DifferentiableMethod(OneShotMethod):
         result: dict[str, dict[str, float]] = {}
         prefix = len(self.supernet.groups) > 1
         with torch.no_grad():
-            weights = self.expected_weights()
+            weights = self.curve_weights()
             for group in self.supernet.groups:
                 probs = weights[group.name].cpu().numpy()
                 for e, edge in enumerate(group.edges):
@@ -213,9 +223,13 @@ class DifferentiableMethod(OneShotMethod):
             self.arch_step(x, y, x_arch, y_arch)
         self.w_optimizer.zero_grad(set_to_none=True)
         logits = self.supernet(x, self.train_path())
-        nn.functional.cross_entropy(logits, y).backward()
+        (nn.functional.cross_entropy(logits, y) + self.weight_loss(x, logits)).backward()
         self.clip_and_step()
         return logits
+
+    def weight_loss(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor | float:
+        """Hook: extra terms of the weight step's loss, given its batch and logits (SD-DARTS' distillation)."""
+        return 0.0
 
     def predict(self, x: torch.Tensor, batch: int) -> torch.Tensor:
         return self.supernet(x, self.eval_path())

@@ -15,8 +15,9 @@ weight decay 3e-4, clip 5; Adam 3e-4 with betas (0.5, 0.999) and weight decay
 1e-3 on alpha; half the training set for the weights, half for alpha),
 PC-DARTS (K = 4), GDAS (tau 10 -> 0.1), SPOS (population 20, 10
 generations, half of the population as parents), DrNAS (prior weight 1e-3),
-sharpDARTS (power base 2, its CIFAR-10 setting), DropNAS (r = 3e-5) and BigNAS (2 random
-sub-networks per step, label smoothing 0.1 on the largest).
+sharpDARTS (power base 2, its CIFAR-10 setting), DropNAS (r = 3e-5), BigNAS (2 random
+sub-networks per step, label smoothing 0.1 on the largest); GOLD-NAS, SD-DARTS and SMASH
+use defaults scaled to the short CPU runs here (see their modules).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ ALPHA_METHODS: tuple[str, ...] = (
     "sharpdarts",
     "dropnas",
     "robust_darts",
+    "gold_nas",
+    "sd_darts",
 )
 
 #: Options read by only some methods (the rest apply to all).
@@ -61,6 +64,18 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "hessian_iterations": ("robust_darts",),
     "hessian_window": ("robust_darts",),
     "hessian_ratio": ("robust_darts",),
+    "prune_every": ("gold_nas",),
+    "prune_threshold": ("gold_nas",),
+    "prune_max": ("gold_nas",),
+    "resource_weight": ("gold_nas",),
+    "resource_growth": ("gold_nas",),
+    "flops_share": ("gold_nas",),
+    "distill_weight": ("sd_darts",),
+    "distill_teachers": ("sd_darts",),
+    "distill_temperature": ("sd_darts",),
+    "hyper_hidden": ("smash",),
+    "hyper_rank": ("smash",),
+    "candidates": ("smash",),
     "population": ("spos",),
     "generations": ("spos",),
     "parents": ("spos",),
@@ -88,6 +103,18 @@ METHOD_DEFAULTS: dict[str, Any] = {
     "hessian_iterations": 20,
     "hessian_window": 5,
     "hessian_ratio": 0.75,
+    "prune_every": 20,
+    "prune_threshold": 0.05,
+    "prune_max": 4,
+    "resource_weight": 1e-3,
+    "resource_growth": 2.0,
+    "flops_share": 0.5,
+    "distill_weight": 1.0,
+    "distill_teachers": 2,
+    "distill_temperature": 2.0,
+    "hyper_hidden": 64,
+    "hyper_rank": 8,
+    "candidates": 100,
     "population": 20,
     "generations": 10,
     "parents": 10,
@@ -165,6 +192,44 @@ class OneShotSettings(BaseModel):
         gt=0.0,
         lt=1.0,
         description="RobustDARTS: stop when mean eigenvalue(i-k) / mean(i) falls below this",
+    )
+    prune_every: int | None = Field(
+        None, ge=1, le=100_000, description="GOLD-NAS: architecture steps between pruning rounds"
+    )
+    prune_threshold: float | None = Field(
+        None, gt=0.0, lt=1.0, description="GOLD-NAS: an op whose sigmoid weight falls below this is pruned"
+    )
+    prune_max: int | None = Field(
+        None, ge=1, le=10_000, description="GOLD-NAS: ops pruned per round at most (the weakest first)"
+    )
+    resource_weight: float | None = Field(
+        None, gt=0.0, le=1e3, description="GOLD-NAS: initial weight of the FLOPs/params penalty"
+    )
+    resource_growth: float | None = Field(
+        None,
+        gt=1.0,
+        le=100.0,
+        description="GOLD-NAS: factor on the penalty's weight after a round that pruned nothing (divides it "
+        "after one that pruned)",
+    )
+    flops_share: float | None = Field(
+        None, ge=0.0, le=1.0, description="GOLD-NAS: share of FLOPs in an op's cost (the rest: parameters)"
+    )
+    distill_weight: float | None = Field(
+        None, ge=0.0, le=1e3, description="SD-DARTS: weight of the KL to the snapshot teachers"
+    )
+    distill_teachers: int | None = Field(
+        None, ge=1, le=10, description="SD-DARTS: supernet snapshots of the previous epochs that vote"
+    )
+    distill_temperature: float | None = Field(
+        None, gt=0.0, le=100.0, description="SD-DARTS: softmax temperature of teachers and student"
+    )
+    hyper_hidden: int | None = Field(None, ge=4, le=1024, description="SMASH: width of the hypernetwork")
+    hyper_rank: int | None = Field(
+        None, ge=1, le=64, description="SMASH: rank of each generated weight tensor"
+    )
+    candidates: int | None = Field(
+        None, ge=1, le=100_000, description="SMASH: random architectures ranked by their generated weights"
     )
     population: int | None = Field(None, ge=2)
     generations: int | None = Field(None, ge=0)

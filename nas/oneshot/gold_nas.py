@@ -1,0 +1,241 @@
+"""GOLD-NAS (Bi et al. 2020): gradual, one-level, differentiable search with resource-constrained pruning.
+
+GOLD-NAS drops three habits of DARTS at once:
+
+* **one level** -- alpha and the weights learn from the *same* batch, in one
+  backward pass of one loss (no held-out split for alpha, no bilevel
+  approximation); the ``train_step`` hook does both updates;
+* **sigmoid op weights** -- ``op_weights`` is ``sigmoid(alpha)`` per op, not a
+  softmax per edge, so ops do not compete for a fixed budget and a weak op can
+  fade out without lifting the others (``curve_weights`` normalises them per
+  edge only for the alpha curves and the collapse check);
+* **gradual pruning under a resource constraint** -- the architecture loss
+  carries ``lambda * sum(sigmoid(alpha) * cost)``, where an op's cost is
+  ``flops_share`` times its share of the supernet's FLOPs plus the rest times
+  its share of the parameters (both measured on the built supernet by
+  :func:`op_costs`, per cell type, edge and op). Every ``prune_every``
+  architecture steps, ops whose weight is below ``prune_threshold`` are pruned
+  for good -- the weakest first, at most ``prune_max`` per round -- and lambda
+  adapts as in the paper's algorithm: multiplied by ``resource_growth`` after
+  a round that pruned nothing (more pressure), divided by it (not below
+  ``resource_weight``) after one that pruned (keep it gradual). A pruned op
+  gets weight 0 and no gradient, so it can never come back.
+
+Our spaces need an op on every edge (nb201: one per edge; darts: two inputs
+per node), so an edge's last op is never pruned and the search stops when
+every edge is down to one op. The derived architecture is what survives: per
+edge the strongest unpruned op (``strength``: pruned ops count 0), mapped onto
+the space's genotype by its supernet's ``derive``. The zero op (``none``)
+contributes nothing under a sigmoid weight; GOLD-NAS removes an edge by
+pruning all its ops instead, so ``none`` starts pruned.
+
+Not from the paper: our runs are minutes, not days, so an unset ``arch_lr``
+is :data:`ARCH_LR` (the sigmoid must be able to fall to the threshold within
+a few hundred steps) and thresholds default to 0.05; the paper's Pareto front
+of the architectures met on the way is not kept (the search returns one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nas.core.oneshot import ONESHOT
+from nas.oneshot.differentiable import DifferentiableMethod
+from nas.oneshot.method import batch_statistics
+from nas.supernet.base import CellPath, CellSupernet
+from nas.supernet.mixed import MixedOp
+
+#: Adam's learning rate on alpha when ``arch_lr`` is unset (the shared default 3e-4 prunes nothing in minutes).
+ARCH_LR = 3e-3
+#: Ops whose output is zero: no sigmoid weight can make them matter, so they start pruned.
+ZERO_OPS = frozenset({"none", "zero"})
+#: Ceiling of the penalty's weight (a long run that cannot prune must not overflow it).
+MAX_PENALTY = 1e6
+
+
+def op_costs(
+    supernet: CellSupernet, input_shape: tuple[int, ...], device: torch.device
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per group, the ``(edges, ops)`` multiply-accumulates and parameters of every candidate op.
+
+    Summed over the cells sharing the group's alpha; FLOPs are the
+    convolutions' and linear layers' MACs for one image, measured by one
+    forward pass of the full mixed supernet. Each mixed op learns its group and
+    edge from the op-weight row it is called with (a view into the group's
+    matrix), so no space's layout is assumed.
+    """
+    groups = {g.name: g for g in supernet.groups}
+    probe = {name: torch.ones(g.shape, device=device) for name, g in groups.items()}
+    owners = {t.untyped_storage().data_ptr(): name for name, t in probe.items()}
+    where: dict[MixedOp, tuple[str, int]] = {}
+    macs: dict[nn.Module, float] = {}
+
+    def locate(module: nn.Module, args: tuple[Any, ...]) -> None:
+        row = args[1]
+        name = owners[row.untyped_storage().data_ptr()]
+        where[module] = (name, row.storage_offset() // groups[name].shape[1])  # type: ignore[index]
+
+    def count(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
+        if isinstance(module, nn.Conv2d):
+            fan_in = module.in_channels // module.groups * int(np.prod(module.kernel_size))
+        else:
+            fan_in = module.in_features  # type: ignore[assignment]
+        macs[module] = macs.get(module, 0.0) + output.numel() / len(args[0]) * fan_in
+
+    modules = list(supernet.modules())
+    handles = [m.register_forward_pre_hook(locate) for m in modules if isinstance(m, MixedOp)]
+    handles += [m.register_forward_hook(count) for m in modules if isinstance(m, nn.Conv2d | nn.Linear)]
+    try:
+        with torch.no_grad(), batch_statistics(supernet):
+            supernet(torch.zeros(2, *input_shape, device=device), CellPath(weights=probe))
+    finally:
+        for handle in handles:
+            handle.remove()
+    flops = {name: np.zeros(g.shape) for name, g in groups.items()}
+    params = {name: np.zeros(g.shape) for name, g in groups.items()}
+    for mixed, (name, edge) in where.items():
+        for o, op in enumerate(mixed.ops):
+            flops[name][edge, o] += sum(macs.get(m, 0.0) for m in op.modules())
+            params[name][edge, o] += sum(p.numel() for p in op.parameters())
+    return flops, params
+
+
+@ONESHOT.register("gold_nas")
+class GoldNasMethod(DifferentiableMethod):
+    """One-level search with sigmoid op weights and gradual resource-constrained pruning (see the module)."""
+
+    name = "gold_nas"
+
+    def init_arch_parameters(self) -> None:
+        super().init_arch_parameters()
+        s = self.settings
+        if s.arch_lr is None:
+            for group in self.a_optimizer.param_groups:
+                group["lr"] = ARCH_LR
+        #: Per group, ``(edges, ops)`` True for the ops still in the search.
+        self.kept = {
+            g.name: torch.tensor([[op not in ZERO_OPS for op in g.ops]] * len(g.edges), device=self.device)
+            for g in self.supernet.groups
+        }
+        flops, params = op_costs(self.supernet, self.data.input_shape, self.device)
+        share = float(s.option("flops_share"))
+        total_flops = max(sum(f.sum() for f in flops.values()), 1.0)
+        total_params = max(sum(p.sum() for p in params.values()), 1.0)
+        #: Per group, each op's cost: its share of the supernet's FLOPs and parameters, mixed by flops_share.
+        self.costs = {
+            name: torch.tensor(
+                share * flops[name] / total_flops + (1 - share) * params[name] / total_params,
+                dtype=torch.float32,
+                device=self.device,
+            )
+            for name in flops
+        }
+        #: The penalty's current weight (lambda), adapted after every pruning round.
+        self.penalty_weight = float(s.option("resource_weight"))
+        self.arch_steps = 0
+
+    # -- weights -----------------------------------------------------------------------------------
+    def op_weights(self) -> dict[str, torch.Tensor]:
+        """Independent ``sigmoid(alpha)`` per op, 0 (and no gradient) for pruned ops."""
+        return {
+            name: torch.sigmoid(alpha).masked_fill(~self.kept[name], 0.0)
+            for name, alpha in self.alpha.items()
+        }
+
+    def curve_weights(self) -> dict[str, torch.Tensor]:
+        return {name: w / w.sum(dim=-1, keepdim=True) for name, w in self.op_weights().items()}
+
+    def regularization(self) -> torch.Tensor | float:
+        """``lambda * sum(sigmoid(alpha) * cost)`` over the kept ops: the expected resource use."""
+        weights = self.op_weights()
+        return self.penalty_weight * sum((weights[name] * cost).sum() for name, cost in self.costs.items())
+
+    def kept_cost(self) -> float:
+        """The summed cost of the ops still kept (1.0: the whole supernet)."""
+        return float(sum((cost * self.kept[name]).sum() for name, cost in self.costs.items()))
+
+    def kept_ops(self) -> int:
+        return int(sum(int(k.sum()) for k in self.kept.values()))
+
+    # -- one-level step and pruning ------------------------------------------------------------------
+    def train_step(
+        self, x: torch.Tensor, y: torch.Tensor, x_arch: torch.Tensor, y_arch: torch.Tensor
+    ) -> torch.Tensor:
+        """Weights and alpha from one loss on the weight batch (the held-out batch is not used)."""
+        self.begin_step()
+        searching = self.epoch >= self.settings.option("warmup_epochs")
+        self.w_optimizer.zero_grad(set_to_none=True)
+        self.a_optimizer.zero_grad(set_to_none=True)
+        logits = self.supernet(x, self.mixed_path(detach=not searching))
+        loss = nn.functional.cross_entropy(logits, y)
+        (loss + self.regularization() if searching else loss).backward()
+        self.clip_and_step()
+        if searching:
+            self.a_optimizer.step()
+            self.arch_steps += 1
+            if self.arch_steps % int(self.settings.option("prune_every")) == 0:
+                self.prune()
+        return logits
+
+    def prunable(self) -> list[tuple[float, str, int, int]]:
+        """``(weight, group, edge, op)`` of the kept ops below the threshold, weakest first.
+
+        An edge keeps its strongest op even when every op is below the threshold.
+        """
+        threshold = float(self.settings.option("prune_threshold"))
+        found = []
+        with torch.no_grad():
+            for name, weights in self.op_weights().items():
+                for edge, row in enumerate(weights.cpu().tolist()):
+                    alive = [o for o in range(len(row)) if bool(self.kept[name][edge, o])]
+                    strongest = max(alive, key=row.__getitem__)
+                    found += [(row[o], name, edge, o) for o in alive if row[o] < threshold and o != strongest]
+        return sorted(found)
+
+    def prune(self) -> int:
+        """One pruning round; adapts the penalty's weight; returns how many ops it pruned."""
+        s = self.settings
+        chosen = self.prunable()[: int(s.option("prune_max"))]
+        for _, name, edge, op in chosen:
+            self.kept[name][edge, op] = False
+        growth, floor = float(s.option("resource_growth")), float(s.option("resource_weight"))
+        if chosen:
+            self.penalty_weight = max(floor, self.penalty_weight / growth)
+        elif not self.finished_pruning():
+            self.penalty_weight = min(MAX_PENALTY, self.penalty_weight * growth)
+        return len(chosen)
+
+    def finished_pruning(self) -> bool:
+        """True when every edge is down to one op: nothing is left to prune."""
+        return all(bool((k.sum(dim=-1) <= 1).all()) for k in self.kept.values())
+
+    def should_stop(self, metrics: Mapping[str, float]) -> str | None:
+        if self.finished_pruning():
+            return f"GOLD-NAS pruning finished at epoch {self.epoch}: every edge is down to one op"
+        return None
+
+    def extra_metrics(self) -> dict[str, float]:
+        return {"kept_ops": float(self.kept_ops()), "penalty_weight": self.penalty_weight}
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def extra_state(self) -> dict[str, Any]:
+        return {
+            **super().extra_state(),
+            "kept": {k: v.clone() for k, v in self.kept.items()},
+            "penalty_weight": self.penalty_weight,
+            "arch_steps": self.arch_steps,
+        }
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        super().load_extra_state(state)
+        self.kept = {k: v.to(self.device).clone() for k, v in state["kept"].items()}
+        self.penalty_weight = float(state["penalty_weight"])
+        self.arch_steps = int(state["arch_steps"])
+
+
+__all__ = ["ARCH_LR", "MAX_PENALTY", "ZERO_OPS", "GoldNasMethod", "op_costs"]
