@@ -7,6 +7,7 @@ each method shows what its paper says it does.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -17,6 +18,7 @@ from nas.data import Dataset, load_dataset
 from nas.oneshot import create_method, run_oneshot
 from nas.oneshot.dropnas import op_groups
 from nas.oneshot.sharpdarts import cosine_power_annealing
+from nas.supernet import CellPath
 from search_spaces import get_space
 
 pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
@@ -276,14 +278,18 @@ def test_gold_nas_is_one_level_and_pruned_ops_stay_pruned(data: Dataset) -> None
     with torch.no_grad():  # however strong alpha becomes, a pruned op has weight 0 and no gradient
         searcher.alpha["cell"][0, conv3] = 5.0
     assert float(searcher.op_weights()["cell"][0, conv3]) == 0.0
+    # One level: one loss on one batch trains both alpha and the weights, in one backward pass.
     x, y = searcher.data.x_weights[:16], searcher.data.y_weights[:16]
-    poisoned = torch.full_like(x, float("nan"))  # one level: the held-out batch is never read
-    searcher.train_step(x, y, poisoned, y)
-    assert all(bool(torch.isfinite(a).all()) for a in searcher.alpha.values())
+    reference = copy.deepcopy(searcher.supernet)
+    path = CellPath({"cell": searcher.op_weights()["cell"]})
+    loss = nn.functional.cross_entropy(reference(x, path), y) + searcher.regularization()
+    expected = torch.autograd.grad(loss, searcher.alpha["cell"])[0]
+    before = [p.detach().clone() for p in searcher.supernet.parameters()]
+    searcher.one_level_step(x, y)
     grad = searcher.alpha["cell"].grad
-    assert (
-        float(grad[0, conv3]) == 0.0 and float(grad[~kept].abs().sum()) == 0.0 and grad[kept].abs().sum() > 0
-    )
+    assert torch.allclose(grad, expected, atol=1e-6) and grad[kept].abs().sum() > 0
+    assert float(grad[0, conv3]) == 0.0 and float(grad[~kept].abs().sum()) == 0.0
+    assert any(not torch.equal(b, p) for b, p in zip(before, searcher.supernet.parameters(), strict=True))
     run_oneshot(searcher)
     assert not kept[0, conv3] and not kept[1, conv1]
     assert str(searcher.derive()["1<-0"]) != "nor_conv_3x3"  # derived from the survivors only
@@ -308,10 +314,7 @@ def test_gold_nas_resource_penalty_shrinks_the_kept_set(data: Dataset) -> None:
 
 
 def test_sd_darts_distils_from_a_vote_of_supernet_snapshots(data: Dataset) -> None:
-    import copy
-
     from nas.oneshot.method import batch_statistics
-    from nas.supernet import CellPath
 
     searcher = make("sd_darts", data, distill_teachers=2, distill_temperature=2.0, epochs=4)
     searcher.fit(lambda trained, metrics: setattr(trained, "stop_reason", "pause"))
@@ -370,7 +373,7 @@ def test_smash_generates_the_weights_of_any_sampled_architecture(
     shapes = {name: p.shape for name, p in generated_parameters(network.base).items()}
     rng = np.random.default_rng(0)
     archs = [searcher.space.sample(rng) for _ in range(4)]
-    generated = [network.generate(network.encode(a)) for a in archs]
+    generated = [network.generate(network.encode(network.base.path(a))) for a in archs]
     for weights in generated:
         assert {k: v.shape for k, v in weights.items()} == shapes
     for first, second in zip(generated, generated[1:], strict=False):  # different archs, different weights

@@ -84,6 +84,7 @@ ONESHOT_OPTIONS: dict[str, object] = {
     "population": 2,
     "generations": 1,
     "parents": 1,
+    "candidates": 4,  # SMASH: random architectures ranked after training
 }
 
 #: Real training, as small as still learns something: 1 epoch on digits (60-90% validation accuracy).

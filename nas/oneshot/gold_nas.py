@@ -3,8 +3,10 @@
 GOLD-NAS drops three habits of DARTS at once:
 
 * **one level** -- alpha and the weights learn from the *same* batch, in one
-  backward pass of one loss (no held-out split for alpha, no bilevel
-  approximation); the ``train_step`` hook does both updates;
+  backward pass of one loss (no bilevel approximation); the ``train_step``
+  hook makes such a step on the weight batch and another on the held-out
+  batch, so the search sees all its training data (GOLD-NAS trains on the
+  whole set) at the cost of a first-order DARTS step;
 * **sigmoid op weights** -- ``op_weights`` is ``sigmoid(alpha)`` per op, not a
   softmax per edge, so ops do not compete for a fixed budget and a weak op can
   fade out without lifting the others (``curve_weights`` normalises them per
@@ -166,8 +168,14 @@ class GoldNasMethod(DifferentiableMethod):
     def train_step(
         self, x: torch.Tensor, y: torch.Tensor, x_arch: torch.Tensor, y_arch: torch.Tensor
     ) -> torch.Tensor:
-        """Weights and alpha from one loss on the weight batch (the held-out batch is not used)."""
+        """A one-level step on the weight batch, then one on the held-out batch (all the data, as DARTS' cost)."""
         self.begin_step()
+        logits = self.one_level_step(x, y)
+        self.one_level_step(x_arch, y_arch)
+        return logits
+
+    def one_level_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Weights and alpha from one loss and one backward pass on one batch; a pruning round when due."""
         searching = self.epoch >= self.settings.option("warmup_epochs")
         self.w_optimizer.zero_grad(set_to_none=True)
         self.a_optimizer.zero_grad(set_to_none=True)

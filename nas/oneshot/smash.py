@@ -42,7 +42,7 @@ from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
 from nas.core.oneshot import CELL, ONESHOT
 from nas.oneshot.spos import EvolutionResult, SposMethod
-from nas.supernet.base import CellSupernet, Supernet
+from nas.supernet.base import CellPath, CellSupernet, Supernet
 from nas.supernet.mixed import MixedOp
 
 
@@ -88,9 +88,8 @@ class SmashNetwork(Supernet):
             for (_, shape), p in zip(self.targets, targets.values(), strict=True)
         )
 
-    def encode(self, arch: Architecture, device: torch.device | None = None) -> torch.Tensor:
-        """The architecture's one-hot ``(edges, ops)`` matrices, flattened in group order."""
-        path = self.base.path(arch, device=device)
+    def encode(self, path: CellPath) -> torch.Tensor:
+        """An architecture's one-hot ``(edges, ops)`` matrices (its one-hot path), flattened in group order."""
         return torch.cat([path.weights[g.name].flatten() for g in self.base.groups])
 
     def generate(self, encoding: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -106,8 +105,7 @@ class SmashNetwork(Supernet):
 
     def forward_arch(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
         path = self.base.path(arch, device=x.device)
-        weights = self.generate(self.encode(arch, device=x.device))
-        return functional_call(self.base, weights, (x, path))
+        return functional_call(self.base, self.generate(self.encode(path)), (x, path))
 
 
 @ONESHOT.register("smash")
