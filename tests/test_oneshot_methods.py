@@ -308,6 +308,12 @@ def test_gold_nas_resource_penalty_shrinks_the_kept_set(data: Dataset) -> None:
     assert [h["kept_ops"] for h in heavy.history] == sorted(
         (h["kept_ops"] for h in heavy.history), reverse=True
     )
+    assert heavy.history[-1]["kept_cost"] == pytest.approx(heavy.kept_cost())
+    # A resource target stops the search as soon as the kept ops cost no more than it.
+    target = make("gold_nas", data, resource_weight=50.0, min_resource=0.6, **{**options, "prune_max": 2})
+    result = run_oneshot(target)
+    assert result.stop_reason is not None and "pruning finished" in result.stop_reason
+    assert heavy.kept_cost() < target.kept_cost() <= 0.6 < light.kept_cost() and target.prune() == 0
 
 
 # -- sd_darts -------------------------------------------------------------------------------------------------------

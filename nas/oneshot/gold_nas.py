@@ -24,8 +24,10 @@ GOLD-NAS drops three habits of DARTS at once:
   gets weight 0 and no gradient, so it can never come back.
 
 Our spaces need an op on every edge (nb201: one per edge; darts: two inputs
-per node), so an edge's last op is never pruned and the search stops when
-every edge is down to one op. The derived architecture is what survives: per
+per node), so an edge's last op is never pruned, and the search stops when
+every edge is down to one op or, as GOLD-NAS stops at a FLOPs target, when
+the kept ops cost at most ``min_resource`` of the supernet (``kept_ops`` and
+``kept_cost`` are stored per epoch). The derived architecture is what survives: per
 edge the strongest unpruned op (``strength``: pruned ops count 0), mapped onto
 the space's genotype by its supernet's ``derive``. The zero op (``none``)
 contributes nothing under a sigmoid weight; GOLD-NAS removes an edge by
@@ -208,27 +210,39 @@ class GoldNasMethod(DifferentiableMethod):
     def prune(self) -> int:
         """One pruning round; adapts the penalty's weight; returns how many ops it pruned."""
         s = self.settings
+        if self.finished_pruning():
+            return 0
         chosen = self.prunable()[: int(s.option("prune_max"))]
         for _, name, edge, op in chosen:
             self.kept[name][edge, op] = False
         growth, floor = float(s.option("resource_growth")), float(s.option("resource_weight"))
         if chosen:
             self.penalty_weight = max(floor, self.penalty_weight / growth)
-        elif not self.finished_pruning():
+        else:
             self.penalty_weight = min(MAX_PENALTY, self.penalty_weight * growth)
         return len(chosen)
 
     def finished_pruning(self) -> bool:
-        """True when every edge is down to one op: nothing is left to prune."""
-        return all(bool((k.sum(dim=-1) <= 1).all()) for k in self.kept.values())
+        """True when every edge is down to one op or the kept ops cost at most ``min_resource``."""
+        single = all(bool((k.sum(dim=-1) <= 1).all()) for k in self.kept.values())
+        target = float(self.settings.option("min_resource"))
+        return single or (target > 0 and self.kept_cost() <= target)
+
+    def after_epoch(self, metrics: Mapping[str, float]) -> None:
+        super().after_epoch(metrics)
+        self.history[-1]["kept_ops"] = float(self.kept_ops())
+        self.history[-1]["kept_cost"] = self.kept_cost()
 
     def should_stop(self, metrics: Mapping[str, float]) -> str | None:
         if self.finished_pruning():
-            return f"GOLD-NAS pruning finished at epoch {self.epoch}: every edge is down to one op"
+            return (
+                f"GOLD-NAS pruning finished at epoch {self.epoch}: {self.kept_ops()} ops kept, "
+                f"cost {self.kept_cost():.3f} of the supernet"
+            )
         return None
 
     def extra_metrics(self) -> dict[str, float]:
-        return {"kept_ops": float(self.kept_ops()), "penalty_weight": self.penalty_weight}
+        return {"penalty_weight": self.penalty_weight}
 
     # -- checkpoints --------------------------------------------------------------------------------
     def extra_state(self) -> dict[str, Any]:

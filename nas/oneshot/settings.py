@@ -70,6 +70,7 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "resource_weight": ("gold_nas",),
     "resource_growth": ("gold_nas",),
     "flops_share": ("gold_nas",),
+    "min_resource": ("gold_nas",),
     "distill_weight": ("sd_darts",),
     "distill_teachers": ("sd_darts",),
     "distill_temperature": ("sd_darts",),
@@ -109,6 +110,7 @@ METHOD_DEFAULTS: dict[str, Any] = {
     "resource_weight": 1e-3,
     "resource_growth": 2.0,
     "flops_share": 0.5,
+    "min_resource": 0.0,
     "distill_weight": 1.0,
     "distill_teachers": 2,
     "distill_temperature": 2.0,
@@ -214,6 +216,13 @@ class OneShotSettings(BaseModel):
     )
     flops_share: float | None = Field(
         None, ge=0.0, le=1.0, description="GOLD-NAS: share of FLOPs in an op's cost (the rest: parameters)"
+    )
+    min_resource: float | None = Field(
+        None,
+        ge=0.0,
+        lt=1.0,
+        description="GOLD-NAS: stop once the kept ops cost at most this share of the supernet "
+        "(0: prune until every edge has one op)",
     )
     distill_weight: float | None = Field(
         None, ge=0.0, le=1e3, description="SD-DARTS: weight of the KL to the snapshot teachers"
