@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas.core.errors import ConfigError
 from nas.core.oneshot import ONESHOT
 from nas.oneshot.differentiable import DifferentiableMethod
 from nas.oneshot.method import batch_statistics
@@ -81,7 +82,12 @@ def op_costs(
 
     def locate(module: nn.Module, args: tuple[Any, ...]) -> None:
         row = args[1]
-        name = owners[row.untyped_storage().data_ptr()]
+        name = owners.get(row.untyped_storage().data_ptr())
+        if name is None:
+            raise ConfigError(
+                f"gold_nas cannot price the ops of {type(supernet).__name__}: its mixed ops are not called "
+                "with rows of the path's op-weight matrices"
+            )
         where[module] = (name, row.storage_offset() // groups[name].shape[1])  # type: ignore[index]
 
     def count(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
