@@ -13,6 +13,7 @@ Examples::
     python benchmarks/oneshot.py --methods darts,pc_darts,gdas --seeds 0 1 2 --epochs 10
     python benchmarks/oneshot.py --methods darts --seeds 0 --set early_stop_on_collapse=true
     python benchmarks/oneshot.py --methods gold_nas,sd_darts,smash --seeds 0 1 2 --epochs 12
+    python benchmarks/oneshot.py --methods rarts,amended_darts,d_darts --seeds 0 1 2 --epochs 10
     python benchmarks/oneshot.py --methods all --seeds 0 --epochs 12
 
 ``--methods all`` runs every registered method that searches ``nb201``, by
@@ -112,7 +113,7 @@ def main() -> None:
         f"table {METRIC}: best {values.max():.2f}, top-5% threshold {top5:.2f}, "
         f"all-skip cell {table.value(space.parse(ALL_SKIP), METRIC):.2f}\n"
     )
-    header = f"{'method':12} {'seed':>4} {'epochs':>6} {'time_s':>7} {'sn_val':>6} {METRIC:>11} {'top%':>6} {'collapse':>8}  cell"
+    header = f"{'method':13} {'seed':>4} {'epochs':>6} {'time_s':>7} {'sn_val':>6} {METRIC:>11} {'top%':>6} {'collapse':>8}  cell"
     print(header)
     print("-" * len(header))
     rows = []
@@ -134,7 +135,7 @@ def main() -> None:
             collapsed = bool(result.collapse and result.collapse["collapsed"])
             supernet_val = result.history[-1]["val_accuracy"] if result.history else float("nan")
             print(
-                f"{name:12} {seed:>4} {result.epochs:>6} {seconds:>7.0f} {supernet_val:>6.1f} {value:>11.2f} "
+                f"{name:13} {seed:>4} {result.epochs:>6} {seconds:>7.0f} {supernet_val:>6.1f} {value:>11.2f} "
                 f"{top:>6.1f} {'yes' if collapsed else 'no':>8}  {result.arch_string}",
                 flush=True,
             )
@@ -154,7 +155,7 @@ def main() -> None:
         if mine:
             hit = max(mine) >= top5
             print(
-                f"  {name:12} best {max(mine):.2f}  mean {np.mean(mine):.2f}  "
+                f"  {name:13} best {max(mine):.2f}  mean {np.mean(mine):.2f}  "
                 f"{'top 5% reached' if hit else 'top 5% not reached'}"
             )
     if args.json is not None:

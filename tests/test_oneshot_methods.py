@@ -14,12 +14,15 @@ import pytest
 import torch
 from torch import nn
 
+from nas.core.errors import ConfigError
 from nas.data import Dataset, load_dataset
 from nas.oneshot import create_method, run_oneshot
 from nas.oneshot.dropnas import op_groups
+from nas.oneshot.rarts import distance, proximity
 from nas.oneshot.sharpdarts import cosine_power_annealing
 from nas.supernet import CellPath
 from search_spaces import get_space
+from search_spaces.nb201.supernet import SearchCell as Nb201SearchCell
 
 pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
 BEST_NB201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -428,3 +431,193 @@ def test_new_method_options_are_checked(method: str, options: dict, fragment: st
     with pytest.raises(ConfigError) as error:
         make(method, data, **options)
     assert fragment in str(error.value)
+
+
+# -- rarts, amended_darts, d_darts: bad input ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "fragment"),
+    [
+        ("rarts", {"relaxation": -1.0}, "greater than or equal to 0 (got -1.0)"),
+        ("rarts", {"relaxation": 1000.0}, "less than or equal to 100 (got 1000.0)"),
+        ("rarts", {"train_loss_weight": 0.0}, "greater than 0 (got 0.0)"),
+        ("amended_darts", {"amend_weight": 11.0}, "less than or equal to 10 (got 11.0)"),
+        ("amended_darts", {"relaxation": 1.0}, "does not use option(s) relaxation"),
+        ("d_darts", {"selection": "perturbation"}, "does not use option(s) selection"),
+    ],
+)
+def test_relaxed_amended_and_distributed_darts_refuse_bad_options(
+    method: str, options: dict, fragment: str, data: Dataset
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        make(method, data, **options)
+    assert fragment in str(error.value) and all(name in str(error.value) for name in options)
+
+
+@pytest.mark.parametrize("method", ["rarts", "amended_darts", "d_darts"])
+def test_relaxed_amended_and_distributed_darts_refuse_a_space_without_cells(
+    method: str, data: Dataset
+) -> None:
+    hybrid = get_space("hybrid", blocks=2, downsamples=1, base_width=8)
+    with pytest.raises(
+        ConfigError, match=f"'{method}' does not support space 'hybrid'; it searches darts, nb201"
+    ):
+        create_method(method, hybrid, data, {"epochs": 1})
+
+
+# -- rarts ----------------------------------------------------------------------------------------------------------
+
+
+def test_rarts_weight_copies_drift_apart_and_the_penalty_pulls_them_together(data: Dataset) -> None:
+    loose, tight = (
+        make("rarts", data, epochs=1, relaxation=0.0),
+        make("rarts", data, epochs=1, relaxation=20.0),
+    )
+    assert distance(loose.supernet, loose.twin) == 0.0  # y starts as a copy of w
+    for searcher in (loose, tight):
+        run_oneshot(searcher)
+    apart = {s.settings.relaxation: s.history[-1]["weight_distance"] for s in (loose, tight)}
+    assert apart[0.0] > 0 and apart[20.0] > 0  # trained on different splits, the copies differ
+    assert apart[20.0] < 0.5 * apart[0.0]
+    # The penalty's gradient is beta (w - y) on w, nothing on the anchor y.
+    w = [p.detach().clone().requires_grad_() for p in loose.supernet.parameters()][:3]
+    y = [p.detach().clone().requires_grad_() for p in loose.twin.parameters()][:3]
+    proximity(w, y, 3.0).backward()
+    assert all(torch.allclose(a.grad, 3.0 * (a - b)) and b.grad is None for a, b in zip(w, y, strict=True))
+
+
+def test_rarts_memory_estimate_counts_the_second_network(data: Dataset) -> None:
+    from nas.oneshot import estimate_memory
+
+    searcher = make("rarts", data)
+    plain, relaxed = estimate_memory(make("darts", data), 16), estimate_memory(searcher, 16)
+    assert relaxed.activations / plain.activations == pytest.approx(2.0, rel=0.05)
+    twin = sum(p.numel() * p.element_size() for p in searcher.twin.parameters())
+    assert relaxed.optimizer - plain.optimizer == 3 * twin  # y, its gradients, its momentum
+
+
+def test_rarts_alpha_learns_from_both_splits(data: Dataset) -> None:
+    """alpha's gradient is grad L_val(y) + lambda grad L_train(w): linear in lambda, with both parts non-zero."""
+    grads = {}
+    for weight in (0.5, 1.0, 2.0):
+        searcher = make("rarts", data, train_loss_weight=weight)
+        x, y = searcher.data.x_weights[:16], searcher.data.y_weights[:16]
+        xa, ya = searcher.data.x_arch[:16], searcher.data.y_arch[:16]
+        with torch.no_grad():
+            for p in searcher.twin.parameters():  # y != w, so the two parts are told apart
+                p.mul_(1.1)
+        loss = searcher.relaxed_arch_loss(x, y, xa, ya)
+        grads[weight] = torch.autograd.grad(loss, searcher.arch_parameters())[0]
+    train_part = (grads[2.0] - grads[1.0]) / 1.0
+    assert torch.allclose(grads[1.0] - grads[0.5], 0.5 * train_part, atol=1e-7)
+    val_part = grads[1.0] - train_part
+    assert train_part.abs().sum() > 0 and val_part.abs().sum() > 0
+
+
+# -- amended_darts -----------------------------------------------------------------------------------------------------
+
+
+def test_amended_gradient_matches_the_dense_computation_on_a_tiny_model() -> None:
+    """grad_a L_val - eta * d2L_train/(da dw) (H + decay I) grad_w L_val, with dense Hessians, in float64."""
+    from nas.oneshot.amended_darts import amended_gradients
+
+    generator = torch.Generator().manual_seed(0)
+    x_train, x_val = torch.randn(24, 5, generator=generator), torch.randn(24, 5, generator=generator)
+    y_train, y_val = (
+        torch.randint(3, (24,), generator=generator),
+        torch.randint(3, (24,), generator=generator),
+    )
+    weights = torch.randn(5, 3, generator=generator, dtype=torch.float64, requires_grad=True)
+    alpha = torch.randn(2, 3, generator=generator, dtype=torch.float64, requires_grad=True)
+
+    def loss(w: torch.Tensor, a: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x = x.double()  # a softmax-mixed pair of ops, like a mixed op
+        hidden = torch.tanh(x @ w) * torch.softmax(a[0], -1) + torch.sigmoid(x @ w) * a[1]
+        return nn.functional.cross_entropy(hidden * 3.0, y)
+
+    eta, decay = 0.3, 0.01
+    found = amended_gradients(
+        lambda: loss(weights, alpha, x_val, y_val),
+        lambda: loss(weights, alpha, x_train, y_train),
+        [weights],
+        [alpha],
+        eta,
+        decay,
+    )[0]
+
+    w0, a0 = weights.detach(), alpha.detach()
+    hessian = torch.autograd.functional.hessian(lambda w: loss(w, a0, x_train, y_train), w0).reshape(15, 15)
+    hessian = hessian + decay * torch.eye(15, dtype=torch.float64)
+
+    def arch_gradient(w: torch.Tensor) -> torch.Tensor:
+        a = a0.clone().requires_grad_()
+        return torch.autograd.grad(loss(w, a, x_train, y_train), a, create_graph=True)[0]
+
+    mixed = torch.autograd.functional.jacobian(arch_gradient, w0).reshape(6, 15)  # d2L_train / (da dw)
+    val_w, val_a = torch.autograd.grad(loss(weights, alpha, x_val, y_val), [weights, alpha])
+    expected = val_a.flatten() - eta * mixed @ hessian @ val_w.flatten()
+    assert torch.allclose(found.flatten(), expected, rtol=1e-5, atol=1e-8)
+    assert not torch.allclose(found, val_a, rtol=1e-3)  # the amended term matters
+    assert torch.equal(weights.detach(), w0)  # the finite differences put the weights back
+
+
+def test_amended_darts_step_leaves_the_weights_where_they_were(data: Dataset) -> None:
+    searcher = make("amended_darts", data, amend_weight=1.0)
+    before = [p.detach().clone() for p in searcher.supernet.parameters()]
+    alpha = searcher.alpha["cell"].detach().clone()
+    split = searcher.data
+    searcher.arch_step(split.x_weights[:16], split.y_weights[:16], split.x_arch[:16], split.y_arch[:16])
+    assert all(torch.equal(p, b) for p, b in zip(searcher.supernet.parameters(), before, strict=True))
+    assert not torch.equal(searcher.alpha["cell"], alpha)
+
+
+# -- d_darts ---------------------------------------------------------------------------------------------------------------
+
+
+def test_d_darts_cells_get_their_own_alpha_and_move_independently(data: Dataset) -> None:
+    searcher = make("d_darts", data, epochs=1)
+    supernet = searcher.supernet
+    assert sorted(searcher.alpha) == ["cell_0", "cell_1", "cell_2"] == [f"cell_{i}" for i in range(3)]
+    with torch.no_grad():
+        for alpha in searcher.alpha.values():
+            alpha.normal_()
+    seen: list[torch.Tensor] = []
+    hooks = [
+        cell.register_forward_pre_hook(lambda module, args: seen.append(args[1].detach().clone()))
+        for cell in supernet.modules()
+        if isinstance(cell, Nb201SearchCell)
+    ]
+    supernet(searcher.data.x_arch[:4], searcher.mixed_path())
+    for hook in hooks:
+        hook.remove()
+    assert len(seen) == 3  # each cell ran with its own softmax(alpha_i)
+    for i, weights in enumerate(seen):
+        assert torch.allclose(weights, torch.softmax(searcher.alpha[f"cell_{i}"], -1))
+    grads = arch_grads(searcher, searcher.data.x_arch[:16], searcher.data.y_arch[:16])
+    assert not torch.allclose(grads[0], grads[1]) and not torch.allclose(grads[1], grads[2])
+
+    before = {k: v.detach().clone() for k, v in searcher.alpha.items()}
+    run_oneshot(searcher)
+    moves = [searcher.alpha[k].detach() - before[k] for k in sorted(before)]
+    assert all(m.abs().max() > 1e-4 for m in moves)
+    assert not torch.allclose(moves[0], moves[1], atol=1e-6) and not torch.allclose(
+        moves[1], moves[2], atol=1e-6
+    )
+    # The cell type's genotype is the argmax of the mean of its cells' distributions.
+    mean = torch.stack([torch.softmax(searcher.alpha[k], -1) for k in sorted(before)]).mean(0)
+    assert torch.allclose(searcher.expected_weights()["cell"], mean)
+    assert searcher.derive() == supernet.derive({"cell": mean.detach().numpy()})
+    report = searcher.selection_report()
+    assert sorted(report["cells"]) == sorted(before) and 0.0 <= report["agreement"] <= 1.0
+
+
+def test_d_darts_gives_every_darts_cell_its_own_alpha(data: Dataset) -> None:
+    searcher = create_method(
+        "d_darts", get_space("darts", channels=4, cells=3), data, {"epochs": 1, "check_memory": False}
+    )
+    groups = searcher.supernet.cell_groups
+    assert len(groups) == 3 and set(groups) == {"normal", "reduce"}
+    assert list(searcher.alpha) == [f"{group}_{i}" for i, group in enumerate(groups)]
+    assert set(searcher.op_weights()) == {"normal", "reduce"}
+    searcher.space.validate(searcher.derive())

@@ -174,10 +174,13 @@ def _oneshot_pairs() -> list[tuple[str, str]]:
         pairs |= {(space, method) for space in supported[:1]}
         refused = [space for space in SPACE_NAMES if not _supports(space, method)]
         pairs |= {(space, method) for space in refused[:1]}
-    for space in SPACE_NAMES:  # a space no method reached trains its first supported method
+    # A space no method reached trains its first supported method, plain DARTS first: the cheapest
+    # alpha step (alphabetical order would pick a second-order method such as amended_darts).
+    baseline_first = sorted(METHOD_NAMES, key=lambda m: m != "darts")
+    for space in SPACE_NAMES:
         if not any(s == space and _supports(s, m) for s, m in pairs):
             pairs.add(
-                next(((space, m) for m in METHOD_NAMES if _supports(space, m)), (space, METHOD_NAMES[0]))
+                next(((space, m) for m in baseline_first if _supports(space, m)), (space, METHOD_NAMES[0]))
             )
     return sorted(pairs)
 

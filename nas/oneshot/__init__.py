@@ -9,8 +9,8 @@ by :mod:`nas.oneshot.catalog` (torch-free) and each lives in one module:
 * ``pc_darts`` -- partial channel connections and edge normalisation (cell supernets);
 * ``gdas`` -- Gumbel-softmax sampling of one op per edge (cell supernets);
 * ``drnas``, ``beta_darts``, ``sharpdarts``, ``dropnas``, ``robust_darts``, ``gold_nas``,
-  ``sd_darts`` -- hooks on the same alpha loop (:mod:`nas.oneshot.differentiable`; see
-  ``docs/oneshot.md``);
+  ``sd_darts``, ``rarts``, ``amended_darts``, ``d_darts`` -- hooks on the same alpha loop
+  (:mod:`nas.oneshot.differentiable`; see ``docs/oneshot.md``);
 * ``spos`` -- single-path training and evolution with inherited weights (every space with a supernet);
 * ``smash`` -- a hypernetwork generating the weights of sampled architectures (cell supernets);
 * ``bignas`` -- sandwich rule and in-place distillation of an elastic supernet (spaces with one: fbnet).

@@ -20,9 +20,7 @@ from torch import nn
 
 from nas.core.oneshot import ONESHOT
 from nas.oneshot.differentiable import DifferentiableMethod
-
-#: DARTS' finite-difference step for the Hessian-vector product, relative to the vector's norm.
-FINITE_DIFFERENCE = 0.01
+from nas.oneshot.hessian import gradients_both_sides, or_zeros, step_radius
 
 
 @ONESHOT.register("darts")
@@ -62,27 +60,15 @@ class DartsMethod(DifferentiableMethod):
                     step = step + momentum * buffer
                 p.sub_(xi * step)
         val_grads = torch.autograd.grad(self.arch_loss(xa, ya), [*arch, *params], allow_unused=True)
-        direct = [g if g is not None else torch.zeros_like(a) for g, a in zip(val_grads, arch, strict=False)]
-        vector = [
-            g if g is not None else torch.zeros_like(p)
-            for g, p in zip(val_grads[len(arch) :], params, strict=True)
-        ]
-        radius = FINITE_DIFFERENCE / (torch.cat([v.flatten() for v in vector]).norm() + 1e-12)
+        direct = or_zeros(val_grads[: len(arch)], arch)
+        vector = or_zeros(val_grads[len(arch) :], params)
 
-        def arch_grads_at(sign: float) -> tuple[torch.Tensor, ...]:
-            with torch.no_grad():
-                for p, b, v in zip(params, backup, vector, strict=True):
-                    p.copy_(b + sign * radius * v)
+        def arch_grads() -> list[torch.Tensor]:
             loss = nn.functional.cross_entropy(self.supernet(x, self.mixed_path()), y)
-            found = torch.autograd.grad(loss, arch, allow_unused=True)
-            return tuple(
-                g if g is not None else torch.zeros_like(a) for g, a in zip(found, arch, strict=True)
-            )
+            return or_zeros(torch.autograd.grad(loss, arch, allow_unused=True), arch)
 
-        positive, negative = arch_grads_at(1.0), arch_grads_at(-1.0)
-        with torch.no_grad():
-            for p, b in zip(params, backup, strict=True):
-                p.copy_(b)
+        radius = step_radius(vector)
+        positive, negative = gradients_both_sides(params, backup, vector, radius, arch_grads)
         return [
             d - xi * (gp - gn) / (2 * radius) for d, gp, gn in zip(direct, positive, negative, strict=True)
         ]

@@ -5,16 +5,18 @@ ops) and alternates an architecture step on a batch of the architecture
 split with a weight step on a batch of the weight split. A method is this
 loop plus a few overridden *hooks* (``docs/oneshot.md`` has an example):
 
-* ``init_arch_parameters`` -- how alpha is parameterised (a matrix per cell
-  type; PC-DARTS adds a weight per edge);
+* ``alpha_shapes`` / ``init_arch_parameters`` -- how alpha is parameterised
+  (a matrix per cell type; D-DARTS: one per cell; PC-DARTS adds a weight per
+  edge; RARTS a second copy of the weights);
 * ``op_weights`` -- the op weights a step trains with: softmax(alpha)
   (DrNAS: a Dirichlet sample; sharpDARTS: max-weight; DropNAS: softmax over
   the kept ops);
 * ``expected_weights`` -- the deterministic weights that are read off,
   validated and stored as the alpha curves (``curve_weights``: normalised
   for the curves where they do not sum to one, GOLD-NAS);
-* ``arch_path`` / ``train_path`` / ``eval_path`` -- the supernet path of the
-  architecture step, the weight step and validation (GDAS: a sample, argmax);
+* ``mixed_path`` / ``arch_path`` / ``train_path`` / ``eval_path`` -- the
+  supernet path of the architecture step, the weight step and validation
+  (GDAS: a sample, argmax; D-DARTS: every cell its own weights);
 * ``regularization`` -- extra terms of the architecture loss (beta-decay, KL
   to a prior; GOLD-NAS' resource penalty);
 * ``weight_loss`` -- extra terms of the weight step's loss (SD-DARTS'
@@ -24,7 +26,10 @@ loop plus a few overridden *hooks* (``docs/oneshot.md`` has an example):
 * ``make_w_scheduler`` -- the weights' learning-rate schedule (sharpDARTS:
   cosine power annealing);
 * ``arch_step`` -- the architecture gradient (DARTS order 2: the unrolled
-  estimate);
+  estimate; Amended-DARTS: the amended second-order term; RARTS: both data
+  splits on both weight copies);
+* ``train_step`` -- the order of the updates in a step (RARTS: weights, their
+  copy, then alpha, Gauss-Seidel);
 * ``strength`` / ``derive`` -- how the architecture is read off (magnitude
   or perturbation selection);
 * ``after_epoch`` / ``should_stop`` -- when to stop (the DARTS+ collapse rule
@@ -80,10 +85,17 @@ class DifferentiableMethod(OneShotMethod):
             partial=self.partial_channels(), affine=bool(self.settings.affine)
         )
 
+    def alpha_shapes(self) -> dict[str, tuple[int, int]]:
+        """Hook: name -> ``(edges, ops)`` of every alpha matrix; one per cell type (D-DARTS: one per cell)."""
+        return {g.name: g.shape for g in self.supernet.groups}
+
     def init_arch_parameters(self) -> None:
         groups = self.supernet.groups
         self.alpha = nn.ParameterDict(
-            {g.name: nn.Parameter(ALPHA_INIT * torch.randn(g.shape, device=self.device)) for g in groups}
+            {
+                name: nn.Parameter(ALPHA_INIT * torch.randn(shape, device=self.device))
+                for name, shape in self.alpha_shapes().items()
+            }
         )
         self.beta = nn.ParameterDict(
             {g.name: nn.Parameter(ALPHA_INIT * torch.randn(g.shape[0], device=self.device)) for g in groups}

@@ -43,6 +43,7 @@ SUPERNET_METRICS: tuple[str, ...] = (
     "lr",
     "tau",
     "hessian_eigenvalue",
+    "weight_distance",
     "epoch_time_s",
 )
 

@@ -17,7 +17,9 @@ PC-DARTS (K = 4), GDAS (tau 10 -> 0.1), SPOS (population 20, 10
 generations, half of the population as parents), DrNAS (prior weight 1e-3),
 sharpDARTS (power base 2, its CIFAR-10 setting), DropNAS (r = 3e-5), BigNAS (2 random
 sub-networks per step, label smoothing 0.1 on the largest); GOLD-NAS, SD-DARTS and SMASH
-use defaults scaled to the short CPU runs here (see their modules).
+use defaults scaled to the short CPU runs here (see their modules); RARTS' beta = lambda = 1
+and Amended-DARTS' eta = 0.01 are ours (at 0.01 the amended term is about as large as the
+direct gradient on a reduced nb201 supernet; 12 times larger at 0.1).
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ ALPHA_METHODS: tuple[str, ...] = (
     "robust_darts",
     "gold_nas",
     "sd_darts",
+    "rarts",
+    "amended_darts",
+    "d_darts",
 )
 
 #: Options read by only some methods (the rest apply to all).
@@ -56,7 +61,8 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "arch_weight_decay": ALPHA_METHODS,
     "warmup_epochs": ALPHA_METHODS,
     "beta_regularization": ("darts", "pc_darts", "gdas"),
-    "selection": ALPHA_METHODS,
+    # D-DARTS' per-cell alpha has no one path per cell type for DARTS-PT to perturb.
+    "selection": tuple(m for m in ALPHA_METHODS if m != "d_darts"),
     "prior_weight": ("drnas",),
     "beta_decay": ("beta_darts",),
     "power_order": ("sharpdarts",),
@@ -77,6 +83,9 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "hyper_hidden": ("smash",),
     "hyper_rank": ("smash",),
     "candidates": ("smash",),
+    "relaxation": ("rarts",),
+    "train_loss_weight": ("rarts",),
+    "amend_weight": ("amended_darts",),
     "population": ("spos",),
     "generations": ("spos",),
     "parents": ("spos",),
@@ -117,6 +126,9 @@ METHOD_DEFAULTS: dict[str, Any] = {
     "hyper_hidden": 64,
     "hyper_rank": 8,
     "candidates": 100,
+    "relaxation": 1.0,
+    "train_loss_weight": 1.0,
+    "amend_weight": 0.01,
     "population": 20,
     "generations": 10,
     "parents": 10,
@@ -239,6 +251,15 @@ class OneShotSettings(BaseModel):
     )
     candidates: int | None = Field(
         None, ge=1, le=100_000, description="SMASH: random architectures ranked by their generated weights"
+    )
+    relaxation: float | None = Field(
+        None, ge=0.0, le=100.0, description="RARTS: beta of the tie beta/2 |w - y|^2 of the two weight copies"
+    )
+    train_loss_weight: float | None = Field(
+        None, gt=0.0, le=100.0, description="RARTS: lambda, weight of L_train(w, alpha) in the relaxed loss"
+    )
+    amend_weight: float | None = Field(
+        None, gt=0.0, le=10.0, description="Amended-DARTS: eta of the amended term (H^-1 replaced by eta H)"
     )
     population: int | None = Field(None, ge=2)
     generations: int | None = Field(None, ge=0)

@@ -16,7 +16,7 @@ which is what SPOS trains and what scoring with inherited weights uses.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -70,15 +70,24 @@ class CellPath:
     ``weights[group]`` is ``(edges, ops)``; ``index[group][e]`` is the one op to run
     on edge ``e`` (``DROPPED``: skip the edge) or ``index`` is None (run every op);
     ``edge_weights[group]`` (``(edges,)``) scales each edge's output (PC-DARTS).
+    ``cell_weights`` (D-DARTS), if given, holds one ``(edges, ops)`` matrix per
+    search cell in the supernet's order (:attr:`CellSupernet.cell_groups`); cell
+    ``i`` then runs with ``cell_weights[i]`` instead of its group's shared matrix.
     """
 
     weights: Mapping[str, torch.Tensor]
     index: Mapping[str, list[int]] | None = None
     edge_weights: Mapping[str, torch.Tensor] | None = None
+    cell_weights: Sequence[torch.Tensor] | None = None
 
-    def group(self, name: str) -> tuple[torch.Tensor, list[int] | None, torch.Tensor | None]:
+    def group(
+        self, name: str, cell: int | None = None
+    ) -> tuple[torch.Tensor, list[int] | None, torch.Tensor | None]:
+        """The op weights, op index and edge weights search cell number ``cell`` of group ``name`` runs with."""
         index = None if self.index is None else self.index[name]
         edges = None if self.edge_weights is None else self.edge_weights[name]
+        if self.cell_weights is not None and cell is not None:
+            return self.cell_weights[cell], index, edges
         return self.weights[name], index, edges
 
 
@@ -104,6 +113,8 @@ class CellSupernet(Supernet):
 
     #: The alpha groups (cell types) in a fixed order.
     groups: tuple[AlphaGroup, ...]
+    #: The group (cell type) of every search cell, in the order ``forward`` runs them.
+    cell_groups: tuple[str, ...]
 
     @abc.abstractmethod
     def forward(self, x: torch.Tensor, path: CellPath) -> torch.Tensor:  # type: ignore[override]

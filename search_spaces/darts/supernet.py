@@ -131,12 +131,12 @@ class DartsSupernet(CellSupernet):
             size.input_shape,
             imagenet_stem=False,
         )
+        self.cell_groups = tuple("reduce" if cell.reduction else "normal" for cell in self.network.cells)
 
     def forward(self, x: torch.Tensor, path: CellPath) -> torch.Tensor:  # type: ignore[override]
         s0, s1 = self.network.stems(x)
-        for cell in self.network.cells:
-            weights, index, edge_weights = path.group("reduce" if cell.reduction else "normal")
-            s0, s1 = s1, cell(s0, s1, weights, index, edge_weights)
+        for number, (cell, group) in enumerate(zip(self.network.cells, self.cell_groups, strict=True)):
+            s0, s1 = s1, cell(s0, s1, *path.group(group, number))
         return self.network.head(s1)
 
     def choices(self, arch: Architecture) -> dict[str, list[int]]:

@@ -89,12 +89,17 @@ class Nb201Supernet(CellSupernet):
         self.network = Nb201Network(
             make_cell, size.channels, size.cells, size.num_classes, size.input_shape[0]
         )
+        self.cell_groups = tuple(GROUP.name for layer in self.network.cells if isinstance(layer, SearchCell))
 
     def forward(self, x: torch.Tensor, path: CellPath) -> torch.Tensor:  # type: ignore[override]
-        weights, index, edge_weights = path.group(GROUP.name)
         out = self.network.stem(x)
+        number = 0
         for layer in self.network.cells:
-            out = layer(out, weights, index, edge_weights) if isinstance(layer, SearchCell) else layer(out)
+            if isinstance(layer, SearchCell):
+                out = layer(out, *path.group(GROUP.name, number))
+                number += 1
+            else:
+                out = layer(out)
         return self.network.head(out)
 
     def choices(self, arch: Architecture) -> dict[str, list[int]]:
