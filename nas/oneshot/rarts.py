@@ -26,8 +26,9 @@ not tuned figures from the paper.
 
 Hooks: ``init_arch_parameters`` (the copy ``y`` and its optimiser),
 ``train_step`` (the sweep's order), ``arch_step`` (both splits),
-``begin_epoch`` (``y``'s learning rate), ``after_epoch`` (records ``|w - y|``), ``extra_state`` (``y`` and its
-momentum), ``extra_weight_copies`` / ``extra_activation_copies`` (``y``, its gradients
+``begin_epoch`` (``y``'s learning rate), ``after_epoch`` (records
+``|w - y|``), ``extra_state`` (``y`` and its momentum),
+``extra_weight_copies`` / ``extra_activation_copies`` (``y``, its gradients
 and momentum; alpha's step holds both networks' activations).
 """
 
