@@ -109,7 +109,8 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def retrieval_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Retrieval indexes (``nas similar``, the trial page's panel) go to a temporary directory, not ~/.cache."""
+    """Retrieval indexes (``nas similar``, the trial page's panel) and latency tables (``nas latency profile``)
+    go to a temporary directory, not ~/.cache."""
     patch = pytest.MonkeyPatch()
     patch.setenv("NAS_CACHE_DIR", str(tmp_path_factory.mktemp("nas-cache")))
     yield

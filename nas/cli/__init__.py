@@ -23,6 +23,7 @@ def _register() -> None:
         search,  # noqa: F401
         similar,  # noqa: F401
         spaces,  # noqa: F401
+        specialize,  # noqa: F401
         store,  # noqa: F401
     )
 

@@ -147,5 +147,13 @@ def export_command(
     for engine, ms in result.latency_ms.items():
         speed.add_row(engine, f"{ms:.3f}")
     console.print(speed)
+    target = card.get("specialization")
+    if target:
+        measured = target.get("measured_latency_ms")
+        console.print(
+            f"  device {escape(str(target['device']))}: predicted {target['predicted_latency_ms']:.4g} ms "
+            f"(budget {target['max_latency_ms']:g} ms)"
+            + ("" if measured is None else f", measured {measured:.4g} ms with ONNX Runtime")
+        )
     if test == "n/a" and card["test"].get("note"):
         console.print(f"  no test accuracy: {escape(str(card['test']['note']))}")

@@ -36,4 +36,14 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
     return target
 
 
-__all__ = ["atomic_write"]
+#: Environment variable naming the platform's cache directory (default ``~/.cache/nas``).
+CACHE_ENV = "NAS_CACHE_DIR"
+
+
+def cache_dir(*parts: str) -> Path:
+    """``$NAS_CACHE_DIR/<parts>``, else ``~/.cache/nas/<parts>``: files the platform can always rebuild."""
+    root = os.environ.get(CACHE_ENV) or str(Path.home() / ".cache" / "nas")
+    return Path(root).joinpath(*parts)
+
+
+__all__ = ["CACHE_ENV", "atomic_write", "cache_dir"]

@@ -40,6 +40,11 @@ KINDS: tuple[str, ...] = (CELL, SINGLE_PATH, ELASTIC)
 
 #: ``build(space, num_classes=, input_shape=, channels=, cells=, partial=, affine=)`` -> a supernet.
 SupernetBuilder = Callable[..., Any]
+#: ``latency_parts(space, num_classes=, input_shape=)`` -> ``[(decision, value, module, input shape), ...]``:
+#: the modules whose batch-1 latencies sum to a network's, each with the input it sees. A part with
+#: ``decision`` ``None`` is in every network (stem, head); one with a decision and value runs when the
+#: architecture takes that value (the module ``None`` when it costs nothing, e.g. an identity skip).
+LatencyParts = Callable[..., list[tuple[str | None, Any, Any, tuple[int, ...]]]]
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,14 @@ class OneShotView:
     data file (relative to the data directory) of stand-alone results to rank
     supernet scores against; ``shrink_advice`` tells a user whose supernet
     does not fit in memory what to make smaller.
+
+    Per-device specialisation (:mod:`nas.specialize`) reads two more
+    entries: ``latency_table``, a data file of measured device latencies
+    (one column per device, the ``arch`` column in the space's string form)
+    its latency predictors are fitted on, and ``latency_parts``, which splits
+    a network into parts whose latencies add up to the whole (the per-block
+    lookup table ``nas latency profile`` measures on this machine; see
+    :data:`LatencyParts`).
     """
 
     kind: str
@@ -69,6 +82,8 @@ class OneShotView:
     collapse_threshold: float | None = None
     table: str | None = None
     elastic: SupernetBuilder | None = None
+    latency_table: str | None = None
+    latency_parts: LatencyParts | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -119,4 +134,14 @@ def spaces_with(kinds: Sequence[str]) -> list[str]:
     return [n for n in SPACES.names() if (v := oneshot_view(SPACES.get(n))) is not None and v.kind in kinds]
 
 
-__all__ = ["CELL", "ELASTIC", "KINDS", "ONESHOT", "SINGLE_PATH", "OneShotView", "oneshot_view", "spaces_with"]
+__all__ = [
+    "CELL",
+    "ELASTIC",
+    "KINDS",
+    "ONESHOT",
+    "SINGLE_PATH",
+    "LatencyParts",
+    "OneShotView",
+    "oneshot_view",
+    "spaces_with",
+]

@@ -315,6 +315,7 @@ def _write_bundle(
             "max_abs_diff": parity,
         },
         "latency": latency,
+        "specialization": specialization(trial, latency),
         "platform": platform_versions(),
     }
     files = {name: sha256_file(folder / name) for name in [GENOTYPE_FILE, *(FILES[f] for f in formats)]}
@@ -322,6 +323,33 @@ def _write_bundle(
     card["files"] = {**files, README_FILE: sha256_file(folder / README_FILE)}
     (folder / CARD_FILE).write_text(to_json(card), encoding="utf-8")
     return json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
+
+
+def specialization(trial: Trial, latency: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The device target of a specialised sub-network (``nas specialize``), ``None`` for other trials.
+
+    The device and its budget, the latency the device's model predicted and,
+    for ``local`` (this machine), the ONNX Runtime latency measured by this
+    export beside it: the prediction is the lookup table's, the measurement
+    is the whole model's.
+    """
+    system, user = trial.system_attrs, trial.user_attrs
+    if system.get("kind") != "specialized" or "device" not in system:
+        return None
+    predicted = user.get("predicted_latency_ms")
+    measured = latency["ms"].get("onnxruntime") if system["device"] == "local" else None
+    ratio = measured / predicted if measured is not None and predicted else None
+    return {
+        "device": system["device"],
+        "max_latency_ms": system.get("max_latency_ms"),
+        "predicted_latency_ms": predicted,
+        "measured_latency_ms": measured,
+        "measured_over_predicted": ratio,
+        "latency_model": user.get("latency_model"),
+        "supernet": {"study": system.get("derived_from_study"), "trial": system.get("derived_from")},
+        "inherited_accuracy": user.get("inherited_accuracy"),
+        "finetune_epochs": user.get("finetune_epochs"),
+    }
 
 
 def _masked(study: Study) -> str:

@@ -110,6 +110,7 @@ def render_readme(card: Mapping[str, Any], files: Mapping[str, str]) -> str:
         "",
         f"Measured on {latency['cpu']} with {latency['threads']} thread(s), median of {latency['repeats']} "
         f"forwards after {latency['warmup']} warm-up runs.",
+        *_specialization_lines(card.get("specialization")),
         "",
         "## Input",
         "",
@@ -145,6 +146,29 @@ def render_readme(card: Mapping[str, Any], files: Mapping[str, str]) -> str:
     ]
     lines += [f"- {name}: {version}" for name, version in card["platform"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _specialization_lines(target: Mapping[str, Any] | None) -> list[str]:
+    """The device this sub-network was specialised for (``nas specialize``), if it was."""
+    if not target:
+        return []
+    supernet = target.get("supernet") or {}
+    lines = [
+        "",
+        "## Device target",
+        "",
+        f"Specialised without retraining from supernet trial {supernet.get('trial')} of study "
+        f"`{supernet.get('study')}` for device `{target['device']}` within {_num(target.get('max_latency_ms'))} ms.",
+        "",
+        f"- predicted latency on `{target['device']}`: {_num(target.get('predicted_latency_ms'))} ms",
+    ]
+    if target.get("measured_latency_ms") is not None:
+        lines.append(
+            f"- measured latency (ONNX Runtime, this export): {_num(target['measured_latency_ms'])} ms "
+            f"({_num(target.get('measured_over_predicted'))} x the prediction)"
+        )
+    lines.append(f"- fine-tuning epochs after extraction: {target.get('finetune_epochs') or 0}")
+    return lines
 
 
 def _snippets(card: Mapping[str, Any], shape: list[int]) -> list[str]:

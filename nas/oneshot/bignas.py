@@ -64,6 +64,7 @@ class BignasMethod(OneShotMethod):
 
     name = "bignas"
     kinds = (ELASTIC,)
+    specializable = True
     supernet: ElasticSupernet
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

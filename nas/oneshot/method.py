@@ -113,6 +113,9 @@ class OneShotMethod(abc.ABC):
     name: ClassVar[str]
     #: Kinds of one-shot view (:data:`nas.core.oneshot.KINDS`) whose spaces the method can search.
     kinds: ClassVar[tuple[str, ...]]
+    #: Whether the method trains an elastic supernet whose sub-networks are ready with inherited weights
+    #: (BigNAS): only such a supernet can be specialised per device without retraining (``nas specialize``).
+    specializable: ClassVar[bool] = False
 
     def __init__(
         self,

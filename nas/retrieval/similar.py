@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.core import files
 from nas.core.errors import ArchitectureError, ConfigError
 from nas.core.space import SearchSpace, create_space
 from nas.core.trial import Trial
@@ -42,8 +42,6 @@ from nas.retrieval.index import WLIndex
 from nas.store.readonly import ReadOnlyStorage
 from nas.store.records import StudyInfo
 
-#: Environment variable naming the cache directory (default ``~/.cache/nas``).
-CACHE_ENV = "NAS_CACHE_DIR"
 #: Most neighbours one query may ask for.
 MAX_K = 1000
 
@@ -59,8 +57,7 @@ class Match:
 
 def cache_dir() -> Path:
     """Where indexes are saved: ``$NAS_CACHE_DIR/retrieval``, else ``~/.cache/nas/retrieval``."""
-    root = os.environ.get(CACHE_ENV) or str(Path.home() / ".cache" / "nas")
-    return Path(root) / "retrieval"
+    return files.cache_dir("retrieval")
 
 
 class IndexCache:

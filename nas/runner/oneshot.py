@@ -76,6 +76,8 @@ RESULT = "nas_oneshot_result"
 EPOCH = "nas_oneshot_epoch"
 SEED = "nas_oneshot_seed"
 ARCH = "nas_oneshot_arch"
+#: The file holding a finished supernet's last checkpoint (its trained weights), recorded with its trial.
+CHECKPOINT = "nas_oneshot_checkpoint"
 
 
 @dataclass(frozen=True)
@@ -271,6 +273,11 @@ def _train_supernets(
                 T.ERROR: f"the supernet worker of seed {seed} died {MAX_RETRIES + 1} times: {result.error}",
                 SEED: seed,
             }
+        local = job.seed_dir(int(seed)) if seed is not None else None
+        if local is not None:
+            from nas.oneshot.checkpoint import checkpoint_file
+
+            metrics[CHECKPOINT] = str(checkpoint_file(local))
         reports.append(metrics)
     return reports
 
@@ -282,6 +289,8 @@ def _store_supernet(study: Any, space: SearchSpace, report: Mapping[str, Any]) -
     seed = int(report.get(SEED) or 0)
     node = report.get(T.NODE)
     system = {"kind": "supernet", "method": study.config.get("strategy", {}).get("name")}
+    if report.get(CHECKPOINT):  # the trained weights, which specialisation (nas.specialize) starts from
+        system["checkpoint"] = report[CHECKPOINT]
     if report.get(T.ERROR):
         if not report.get(ARCH):
             logger.error("supernet seed %s failed before it had an architecture:\n%s", seed, report[T.ERROR])
@@ -390,4 +399,4 @@ class OneShotPhase:
                 )
 
 
-__all__ = ["OneShotPhase", "SupernetJob", "run_supernet"]
+__all__ = ["CHECKPOINT", "OneShotPhase", "SupernetJob", "run_supernet"]

@@ -20,6 +20,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "errors": ("format_validation_error",),
     "loading": ("load_config",),
     "train": ("TrainSettings",),
+    "specialize": ("SpecializeConfig", "TargetConfig"),
     "search": (
         "BudgetConfig",
         "EvaluatorConfig",

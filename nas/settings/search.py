@@ -39,6 +39,7 @@ from nas.core.strategy import STRATEGIES, Constraint, parse_constraints
 from nas.core.trial import Direction, parse_objectives
 from nas.settings.dataset import DatasetConfig
 from nas.settings.sections import PluginSection, Section, Seed
+from nas.settings.specialize import SpecializeConfig
 from nas.settings.train import TrainSettings
 
 logger = logging.getLogger(__name__)
@@ -252,6 +253,8 @@ class SearchConfig(Section):
     constraints: dict[str, str | float] = {}
     budget: BudgetConfig = BudgetConfig()
     scheduler: SchedulerConfig | None = None
+    #: Device targets of ``nas specialize STUDY`` after an elastic supernet search (``nas.settings.specialize``).
+    specialize: SpecializeConfig | None = None
     resources: ResourcesConfig = ResourcesConfig()
     storage: str | None = None
     seed: Seed = 0

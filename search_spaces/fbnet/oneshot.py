@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from nas.core.oneshot import ELASTIC, OneShotView
+from nas.data.paths import FBNET_LATENCY
 
 
 def build(space: Any, *, num_classes: int, input_shape: tuple[int, int, int], **_: Any) -> Any:
@@ -25,11 +26,20 @@ def build_elastic(space: Any, *, num_classes: int, input_shape: tuple[int, int, 
     return FbnetElasticSupernet(space, num_classes, input_shape)
 
 
+def latency_parts(space: Any, **kwargs: Any) -> Any:
+    """The per-block latency parts (imports torch only here; see :mod:`search_spaces.fbnet.latency`)."""
+    from search_spaces.fbnet.latency import latency_parts as parts
+
+    return parts(space, **kwargs)
+
+
 VIEW = OneShotView(
     kind=ELASTIC,
     build=build,
     elastic=build_elastic,
     shrink_advice="a smaller space (e.g. a lower width_mult)",
+    latency_table=str(FBNET_LATENCY),
+    latency_parts=latency_parts,
 )
 
 __all__ = ["VIEW"]

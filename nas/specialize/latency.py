@@ -1,0 +1,172 @@
+"""Latency models of a device: what a sub-network will cost there, predicted before it is ever built.
+
+Two kinds, one interface (:class:`LatencyModel`):
+
+* a **device of the latency table** (the 27 columns of HELP's FBNet table:
+  GPUs at several batch sizes, server CPUs, phones, ``raspi4``, ``eyeriss``,
+  ``fpga``): FBNet's additive lookup table fitted by least squares on that
+  column (:class:`predictors.latency.LatencyLUT`). Additive means the fastest
+  sub-network is known exactly (the cheapest block per layer), so a budget
+  nothing meets is refused before any work, naming the fastest achievable;
+* **``local``**: this machine, from the per-block ONNX Runtime table built by
+  ``nas latency profile`` (:mod:`nas.specialize.profile`), also additive.
+
+A sub-network is predicted in its canonical form, the network the elastic
+supernet runs and extracts (FBNet moves a stage's depth-skips to its end).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nas.core.architecture import Architecture
+from nas.core.errors import ConfigError, UnknownNameError
+from nas.core.oneshot import oneshot_view
+from nas.core.space import SearchSpace
+
+logger = logging.getLogger(__name__)
+
+#: The device name of this machine (ONNX Runtime, one thread, batch 1).
+LOCAL = "local"
+#: Columns of a latency table that are not devices.
+_NOT_DEVICES = ("index", "arch")
+
+
+@dataclass(frozen=True)
+class LatencyModel:
+    """An additive latency model: ``constant + sum over decisions of table[decision][value]`` (ms)."""
+
+    device: str
+    table: Mapping[str, Mapping[Any, float]]
+    constant: float
+    #: Where the figures come from (the data file, or the profile's cache file).
+    source: str
+
+    def predict(self, space: SearchSpace, arch: Architecture) -> float:
+        """Predicted batch-1 latency (ms) of ``arch``'s canonical form."""
+        canonical = space.canonical(arch)
+        return self.constant + sum(float(self.table[name][canonical[name]]) for name in self.table)
+
+    def fastest(self, space: SearchSpace) -> tuple[Architecture, float]:
+        """The fastest sub-network the model knows, and its predicted latency.
+
+        The cheapest value per decision is the exact minimum of an additive
+        model; its canonical form (depth-skips moved) may cost a little more
+        where skips cost differently per layer, so the smaller of the two
+        predictions of architectures that exist is returned.
+        """
+        cheapest = space.make(
+            {name: min(values, key=values.__getitem__) for name, values in self.table.items()}
+        )
+        return min(
+            ((a, self.predict(space, a)) for a in (cheapest, space.canonical(cheapest))), key=lambda p: p[1]
+        )
+
+
+def table_devices(space: SearchSpace) -> list[str]:
+    """The devices of ``space``'s latency table (its numeric columns), ``[]`` without one."""
+    path = _table_path(space)
+    if path is None:
+        return []
+    from nas.data.tables import Table
+
+    return [c for c in Table.load(path, space).columns if c not in _NOT_DEVICES]
+
+
+def known_devices(space: SearchSpace) -> list[str]:
+    """Every device a sub-network of ``space`` can be specialised for: the table's and ``local``."""
+    return [*table_devices(space), LOCAL]
+
+
+def device_model(
+    space: SearchSpace, device: str, *, input_shape: tuple[int, int, int], num_classes: int
+) -> LatencyModel:
+    """The latency model of ``device`` for ``space``; unknown devices raise, listing the known ones.
+
+    ``local`` reads the cached ONNX Runtime profile of this machine for this
+    space and input (:func:`nas.specialize.profile.load_profile`), which
+    ``nas latency profile`` builds; without one it raises with that command.
+    """
+    if not isinstance(device, str) or not device:
+        raise ConfigError(
+            f"device must be a non-empty name, got {device!r}; known: {', '.join(known_devices(space))}"
+        )
+    if device == LOCAL:
+        from nas.specialize.profile import load_profile
+
+        return load_profile(space, input_shape=input_shape, num_classes=num_classes)
+    devices = table_devices(space)
+    if device not in devices:
+        raise UnknownNameError(f"device for the {space.name} space", device, [*devices, LOCAL])
+    return _fitted(space, device)
+
+
+def _table_path(space: SearchSpace) -> Path | None:
+    view = oneshot_view(space)
+    if view is None or view.latency_table is None:
+        return None
+    from nas.data.paths import data_path
+
+    return data_path(view.latency_table)
+
+
+#: Fitted tables per (table file, its version, space, space options): fitting costs a second or two.
+_FITTED: dict[tuple[Any, ...], dict[str, LatencyModel]] = {}
+
+
+def _fitted(space: SearchSpace, device: str) -> LatencyModel:
+    """The device's additive table, fitted (with every other device of the file) on first use."""
+    path = _table_path(space)
+    assert path is not None  # device_model checked the device is a column of the table
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size, space.name, json.dumps(space.options, sort_keys=True))
+    if key not in _FITTED:
+        _FITTED[key] = _fit_all(space, path)
+    return _FITTED[key][device]
+
+
+def _fit_all(space: SearchSpace, path: Path) -> dict[str, LatencyModel]:
+    """FBNet's additive lookup table of every device column, by least squares on the one-hot encoding.
+
+    The fit of :class:`predictors.latency.LatencyLUT` (``loss="squared"``:
+    latency ~ constant + one entry per decision and value), solved for all
+    columns at once, with BLAS on one thread: the problem is small, and on
+    a loaded machine a multi-threaded solve of it is ten times slower.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from nas.data.tables import Table
+
+    table = Table.load(path, space)
+    devices = [c for c in table.columns if c not in _NOT_DEVICES]
+    design = np.column_stack([np.stack([space.encode(a) for a in table.archs]), np.ones(len(table.archs))])
+    targets = np.column_stack([np.asarray(table.column(d), dtype=np.float64) for d in devices])
+    with threadpool_limits(1):
+        # Minimum-norm solution: each decision's entries are defined up to a shift the constant absorbs.
+        coef, *_ = np.linalg.lstsq(design, targets, rcond=None)
+    keys = [(name, value) for name, values in space.choices().items() for value in values]
+    models = {}
+    for j, device in enumerate(devices):
+        entries: dict[str, dict[Any, float]] = {}
+        for (name, value), ms in zip(keys, coef[:-1, j], strict=True):
+            entries.setdefault(name, {})[value] = float(ms)
+        models[device] = LatencyModel(
+            device=device, table=entries, constant=float(coef[-1, j]), source=str(path)
+        )
+    logger.info(
+        "latency tables of %d devices fitted on %d architectures of %s",
+        len(devices),
+        len(table.archs),
+        path.name,
+    )
+    return models
+
+
+__all__ = ["LOCAL", "LatencyModel", "device_model", "known_devices", "table_devices"]

@@ -1,0 +1,578 @@
+"""Specialisation without retraining: a sub-network of a trained elastic supernet per device and budget.
+
+BigNAS trains one supernet whose sub-networks are accurate with the weights
+they inherit (:mod:`nas.oneshot.bignas`). Serving a phone, a server CPU and an
+accelerator then needs no new training, only a search per target over the
+sub-networks, which is cheap: a candidate costs a BatchNorm recalibration on
+a few batches and one pass over held-out images
+(:meth:`~nas.oneshot.bignas.BignasMethod.score`), and its latency on the
+device is *predicted* (:mod:`nas.specialize.latency`), so a candidate over
+the budget is never scored at all.
+
+The search of each target is an ordinary ask/tell strategy (``evolution`` on
+inherited accuracy, or ``nsga2`` on accuracy and latency), given the budget as
+a hard constraint ``latency_ms <= budget`` on the predictor: every proposal,
+and so every stored candidate, is within the budget by construction.
+
+What is stored, in a study of its own (``<study>-specialized`` unless named;
+its objectives ``val_accuracy`` (max) and ``latency_ms`` (min)):
+
+* every scored sub-network as a COMPLETE trial, ``system_attrs.kind =
+  "candidate"``, with ``derived_from`` (the supernet trial's number),
+  ``derived_from_study``, ``device``, ``max_latency_ms`` and ``target``; its
+  values are the inherited accuracy (on the supernet's held-out search images)
+  and the predicted latency;
+* per target, the selected sub-network (the most accurate candidate, the
+  faster one on ties) as a trial of kind ``"specialized"`` with its weights
+  stored (BatchNorm recalibrated, fine-tuned for ``finetune_epochs`` if asked)
+  as a ``weights`` artifact, so ``nas export`` ships it like any trial. Its
+  ``val_accuracy`` is measured on the dataset's validation split, which the
+  search never read; for ``--device local`` its ONNX Runtime latency is
+  measured too.
+
+A separate study keeps inherited-weight scores out of the supernet study's
+best trials and out of result reuse (they are not stand-alone training
+results). A killed specialisation resumes by running the same command: each
+target's stored candidates are replayed into its strategy (``warm_start``,
+which continues the same proposal sequence), and only the missing ones are
+scored; a target whose sub-network is stored is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas.core.errors import ConfigError, StorageError
+from nas.core.oneshot import ELASTIC, ONESHOT, oneshot_view, spaces_with
+from nas.core.trial import Trial, TrialState
+from nas.settings.specialize import SpecializeConfig, TargetConfig
+from nas.specialize.latency import LOCAL, LatencyModel, device_model
+from nas.store.study import Study
+
+logger = logging.getLogger(__name__)
+
+#: The specialisation study's objectives: inherited (or fine-tuned) accuracy and predicted latency.
+OBJECTIVES = {"val_accuracy": "max", "latency_ms": "min"}
+#: ``system_attrs.kind`` of a scored sub-network and of a target's selected one.
+CANDIDATE, SPECIALIZED = "candidate", "specialized"
+#: Default name of the specialisation study of study ``S``.
+STUDY_SUFFIX = "-specialized"
+
+#: ``progress(target, done, total)`` after every candidate.
+Progress = Callable[[TargetConfig, int, int], None]
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """What one target got: its selected sub-network's trial and how it was found."""
+
+    target: TargetConfig
+    trial: Trial
+    candidates: int
+    #: Candidates that were already stored (a resumed run), not scored again.
+    reused: int
+    predicted_latency_ms: float
+    inherited_accuracy: float
+    val_accuracy: float
+    measured_latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class SpecializeOutcome:
+    """The specialisation study and each target's result."""
+
+    study: str
+    source: str
+    supernet_trial: int
+    results: list[TargetResult] = field(default_factory=list)
+
+
+def specialize(
+    study: str | Study,
+    *,
+    storage: str | None = None,
+    settings: SpecializeConfig | Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    supernet_trial: int | None = None,
+    progress: Progress | None = None,
+    threads: int | None = None,
+) -> SpecializeOutcome:
+    """Specialise the elastic supernet of ``study`` for every target of ``settings`` (see the module).
+
+    ``settings``: a :class:`~nas.settings.specialize.SpecializeConfig` (or its
+    mapping); ``None`` uses the ``specialize:`` section of the study's search
+    config; ``overrides`` replace some of its fields (the command line's
+    ``--objective``, ``--candidates``...). ``name``: the specialisation study (default ``<study>-specialized``).
+    ``supernet_trial``: which supernet trial of the study (default the first).
+    ``threads``: torch threads while scoring (default the config's ``resources.cpu``).
+    Everything that can be wrong with the input is refused before a weight is loaded.
+    """
+    source = _open(study, storage)
+    config = _search_config(source)
+    space = source.space
+    method_name = _check_elastic(source, config, space)
+    chosen = _check_settings(source, config, settings, overrides or {})
+    supernet = _supernet_trial(source, method_name, supernet_trial)
+
+    from nas.data import load_dataset
+
+    dataset = load_dataset(config.dataset, seed=config.data_seed)
+    models = {
+        t.key: device_model(space, t.device, input_shape=dataset.input_shape, num_classes=dataset.num_classes)
+        for t in chosen.targets
+    }
+    for target in chosen.targets:
+        check_budget(space, models[target.key], target.max_latency_ms)
+
+    from nas.training import torch_threads
+
+    with torch_threads(threads or max(1, int(config.resources.cpu))):
+        method = load_supernet(source, config, supernet, dataset, method_name)
+        target_study = _open_target_study(source, config, chosen, supernet, name)
+        results = [
+            _specialize_target(
+                target_study, source, supernet, method, dataset, chosen, target, models[target.key], progress
+            )
+            for target in chosen.targets
+        ]
+    return SpecializeOutcome(
+        study=target_study.name, source=source.name, supernet_trial=supernet.number, results=results
+    )
+
+
+# -- checks before work ------------------------------------------------------------------------------
+
+
+def _open(study: str | Study, storage: str | None) -> Study:
+    if isinstance(study, Study):
+        return study
+    from nas.store import resolve_storage_url
+    from nas.store.study import load_study
+
+    return load_study(study, storage=resolve_storage_url(storage))
+
+
+def _search_config(source: Study) -> Any:
+    from nas.settings import load_config
+
+    if not source.config:
+        raise ConfigError(
+            f"study {source.name!r} has no stored search config, so its supernet cannot be rebuilt; "
+            "specialisation needs a study run by nas search with an elastic supernet method (bignas)"
+        )
+    return load_config(dict(source.config))
+
+
+def elastic_methods() -> list[str]:
+    """The one-shot methods that train an elastic supernet (whose sub-networks need no retraining)."""
+    return [n for n in ONESHOT.names() if getattr(ONESHOT.get(n), "specializable", False)]
+
+
+def _check_elastic(source: Study, config: Any, space: Any) -> str:
+    """The study's method name, if it trained an elastic supernet of a space that has one."""
+    view = oneshot_view(space)
+    if view is None or view.elastic is None:
+        raise ConfigError(
+            f"space {space.name!r} of study {source.name!r} has no elastic supernet, so its sub-networks "
+            f"cannot inherit weights; spaces with one: {', '.join(spaces_with([ELASTIC])) or 'none'}"
+        )
+    name = config.strategy.name
+    methods = elastic_methods()
+    if name not in methods:
+        kind = "one-shot method" if name in ONESHOT else "black-box strategy"
+        raise ConfigError(
+            f"study {source.name!r} was searched with the {kind} {name!r}, which trains no elastic supernet; "
+            f"specialisation needs a study of an elastic method: {', '.join(methods)} "
+            f"(e.g. strategy: {{name: {methods[0]}}} in the search config)"
+        )
+    return name
+
+
+def _check_settings(
+    source: Study,
+    config: Any,
+    settings: SpecializeConfig | Mapping[str, Any] | None,
+    overrides: Mapping[str, Any],
+) -> SpecializeConfig:
+    if settings is None:
+        if config.specialize is None:
+            raise ConfigError(
+                f"no targets to specialise study {source.name!r} for: pass --device NAME --max-latency-ms X, "
+                "or --config FILE with a specialize: section (targets: [{device: ..., max_latency_ms: ...}]), "
+                "or put that section in the search config"
+            )
+        settings = config.specialize
+    raw = settings.model_dump() if isinstance(settings, SpecializeConfig) else dict(settings)
+    if isinstance(settings, SpecializeConfig) and not overrides:
+        return settings
+    from pydantic import ValidationError
+
+    try:
+        return SpecializeConfig.model_validate({**raw, **overrides})
+    except ValidationError as exc:
+        from nas.settings.errors import format_validation_error
+
+        raise ConfigError(f"specialize settings are invalid:\n{format_validation_error(exc)}") from exc
+
+
+def _supernet_trial(source: Study, method: str, number: int | None) -> Trial:
+    supernets = [
+        t
+        for t in source.trials(states=TrialState.PRUNED)
+        if t.system_attrs.get("kind") == "supernet" and t.system_attrs.get("method") == method
+    ]
+    if not supernets:
+        raise ConfigError(
+            f"study {source.name!r} has no finished {method} supernet yet; run (or resume) its search "
+            "with nas search CONFIG first"
+        )
+    if number is None:
+        return supernets[0]
+    for trial in supernets:
+        if trial.number == number:
+            return trial
+    raise ConfigError(
+        f"trial {number} of study {source.name!r} is not a finished {method} supernet; "
+        f"supernet trials: {', '.join(str(t.number) for t in supernets)}"
+    )
+
+
+def check_budget(space: Any, model: LatencyModel, budget: float) -> None:
+    """Refuse a budget below the fastest sub-network the device's model predicts (naming that one)."""
+    if not (
+        isinstance(budget, int | float)
+        and not isinstance(budget, bool)
+        and math.isfinite(budget)
+        and budget > 0
+    ):
+        raise ConfigError(f"max latency {budget!r} ms is not allowed; expected a positive number")
+    arch, fastest = model.fastest(space)
+    if fastest > budget:
+        raise ConfigError(
+            f"no sub-network of the {space.name} space meets {budget:g} ms on {model.device}: the fastest "
+            f"achievable is {fastest:.4g} ms ({space.format(arch)}); raise --max-latency-ms to at least that"
+        )
+
+
+# -- the supernet ---------------------------------------------------------------------------------------
+
+
+def checkpoint_path(source: Study, supernet: Trial, method: str) -> Path:
+    """The file holding the supernet trial's trained weights (its last epoch's checkpoint).
+
+    The runner records it with the trial (``system_attrs.checkpoint``); for a
+    study stored before that, the per-seed checkpoint folder of the study's
+    supernet experiments is searched (the newest one wins).
+    """
+    from nas.oneshot.checkpoint import FILENAME
+    from nas.store.url import artifact_dir, artifacts_root
+
+    recorded = supernet.system_attrs.get("checkpoint")
+    if recorded and Path(recorded).is_file():
+        return Path(recorded)
+    root = artifact_dir(artifacts_root(source.storage.url), source.name, "oneshot")
+    found = sorted(
+        root.glob(f"supernets-{method}-*-checkpoints/seed-{supernet.seed}/{FILENAME}"),
+        key=lambda p: p.stat().st_mtime,
+    )
+    if not found:
+        raise StorageError(
+            f"the trained weights of supernet trial {supernet.number} of study {source.name!r} are gone "
+            f"(looked for {recorded or root / f'supernets-{method}-*-checkpoints/seed-{supernet.seed}'}); "
+            "rerun its search with nas search CONFIG"
+        )
+    return found[-1]
+
+
+def load_supernet(source: Study, config: Any, supernet: Trial, dataset: Any, method_name: str) -> Any:
+    """The supernet's method with its last checkpoint loaded (``score`` and ``supernet.extract`` ready)."""
+    from nas.oneshot import create_method, load_checkpoint
+
+    path = checkpoint_path(source, supernet, method_name)
+    options = {**config.strategy.options, "check_memory": False}  # nothing trains here
+    method = create_method(
+        method_name, source.space, dataset, options, seed=supernet.seed, data_seed=config.data_seed
+    )
+    load_checkpoint(method, path.parent)
+    method.supernet.eval()
+    logger.info(
+        "supernet trial %d of %s loaded from %s (epoch %d)", supernet.number, source.name, path, method.epoch
+    )
+    return method
+
+
+def _open_target_study(
+    source: Study, config: Any, settings: SpecializeConfig, supernet: Trial, name: str | None
+) -> Study:
+    from nas.store.study import create_study
+
+    target = name or f"{source.name}{STUDY_SUFFIX}"
+    if target == source.name:
+        raise ConfigError(
+            f"the specialisation study must not be the supernet study {source.name!r}; pick another --name"
+        )
+    stored = {
+        **config.model_dump(mode="json"),
+        "name": target,
+        "objectives": OBJECTIVES,
+        "specialize": settings.model_dump(mode="json"),
+    }
+    return create_study(
+        target,
+        storage=source.storage,
+        space=source.space,
+        objectives=OBJECTIVES,
+        config=stored,
+        comparability={"specialized_from": source.name, "supernet_trial": supernet.number},
+        load_if_exists=True,
+    )
+
+
+# -- one target --------------------------------------------------------------------------------------------
+
+
+def _strategy(space: Any, settings: SpecializeConfig, target: TargetConfig, model: LatencyModel) -> Any:
+    from nas.strategies import create_strategy
+
+    options: dict[str, Any] = {"population_size": settings.population_size}
+    if settings.strategy_name == "evolution":
+        options["tournament_size"] = max(2, min(5, settings.population_size // 2))
+    return create_strategy(
+        settings.strategy_name,
+        space,
+        objectives=OBJECTIVES,
+        seed=(settings.seed * 1_000_003 + zlib.crc32(target.key.encode())) % 2**63,
+        constraints={"latency_ms": f"<= {target.max_latency_ms!r}"},
+        measure=lambda arch: {"latency_ms": model.predict(space, arch)},
+        **options,
+    )
+
+
+def _target_trials(
+    study: Study, supernet: Trial, source: Study, target: TargetConfig, kind: str
+) -> list[Trial]:
+    return [
+        t
+        for t in study.trials()
+        if t.system_attrs.get("kind") == kind
+        and t.system_attrs.get("target") == target.key
+        and t.system_attrs.get("derived_from") == supernet.number
+        and t.system_attrs.get("derived_from_study") == source.name
+    ]
+
+
+def _specialize_target(
+    study: Study,
+    source: Study,
+    supernet: Trial,
+    method: Any,
+    dataset: Any,
+    settings: SpecializeConfig,
+    target: TargetConfig,
+    model: LatencyModel,
+    progress: Progress | None,
+) -> TargetResult:
+    space = study.space
+    attrs = {
+        "derived_from": supernet.number,
+        "derived_from_study": source.name,
+        "device": target.device,
+        "max_latency_ms": target.max_latency_ms,
+        "target": target.key,
+        "method": "specialize",
+    }
+    stored = [
+        t
+        for t in _target_trials(study, supernet, source, target, CANDIDATE)
+        if t.state is TrialState.COMPLETE
+    ]
+    strategy = _strategy(space, settings, target, model)
+    strategy.warm_start(stored)
+    candidates = list(stored)
+    while len(candidates) < settings.candidates:
+        arch = strategy.ask()
+        if arch is None:
+            logger.info("%s: no admissible sub-network left after %d candidates", target.key, len(candidates))
+            break
+        arch = space.canonical(arch)  # the network the supernet runs and extracts
+        latency = model.predict(space, arch)
+        accuracy = float(method.score(arch))
+        (trial,) = study.add_trials(
+            [
+                Trial(
+                    number=0,
+                    arch=arch,
+                    state=TrialState.COMPLETE,
+                    values={"val_accuracy": accuracy, "latency_ms": latency},
+                    seed=supernet.seed,
+                    user_attrs={"inherited_accuracy": accuracy, "predicted_latency_ms": latency},
+                    system_attrs={**attrs, "kind": CANDIDATE, "phase": strategy.last_phase},
+                )
+            ]
+        )
+        strategy.tell(trial)
+        candidates.append(trial)
+        if progress is not None:
+            progress(target, len(candidates), settings.candidates)
+    if not candidates:
+        raise ConfigError(f"{target.key}: the strategy proposed no sub-network within the budget")
+    done = _target_trials(study, supernet, source, target, SPECIALIZED)
+    if done:
+        trial = done[-1]
+        return _result(target, trial, len(candidates), len(stored))
+    best = max(candidates, key=lambda t: (t.value("val_accuracy"), -t.value("latency_ms"), -t.number))
+    trial = _store_selected(study, method, dataset, settings, target, model, best, attrs)
+    return _result(target, trial, len(candidates), len(stored))
+
+
+def _result(target: TargetConfig, trial: Trial, count: int, reused: int) -> TargetResult:
+    attrs = trial.user_attrs
+    return TargetResult(
+        target=target,
+        trial=trial,
+        candidates=count,
+        reused=reused,
+        predicted_latency_ms=float(attrs["predicted_latency_ms"]),
+        inherited_accuracy=float(attrs["inherited_accuracy"]),
+        val_accuracy=trial.value("val_accuracy"),
+        measured_latency_ms=attrs.get("measured_latency_ms"),
+    )
+
+
+def _store_selected(
+    study: Study,
+    method: Any,
+    dataset: Any,
+    settings: SpecializeConfig,
+    target: TargetConfig,
+    model: LatencyModel,
+    best: Trial,
+    attrs: Mapping[str, Any],
+) -> Trial:
+    """Extract, recalibrate (and fine-tune) the best candidate; store it with its weights."""
+    import hashlib
+
+    import torch
+
+    from nas.core.files import atomic_write
+    from nas.oneshot.bignas import accuracy
+    from nas.store.url import artifact_dir, artifacts_root
+    from nas.supernet.recalibrate import recalibrate_bn
+
+    space, arch = study.space, best.arch
+    s, data = method.settings, method.data
+    net = method.supernet.extract(arch)
+    count = max(1, min(s.bn_batches * s.batch_size, len(data.y_weights)))
+    recalibrate_bn(net, (data.x_weights[i : i + s.batch_size] for i in range(0, count, s.batch_size)))
+    net.eval()
+    inherited_val = accuracy(
+        net, data.x_val, data.y_val, len(data.y_val), s.eval_batch_size, torch.device("cpu")
+    )
+    if settings.finetune_epochs:
+        _finetune(net, study, dataset, settings, best.seed)
+    net.eval()
+    val = accuracy(net, data.x_val, data.y_val, len(data.y_val), s.eval_batch_size, torch.device("cpu"))
+    predicted = model.predict(space, arch)
+    user = {
+        "inherited_accuracy": best.value("val_accuracy"),
+        "inherited_val_accuracy": inherited_val,
+        "predicted_latency_ms": predicted,
+        "finetune_epochs": settings.finetune_epochs,
+        "latency_model": model.source,
+    }
+    if target.device == LOCAL:
+        user["measured_latency_ms"] = measure_onnx_ms(net, data.input_shape)
+    (trial,) = study.add_trials(
+        [
+            Trial(
+                number=0,
+                arch=arch,
+                state=TrialState.COMPLETE,
+                values={"val_accuracy": val, "latency_ms": predicted},
+                seed=best.seed,
+                user_attrs=user,
+                system_attrs={**attrs, "kind": SPECIALIZED, "candidate": best.number},
+            )
+        ]
+    )
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    folder = artifact_dir(artifacts_root(study.storage.url), study.name, f"trial-{trial.number:06d}")
+    path = atomic_write(folder / "weights.pt", lambda stream: torch.save(state, stream))
+    study.add_artifact(trial, "weights", path.as_uri(), hashlib.sha256(path.read_bytes()).hexdigest())
+    logger.info(
+        "%s: trial %d (%s), predicted %.3g ms, accuracy %.2f%% inherited, %.2f%% validation",
+        target.key,
+        trial.number,
+        space.format(arch),
+        predicted,
+        user["inherited_accuracy"],
+        val,
+    )
+    return trial
+
+
+def _finetune(net: Any, study: Study, dataset: Any, settings: SpecializeConfig, seed: int) -> None:
+    """A few epochs of ordinary training from the inherited weights, at a small learning rate."""
+    import torch
+
+    from nas.export.stored import read_stored_config
+    from nas.settings.train import TrainSettings
+    from nas.training import Precision, fit
+
+    train = read_stored_config(study).train
+    tuned = TrainSettings.model_validate(
+        {
+            **train.model_dump(),
+            "epochs": settings.finetune_epochs,
+            "lr": settings.finetune_lr,
+            "device": "cpu",
+            "amp": False,
+        }
+    )
+    fit(
+        net,
+        dataset,
+        tuned,
+        epochs=settings.finetune_epochs,
+        seed=seed,
+        device=torch.device("cpu"),
+        precision=Precision(False),
+    )
+
+
+def measure_onnx_ms(net: Any, input_shape: Sequence[int]) -> float:
+    """Batch-1 ONNX Runtime latency (ms, one thread, median) of ``net``, as the export card measures it."""
+    import torch
+
+    from nas.export.formats import onnx_runner, onnx_session, write_onnx
+    from nas.export.latency import LATENCY_THREADS, measure_latency
+
+    with tempfile.TemporaryDirectory(prefix="nas-specialize-") as folder:
+        path = Path(folder) / "model.onnx"
+        example = torch.zeros(1, *input_shape)
+        write_onnx(net.eval(), example, path, what="the specialised sub-network")
+        runner = onnx_runner(onnx_session(path, threads=LATENCY_THREADS))
+        return float(measure_latency({"onnxruntime": runner}, tuple(input_shape))["ms"]["onnxruntime"])  # type: ignore[arg-type]
+
+
+__all__ = [
+    "CANDIDATE",
+    "OBJECTIVES",
+    "SPECIALIZED",
+    "SpecializeOutcome",
+    "TargetResult",
+    "check_budget",
+    "checkpoint_path",
+    "elastic_methods",
+    "load_supernet",
+    "measure_onnx_ms",
+    "specialize",
+]

@@ -1,0 +1,283 @@
+"""Specialisation without retraining (``nas specialize``, ``nas latency profile``): budgets, resume, export, errors.
+
+One tiny BigNAS supernet (fbnet at width 0.25, one epoch on digits, trained
+in-process as the runner's supernet worker trains it and stored as the runner
+stores it) serves every test: the search of sub-networks with inherited
+weights runs in-process, so no Ray is needed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from nas.cli import main
+from nas.core import ConfigError, Trial, TrialState, UnknownNameError
+from nas.specialize import device_model, specialize
+from nas.specialize.run import CANDIDATE, SPECIALIZED
+from nas.store.study import create_study, list_studies, load_study
+
+DIGITS_SHAPE = (1, 8, 8)
+SEARCH = {
+    "name": "bn",
+    "space": {"name": "fbnet", "width_mult": 0.25},
+    "dataset": {"name": "digits", "limit": 640},
+    "strategy": {
+        "name": "bignas",
+        "epochs": 1,
+        "batch_size": 64,
+        "num_random": 1,
+        "score_images": 128,
+        "bn_batches": 2,
+        "lr": 0.05,
+    },
+    "evaluator": {"name": "train", "epochs": 1, "batch_size": 64},
+    "objectives": {"val_accuracy": "max"},
+}
+
+
+def budget_between(device: str, share: float) -> float:
+    """A budget ``share`` of the way from the device's fastest sub-network to its largest one."""
+    from search_spaces import get_space
+
+    space = get_space("fbnet", width_mult=0.25)
+    model = device_model(space, device, input_shape=DIGITS_SHAPE, num_classes=10)
+    largest = model.predict(space, space.make(dict.fromkeys(space.choices(), "k5_e6")))
+    fastest = model.fastest(space)[1]
+    return round(fastest + share * (largest - fastest), 3)
+
+
+@pytest.fixture(scope="module")
+def supernet(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[str, Any]:
+    """A trained one-epoch bignas supernet study, with a ``specialize:`` section of two targets."""
+    from nas.data import load_dataset
+    from nas.oneshot import create_method, run_oneshot
+    from nas.runner.oneshot import CHECKPOINT  # noqa: F401  (the key the runner records the file under)
+    from nas.settings import load_config
+    from nas.store.url import artifacts_root
+    from nas.training import torch_threads
+
+    folder = tmp_path_factory.mktemp("specialize")
+    url = f"sqlite:///{folder}/nas.db"
+    targets = [
+        {"device": "pixel3", "max_latency_ms": budget_between("pixel3", 0.3)},
+        {"device": "gold_6226", "max_latency_ms": budget_between("gold_6226", 0.2)},
+    ]
+    config = load_config(
+        {**SEARCH, "specialize": {"targets": targets, "candidates": 4, "population_size": 2}}
+    )
+    study = create_study(
+        "bn",
+        storage=url,
+        space="fbnet",
+        space_options={"width_mult": 0.25},
+        config=config.model_dump(mode="json"),
+    )
+    dataset = load_dataset(config.dataset, seed=config.data_seed)
+    checkpoints = artifacts_root(url) / "bn" / "oneshot" / "supernets-bignas-test-checkpoints" / "seed-0"
+    with torch_threads(1):
+        method = create_method(
+            "bignas", study.space, dataset, {**config.strategy.options, "check_memory": False}, seed=0
+        )
+        result = run_oneshot(method, checkpoint_dir=checkpoints)
+    study.add_trials(
+        [
+            Trial(
+                0,
+                result.arch,
+                TrialState.PRUNED,
+                seed=0,
+                user_attrs=result.user_attrs(),
+                system_attrs={
+                    "kind": "supernet",
+                    "method": "bignas",
+                    "checkpoint": str(checkpoints / "oneshot.pt"),
+                },
+            )
+        ],
+        metrics=[result.curves()],
+    )
+    return {"url": url, "targets": targets, "folder": folder}
+
+
+def candidates_of(study: str, url: str, target: str) -> list[Trial]:
+    return [
+        t
+        for t in load_study(study, storage=url).trials()
+        if t.system_attrs.get("kind") == CANDIDATE and t.system_attrs.get("target") == target
+    ]
+
+
+def test_specialisation_respects_every_budget_and_a_killed_run_resumes_without_repeats(
+    supernet: dict[str, Any],
+) -> None:
+    url = supernet["url"]
+    full = specialize("bn", storage=url, name="full", threads=1)  # the study's own targets: two devices
+    assert [r.target.device for r in full.results] == ["pixel3", "gold_6226"]
+    study = load_study("full", storage=url)
+    space = study.space
+    for result, target in zip(full.results, supernet["targets"], strict=True):
+        model = device_model(space, target["device"], input_shape=DIGITS_SHAPE, num_classes=10)
+        candidates = candidates_of("full", url, result.target.key)
+        assert len(candidates) == 4 and result.reused == 0
+        for trial in candidates:  # every stored candidate is within the budget by the device's predictor
+            assert model.predict(space, trial.arch) <= target["max_latency_ms"]
+            assert (
+                trial.system_attrs["derived_from"] == 0 and trial.system_attrs["device"] == target["device"]
+            )
+        best = max(
+            candidates, key=lambda t: (t.value("val_accuracy"), -t.value("latency_ms"))
+        )  # ties: faster
+        chosen = result.trial
+        assert chosen.system_attrs["kind"] == SPECIALIZED and chosen.system_attrs["candidate"] == best.number
+        assert chosen.arch == best.arch and chosen.value("latency_ms") <= target["max_latency_ms"]
+        assert [a.kind for a in study.artifacts(chosen)] == ["weights"]
+        assert chosen.system_attrs["max_latency_ms"] == target["max_latency_ms"]
+
+    # killed after the second target's second candidate: the rerun scores only what is missing
+    scored: list[str] = []
+
+    def kill(target: Any, done: int, total: int) -> None:
+        scored.append(target.key)
+        if len(scored) == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        specialize("bn", storage=url, name="killed", progress=kill, threads=1)
+    resumed = specialize("bn", storage=url, name="killed", threads=1)
+    assert [r.reused for r in resumed.results] == [4, 2]
+    for target in resumed.results:
+        key = target.target.key
+        assert [t.arch for t in candidates_of("killed", url, key)] == [
+            t.arch for t in candidates_of("full", url, key)
+        ]
+    assert len(load_study("killed", storage=url).trials()) == len(study.trials())
+
+
+@pytest.mark.slow
+def test_nas_specialize_for_this_machine_then_nas_export(supernet: dict[str, Any], tmp_path: Path) -> None:
+    url = supernet["url"]
+    runner = CliRunner()
+    profiled = runner.invoke(
+        main, ["latency", "profile", "bn", "--repeats", "3", "--validation", "1", "--storage", url]
+    )
+    assert profiled.exit_code == 0, profiled.output
+    budget = budget_between("local", 0.5)
+    specialised = runner.invoke(
+        main,
+        [
+            "specialize", "bn", "--device", "local", "--max-latency-ms", str(budget), "--candidates", "4",
+            "--population", "2", "--finetune-epochs", "1", "--threads", "1", "--storage", url, "--quiet",
+        ],
+    )  # fmt: skip
+    assert specialised.exit_code == 0, specialised.output
+    (chosen,) = [
+        t for t in load_study("bn-specialized", storage=url).trials() if t.system_attrs["kind"] == SPECIALIZED
+    ]
+    assert chosen.system_attrs["device"] == "local" and chosen.user_attrs["finetune_epochs"] == 1
+    assert (
+        chosen.user_attrs["predicted_latency_ms"] <= budget and chosen.user_attrs["measured_latency_ms"] > 0
+    )
+
+    out = tmp_path / "bundle"
+    exported = runner.invoke(
+        main,
+        ["export", "bn-specialized", "--trial", str(chosen.number), "--out", str(out), "--format", "onnx",
+         "--storage", url, "--quiet"],
+    )  # fmt: skip
+    assert exported.exit_code == 0, exported.output
+    card = json.loads((out / "card.json").read_text())
+    target = card["specialization"]
+    assert target["device"] == "local" and target["max_latency_ms"] == budget
+    assert target["predicted_latency_ms"] == pytest.approx(chosen.user_attrs["predicted_latency_ms"])
+    assert target["measured_latency_ms"] == card["latency"]["ms"]["onnxruntime"] > 0
+    assert card["weights"]["kind"] == "stored"  # the specialised weights, not a retraining
+    assert "## Device target" in (out / "README.md").read_text()
+
+
+def test_bad_targets_are_refused_before_any_work(supernet: dict[str, Any]) -> None:
+    url = supernet["url"]
+    with pytest.raises(UnknownNameError, match="pixel33") as unknown:
+        specialize(
+            "bn",
+            storage=url,
+            name="errs",
+            settings={"targets": [{"device": "pixel33", "max_latency_ms": 10}]},
+        )
+    assert "pixel3" in str(unknown.value) and "local" in str(unknown.value)
+    space = load_study("bn", storage=url).space
+    fastest = device_model(space, "pixel3", input_shape=DIGITS_SHAPE, num_classes=10).fastest(space)[1]
+    with pytest.raises(ConfigError, match=f"the fastest achievable is {fastest:.4g} ms"):
+        specialize(
+            "bn",
+            storage=url,
+            name="errs",
+            settings={"targets": [{"device": "pixel3", "max_latency_ms": 0.01}]},
+        )
+    # the command line: one line, exit 2
+    result = CliRunner().invoke(
+        main,
+        [
+            "specialize",
+            "bn",
+            "--device",
+            "pixel3",
+            "--max-latency-ms",
+            "0.01",
+            "--name",
+            "errs",
+            "--storage",
+            url,
+        ],
+    )
+    assert result.exit_code == 2 and "fastest achievable" in result.output
+    assert "errs" not in [s.info.name for s in list_studies(url)]  # refused before the study was created
+
+
+def test_studies_without_an_elastic_supernet_are_refused(tmp_path: Path, data_dir: Path) -> None:
+    from nas.settings import load_config
+
+    url = f"sqlite:///{tmp_path}/nas.db"
+    targets = {"targets": [{"device": "pixel3", "max_latency_ms": 20}]}
+    spos = load_config({**SEARCH, "name": "spos", "strategy": {"name": "spos", "epochs": 1}})
+    create_study(
+        "spos",
+        storage=url,
+        space="fbnet",
+        space_options={"width_mult": 0.25},
+        config=spos.model_dump(mode="json"),
+    )
+    with pytest.raises(ConfigError, match="'spos', which trains no elastic supernet.*bignas"):
+        specialize("spos", storage=url, settings=targets)
+    darts = load_config(
+        {
+            **SEARCH,
+            "name": "cells",
+            "space": {"name": "nb201", "channels": 8, "cells": 1},
+            "strategy": {"name": "darts"},
+        }
+    )
+    create_study(
+        "cells",
+        storage=url,
+        space="nb201",
+        space_options={"channels": 8, "cells": 1},
+        config=darts.model_dump(mode="json"),
+    )
+    with pytest.raises(ConfigError, match="space .nb201. .* has no elastic supernet.*spaces with one: fbnet"):
+        specialize("cells", storage=url, settings=targets)
+    bignas = load_config({**SEARCH, "name": "untrained"})
+    create_study(
+        "untrained",
+        storage=url,
+        space="fbnet",
+        space_options={"width_mult": 0.25},
+        config=bignas.model_dump(mode="json"),
+    )
+    with pytest.raises(ConfigError, match="no finished bignas supernet"):
+        specialize("untrained", storage=url, settings=targets)
+    assert sorted(s.info.name for s in list_studies(url)) == ["cells", "spos", "untrained"]
