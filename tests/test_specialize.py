@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from nas.cli import main
-from nas.core import ConfigError, Trial, TrialState, UnknownNameError
+from nas.core import ConfigError, Trial, UnknownNameError
 from nas.specialize import device_model, specialize
-from nas.specialize.run import CANDIDATE, SPECIALIZED
+from nas.specialize.run import CANDIDATE, SPECIALIZED, record_supernet
 from nas.store.study import create_study, list_studies, load_study
 
 DIGITS_SHAPE = (1, 8, 8)
@@ -56,7 +56,6 @@ def supernet(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[s
     """A trained one-epoch bignas supernet study, with a ``specialize:`` section of two targets."""
     from nas.data import load_dataset
     from nas.oneshot import create_method, run_oneshot
-    from nas.runner.oneshot import CHECKPOINT  # noqa: F401  (the key the runner records the file under)
     from nas.settings import load_config
     from nas.store.url import artifacts_root
     from nas.training import torch_threads
@@ -84,23 +83,7 @@ def supernet(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[s
             "bignas", study.space, dataset, {**config.strategy.options, "check_memory": False}, seed=0
         )
         result = run_oneshot(method, checkpoint_dir=checkpoints)
-    study.add_trials(
-        [
-            Trial(
-                0,
-                result.arch,
-                TrialState.PRUNED,
-                seed=0,
-                user_attrs=result.user_attrs(),
-                system_attrs={
-                    "kind": "supernet",
-                    "method": "bignas",
-                    "checkpoint": str(checkpoints / "oneshot.pt"),
-                },
-            )
-        ],
-        metrics=[result.curves()],
-    )
+    record_supernet(study, result, checkpoints)
     return {"url": url, "targets": targets, "folder": folder}
 
 

@@ -148,6 +148,31 @@ def specialize(
     )
 
 
+def record_supernet(study: Study, result: Any, checkpoint_dir: str | Path) -> Trial:
+    """Store a supernet trained in-process (:func:`nas.oneshot.run_oneshot`) as ``nas search`` stores one.
+
+    A PRUNED trial of kind ``supernet`` with its curves and the file of its
+    last checkpoint, so notebooks, tests and benchmarks can specialise a
+    supernet trained without Ray.
+    """
+    from nas.oneshot.checkpoint import checkpoint_file
+
+    trial = Trial(
+        number=0,
+        arch=study.space.validate(result.arch),
+        state=TrialState.PRUNED,
+        seed=result.seed,
+        user_attrs=result.user_attrs(),
+        system_attrs={
+            "kind": "supernet",
+            "method": result.method,
+            "checkpoint": str(checkpoint_file(checkpoint_dir)),
+        },
+    )
+    (stored,) = study.add_trials([trial], metrics=[result.curves()])
+    return stored
+
+
 # -- checks before work ------------------------------------------------------------------------------
 
 
@@ -339,9 +364,45 @@ def _open_target_study(
 # -- one target --------------------------------------------------------------------------------------------
 
 
+def within_budget(space: Any, model: LatencyModel, budget: float) -> Any:
+    """``space`` whose ``sample`` returns sub-networks within ``budget`` (a shallow copy; the rest unchanged).
+
+    Under a tight budget almost no uniform sample qualifies, and a strategy
+    that samples its initial population at random would find none. A sample
+    over the budget is therefore *repaired*: a random layer that is not yet
+    at its cheapest block gets a random cheaper one, until the prediction
+    fits (it always does: the budget was checked against the fastest
+    sub-network). Mutation and crossover are the space's own; the strategy's
+    constraint still filters what they produce.
+    """
+    import copy
+
+    cheaper = {
+        name: {value: [v for v in values if values[v] < values[value]] for value in values}
+        for name, values in model.table.items()
+    }
+    sample = space.sample
+
+    def sample_within(rng: Any) -> Any:
+        arch = space.canonical(sample(rng))
+        while model.predict(space, arch) > budget:
+            movable = [name for name in cheaper if cheaper[name][arch[name]]]
+            name = movable[int(rng.integers(len(movable)))]
+            options = cheaper[name][arch[name]]
+            decisions = arch.as_dict()
+            decisions[name] = options[int(rng.integers(len(options)))]
+            arch = space.canonical(space.make(decisions))
+        return arch
+
+    repaired = copy.copy(space)
+    repaired.sample = sample_within
+    return repaired
+
+
 def _strategy(space: Any, settings: SpecializeConfig, target: TargetConfig, model: LatencyModel) -> Any:
     from nas.strategies import create_strategy
 
+    space = within_budget(space, model, target.max_latency_ms)
     options: dict[str, Any] = {"population_size": settings.population_size}
     if settings.strategy_name == "evolution":
         options["tournament_size"] = max(2, min(5, settings.population_size // 2))
@@ -574,5 +635,7 @@ __all__ = [
     "elastic_methods",
     "load_supernet",
     "measure_onnx_ms",
+    "record_supernet",
     "specialize",
+    "within_budget",
 ]
