@@ -228,3 +228,60 @@ def extrapolation_chart(
             )
         )
     return alt.layer(*layers).properties(width=520, height=260)
+
+
+def device_chart(
+    points: Sequence[Mapping[str, object]], budgets: Sequence[Mapping[str, object]]
+) -> alt.LayerChart:
+    """A device's candidates: inherited accuracy against predicted latency, budgets as vertical rules.
+
+    ``points``: dicts with ``trial``, ``latency_ms``, ``accuracy``, ``budget``,
+    ``pareto`` and ``picked`` (the candidate selected for its budget, drawn
+    as a large ring); ``budgets``: dicts with ``budget`` and ``selected``.
+    The device's Pareto front is joined by a dashed line.
+    """
+    frame = pd.DataFrame(
+        list(points), columns=["trial", "latency_ms", "accuracy", "budget", "pareto", "picked"]
+    )
+    frame["budget label"] = frame["budget"].map(lambda b: f"<= {b:g} ms")
+    x_axis = alt.X("latency_ms:Q", title="predicted latency (ms, min)", scale=alt.Scale(zero=False))
+    y_axis = alt.Y("accuracy:Q", title="inherited accuracy (%, max)", scale=alt.Scale(zero=False))
+    pick = alt.selection_point(name="pick", fields=["trial"], on="click")
+    tooltip = [
+        alt.Tooltip("trial:Q"),
+        alt.Tooltip("latency_ms:Q", title="predicted ms", format=".4g"),
+        alt.Tooltip("accuracy:Q", title="accuracy %", format=".2f"),
+        alt.Tooltip("budget label:N", title="budget"),
+    ]
+    dots = (
+        alt.Chart(frame)
+        .mark_circle()
+        .encode(
+            x=x_axis,
+            y=y_axis,
+            color=alt.Color("budget label:N", legend=alt.Legend(title="budget", orient="bottom")),
+            size=alt.condition(alt.datum.pareto, alt.value(70), alt.value(28)),
+            tooltip=tooltip,
+        )
+        .add_params(pick)
+    )
+    picked = (
+        alt.Chart(frame[frame["picked"]])
+        .mark_point(shape="circle", size=260, strokeWidth=2.5, color="#d32f2f")
+        .encode(x=x_axis, y=y_axis, tooltip=tooltip)
+    )
+    front = frame[frame["pareto"]].sort_values(["latency_ms", "accuracy"])
+    line = alt.Chart(front).mark_line(color="#d32f2f", strokeDash=[4, 3]).encode(x=x_axis, y=y_axis)
+    rules = pd.DataFrame(list(budgets), columns=["budget", "selected"])
+    budget_rules = (
+        alt.Chart(rules)
+        .mark_rule(color="#37474f", strokeDash=[2, 2])
+        .encode(
+            x="budget:Q",
+            tooltip=[
+                alt.Tooltip("budget:Q", title="budget ms"),
+                alt.Tooltip("selected:Q", title="selected trial"),
+            ],
+        )
+    )
+    return alt.layer(budget_rules, line, dots, picked).properties(height=340)

@@ -110,6 +110,12 @@ def trials_by_numbers(url: str, study_id: int, numbers: tuple[int, ...]) -> list
     return storage(url).trials_by_numbers(study_id, numbers)
 
 
+@st.cache_data(ttl=KEYED_TTL_S, max_entries=16, show_spinner=False)
+def complete_trials(url: str, study_id: int, token_key: str) -> list[Trial]:
+    """Every COMPLETE trial (a specialisation study's per-device view reads them all; such studies are small)."""
+    return storage(url).trials(study_id, states=TrialState.COMPLETE)
+
+
 @st.cache_data(ttl=TOKEN_TTL_S, max_entries=256, show_spinner=False)
 def metrics(url: str, study_id: int, number: int) -> dict[str, list[tuple[int, float]]]:
     return storage(url).metrics(study_id, number)

@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 import nas
 from dashboard import graph
+from nas.core.trial import Trial, TrialState
 from nas.store.testing import ChainSpace
 
 ERROR_TEXT = "RuntimeError: CUDA out of memory (simulated)"
@@ -301,3 +302,34 @@ def test_similar_architectures_of_a_space_that_is_not_installed_is_a_note(
     app = open_page(store_url, monkeypatch, page="trial", study="unplugged", trial="0")
     assert any(c.value.startswith("No similar architectures:") for c in app.caption)
     assert not [d for d in app.dataframe if "similarity" in d.value.columns]
+
+
+def test_a_specialisation_study_shows_each_devices_candidates_and_budgets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path}/spec.db"
+    config = {
+        "strategy": {"name": "bignas"},
+        "specialize": {"targets": [{"device": "pixel3", "max_latency_ms": 9}]},
+    }
+    objectives = {"val_accuracy": "max", "latency_ms": "min"}
+    study = nas.create_study("bn-specialized", url, space=ChainSpace(), objectives=objectives, config=config)
+    rng = np.random.default_rng(0)
+    attrs = {"device": "pixel3", "max_latency_ms": 9.0, "target": "pixel3<=9", "derived_from": 0}
+    trials = [
+        Trial(0, ChainSpace().sample(rng), TrialState.COMPLETE, values={"val_accuracy": 50 + i, "latency_ms": 5 + i},
+                  system_attrs={**attrs, "kind": "candidate"})
+        for i in range(3)
+    ]  # fmt: skip
+    study.add_trials(trials)
+    study.add_trials(
+        [Trial(0, trials[2].arch, TrialState.COMPLETE, values={"val_accuracy": 53.0, "latency_ms": 7.0},
+                   system_attrs={**attrs, "kind": "specialized", "candidate": 2})]
+    )  # fmt: skip
+    app = open_page(url, monkeypatch, page="trials", study="bn-specialized")
+    app.button_group(key="plot_view").set_value("Devices").run()
+    assert not app.exception, [e.value for e in app.exception]
+    (chart,) = specs(app, "vega_lite_chart")
+    assert "predicted latency" in chart and "budget" in chart
+    assert "3 sub-networks scored with inherited weights for pixel3" in texts(app)
+    assert r"9 ms\: trial 3" in texts(app)  # the selected sub-network of the budget (markdown-escaped)

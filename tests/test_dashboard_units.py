@@ -218,3 +218,40 @@ def test_a_click_on_a_pareto_point_names_its_trial() -> None:
     assert _picked_trial(clicked) == 17
     assert _picked_trial(serde.deserialize(None)) is None  # nothing selected yet
     assert _picked_trial(serde.deserialize(json.dumps({"selection": {"pick": []}}))) is None
+
+
+def test_a_specialisation_study_is_drawn_per_device_with_budgets_front_and_picks() -> None:
+    from dashboard.specialization import budget_rows, device_views, is_specialization
+
+    space = get_space("fbnet", width_mult=0.25)
+    rng = np.random.default_rng(0)
+
+    def trial(
+        number: int, kind: str, device: str, budget: float, ms: float, acc: float, **extra: object
+    ) -> Trial:
+        attrs = {
+            "kind": kind,
+            "device": device,
+            "max_latency_ms": budget,
+            "target": f"{device}<={budget:g}",
+            **extra,
+        }
+        values = {"val_accuracy": acc, "latency_ms": ms}
+        return Trial(number, space.sample(rng), TrialState.COMPLETE, values=values, system_attrs=attrs)
+
+    trials = [
+        trial(0, "candidate", "pixel3", 10.0, 9.0, 50.0),
+        trial(1, "candidate", "pixel3", 10.0, 8.0, 55.0),  # dominates trial 0
+        trial(2, "candidate", "pixel3", 20.0, 18.0, 60.0),
+        trial(3, "specialized", "pixel3", 10.0, 8.0, 57.0, candidate=1),
+        trial(4, "candidate", "eyeriss", 5.0, 4.0, 40.0),
+        Trial(5, space.sample(rng), TrialState.PRUNED, system_attrs={"kind": "supernet"}),
+    ]
+    pixel3, eyeriss = device_views(trials)
+    assert (pixel3.device, eyeriss.device) == ("pixel3", "eyeriss")
+    assert [p["trial"] for p in pixel3.points if p["pareto"]] == [1, 2]
+    assert [p["trial"] for p in pixel3.points if p["picked"]] == [1]
+    assert budget_rows(pixel3) == [{"budget": 10.0, "selected": 3}, {"budget": 20.0, "selected": None}]
+    chart = charts.device_chart(pixel3.points, budget_rows(pixel3)).to_dict()
+    assert len(chart["layer"]) == 4  # budget rules, front, candidates, picks
+    assert is_specialization({"specialize": {"targets": []}}) and not is_specialization({"name": "x"})

@@ -18,6 +18,7 @@ import streamlit as st
 
 from dashboard import charts, queries
 from dashboard.navigation import MAX_COMPARE, Route
+from dashboard.specialization import budget_rows, device_views, is_specialization
 from dashboard.text import as_text
 from dashboard.views.audit import audit_panel
 from dashboard.views.common import (
@@ -70,6 +71,8 @@ def render(url: str, study: str) -> None:
             return
         # One plot at a time (unlike tabs, which run every tab): a first view computes only one.
         plots = ["Progress", "Pareto front"] if len(info.objectives) > 1 else ["Progress"]
+        if is_specialization(info.config):
+            plots.append("Devices")
         shown = st.segmented_control(
             "plot", [*plots, "Space audit"], default="Progress", key="plot_view", label_visibility="collapsed"
         )
@@ -77,6 +80,8 @@ def render(url: str, study: str) -> None:
             _pareto(url, info, token)
         elif shown == "Space audit":
             audit_panel(url, info, token)
+        elif shown == "Devices":
+            _devices(url, info, key)
         else:
             _progress(url, info, token)
 
@@ -271,6 +276,36 @@ def _pareto(url: str, info: StudyInfo, token: tuple) -> None:
     st.caption(
         f"{data.front} non-dominated trials (on {front_note}) of {data.total:,}{thinned}. "
         "Hover for the architecture, click a point to open its trial."
+    )
+
+
+def _devices(url: str, info: StudyInfo, key: str) -> None:
+    """A specialisation study per device: candidates, its Pareto front, the budgets and each one's pick."""
+    views = device_views(queries.complete_trials(url, info.study_id, key))
+    if not views:
+        st.info("No scored sub-network yet.")
+        return
+    names = [v.device for v in views]
+    device = st.selectbox("device", names, index=0, key="specialize_device") if len(names) > 1 else names[0]
+    view = views[names.index(device)]
+    event = st.altair_chart(
+        charts.device_chart(view.points, budget_rows(view)),
+        width="stretch",
+        on_select="rerun",
+        selection_mode="pick",
+        key=nav_key("device_chart"),
+    )
+    picked = _picked_trial(event)
+    if picked is not None:
+        go(Route("trial", info.name, trial=picked))
+    chosen = ", ".join(
+        f"<= {b:g} ms: trial {view.selected[b]}" if b in view.selected else f"<= {b:g} ms: not yet"
+        for b in view.budgets
+    )
+    st.caption(
+        f"{len(view.points)} sub-networks scored with inherited weights for {as_text(device)}; "
+        f"the dashed rules are the budgets, the ringed points the selected sub-networks (stored with "
+        f"their weights, what nas export ships: {as_text(chosen)})."
     )
 
 
