@@ -67,11 +67,13 @@ def _settings_file(path: str | None) -> dict[str, Any] | None:
 @click.option(
     "--candidates", type=click.IntRange(min=2), default=None, help="Sub-networks scored per target."
 )
-@click.option("--population", "population_size", type=click.IntRange(min=2), default=None)
+@click.option(
+    "--population", "population_size", type=click.IntRange(min=2), default=None, help="Strategy's population."
+)
 @click.option(
     "--finetune-epochs", type=click.IntRange(min=0), default=None, help="Fine-tune the selected sub-network."
 )
-@click.option("--seed", type=click.IntRange(min=0), default=None)
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the strategies (default 0).")
 @click.option("--name", default=None, help="Specialisation study (default: STUDY-specialized).")
 @click.option(
     "--supernet-trial", type=click.IntRange(min=0), default=None, help="Supernet trial (default first)."

@@ -240,8 +240,11 @@ def _check_settings(
         return settings
     from pydantic import ValidationError
 
+    merged = {**raw, **overrides}
+    if "candidates" in overrides and "population_size" not in overrides:  # fewer candidates than a population
+        merged["population_size"] = min(int(raw.get("population_size", 16)), int(overrides["candidates"]))
     try:
-        return SpecializeConfig.model_validate({**raw, **overrides})
+        return SpecializeConfig.model_validate(merged)
     except ValidationError as exc:
         from nas.settings.errors import format_validation_error
 
