@@ -57,7 +57,7 @@ from nas.settings import load_config  # noqa: E402
 from nas.settings.train import TrainSettings  # noqa: E402
 from nas.specialize import device_model, specialize  # noqa: E402
 from nas.specialize.profile import build_profile  # noqa: E402
-from nas.specialize.run import record_supernet  # noqa: E402
+from nas.specialize.supernet import record_supernet  # noqa: E402
 from nas.store.study import create_study  # noqa: E402
 from nas.store.url import artifacts_root  # noqa: E402
 from nas.training import evaluate, fit, resolve_precision, seeded  # noqa: E402

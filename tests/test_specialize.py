@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from nas.cli import main
 from nas.core import ConfigError, Trial, UnknownNameError
 from nas.specialize import device_model, specialize
-from nas.specialize.run import CANDIDATE, SPECIALIZED, record_supernet
+from nas.specialize.run import CANDIDATE, SPECIALIZED
+from nas.specialize.supernet import record_supernet
 from nas.store.study import create_study, list_studies, load_study
 
 DIGITS_SHAPE = (1, 8, 8)

@@ -19,55 +19,20 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError, UnknownNameError
 from nas.core.oneshot import oneshot_view
 from nas.core.space import SearchSpace
+from nas.specialize.model import LOCAL, LatencyModel
 
 logger = logging.getLogger(__name__)
 
-#: The device name of this machine (ONNX Runtime, one thread, batch 1).
-LOCAL = "local"
 #: Columns of a latency table that are not devices.
 _NOT_DEVICES = ("index", "arch")
-
-
-@dataclass(frozen=True)
-class LatencyModel:
-    """An additive latency model: ``constant + sum over decisions of table[decision][value]`` (ms)."""
-
-    device: str
-    table: Mapping[str, Mapping[Any, float]]
-    constant: float
-    #: Where the figures come from (the data file, or the profile's cache file).
-    source: str
-
-    def predict(self, space: SearchSpace, arch: Architecture) -> float:
-        """Predicted batch-1 latency (ms) of ``arch``'s canonical form."""
-        canonical = space.canonical(arch)
-        return self.constant + sum(float(self.table[name][canonical[name]]) for name in self.table)
-
-    def fastest(self, space: SearchSpace) -> tuple[Architecture, float]:
-        """The fastest sub-network the model knows, and its predicted latency.
-
-        The cheapest value per decision is the exact minimum of an additive
-        model; its canonical form (depth-skips moved) may cost a little more
-        where skips cost differently per layer, so the smaller of the two
-        predictions of architectures that exist is returned.
-        """
-        cheapest = space.make(
-            {name: min(values, key=values.__getitem__) for name, values in self.table.items()}
-        )
-        return min(
-            ((a, self.predict(space, a)) for a in (cheapest, space.canonical(cheapest))), key=lambda p: p[1]
-        )
 
 
 def table_devices(space: SearchSpace) -> list[str]:

@@ -42,7 +42,7 @@ from nas.core.errors import ConfigError
 from nas.core.files import atomic_write, cache_dir
 from nas.core.oneshot import oneshot_view
 from nas.core.space import SearchSpace
-from nas.specialize.latency import LOCAL, LatencyModel
+from nas.specialize.model import LOCAL, LatencyModel
 
 logger = logging.getLogger(__name__)
 

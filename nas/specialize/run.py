@@ -41,7 +41,6 @@ scored; a target whose sub-network is stored is skipped.
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -49,11 +48,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.core.errors import ConfigError, StorageError
-from nas.core.oneshot import ELASTIC, ONESHOT, oneshot_view, spaces_with
+from nas.core.errors import ConfigError
 from nas.core.trial import Trial, TrialState
 from nas.settings.specialize import SpecializeConfig, TargetConfig
-from nas.specialize.latency import LOCAL, LatencyModel, device_model
+from nas.specialize.checks import (
+    check_budget,
+    check_elastic,
+    check_settings,
+    open_study,
+    search_config,
+)
+from nas.specialize.checks import supernet_trial as find_supernet
+from nas.specialize.latency import device_model
+from nas.specialize.model import LOCAL, LatencyModel
+from nas.specialize.supernet import load_supernet
 from nas.store.study import Study
 
 logger = logging.getLogger(__name__)
@@ -115,12 +123,12 @@ def specialize(
     ``threads``: torch threads while scoring (default the config's ``resources.cpu``).
     Everything that can be wrong with the input is refused before a weight is loaded.
     """
-    source = _open(study, storage)
-    config = _search_config(source)
+    source = open_study(study, storage)
+    config = search_config(source)
     space = source.space
-    method_name = _check_elastic(source, config, space)
-    chosen = _check_settings(source, config, settings, overrides or {})
-    supernet = _supernet_trial(source, method_name, supernet_trial)
+    method_name = check_elastic(source, config, space)
+    chosen = check_settings(source, config, settings, overrides or {})
+    supernet = find_supernet(source, method_name, supernet_trial)
 
     from nas.data import load_dataset
 
@@ -146,195 +154,6 @@ def specialize(
     return SpecializeOutcome(
         study=target_study.name, source=source.name, supernet_trial=supernet.number, results=results
     )
-
-
-def record_supernet(study: Study, result: Any, checkpoint_dir: str | Path) -> Trial:
-    """Store a supernet trained in-process (:func:`nas.oneshot.run_oneshot`) as ``nas search`` stores one.
-
-    A PRUNED trial of kind ``supernet`` with its curves and the file of its
-    last checkpoint, so notebooks, tests and benchmarks can specialise a
-    supernet trained without Ray.
-    """
-    from nas.oneshot.checkpoint import checkpoint_file
-
-    trial = Trial(
-        number=0,
-        arch=study.space.validate(result.arch),
-        state=TrialState.PRUNED,
-        seed=result.seed,
-        user_attrs=result.user_attrs(),
-        system_attrs={
-            "kind": "supernet",
-            "method": result.method,
-            "checkpoint": str(checkpoint_file(checkpoint_dir)),
-        },
-    )
-    (stored,) = study.add_trials([trial], metrics=[result.curves()])
-    return stored
-
-
-# -- checks before work ------------------------------------------------------------------------------
-
-
-def _open(study: str | Study, storage: str | None) -> Study:
-    if isinstance(study, Study):
-        return study
-    from nas.store import resolve_storage_url
-    from nas.store.study import load_study
-
-    return load_study(study, storage=resolve_storage_url(storage))
-
-
-def _search_config(source: Study) -> Any:
-    from nas.settings import load_config
-
-    if not source.config:
-        raise ConfigError(
-            f"study {source.name!r} has no stored search config, so its supernet cannot be rebuilt; "
-            "specialisation needs a study run by nas search with an elastic supernet method (bignas)"
-        )
-    return load_config(dict(source.config))
-
-
-def elastic_methods() -> list[str]:
-    """The one-shot methods that train an elastic supernet (whose sub-networks need no retraining)."""
-    return [n for n in ONESHOT.names() if getattr(ONESHOT.get(n), "specializable", False)]
-
-
-def _check_elastic(source: Study, config: Any, space: Any) -> str:
-    """The study's method name, if it trained an elastic supernet of a space that has one."""
-    view = oneshot_view(space)
-    if view is None or view.elastic is None:
-        raise ConfigError(
-            f"space {space.name!r} of study {source.name!r} has no elastic supernet, so its sub-networks "
-            f"cannot inherit weights; spaces with one: {', '.join(spaces_with([ELASTIC])) or 'none'}"
-        )
-    name = config.strategy.name
-    methods = elastic_methods()
-    if name not in methods:
-        kind = "one-shot method" if name in ONESHOT else "black-box strategy"
-        raise ConfigError(
-            f"study {source.name!r} was searched with the {kind} {name!r}, which trains no elastic supernet; "
-            f"specialisation needs a study of an elastic method: {', '.join(methods)} "
-            f"(e.g. strategy: {{name: {methods[0]}}} in the search config)"
-        )
-    return name
-
-
-def _check_settings(
-    source: Study,
-    config: Any,
-    settings: SpecializeConfig | Mapping[str, Any] | None,
-    overrides: Mapping[str, Any],
-) -> SpecializeConfig:
-    if settings is None:
-        if config.specialize is None:
-            raise ConfigError(
-                f"no targets to specialise study {source.name!r} for: pass --device NAME --max-latency-ms X, "
-                "or --config FILE with a specialize: section (targets: [{device: ..., max_latency_ms: ...}]), "
-                "or put that section in the search config"
-            )
-        settings = config.specialize
-    raw = settings.model_dump() if isinstance(settings, SpecializeConfig) else dict(settings)
-    if isinstance(settings, SpecializeConfig) and not overrides:
-        return settings
-    from pydantic import ValidationError
-
-    merged = {**raw, **overrides}
-    if "candidates" in overrides and "population_size" not in overrides:  # fewer candidates than a population
-        merged["population_size"] = min(int(raw.get("population_size", 16)), int(overrides["candidates"]))
-    try:
-        return SpecializeConfig.model_validate(merged)
-    except ValidationError as exc:
-        from nas.settings.errors import format_validation_error
-
-        raise ConfigError(f"specialize settings are invalid:\n{format_validation_error(exc)}") from exc
-
-
-def _supernet_trial(source: Study, method: str, number: int | None) -> Trial:
-    supernets = [
-        t
-        for t in source.trials(states=TrialState.PRUNED)
-        if t.system_attrs.get("kind") == "supernet" and t.system_attrs.get("method") == method
-    ]
-    if not supernets:
-        raise ConfigError(
-            f"study {source.name!r} has no finished {method} supernet yet; run (or resume) its search "
-            "with nas search CONFIG first"
-        )
-    if number is None:
-        return supernets[0]
-    for trial in supernets:
-        if trial.number == number:
-            return trial
-    raise ConfigError(
-        f"trial {number} of study {source.name!r} is not a finished {method} supernet; "
-        f"supernet trials: {', '.join(str(t.number) for t in supernets)}"
-    )
-
-
-def check_budget(space: Any, model: LatencyModel, budget: float) -> None:
-    """Refuse a budget below the fastest sub-network the device's model predicts (naming that one)."""
-    if not (
-        isinstance(budget, int | float)
-        and not isinstance(budget, bool)
-        and math.isfinite(budget)
-        and budget > 0
-    ):
-        raise ConfigError(f"max latency {budget!r} ms is not allowed; expected a positive number")
-    arch, fastest = model.fastest(space)
-    if fastest > budget:
-        raise ConfigError(
-            f"no sub-network of the {space.name} space meets {budget:g} ms on {model.device}: the fastest "
-            f"achievable is {fastest:.4g} ms ({space.format(arch)}); raise --max-latency-ms to at least that"
-        )
-
-
-# -- the supernet ---------------------------------------------------------------------------------------
-
-
-def checkpoint_path(source: Study, supernet: Trial, method: str) -> Path:
-    """The file holding the supernet trial's trained weights (its last epoch's checkpoint).
-
-    The runner records it with the trial (``system_attrs.checkpoint``); for a
-    study stored before that, the per-seed checkpoint folder of the study's
-    supernet experiments is searched (the newest one wins).
-    """
-    from nas.oneshot.checkpoint import FILENAME
-    from nas.store.url import artifact_dir, artifacts_root
-
-    recorded = supernet.system_attrs.get("checkpoint")
-    if recorded and Path(recorded).is_file():
-        return Path(recorded)
-    root = artifact_dir(artifacts_root(source.storage.url), source.name, "oneshot")
-    found = sorted(
-        root.glob(f"supernets-{method}-*-checkpoints/seed-{supernet.seed}/{FILENAME}"),
-        key=lambda p: p.stat().st_mtime,
-    )
-    if not found:
-        raise StorageError(
-            f"the trained weights of supernet trial {supernet.number} of study {source.name!r} are gone "
-            f"(looked for {recorded or root / f'supernets-{method}-*-checkpoints/seed-{supernet.seed}'}); "
-            "rerun its search with nas search CONFIG"
-        )
-    return found[-1]
-
-
-def load_supernet(source: Study, config: Any, supernet: Trial, dataset: Any, method_name: str) -> Any:
-    """The supernet's method with its last checkpoint loaded (``score`` and ``supernet.extract`` ready)."""
-    from nas.oneshot import create_method, load_checkpoint
-
-    path = checkpoint_path(source, supernet, method_name)
-    options = {**config.strategy.options, "check_memory": False}  # nothing trains here
-    method = create_method(
-        method_name, source.space, dataset, options, seed=supernet.seed, data_seed=config.data_seed
-    )
-    load_checkpoint(method, path.parent)
-    method.supernet.eval()
-    logger.info(
-        "supernet trial %d of %s loaded from %s (epoch %d)", supernet.number, source.name, path, method.epoch
-    )
-    return method
 
 
 def _open_target_study(
@@ -633,12 +452,7 @@ __all__ = [
     "SPECIALIZED",
     "SpecializeOutcome",
     "TargetResult",
-    "check_budget",
-    "checkpoint_path",
-    "elastic_methods",
-    "load_supernet",
     "measure_onnx_ms",
-    "record_supernet",
     "specialize",
     "within_budget",
 ]
