@@ -86,6 +86,7 @@ def test_nas_search_runs_supernets_then_derived_trials(tmp_path: Path, data_dir:
         assert supernet.state is TrialState.PRUNED and supernet.values is None
         assert supernet.system_attrs["method"] == config["strategy"]["name"]
         assert supernet.user_attrs["epochs_completed"] == EPOCHS
+        assert Path(supernet.system_attrs["checkpoint"]).is_file()  # its trained weights (nas specialize)
         assert supernet.user_attrs["rank_correlation"]["samples"] == 4
         curves = study.metrics(supernet)
         assert [step for step, _ in curves["supernet/val_accuracy"]] == list(range(1, EPOCHS + 1))

@@ -35,7 +35,9 @@ best trials and out of result reuse (they are not stand-alone training
 results). A killed specialisation resumes by running the same command: each
 target's stored candidates are replayed into its strategy (``warm_start``,
 which continues the same proposal sequence), and only the missing ones are
-scored; a target whose sub-network is stored is skipped.
+scored; a target whose selected sub-network is stored is not extracted
+again (unless a rerun with more ``candidates`` found a better one, which is
+then stored beside it).
 """
 
 from __future__ import annotations
@@ -307,11 +309,15 @@ def _specialize_target(
             progress(target, len(candidates), settings.candidates)
     if not candidates:
         raise ConfigError(f"{target.key}: the strategy proposed no sub-network within the budget")
-    done = _target_trials(study, supernet, source, target, SPECIALIZED)
-    if done:
-        trial = done[-1]
-        return _result(target, trial, len(candidates), len(stored))
     best = max(candidates, key=lambda t: (t.value("val_accuracy"), -t.value("latency_ms"), -t.number))
+    # Already selected (a rerun): kept unless more candidates have since found a better one.
+    done = [
+        t
+        for t in _target_trials(study, supernet, source, target, SPECIALIZED)
+        if t.system_attrs.get("candidate") == best.number
+    ]
+    if done:
+        return _result(target, done[-1], len(candidates), len(stored))
     trial = _store_selected(study, method, dataset, settings, target, model, best, attrs)
     return _result(target, trial, len(candidates), len(stored))
 
