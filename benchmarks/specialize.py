@@ -15,8 +15,10 @@ the stand-alone side gets the supernet's training compute per target:
   sub-network's pass as one, which favours the stand-alone side: the
   supernet's students are mostly smaller than the largest);
 * the stand-alone side trains ``--standalone`` random sub-networks within the
-  budget (predicted by the same latency model), each for that total divided
-  by their number, on the same training images, and keeps the best.
+  budget (predicted by the same latency model; a uniform sample over the
+  budget is repaired toward cheaper blocks as the specialisation's initial
+  population is), each for that total divided by their number, on the same
+  training images, and keeps the best.
 
 Budgets are placed at ``--budget-shares`` of the way from the device's fastest
 predicted sub-network to its largest one. Every specialised sub-network meets
@@ -57,6 +59,7 @@ from nas.settings import load_config  # noqa: E402
 from nas.settings.train import TrainSettings  # noqa: E402
 from nas.specialize import device_model, specialize  # noqa: E402
 from nas.specialize.profile import build_profile  # noqa: E402
+from nas.specialize.run import within_budget  # noqa: E402
 from nas.specialize.supernet import record_supernet  # noqa: E402
 from nas.store.study import create_study  # noqa: E402
 from nas.store.url import artifacts_root  # noqa: E402
@@ -83,10 +86,9 @@ def standalone_best(
     device = torch.device("cpu")
     precision = resolve_precision(False, device)
     scores = []
+    within = within_budget(space, model, budget)  # uniform samples, repaired toward cheaper blocks to fit
     while len(scores) < count:
-        arch = space.canonical(space.sample(rng))
-        if model.predict(space, arch) > budget:
-            continue
+        arch = within.sample(rng)
         with seeded(args.seed + len(scores), device):
             net = space.network(arch, dataset.num_classes, dataset.input_shape)
         fit(net, dataset, settings, epochs=epochs, seed=args.seed, device=device, precision=precision)
