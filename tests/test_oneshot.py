@@ -65,6 +65,8 @@ FAST = {
     "gold_nas": {"arch_lr": 0.05, "prune_every": 2, "prune_threshold": 0.45},
     "sd_darts": {},
     "smash": {"candidates": 4, "score_images": 64, "bn_batches": 1, "hyper_hidden": 8, "hyper_rank": 2},
+    "dnas": {"target_params": 1e9},  # a budget every supernet meets: the contract, not the constraint
+    "rc_darts": {"target_params": 1e9},
 }
 BUILTIN_METHODS = sorted(FAST)
 
@@ -72,7 +74,7 @@ BUILTIN_METHODS = sorted(FAST)
 def supported(method: str, space: str) -> bool:
     """Whether ``method`` searches ``space`` (by the kind of the space's one-shot view)."""
     view = oneshot_view(SPACE_REGISTRY.get(space))
-    return view is not None and view.kind in ONESHOT.get(method).kinds
+    return view is not None and view.supports(ONESHOT.get(method).kinds)
 
 
 #: Every registered method on every registered space it supports (test-only plugins included).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 
 import pytest
 import torch
@@ -18,10 +19,13 @@ from nas.core.errors import ConfigError
 from nas.data import Dataset, load_dataset
 from nas.oneshot import create_method, run_oneshot
 from nas.oneshot.dropnas import op_groups
+from nas.oneshot.loop import check_options
 from nas.oneshot.rarts import distance, proximity
+from nas.oneshot.resource import BUDGET_WINDOW, device_table, latency_table
 from nas.oneshot.sharpdarts import cosine_power_annealing
 from nas.supernet import CellPath
 from search_spaces import get_space
+from search_spaces.fbnet.supernet import LAYERS
 from search_spaces.nb201.supernet import SearchCell as Nb201SearchCell
 
 pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
@@ -621,3 +625,149 @@ def test_d_darts_gives_every_darts_cell_its_own_alpha(data: Dataset) -> None:
     assert list(searcher.alpha) == [f"{group}_{i}" for i, group in enumerate(groups)]
     assert set(searcher.op_weights()) == {"normal", "reduce"}
     searcher.space.validate(searcher.derive())
+
+
+# -- dnas and rc_darts: resource budgets --------------------------------------------------------------------
+
+
+def make_on(method: str, space, data: Dataset, **options: object):
+    settings = {"epochs": 2, "batch_size": 16, "check_memory": False, **options}
+    return create_method(method, space, data, settings, seed=0)
+
+
+FBNET = get_space("fbnet", width_mult=0.25)
+
+
+@pytest.fixture(scope="module")
+def pixel3(data_dir):
+    return device_table(FBNET, "pixel3")
+
+
+def test_dnas_expected_latency_is_the_device_table_weighted_sum(data: Dataset, pixel3) -> None:
+    searcher = make_on("dnas", FBNET, data, latency_device="pixel3", target_latency_ms=20.0)
+    with torch.no_grad():
+        for alpha in searcher.alpha.values():
+            alpha.copy_(torch.randn(alpha.shape, generator=torch.Generator().manual_seed(1)))
+    probs = searcher.expected_weights()["layers"].detach().numpy()
+    by_hand = pixel3.constant + sum(
+        probs[i, o] * pixel3.costs[(layer, block)]
+        for i, layer in enumerate(LAYERS.edges)
+        for o, block in enumerate(LAYERS.ops)
+    )
+    assert float(searcher.expected_resource()) == pytest.approx(by_hand, rel=1e-5)
+    # A one-hot distribution gives the architecture's table latency, which on pixel3 (additive,
+    # HW-NAS-Bench) is the measured one.
+    table = latency_table(FBNET)
+    for row in (0, 1, 2):
+        arch = table.archs[row]
+        onehot = searcher.supernet.path(arch).weights
+        measured = table.value(arch, "pixel3")
+        assert float(searcher.resource.expected(onehot)) == pytest.approx(measured, rel=1e-4)
+        assert searcher.resource.of(searcher.supernet.choices(arch)) == pytest.approx(measured, rel=1e-4)
+
+
+def test_dnas_latency_term_pushes_alpha_toward_faster_blocks(data: Dataset, pixel3) -> None:
+    fastest = pixel3.fastest(FBNET)
+    searcher = make_on("dnas", FBNET, data, latency_device="pixel3", target_latency_ms=fastest + 1.0)
+    alpha = searcher.alpha["layers"]
+    (grad,) = torch.autograd.grad(searcher.latency_factor(), [alpha])
+    costs = searcher.resource.costs["layers"]
+    # Over the budget, descending the term moves every layer's weight to its cheaper blocks:
+    # the gradient is largest on the slowest block and smallest on the fastest.
+    assert (grad.argmax(dim=1) == costs.argmax(dim=1)).all()
+    assert (grad.argmin(dim=1) == costs.argmin(dim=1)).all()
+    before = float(searcher.expected_resource())
+    optimizer = torch.optim.SGD([alpha], lr=1.0)
+    for _ in range(3):
+        optimizer.zero_grad()
+        searcher.latency_factor().backward(inputs=[alpha])
+        optimizer.step()
+    assert float(searcher.expected_resource()) < before
+    # Within budget the term is the constant factor alpha: plain cross-entropy, no pull.
+    relaxed = make_on("dnas", FBNET, data, latency_device="pixel3", target_latency_ms=1000.0)
+    factor = relaxed.latency_factor()
+    assert float(factor) == pytest.approx(0.2)
+    (flat,) = torch.autograd.grad(factor, [relaxed.alpha["layers"]])
+    assert float(flat.abs().max()) == 0.0
+
+
+def test_dnas_anneals_the_temperature_geometrically(data: Dataset) -> None:
+    searcher = make("dnas", data, epochs=3, tau_max=4.0, tau_min=1.0, target_params=1e9)
+    taus = []
+    for epoch in range(3):
+        searcher.epoch = epoch
+        taus.append(searcher.tau())
+    assert taus == pytest.approx([4.0, 2.0, 1.0])
+    searcher.epoch = 0
+    first, second = searcher.op_weights()["cell"], searcher.op_weights()["cell"]
+    assert not torch.equal(first, second)  # a Gumbel sample per step
+    assert torch.allclose(first.sum(-1), torch.ones(first.shape[0]))
+
+
+def test_rc_darts_projects_alpha_within_the_parameter_budget(data: Dataset) -> None:
+    space = get_space("nb201", channels=4, cells=1)
+    free = make_on("rc_darts", space, data, target_params=1e9)
+    uniform, smallest = float(free.expected_resource()), free.resource.minimum()
+    target = smallest + 0.3 * (uniform - smallest)
+    searcher = make_on("rc_darts", space, data, target_params=target)
+    assert float(searcher.expected_resource()) <= target  # projected when created
+    seen = []
+    searcher.fit(lambda m, _: seen.append(float(m.expected_resource().detach())))
+    assert seen and max(seen) <= target
+    assert searcher.history[-1]["expected_params"] <= target
+    # The projected alpha's argmax is the cheapest cell, far under budget; the budgeted read-out
+    # spends the budget (the most probable cell within 5% under it) without exceeding it.
+    argmax = searcher.resource.of(searcher.supernet.choices(searcher.magnitude_derive()))
+    searcher.space.validate(searcher.derive())
+    assert argmax < (1 - BUDGET_WINDOW) * target <= searcher.derived_resource() <= target
+    # The projection changes only an infeasible alpha, and then only as far as the budget needs.
+    assert searcher.project() == 0
+    with torch.no_grad():
+        searcher.alpha["cell"].zero_()
+    assert searcher.project() > 0
+    assert target * (1 - 2e-3) <= float(searcher.expected_resource()) <= target
+
+
+def test_rc_darts_counts_only_the_edges_and_ops_a_darts_cell_keeps(data: Dataset) -> None:
+    searcher = make_on("rc_darts", get_space("darts", channels=4, cells=3), data, target_params=1e9)
+    arch = searcher.derive()
+    # A derived cell's parameters: the constant plus its kept ops; the supernet's modules agree.
+    kept = sum(
+        sum(p.numel() for p in module.parameters())
+        for group, edge, op, module in searcher.supernet.candidate_ops()
+        if searcher.supernet.choices(arch)[group][edge] == op
+    )
+    assert searcher.resource.of(searcher.supernet.choices(arch)) == searcher.resource.constant + kept
+    keep = searcher.resource.keep["normal"]
+    assert float(keep.sum()) == pytest.approx(8.0)  # two incoming edges per node, four nodes
+    # A binding budget: the projected expectation fits it, and the derived cell spends it (the
+    # knapsack over nodes, each keeping two edges, through the supernet's own derivation).
+    smallest, uniform = searcher.resource.minimum(), float(searcher.expected_resource().detach())
+    target = smallest + 0.4 * (uniform - smallest)
+    bound = make_on("rc_darts", get_space("darts", channels=4, cells=3), data, target_params=target)
+    assert float(bound.expected_resource().detach()) <= target
+    bound.space.validate(bound.derive())
+    assert (1 - BUDGET_WINDOW) * target <= bound.derived_resource() <= target
+
+
+@pytest.mark.parametrize(
+    ("space", "options", "fragment"),
+    [
+        (FBNET, {"latency_device": "pixel9", "target_latency_ms": 10.0}, "pixel3"),
+        (FBNET, {"latency_device": "pixel3", "target_latency_ms": 1.0}, "2.839 ms"),
+        ("darts", {"latency_device": "pixel3", "target_latency_ms": 10.0}, "fbnet"),
+        (FBNET, {}, "needs a budget"),
+        (FBNET, {"target_latency_ms": 10.0}, "latency_device"),
+        (FBNET, {"target_params": 1e6, "latency_device": "pixel3", "target_latency_ms": 10.0}, "two budgets"),
+    ],
+)
+def test_bad_budgets_are_refused_before_training(space, options, fragment: str, data_dir) -> None:
+    space = get_space(space) if isinstance(space, str) else space
+    for method in ("dnas", "rc_darts"):
+        with pytest.raises(ConfigError, match=re.escape(fragment)):
+            check_options(method, space, options)
+
+
+def test_a_parameter_budget_below_the_smallest_supernet_path_names_it(data: Dataset) -> None:
+    with pytest.raises(ConfigError, match=r"smallest achievable on this nb201 supernet is \d+"):
+        make("rc_darts", data, target_params=10.0)

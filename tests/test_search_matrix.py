@@ -85,6 +85,7 @@ ONESHOT_OPTIONS: dict[str, object] = {
     "generations": 1,
     "parents": 1,
     "candidates": 4,  # SMASH: random architectures ranked after training
+    "target_params": 1e9,  # dnas, rc_darts: a budget every supernet meets (the glue, not the constraint)
 }
 
 #: Real training, as small as still learns something: 1 epoch on digits (60-90% validation accuracy).
@@ -107,7 +108,7 @@ BUILTIN_PACKAGES = ("nas", "search_spaces", "predictors")
 
 def _supports(space: str, method: str) -> bool:
     view = oneshot_view(SPACES.get(space))
-    return view is not None and view.kind in ONESHOT.get(method).kinds
+    return view is not None and view.supports(ONESHOT.get(method).kinds)
 
 
 #: Spaces each strategy (and one-shot method) is searched on. A black-box pair costs about 12 s

@@ -37,6 +37,10 @@ SINGLE_PATH = "single_path"
 #: every sub-network a slice of the largest (BigNAS; see :mod:`nas.supernet.elastic`).
 ELASTIC = "elastic"
 KINDS: tuple[str, ...] = (CELL, SINGLE_PATH, ELASTIC)
+#: Not a kind of view but a capability a method may ask for: a view whose single-path supernet also
+#: takes an alpha path (one alpha row per layer, every block of the layer mixed), as FBNet's DNAS
+#: searches its layer-wise space. Such a view says ``layer_alpha=True``.
+LAYER_ALPHA = "layer_alpha"
 
 #: ``build(space, num_classes=, input_shape=, channels=, cells=, partial=, affine=)`` -> a supernet.
 SupernetBuilder = Callable[..., Any]
@@ -70,6 +74,11 @@ class OneShotView:
     a network into parts whose latencies add up to the whole (the per-block
     lookup table ``nas latency profile`` measures on this machine; see
     :data:`LatencyParts`).
+
+    ``layer_alpha`` says that the single-path supernet is also a cell supernet
+    with one alpha row per layer (:data:`LAYER_ALPHA`); the latency-aware
+    one-shot methods (:mod:`nas.oneshot.resource`) fit their per-op lookup
+    table on ``latency_table`` too.
     """
 
     kind: str
@@ -84,6 +93,7 @@ class OneShotView:
     elastic: SupernetBuilder | None = None
     latency_table: str | None = None
     latency_parts: LatencyParts | None = None
+    layer_alpha: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -92,6 +102,8 @@ class OneShotView:
             raise ConfigError("a cell one-shot view names its space's width_option and depth_option")
         if (self.kind == ELASTIC) != (self.elastic is not None):
             raise ConfigError("an elastic one-shot view, and only one, has an elastic supernet builder")
+        if self.layer_alpha and self.kind == CELL:
+            raise ConfigError("layer_alpha is for single-path views; a cell view is steered by alpha anyway")
 
     @classmethod
     def cell(
@@ -101,6 +113,7 @@ class OneShotView:
         normal_edges: Callable[[Mapping[str, Any]], list[Any]],
         collapse_threshold: float,
         table: str | None = None,
+        latency_table: str | None = None,
     ) -> OneShotView:
         """A cell view whose space has the options ``channels`` and ``cells`` (the usual case)."""
         return cls(
@@ -113,12 +126,17 @@ class OneShotView:
             normal_edges=normal_edges,
             collapse_threshold=collapse_threshold,
             table=table,
+            latency_table=latency_table,
         )
 
     @property
     def differentiable(self) -> bool:
         """True where alpha-based methods (DARTS, PC-DARTS, GDAS) can search the space."""
         return self.kind == CELL
+
+    def supports(self, kinds: Sequence[str]) -> bool:
+        """Whether a method asking for one of ``kinds`` (view kinds or :data:`LAYER_ALPHA`) can search it."""
+        return self.kind in kinds or (self.layer_alpha and LAYER_ALPHA in kinds)
 
 
 def oneshot_view(space: SearchSpace | type[SearchSpace]) -> OneShotView | None:
@@ -131,13 +149,14 @@ def spaces_with(kinds: Sequence[str]) -> list[str]:
     """Registered spaces whose one-shot view is of one of ``kinds`` (for messages naming them)."""
     from nas.core.space import SPACES
 
-    return [n for n in SPACES.names() if (v := oneshot_view(SPACES.get(n))) is not None and v.kind in kinds]
+    return [n for n in SPACES.names() if (v := oneshot_view(SPACES.get(n))) is not None and v.supports(kinds)]
 
 
 __all__ = [
     "CELL",
     "ELASTIC",
     "KINDS",
+    "LAYER_ALPHA",
     "ONESHOT",
     "SINGLE_PATH",
     "LatencyParts",

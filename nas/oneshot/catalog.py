@@ -29,6 +29,8 @@ BUILTINS: dict[str, str] = {
     "gold_nas": "nas.oneshot.gold_nas:GoldNasMethod",
     "sd_darts": "nas.oneshot.sd_darts:SdDartsMethod",
     "smash": "nas.oneshot.smash:SmashMethod",
+    "dnas": "nas.oneshot.dnas:DnasMethod",
+    "rc_darts": "nas.oneshot.rc_darts:RcDartsMethod",
 }
 
 for _name, _reference in BUILTINS.items():

@@ -18,6 +18,13 @@ from nas.oneshot.differentiable import DifferentiableMethod
 from nas.supernet.base import CellPath
 
 
+def gumbel_softmax(alpha: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
+    """``softmax((log_softmax(alpha) + g) / tau)`` per row, Gumbel noise ``g`` drawn from ``generator``."""
+    noise = torch.empty(alpha.shape).exponential_(generator=generator).clamp_min(1e-20)
+    gumbel = -noise.log().to(alpha.device)
+    return torch.softmax((torch.log_softmax(alpha, dim=-1) + gumbel) / tau, dim=-1)
+
+
 @ONESHOT.register("gdas")
 class GdasMethod(DifferentiableMethod):
     """GDAS: one Gumbel-softmax-sampled op per edge, temperature annealed over the epochs."""
@@ -34,9 +41,7 @@ class GdasMethod(DifferentiableMethod):
         tau = self.tau()
         weights, index = {}, {}
         for name, alpha in self.alpha.items():
-            noise = torch.empty(alpha.shape).exponential_(generator=self.sample_generator).clamp_min(1e-20)
-            gumbel = -noise.log().to(alpha.device)
-            probs = torch.softmax((torch.log_softmax(alpha, dim=-1) + gumbel) / tau, dim=-1)
+            probs = gumbel_softmax(alpha, tau, self.sample_generator)
             chosen = probs.argmax(dim=-1)
             onehot = nn.functional.one_hot(chosen, alpha.shape[-1]).to(probs.dtype)
             weights[name] = onehot - probs.detach() + probs
@@ -78,4 +83,4 @@ class GdasMethod(DifferentiableMethod):
         return self.supernet(x, CellPath(weights=weights, index=index))
 
 
-__all__ = ["GdasMethod"]
+__all__ = ["GdasMethod", "gumbel_softmax"]

@@ -131,6 +131,7 @@ def check_options(
     cls = ONESHOT.get(name)
     check_support(name, cls.kinds, space)
     settings = parse_settings(name, options)
+    cls.check_settings(space, settings)
     if settings.rank_correlation and settings.rank_table is None and table_of(space) is None:
         raise ConfigError(
             f"rank_correlation needs stand-alone results: space {space.name!r} has no tabular benchmark "

@@ -154,6 +154,11 @@ class OneShotMethod(abc.ABC):
         self.memory_estimate: Any = None
 
     # -- what subclasses write ---------------------------------------------------------------
+    @classmethod
+    def check_settings(cls, space: SearchSpace, settings: OneShotSettings) -> None:  # noqa: B027
+        """Hook: config-time checks of the method's options on ``space`` (no data, no supernet yet)."""
+        return None
+
     def build_supernet(self) -> Supernet:
         """The supernet (called once, under the method's seed); affine BatchNorm unless ``affine: false``."""
         return self.make_supernet(affine=True if self.settings.affine is None else bool(self.settings.affine))
@@ -465,7 +470,7 @@ def training_settings(settings: OneShotSettings) -> dict[str, Any]:
 def check_support(method: str, kinds: tuple[str, ...], space: SearchSpace) -> None:
     """Refuse a space the method cannot search (by its one-shot view's kind), naming the supported ones."""
     view = oneshot_view(space)
-    if view is None or view.kind not in kinds:
+    if view is None or not view.supports(kinds):
         every = spaces_with(KINDS)
         supported = spaces_with(kinds)
         raise ConfigError(

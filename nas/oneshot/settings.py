@@ -16,7 +16,8 @@ weight decay 3e-4, clip 5; Adam 3e-4 with betas (0.5, 0.999) and weight decay
 PC-DARTS (K = 4), GDAS (tau 10 -> 0.1), SPOS (population 20, 10
 generations, half of the population as parents), DrNAS (prior weight 1e-3),
 sharpDARTS (power base 2, its CIFAR-10 setting), DropNAS (r = 3e-5), BigNAS (2 random
-sub-networks per step, label smoothing 0.1 on the largest); GOLD-NAS, SD-DARTS and SMASH
+sub-networks per step, label smoothing 0.1 on the largest), FBNet's DNAS (alpha 0.2,
+beta 0.6; the temperature as GDAS', annealed geometrically); GOLD-NAS, SD-DARTS and SMASH
 use defaults scaled to the short CPU runs here (see their modules); RARTS' beta = lambda = 1
 and Amended-DARTS' eta = 0.01 are ours (at 0.01 the amended term is about as large as the
 direct gradient on a reduced nb201 supernet; 12 times larger at 0.1).
@@ -48,15 +49,20 @@ ALPHA_METHODS: tuple[str, ...] = (
     "rarts",
     "amended_darts",
     "d_darts",
+    "dnas",
+    "rc_darts",
 )
+
+#: The methods with a resource budget (:mod:`nas.oneshot.resource`).
+BUDGET_METHODS: tuple[str, ...] = ("dnas", "rc_darts")
 
 #: Options read by only some methods (the rest apply to all).
 METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "order": ("darts",),
     "partial_channels": ("pc_darts",),
     "edge_normalization": ("pc_darts",),
-    "tau_max": ("gdas",),
-    "tau_min": ("gdas",),
+    "tau_max": ("gdas", "dnas"),
+    "tau_min": ("gdas", "dnas"),
     "arch_lr": ALPHA_METHODS,
     "arch_weight_decay": ALPHA_METHODS,
     "warmup_epochs": ALPHA_METHODS,
@@ -92,6 +98,11 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "mutation_prob": ("spos",),
     "num_random": ("bignas",),
     "label_smoothing": ("bignas",),
+    "target_latency_ms": BUDGET_METHODS,
+    "latency_device": BUDGET_METHODS,
+    "target_params": BUDGET_METHODS,
+    "latency_alpha": ("dnas",),
+    "latency_beta": ("dnas",),
 }
 
 #: Defaults of the method-specific options (used when the field is unset).
@@ -135,6 +146,8 @@ METHOD_DEFAULTS: dict[str, Any] = {
     "mutation_prob": 0.1,
     "num_random": 2,
     "label_smoothing": 0.1,
+    "latency_alpha": 0.2,
+    "latency_beta": 0.6,
 }
 
 
@@ -271,6 +284,21 @@ class OneShotSettings(BaseModel):
     label_smoothing: float | None = Field(
         None, ge=0.0, lt=1.0, description="BigNAS: label smoothing of the largest sub-network's loss"
     )
+    target_latency_ms: float | None = Field(
+        None, gt=0.0, description="dnas, rc_darts: latency budget (ms) on latency_device"
+    )
+    latency_device: str | None = Field(
+        None,
+        min_length=1,
+        description="dnas, rc_darts: a device (column) of the space's latency table, e.g. pixel3 for fbnet",
+    )
+    target_params: float | None = Field(None, gt=0.0, description="dnas, rc_darts: parameter budget")
+    latency_alpha: float | None = Field(
+        None, gt=0.0, description="DNAS: the factor alpha of the loss CE * alpha * log(LAT)^beta"
+    )
+    latency_beta: float | None = Field(
+        None, gt=0.0, description="DNAS: the exponent beta of the loss CE * alpha * log(LAT)^beta"
+    )
 
     # -- scoring sub-networks with inherited weights (SPOS search, rank correlation) ---------
     bn_batches: int = Field(4, ge=0, description="training batches to recalibrate BatchNorm before scoring")
@@ -312,6 +340,16 @@ class OneShotSettings(BaseModel):
             )
         if self.lr_min > self.lr:
             raise ConfigError(f"lr_min={self.lr_min} exceeds lr={self.lr}; expected lr_min <= lr")
+        if (self.target_latency_ms is None) != (self.latency_device is None):
+            raise ConfigError(
+                f"target_latency_ms={self.target_latency_ms} and latency_device={self.latency_device!r} go "
+                "together: a latency budget is for a named device"
+            )
+        if self.target_latency_ms is not None and self.target_params is not None:
+            raise ConfigError(
+                f"target_latency_ms={self.target_latency_ms:g} and target_params={self.target_params:g} "
+                "are two budgets; set one"
+            )
         if isinstance(self.seeds, list) and not self.seeds:
             raise ConfigError("seeds=[] is not allowed; expected a count >= 1 or a non-empty list of seeds")
         for seed in self.seeds if isinstance(self.seeds, list) else ():
@@ -358,4 +396,11 @@ def parse_settings(method: str, options: Mapping[str, Any] | OneShotSettings | N
     return settings
 
 
-__all__ = ["ALPHA_METHODS", "METHOD_DEFAULTS", "METHOD_OPTIONS", "OneShotSettings", "parse_settings"]
+__all__ = [
+    "ALPHA_METHODS",
+    "BUDGET_METHODS",
+    "METHOD_DEFAULTS",
+    "METHOD_OPTIONS",
+    "OneShotSettings",
+    "parse_settings",
+]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from nas.supernet.base import AlphaGroup, CellPath, CellSupernet, CellSupernetSize, Supernet
 from nas.supernet.elastic import ElasticSupernet
-from nas.supernet.mixed import DROPPED, MixedOp, channel_shuffle, mix_node, strip_affine
+from nas.supernet.mixed import DROPPED, MixedOp, channel_shuffle, mix_node, mix_ops, strip_affine
 from nas.supernet.recalibrate import recalibrate_bn
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "Supernet",
     "channel_shuffle",
     "mix_node",
+    "mix_ops",
     "recalibrate_bn",
     "strip_affine",
 ]

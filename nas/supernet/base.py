@@ -16,7 +16,7 @@ which is what SPOS trains and what scoring with inherited weights uses.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -127,6 +127,29 @@ class CellSupernet(Supernet):
     @abc.abstractmethod
     def derive(self, strength: Mapping[str, np.ndarray]) -> Architecture:
         """The discrete architecture from per-group ``(edges, ops)`` op strengths."""
+
+    @abc.abstractmethod
+    def candidate_ops(self) -> Iterator[tuple[str, int, int, nn.Module]]:
+        """Every candidate op module as ``(group, edge, op, module)`` (a group's edge repeats per cell).
+
+        What a resource model counts: the parameters an architecture's choice
+        of op on an edge brings (:mod:`nas.oneshot.resource`).
+        """
+
+    def edge_units(self, group: str) -> list[tuple[tuple[int, ...], int]]:
+        """How a derived architecture picks ``group``'s edges: ``(edges, kept)`` units, each keeping ``kept`` edges.
+
+        By default every edge is its own unit and is kept (one op per edge);
+        DARTS keeps two of each node's incoming edges, so a node is a unit.
+        Units are independent of each other, which resource-budgeted
+        read-outs rely on (:mod:`nas.oneshot.resource`).
+        """
+        edges = len(next(g for g in self.groups if g.name == group).edges)
+        return [((e,), 1) for e in range(edges)]
+
+    def derivable_ops(self, group: str) -> np.ndarray:
+        """Per op of ``group``, whether a derived architecture may pick it (DARTS never picks ``none``)."""
+        return np.ones(len(next(g for g in self.groups if g.name == group).ops), dtype=bool)
 
     def path(self, arch: Architecture, device: torch.device | None = None) -> CellPath:
         """The constant one-hot path that runs exactly ``arch``."""

@@ -65,11 +65,22 @@ class MixedOp(nn.Module):
         return channel_shuffle(out, self.partial)
 
     def _mix(self, x: torch.Tensor, weights: torch.Tensor, index: int | None) -> torch.Tensor:
-        if index is None:
-            return sum(w * op(x) for w, op in zip(weights, self.ops, strict=True))  # type: ignore[return-value]
-        # One op runs; the other weights are zero in value (one-hot) but stay in the graph,
-        # so a straight-through Gumbel sample passes gradients to every alpha (GDAS).
-        return weights[index] * self.ops[index](x) + (weights.sum() - weights[index])
+        return mix_ops(self.ops, x, weights, index)
+
+
+def mix_ops(
+    ops: Sequence[nn.Module], x: torch.Tensor, weights: torch.Tensor, index: int | None = None
+) -> torch.Tensor:
+    """The ``weights``-weighted sum of ``ops(x)``, or only op ``index`` (a one-hot or straight-through sample).
+
+    Shared by the mixed op of a cell edge and a layer of single-path
+    supernets that alpha can steer (FBNet's DNAS).
+    """
+    if index is None:
+        return sum(w * op(x) for w, op in zip(weights, ops, strict=True))  # type: ignore[return-value]
+    # One op runs; the other weights are zero in value (one-hot) but stay in the graph,
+    # so a straight-through Gumbel sample passes gradients to every alpha (GDAS).
+    return weights[index] * ops[index](x) + (weights.sum() - weights[index])
 
 
 def mix_node(
@@ -100,4 +111,4 @@ def mix_node(
     return total
 
 
-__all__ = ["DROPPED", "MixedOp", "channel_shuffle", "mix_node", "strip_affine"]
+__all__ = ["DROPPED", "MixedOp", "channel_shuffle", "mix_node", "mix_ops", "strip_affine"]

@@ -13,7 +13,7 @@ and their strongest op other than ``none`` (DARTS' ``genotype()``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -138,6 +138,20 @@ class DartsSupernet(CellSupernet):
         for number, (cell, group) in enumerate(zip(self.network.cells, self.cell_groups, strict=True)):
             s0, s1 = s1, cell(s0, s1, *path.group(group, number))
         return self.network.head(s1)
+
+    def candidate_ops(self) -> Iterator[tuple[str, int, int, nn.Module]]:
+        for cell in self.network.cells:
+            for e, edge in enumerate(cell.edges):
+                for o, op in enumerate(edge.ops):
+                    yield "reduce" if cell.reduction else "normal", e, o, op
+
+    def edge_units(self, group: str) -> list[tuple[tuple[int, ...], int]]:
+        """Each node keeps two of its incoming edges."""
+        return [(tuple(edges), min(2, len(edges))) for edges in _INCOMING.values()]
+
+    def derivable_ops(self, group: str) -> np.ndarray:
+        """Every op but ``none``: the derivation picks each kept edge's strongest non-none op."""
+        return np.arange(len(OPS)) != _NONE
 
     def choices(self, arch: Architecture) -> dict[str, list[int]]:
         result = {}

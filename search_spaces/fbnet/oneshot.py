@@ -1,7 +1,8 @@
-"""FBNet's one-shot view: a single-path supernet (SPOS) and an elastic one (BigNAS).
+"""FBNet's one-shot view: a single-path supernet (SPOS, and DNAS with a row of alpha per layer) and an elastic one (BigNAS).
 
 There are no cells, so the collapse detector does not apply, and no tabular
-benchmark to rank against.
+benchmark to rank against. HELP's latency table (27 devices) is what
+latency-aware methods fit their per-block lookup table on.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ VIEW = OneShotView(
     shrink_advice="a smaller space (e.g. a lower width_mult)",
     latency_table=str(FBNET_LATENCY),
     latency_parts=latency_parts,
+    layer_alpha=True,
 )
 
 __all__ = ["VIEW"]

@@ -10,7 +10,7 @@ derived stand-alone network computes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -101,6 +101,13 @@ class Nb201Supernet(CellSupernet):
             else:
                 out = layer(out)
         return self.network.head(out)
+
+    def candidate_ops(self) -> Iterator[tuple[str, int, int, nn.Module]]:
+        for layer in self.network.cells:
+            if isinstance(layer, SearchCell):
+                for e, edge in enumerate(layer.edges):
+                    for o, op in enumerate(edge.ops):
+                        yield GROUP.name, e, o, op
 
     def choices(self, arch: Architecture) -> dict[str, list[int]]:
         return {GROUP.name: [self.ops.index(str(arch[edge])) for edge in EDGE_NAMES]}
