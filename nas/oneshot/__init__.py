@@ -11,6 +11,8 @@ by :mod:`nas.oneshot.catalog` (torch-free) and each lives in one module:
 * ``drnas``, ``beta_darts``, ``sharpdarts``, ``dropnas``, ``robust_darts``, ``gold_nas``,
   ``sd_darts``, ``rarts``, ``amended_darts``, ``d_darts`` -- hooks on the same alpha loop
   (:mod:`nas.oneshot.differentiable`; see ``docs/oneshot.md``);
+* ``dnas``, ``rc_darts`` -- latency or parameter budgets on the same loop (FBNet's latency loss,
+  RC-DARTS' projection; :mod:`nas.oneshot.resource`), on cell supernets and fbnet's per-layer alpha;
 * ``spos`` -- single-path training and evolution with inherited weights (every space with a supernet);
 * ``smash`` -- a hypernetwork generating the weights of sampled architectures (cell supernets);
 * ``bignas`` -- sandwich rule and in-place distillation of an elastic supernet (spaces with one: fbnet).
