@@ -46,6 +46,7 @@ from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError, UnknownNameError
 from nas.core.oneshot import CELL, LAYER_ALPHA, oneshot_view, spaces_with
 from nas.core.space import SearchSpace
+from nas.data import latency_lut
 from nas.data.paths import data_path
 from nas.data.tables import Table
 from nas.oneshot.differentiable import DifferentiableMethod
@@ -60,8 +61,6 @@ PARAMS = "params"
 BUDGET_WINDOW = 0.05
 #: Steps of the budget in its dynamic programme.
 KNAPSACK_BINS = 2000
-#: Table columns that are not devices.
-_NOT_DEVICES = frozenset({"index"})
 
 
 # -- the device lookup table (torch-free: checked with the config) ------------------------------------
@@ -103,7 +102,7 @@ def latency_table(space: SearchSpace) -> Table:
 
 def devices(space: SearchSpace) -> list[str]:
     """The devices of the space's latency table."""
-    return [c for c in latency_table(space).columns if c not in _NOT_DEVICES]
+    return latency_lut.devices(latency_table(space))
 
 
 def device_table(space: SearchSpace, device: str) -> DeviceTable:
@@ -119,21 +118,8 @@ def device_table(space: SearchSpace, device: str) -> DeviceTable:
 
 
 def _fit(space: SearchSpace, table: Table, device: str) -> DeviceTable:
-    y = np.asarray(table.column(device), dtype=float)
-    keep = np.isfinite(y)
-    # The space's one-hot encoding (``space.encode``), built without re-validating every row of the table.
-    keys = [(name, value) for name, values in space.choices().items() for value in values]
-    column = {key: i for i, key in enumerate(keys)}
-    x = np.zeros((len(table.archs), len(keys)))
-    for row, arch in enumerate(table.archs):
-        x[row, [column[(name, arch[name])] for name in space.choices()]] = 1.0
-    x = x[keep]
-    design = np.column_stack([x, np.ones(len(x))])
-    # Minimum-norm least squares, pinv(X'X) X'y = pinv(X) y: the one-hot blocks are collinear with the
-    # constant, so each decision's entries are defined up to a shift (sums over one value per decision
-    # are unique). Through the small normal matrix: lstsq's SVD of the tall design crawls on a busy CPU.
-    coef = np.linalg.pinv(design.T @ design, hermitian=True) @ (design.T @ y[keep])
-    return DeviceTable(device, float(coef[-1]), dict(zip(keys, map(float, coef[:-1]), strict=True)))
+    fit = latency_lut.fit_additive(space, table, [device])[device]
+    return DeviceTable(device, fit.constant, fit.costs)
 
 
 _FITTED: dict[tuple[int, str], tuple[Table, DeviceTable]] = {}

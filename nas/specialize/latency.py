@@ -22,8 +22,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from nas.core.errors import ConfigError, UnknownNameError
 from nas.core.oneshot import oneshot_view
 from nas.core.space import SearchSpace
@@ -31,18 +29,16 @@ from nas.specialize.model import LOCAL, LatencyModel
 
 logger = logging.getLogger(__name__)
 
-#: Columns of a latency table that are not devices.
-_NOT_DEVICES = ("index", "arch")
-
 
 def table_devices(space: SearchSpace) -> list[str]:
     """The devices of ``space``'s latency table (its numeric columns), ``[]`` without one."""
     path = _table_path(space)
     if path is None:
         return []
+    from nas.data import latency_lut
     from nas.data.tables import Table
 
-    return [c for c in Table.load(path, space).columns if c not in _NOT_DEVICES]
+    return latency_lut.devices(Table.load(path, space))
 
 
 def known_devices(space: SearchSpace) -> list[str]:
@@ -98,36 +94,20 @@ def _fitted(space: SearchSpace, device: str) -> LatencyModel:
 
 
 def _fit_all(space: SearchSpace, path: Path) -> dict[str, LatencyModel]:
-    """FBNet's additive lookup table of every device column, by least squares on the one-hot encoding.
-
-    The fit of :class:`predictors.latency.LatencyLUT` (``loss="squared"``:
-    latency ~ constant + one entry per decision and value), solved for all
-    columns at once, with BLAS on one thread: the problem is small, and on
-    a loaded machine a multi-threaded solve of it is ten times slower.
-    """
-    from threadpoolctl import threadpool_limits
-
+    """FBNet's additive lookup table of every device column (:func:`nas.data.latency_lut.fit_additive`)."""
+    from nas.data.latency_lut import fit_additive
     from nas.data.tables import Table
 
     table = Table.load(path, space)
-    devices = [c for c in table.columns if c not in _NOT_DEVICES]
-    design = np.column_stack([np.stack([space.encode(a) for a in table.archs]), np.ones(len(table.archs))])
-    targets = np.column_stack([np.asarray(table.column(d), dtype=np.float64) for d in devices])
-    with threadpool_limits(1):
-        # Minimum-norm solution: each decision's entries are defined up to a shift the constant absorbs.
-        coef, *_ = np.linalg.lstsq(design, targets, rcond=None)
-    keys = [(name, value) for name, values in space.choices().items() for value in values]
     models = {}
-    for j, device in enumerate(devices):
+    for device, fit in fit_additive(space, table).items():
         entries: dict[str, dict[Any, float]] = {}
-        for (name, value), ms in zip(keys, coef[:-1, j], strict=True):
-            entries.setdefault(name, {})[value] = float(ms)
-        models[device] = LatencyModel(
-            device=device, table=entries, constant=float(coef[-1, j]), source=str(path)
-        )
+        for (name, value), ms in fit.costs.items():
+            entries.setdefault(name, {})[value] = ms
+        models[device] = LatencyModel(device=device, table=entries, constant=fit.constant, source=str(path))
     logger.info(
         "latency tables of %d devices fitted on %d architectures of %s",
-        len(devices),
+        len(models),
         len(table.archs),
         path.name,
     )
