@@ -30,3 +30,15 @@ def small_space(name: str) -> Any:
         return get_space(name, **small_options(name))
     except ConfigError:
         return get_space(name)
+
+
+def searches(strategy: str, space: str) -> bool:
+    """Whether the registered ``strategy`` can search ``space`` (``Strategy.check_space``; ``morphism``
+    needs a space with morphisms), so tests over every strategy pick the ones a space admits."""
+    from nas.core import STRATEGIES
+
+    try:
+        STRATEGIES.get(strategy).check_space(get_space(space))
+    except ConfigError:
+        return False
+    return True

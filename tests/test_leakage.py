@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from small_spaces import searches
 
 import nas.bench
 from nas.cli import main
@@ -137,14 +138,17 @@ def zero_cost_features(space, data_dir: Path) -> dict:  # noqa: ANN001
     return {"extra_features": features, "encoding": "both", "target_transform": "rank"}
 
 
-#: Every registered strategy with cheap options, plus the predictor as our 95% figure runs it.
-CASES = {name: (name, {}) for name in STRATEGIES.names()}
+#: Every registered strategy that searches nb201 (the table guarded here) with cheap options, plus the
+#: predictor as our 95% figure runs it. ``morphism`` needs morphisms, which nb201 has not.
+NB201_STRATEGIES = {name for name in STRATEGIES.names() if searches(name, "nb201")}
+CASES = {name: (name, {}) for name in sorted(NB201_STRATEGIES)}
 CASES["predictor"] = ("predictor", {"n_initial": 5, "n_candidates": 10})
 CASES["predictor-zc-all"] = ("predictor", {"n_initial": 5, "candidate_pool": "all"})
 
 
 def test_the_cases_cover_every_registered_strategy_and_the_plugin() -> None:
-    assert {strategy for strategy, _ in CASES.values()} == set(STRATEGIES.names())
+    assert {strategy for strategy, _ in CASES.values()} == NB201_STRATEGIES
+    assert len(NB201_STRATEGIES) >= len(STRATEGIES.names()) - 1  # only morphism is left out today
     assert "plugin_mutation" in CASES  # tests/plugins/strategy_plugin.py
 
 

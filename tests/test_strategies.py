@@ -18,6 +18,7 @@ import networkx as nx
 import numpy as np
 import pytest
 from sklearn.ensemble import ExtraTreesRegressor
+from small_spaces import searches
 
 from nas.core import (
     STRATEGIES,
@@ -76,17 +77,9 @@ TEST_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def _searches_nb201(name: str) -> bool:
-    try:
-        STRATEGIES.get(name).check_space(get_space("nb201"))
-    except ConfigError:
-        return False
-    return True
-
-
 #: Every registered strategy that searches nb201: the built-ins and the test-only plugin in tests/plugins
 #: (``morphism`` needs a space with morphisms: its contract runs in tests/test_morphism.py).
-ALL = [name for name in STRATEGIES.names() if _searches_nb201(name)]
+ALL = [name for name in STRATEGIES.names() if searches(name, "nb201")]
 
 
 def make(name: str, space: SearchSpace, **options: Any):  # noqa: ANN201
@@ -126,7 +119,6 @@ def toy_value(arch: Architecture) -> EvalResult:
 @pytest.fixture(scope="module")
 def nb201(data_dir):  # noqa: ANN001, ANN201
     from nas.evaluators.tabular import Nb201TableEvaluator
-    from search_spaces import get_space
 
     space = get_space("nb201")
     return space, Nb201TableEvaluator(space, device="pixel3")
