@@ -20,6 +20,7 @@ curve point per epoch and its weights file, nothing RUNNING or WAITING
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 import time
@@ -172,3 +173,20 @@ def test_a_killed_driver_is_resumed_by_the_same_command(storage_url: str, tmp_pa
     study = nas.load_study("killed", storage=storage_url)
     assert study.status is StudyStatus.FINISHED
     assert_exact_budget(study, BUDGET, EPOCHS)
+
+
+def test_tunes_traceback_of_a_store_error_is_dropped_and_other_errors_are_kept(caplog) -> None:  # noqa: ANN001
+    """The gone-for-good test's one-line promise: Tune logs a store error a searcher callback raised while it
+    stopped a trial ("Error stopping trial."); the driver reports that error itself, so Tune's copy goes."""
+    from nas.core.errors import StorageError
+    from nas.runner.cluster import quiet_ray
+
+    quiet_ray()
+    controller = logging.getLogger("ray.tune.execution.tune_controller")
+    for error in (StorageError("the database is unreachable"), RuntimeError("a bug in a callback")):
+        try:
+            raise error
+        except Exception:
+            with caplog.at_level(logging.ERROR, logger=controller.name):
+                controller.exception("Trial %s: Error stopping trial.", "trial-1")
+    assert [r.exc_info[1].__class__ for r in caplog.records if r.exc_info] == [RuntimeError]

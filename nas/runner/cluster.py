@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from nas.core.errors import ConfigError, NASError, require
+from nas.core.errors import ConfigError, NASError, StorageError, require
 
 logger = logging.getLogger(__name__)
 
@@ -123,16 +123,37 @@ def _check_workers(
         )
 
 
+class _StoreErrorsOnce(logging.Filter):
+    """Drops Tune's log records that carry a store error: the driver reports that error itself, once.
+
+    Tune logs ("Error stopping trial.") with the traceback of an exception a
+    searcher callback raised while it stopped a trial; for a
+    :class:`~nas.core.errors.StorageError` (the database gone, say) the
+    searcher keeps the error and :func:`nas.runner.trials.run_trials` raises
+    it as the one-line message a user acts on.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], StorageError))
+
+
+_STORE_ERRORS_ONCE = _StoreErrorsOnce()
+
+
 def quiet_ray() -> None:
     """Ray Tune's own INFO/WARNING chatter (missing result files, token notices) is not for our users.
 
     Nor is its traceback of each trial whose worker died: the searcher logs one
-    line per restart and stores Ray's account with the FAIL trial.
+    line per restart and stores Ray's account with the FAIL trial. Nor its
+    traceback of a store error, which the driver reports in one line.
     """
     if not logger.isEnabledFor(logging.DEBUG):
         os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
         for name in ("ray", "ray.tune", "ray.train", "ray._private"):
             logging.getLogger(name).setLevel(logging.ERROR)
+    controller = logging.getLogger("ray.tune.execution.tune_controller")  # a filter sees its own records
+    if _STORE_ERRORS_ONCE not in controller.filters:
+        controller.addFilter(_STORE_ERRORS_ONCE)
 
 
 def _init(ray: Any, address: str | None, num_cpus: int | None, num_gpus: int | None) -> None:
