@@ -14,7 +14,8 @@ from __future__ import annotations
 import zlib
 
 import pytest
-from test_search_matrix import STRATEGY_OPTIONS, _config, searches
+from small_spaces import searches
+from test_search_matrix import STRATEGY_OPTIONS, _config
 
 from nas.core import SPACES, STRATEGIES, ConfigError
 from nas.core.evaluator import EvalResult
@@ -26,14 +27,14 @@ PAIRS = [
     (space, strategy)
     for space in SPACES.names()
     for strategy in STRATEGIES.names()
-    if searches(space, strategy)
+    if searches(strategy, space)
 ]
 #: Strategies that need a capability the space lacks: refused when the plan is built, naming it.
 REFUSED = [
     (space, strategy)
     for space in SPACES.names()
     for strategy in STRATEGIES.names()
-    if not searches(space, strategy)
+    if not searches(strategy, space)
 ]
 
 
