@@ -15,7 +15,8 @@ median. Methods:
 The curves are sampled from the prior with a held-out seed (the model is
 trained with seed 0), or read from a CSV with ``--curves PATH``: columns
 ``curve,epoch,value`` (one row per epoch, epochs 1..L, values in [0, 1],
-L <= 100), and an optional ``split`` column filtered with ``--split``.
+L <= 100) or the curve set's ``index,epoch,val_accuracy`` (percent), and an
+optional ``split`` column filtered with ``--split``.
 The last row times one forward pass for 32 curves of 20 observed epochs.
 
     python benchmarks/curves.py                             # 1000 prior curves, seed 20261203
@@ -48,19 +49,30 @@ ALPHAS = np.logspace(-3, 1.5, 400)
 
 
 def read_curves(path: Path, split: str | None) -> list[np.ndarray]:
-    """Curves from a ``curve,epoch,value[,split]`` CSV, each ordered by epoch (1..L without gaps)."""
+    """Curves from a ``curve,epoch,value[,split]`` CSV, each ordered by epoch (1..L without gaps).
+
+    The curve set of ``benchmarks/curve_set.py`` (``index,epoch,val_accuracy[,split]``,
+    accuracies in percent) is read as it is: ``index`` names the curve and the
+    accuracy is divided by 100, so the one file feeds both replay benchmarks.
+    """
     rows: dict[str, dict[int, float]] = defaultdict(dict)
     with path.open(newline="") as stream:
         reader = csv.DictReader(stream)
-        missing = {"curve", "epoch", "value"} - set(reader.fieldnames or ())
-        if missing:
-            raise ConfigError(
-                f"{path}: columns {sorted(missing)} are missing; expected curve,epoch,value[,split]"
-            )
+        columns = set(reader.fieldnames or ())
+        if {"index", "epoch", "val_accuracy"} <= columns:
+            name_column, value_column, scale = "index", "val_accuracy", 0.01
+        else:
+            name_column, value_column, scale = "curve", "value", 1.0
+            missing = {"curve", "epoch", "value"} - columns
+            if missing:
+                raise ConfigError(
+                    f"{path}: columns {sorted(missing)} are missing; expected curve,epoch,value[,split]"
+                    " or index,epoch,val_accuracy[,split] (the curve set of benchmarks/curve_set.py)"
+                )
         for row in reader:
             if split is not None and row.get("split") != split:
                 continue
-            rows[row["curve"]][int(row["epoch"])] = float(row["value"])
+            rows[row[name_column]][int(row["epoch"])] = float(row[value_column]) * scale
     curves = []
     for name, points in sorted(rows.items()):
         if sorted(points) != list(range(1, len(points) + 1)) or not 2 <= len(points) <= MAX_EPOCHS:
