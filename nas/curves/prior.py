@@ -10,10 +10,12 @@ what they model is a validation accuracy that improves over training.
 The parameter priors are LC-PFN's "peaked" priors, written here from the
 paper's and its code's definitions. LC-PFN's published model combines three
 families (``pow3``, ``ilog2``, ``janoschek``: :data:`LCPFN_FAMILIES`) with
-unnormalised weights ``U(0, 1)``; all eleven families of Domhan et al. are
-available (:data:`ALL_FAMILIES`), and because eleven unnormalised curves
-almost never sum to a value inside [0, 1], larger sets are combined with
-weights normalised to sum to one (``normalise=True``).
+unnormalised weights ``U(0, 1)``. Our shipped model is trained on all eleven
+families of Domhan et al. (:data:`ALL_FAMILIES`): real curves trained with a
+cosine learning-rate schedule rise late, in an S shape the three saturating
+families cannot draw (docs/curves.md has the figures). Because eleven
+unnormalised curves almost never sum to a value inside [0, 1], larger sets
+are combined with weights normalised to sum to one (``normalise=True``).
 
 Everything is vectorised over curves with numpy: a training step draws a
 few hundred curves, so a per-curve Python loop would cost more than the

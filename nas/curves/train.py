@@ -14,7 +14,7 @@ atomically, plus ``<file>.sha256``; the shipped file's checksum is
 :data:`nas.curves.weights.WEIGHTS_SHA256`, which must be updated by hand
 when the shipped file is regenerated (the command prints the line).
 
-    python -m nas.curves.train                       # the shipped model (2000 steps: ~35 min on a shared core)
+    python -m nas.curves.train                       # the shipped model (2000 steps: about 2 min on one core)
     python -m nas.curves.train --steps 200 --output /tmp/lcpfn.pt   # a quick smoke run
 """
 
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--buckets", type=int, default=200)
     parser.add_argument("--queries", type=int, default=16, help="hidden epochs predicted per step")
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--families", choices=["lcpfn", "all"], default="lcpfn")
+    parser.add_argument("--families", choices=["lcpfn", "all"], default="all")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch intra-op threads (default 1: reproducible)"
     )

@@ -22,7 +22,7 @@ from nas.core.errors import NASError
 #: The shipped weights (trained by ``python -m nas.curves.train``).
 DEFAULT_WEIGHTS = Path(__file__).with_name("lcpfn.pt")
 #: SHA-256 of :data:`DEFAULT_WEIGHTS`; printed by the training command when it rewrites the file.
-WEIGHTS_SHA256 = "dbee2b3f13e530425a0ee464e6159d01a0c6f9942a76eb489f3395f988fa2e31"
+WEIGHTS_SHA256 = "5f519b0cfa22409c80597976597e43f5c8378042b956da3a61d8c6637912a917"
 #: Version of the saved dict's layout.
 FORMAT = 1
 
@@ -40,9 +40,10 @@ def load_state(path: Path | None = None, sha256: str | None = None) -> dict[str,
     shipped file, else the ``<path>.sha256`` file the training command wrote.
     """
     path = Path(path) if path is not None else DEFAULT_WEIGHTS
-    regenerate = f"`{REGENERATE}`" if path == DEFAULT_WEIGHTS else f"`{REGENERATE} --output {path}`"
+    shipped = path.resolve() == DEFAULT_WEIGHTS.resolve()  # also when named by a relative path
+    regenerate = f"`{REGENERATE}`" if shipped else f"`{REGENERATE} --output {path}`"
     if sha256 is None:
-        sha256 = WEIGHTS_SHA256 if path == DEFAULT_WEIGHTS else _sidecar_checksum(path, regenerate)
+        sha256 = WEIGHTS_SHA256 if shipped else _sidecar_checksum(path, regenerate)
     try:
         data = path.read_bytes()
     except OSError as exc:
