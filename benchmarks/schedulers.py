@@ -9,8 +9,9 @@ with the shipped LC-PFN, ``moasha`` and ``asha`` :mod:`nas.core.promotion`,
 
 Policies: ``full`` (every trial trains to the end), ``asha`` (η = 3, grace 1
 epoch), ``median`` (median stopping after 3 epochs), ``lc`` (threshold 0.05,
-min_epochs 3 by default) and ``moasha`` (η = 3, accuracy and pixel3 latency,
-ε-net).
+min_epochs 3) and ``moasha`` (η = 3, grace 1, accuracy and pixel3 latency,
+ε-net); those are the defaults, changed with ``--eta``, ``--grace``,
+``--median-grace``, ``--threshold`` and ``--min-epochs``.
 
 Tables (mean over orders; the search's result is its best *fully trained* trial):
 
@@ -287,6 +288,10 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.05)
     parser.add_argument("--min-epochs", type=int, default=3)
     parser.add_argument("--eta", type=float, default=3.0)
+    parser.add_argument("--grace", type=int, default=1, help="asha/moasha: epochs before the first rung")
+    parser.add_argument(
+        "--median-grace", type=int, default=3, help="median stopping: epochs before it may stop a trial"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -309,10 +314,10 @@ def main() -> None:
     predictor = CachedPredictor(load_predictor(), rule, data)
     policies: dict[str, Policy] = {
         "full": full_policy,
-        "asha": asha_policy(args.eta, 1, data.epochs),
-        "median": median_policy(3),
+        "asha": asha_policy(args.eta, args.grace, data.epochs),
+        "median": median_policy(args.median_grace),
         "lc": lc_policy(rule, predictor),
-        "moasha": moasha_policy(data, args.eta, 1, "epsnet"),
+        "moasha": moasha_policy(data, args.eta, args.grace, "epsnet"),
     }
     full_epochs = len(data.curves) * data.epochs
     best = float(data.curves[:, -1].max())
@@ -336,7 +341,7 @@ def main() -> None:
     print(f"# Scheduler replay ({'SYNTHETIC' if synthetic else path}), {date.today()}, {platform.node()}")
     print(f"# {how}; {data.epochs} epochs per curve; {args.orders} orders, 2 workers, seed {args.seed}")
     print(
-        f"# lc: threshold {args.threshold}, min_epochs {args.min_epochs}; asha/moasha: eta {args.eta:g}, grace 1"
+        f"# lc: threshold {args.threshold}, min_epochs {args.min_epochs}; asha/moasha: eta {args.eta:g}, grace {args.grace}; median: grace {args.median_grace}"
     )
     print(f"# best final of the set: {best:.2f}; regret NaN-free means: a policy with no finished trial by")
     print("#   that budget counts the whole best value as regret")
