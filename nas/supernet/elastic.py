@@ -16,13 +16,24 @@ keeping one copy per choice (the single-path supernets of :mod:`nas.supernet.bas
 * **grouped 1x1 convs** (FBNet's ``_g2`` blocks): a grouped conv is a dense
   conv whose weight is zero off the block diagonal, so its weight is the
   diagonal blocks of the dense weight (each a slice of it), run with
-  ``groups=g`` exactly as the stand-alone grouped conv runs.
+  ``groups=g`` exactly as the stand-alone grouped conv runs;
+* **width** (a layer's channel count, e.g. the hybrid space's ``width`` and
+  the widths its down-sampling positions imply): :class:`ElasticConvBn` and
+  :class:`ElasticLinear` run the first ``c_in`` input and first ``c_out``
+  output channels of the widest layer, :func:`sliced_batch_norm` and
+  :func:`sliced_layer_norm` normalise the first channels (a LayerNorm over
+  ``c`` channels computes its statistics over those ``c``, as the stand-alone
+  ``nn.LayerNorm(c)`` does).
 
 Everything a sub-network computes with is a slice (a view) of the shared
 parameters, or for a smaller kernel a function of a slice, so a gradient of
 any sub-network lands in the shared tensors. :meth:`ElasticMBConv.tensors`
 gives the stand-alone block's weights (copied into an ordinary module when a
-sub-network is extracted).
+sub-network is extracted); the width-elastic layers give theirs as a
+``state_dict`` of the stand-alone layer (``state``), views of the shared
+tensors, so a space assembles a sub-network's whole state dict and loads it
+strictly: a stand-alone tensor no elastic layer provides is an error, not a
+silently random weight.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from nas.core.architecture import Architecture
+from nas.core.errors import ArchitectureError
 from nas.supernet.base import Supernet
 from nas.supernet.mixed import channel_shuffle
 
@@ -182,6 +194,93 @@ class ElasticMBConv(nn.Module):
         ]
 
 
+def sliced_layer_norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    """``norm`` over the last dimension's ``c = x.shape[-1]`` features with its first ``c`` weights."""
+    c = x.shape[-1]
+    weight = None if norm.weight is None else norm.weight[:c]
+    bias = None if norm.bias is None else norm.bias[:c]
+    return F.layer_norm(x, (c,), weight, bias, norm.eps)
+
+
+def norm_state(norm: nn.Module, c: int) -> dict[str, torch.Tensor]:
+    """The ``state_dict`` of ``norm`` (a BatchNorm or LayerNorm) over its first ``c`` channels (views).
+
+    Scalars (BatchNorm's ``num_batches_tracked``) are shared by every width and kept whole.
+    """
+    return {k: v if v.ndim == 0 else v[:c] for k, v in norm.state_dict().items()}
+
+
+def prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with every key under ``prefix`` (a module path ending in ``.``), for nesting state dicts."""
+    return {prefix + k: v for k, v in state.items()}
+
+
+class ElasticConvBn(nn.Module):
+    """Conv (no bias) + BatchNorm of the widest channels; runs the first ``c_in -> c_out`` of them.
+
+    :meth:`state` is the ``state_dict`` of the stand-alone ``nn.Sequential(conv, bn[, relu])``
+    (``0.`` the conv, ``1.`` the BN) of those widths, the layout of the spaces' ``conv_bn`` unit.
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1) -> None:
+        super().__init__()
+        self.c_in, self.c_out, self.kernel, self.stride = c_in, c_out, kernel, stride
+        self.weight = nn.Parameter(torch.empty(c_out, c_in, kernel, kernel))
+        nn.init.kaiming_normal_(self.weight, mode="fan_out")
+        self.bn = nn.BatchNorm2d(c_out)
+
+    def check(self, c_in: int, c_out: int) -> None:
+        if not (0 < c_in <= self.c_in and 0 < c_out <= self.c_out):
+            raise ArchitectureError(
+                f"a {c_in}->{c_out} channel conv does not fit in this layer's {self.c_in}->{self.c_out}"
+            )
+
+    def forward(self, x: torch.Tensor, c_out: int) -> torch.Tensor:
+        self.check(x.shape[1], c_out)
+        out = F.conv2d(x, self.weight[:c_out, : x.shape[1]], stride=self.stride, padding=self.kernel // 2)
+        return sliced_batch_norm(self.bn, out)
+
+    def state(self, c_in: int, c_out: int) -> dict[str, torch.Tensor]:
+        self.check(c_in, c_out)
+        return {"0.weight": self.weight.detach()[:c_out, :c_in], **prefixed("1.", norm_state(self.bn, c_out))}
+
+
+class ElasticLinear(nn.Linear):
+    """A linear layer of the widest features; runs the first ``in -> out`` of them.
+
+    ``parts`` stacks that many ``out_features``-row blocks in one weight (a
+    transformer's fused query/key/value projection: ``parts=3``): ``c_out``
+    features take the first ``c_out`` rows *of each part*, in the stand-alone
+    layer's order (all queries, then keys, then values), so the heads of a
+    narrower attention are the first heads of the widest one.
+    """
+
+    def __init__(self, in_features: int, out_features: int, parts: int = 1) -> None:
+        super().__init__(in_features, parts * out_features)
+        self.parts, self.width = parts, out_features
+
+    def rows(self, c_out: int) -> list[slice]:
+        if not 0 < c_out <= self.width:
+            raise ArchitectureError(f"{c_out} output features do not fit in this layer's {self.width}")
+        return [slice(p * self.width, p * self.width + c_out) for p in range(self.parts)]
+
+    def tensors(self, c_in: int, c_out: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weight ``(parts * c_out, c_in)`` and bias: one view, or the parts' views concatenated."""
+        if not 0 < c_in <= self.in_features:
+            raise ArchitectureError(f"{c_in} input features do not fit in this layer's {self.in_features}")
+        rows = self.rows(c_out)
+        if len(rows) == 1:
+            return self.weight[rows[0], :c_in], self.bias[rows[0]]
+        return torch.cat([self.weight[r, :c_in] for r in rows]), torch.cat([self.bias[r] for r in rows])
+
+    def forward(self, x: torch.Tensor, c_out: int) -> torch.Tensor:  # type: ignore[override]
+        return F.linear(x, *self.tensors(x.shape[-1], c_out))
+
+    def state(self, c_in: int, c_out: int) -> dict[str, torch.Tensor]:
+        weight, bias = self.tensors(c_in, c_out)
+        return {"weight": weight.detach(), "bias": bias.detach()}
+
+
 class ElasticSupernet(Supernet):
     """A supernet whose sub-networks are nested slices of its largest one (what BigNAS trains).
 
@@ -222,11 +321,16 @@ def load_conv_bn(target: nn.Module, tensors: Sequence[ConvBnTensors]) -> None:
 
 
 __all__ = [
+    "ElasticConvBn",
     "ElasticDepthwise",
+    "ElasticLinear",
     "ElasticMBConv",
     "ElasticSupernet",
     "bn_tensors",
     "grouped_weight",
     "load_conv_bn",
+    "norm_state",
+    "prefixed",
     "sliced_batch_norm",
+    "sliced_layer_norm",
 ]

@@ -1,4 +1,4 @@
-"""The hybrid space's one-shot view: a single-path supernet, searched by SPOS only.
+"""The hybrid space's one-shot view: a single-path supernet (SPOS) and an elastic one (BigNAS).
 
 There are no cells, so the collapse detector does not apply, and no tabular
 benchmark to rank against.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nas.core.oneshot import SINGLE_PATH, OneShotView
+from nas.core.oneshot import ELASTIC, OneShotView
 
 
 def build(space: Any, *, num_classes: int, input_shape: tuple[int, int, int], **_: Any) -> Any:
@@ -18,8 +18,18 @@ def build(space: Any, *, num_classes: int, input_shape: tuple[int, int, int], **
     return HybridSupernet(space, num_classes, input_shape)
 
 
+def build_elastic(space: Any, *, num_classes: int, input_shape: tuple[int, int, int], **_: Any) -> Any:
+    """Build the elastic supernet (widths by channel slicing; see :mod:`search_spaces.hybrid.elastic`)."""
+    from search_spaces.hybrid.elastic import HybridElasticSupernet
+
+    return HybridElasticSupernet(space, num_classes, input_shape)
+
+
 VIEW = OneShotView(
-    kind=SINGLE_PATH, build=build, shrink_advice="a smaller space (e.g. a lower base_width or fewer blocks)"
+    kind=ELASTIC,
+    build=build,
+    elastic=build_elastic,
+    shrink_advice="a smaller space (e.g. a lower base_width or fewer blocks)",
 )
 
 __all__ = ["VIEW"]

@@ -83,7 +83,7 @@ class HybridSpace(TorchSpace):
     """Hybrid CNN-transformer chains (options: ``blocks``, ``downsamples``, ``base_width``)."""
 
     name = "hybrid"
-    #: A single-path supernet (one module per reachable block shape), trained by SPOS.
+    #: A single-path supernet (one module per reachable block shape, SPOS) and an elastic one (BigNAS).
     oneshot_view: ClassVar[OneShotView] = VIEW
     #: Function-preserving widenings (Net2Net), for children that inherit their parent's weights.
     morphism_view: ClassVar[MorphismView] = MORPHISMS

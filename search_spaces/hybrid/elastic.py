@@ -1,0 +1,264 @@
+"""The hybrid space's elastic supernet: per block one widest conv body and one widest attention body.
+
+How the decisions of a block map onto shared weights (the elastic layers of
+:mod:`nas.supernet.elastic`):
+
+* ``width``, and the channel counts the down-sampling positions imply: block
+  ``i`` has at most ``base_width * 2**min(i + 1, downsamples) * 2`` channels
+  (every down-sampling so far, width 2). Every sub-network's block ``i`` runs
+  the *first* ``c`` of them: the first rows and columns of each conv and
+  linear weight, the first entries of each norm, the first heads of the
+  attention (heads are about 32 channels wide, see
+  :func:`~search_spaces.hybrid.plan.num_heads`, so a narrower attention's heads
+  are the wider one's first heads), the first ``4 c`` hidden units of the MLP.
+  The classifier reads the first channels of the widest final width;
+* ``type``: a conv body and an attention body per block, each elastic in
+  width. They compute different things (a 3x3 conv pair against token mixing
+  by attention) with differently shaped weights, so neither nests in the
+  other: the type is a single-path choice between the two, as FBNet's
+  projection ``skip`` is a second candidate beside its elastic block;
+* ``down``: where a block strides, its transition is the stride-2 3x3 conv +
+  BN (elastic in both widths); where it only changes width, the 1x1 conv + BN;
+  otherwise none -- exactly the stand-alone block's transition. The two
+  transitions keep separate weights: a down-sampling conv and a width
+  projection serve different inputs (and different BatchNorm statistics), so
+  tying the projection to the down-sampler's centre tap would cost both.
+
+The space has no kernel-size, expansion or depth decisions (its depth is the
+``blocks`` option), so nothing here nests kernels or skips blocks; those are
+FBNet's (:mod:`search_spaces.fbnet.elastic`).
+
+:meth:`HybridElasticSupernet.extract` returns the space's stand-alone network
+(``space.network``) loaded, strictly, with copies of the slices the supernet
+runs; the attention of the supernet uses ``scaled_dot_product_attention``, the
+stand-alone one plain matmul and softmax (which export everywhere): the same
+function, equal within float rounding.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from nas.core.architecture import Architecture, Scalar
+from nas.supernet.elastic import (
+    ElasticConvBn,
+    ElasticLinear,
+    ElasticSupernet,
+    norm_state,
+    prefixed,
+    sliced_layer_norm,
+)
+from search_spaces.hybrid.model import make_stem
+from search_spaces.hybrid.morphisms import has_transition
+from search_spaces.hybrid.plan import DOWNS, MLP_RATIO, TYPES, WIDTHS, BlockPlan, num_heads
+
+if TYPE_CHECKING:
+    from search_spaces.hybrid.space import HybridSpace
+
+State = dict[str, torch.Tensor]
+
+
+def parameter_count(state: State) -> int:
+    """The weights (not the BatchNorm statistics) of a stand-alone module's ``state``."""
+    return sum(v.numel() for k, v in state.items() if k.endswith(("weight", "bias")))
+
+
+class ElasticConvBody(nn.Module):
+    """The ResNet basic block's body (two 3x3 conv + BN) of the widest channels."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.ModuleList([ElasticConvBn(channels, channels, 3) for _ in range(2)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        return F.relu(x + self.body[1](F.relu(self.body[0](x, c)), c))
+
+    def state(self, c: int) -> State:
+        """The stand-alone :class:`~search_spaces.hybrid.model.ConvBlock`'s ``state_dict`` for ``c`` channels."""
+        return {
+            k: v
+            for i, conv in enumerate(self.body)
+            for k, v in prefixed(f"body.{i}.", conv.state(c, c)).items()
+        }
+
+
+class ElasticAttentionBody(nn.Module):
+    """The transformer block (positional dwconv, attention, MLP) of the widest channels."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.pos = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+        self.norm1 = nn.LayerNorm(channels)
+        self.attn = nn.ModuleDict(
+            {"qkv": ElasticLinear(channels, channels, parts=3), "proj": ElasticLinear(channels, channels)}
+        )
+        self.norm2 = nn.LayerNorm(channels)
+        self.mlp = nn.Sequential(
+            ElasticLinear(channels, MLP_RATIO * channels),
+            nn.GELU(),
+            ElasticLinear(MLP_RATIO * channels, channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        x = x + F.conv2d(x, self.pos.weight[:c], self.pos.bias[:c], padding=1, groups=c)  # type: ignore[index]
+        tokens = x.flatten(2).transpose(1, 2)
+        tokens = tokens + self.attend(sliced_layer_norm(self.norm1, tokens))
+        hidden = self.mlp[1](self.mlp[0](sliced_layer_norm(self.norm2, tokens), MLP_RATIO * c))
+        tokens = tokens + self.mlp[2](hidden, c)
+        return tokens.transpose(1, 2).reshape(b, c, h, w)
+
+    def attend(self, tokens: torch.Tensor) -> torch.Tensor:
+        b, n, c = tokens.shape
+        heads = num_heads(c)
+        qkv = self.attn["qkv"](tokens, c).reshape(b, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+        return self.attn["proj"](out.transpose(1, 2).reshape(b, n, c), c)
+
+    def state(self, c: int) -> State:
+        """The stand-alone :class:`~search_spaces.hybrid.model.AttentionBlock`'s ``state_dict`` for ``c``."""
+        return {
+            "pos.weight": self.pos.weight.detach()[:c],
+            "pos.bias": self.pos.bias.detach()[:c],  # type: ignore[union-attr]
+            **prefixed("norm1.", norm_state(self.norm1, c)),
+            **prefixed("attn.qkv.", self.attn["qkv"].state(c, c)),
+            **prefixed("attn.proj.", self.attn["proj"].state(c, c)),
+            **prefixed("norm2.", norm_state(self.norm2, c)),
+            **prefixed("mlp.0.", self.mlp[0].state(c, MLP_RATIO * c)),
+            **prefixed("mlp.2.", self.mlp[2].state(MLP_RATIO * c, c)),
+        }
+
+
+class ElasticHybridBlock(nn.Module):
+    """One block position: its two transitions and its two bodies, all of the widest channels."""
+
+    def __init__(self, c_in: int, c_out: int, can_down: bool) -> None:
+        super().__init__()
+        transitions = {"proj": ElasticConvBn(c_in, c_out, 1)}
+        if can_down:
+            transitions["down"] = ElasticConvBn(c_in, c_out, 3, stride=2)
+        self.transitions = nn.ModuleDict(transitions)
+        self.bodies = nn.ModuleDict({"conv": ElasticConvBody(c_out), "attn": ElasticAttentionBody(c_out)})
+
+    def transition(self, plan: BlockPlan) -> ElasticConvBn | None:
+        """The stand-alone block's transition (see ``model.block_module``), None where it has none."""
+        if not has_transition(plan.c_in, plan.c_out, plan.stride):
+            return None
+        return self.transitions["down" if plan.stride == 2 else "proj"]  # type: ignore[return-value]
+
+    def forward(self, x: torch.Tensor, plan: BlockPlan) -> torch.Tensor:
+        transition = self.transition(plan)
+        if transition is not None:
+            x = transition(x, plan.c_out)
+        return self.bodies[plan.op](x)
+
+    def state(self, plan: BlockPlan) -> State:
+        """The ``state_dict`` of ``model.block_module(plan)``: views of this block's tensors."""
+        body = self.bodies[plan.op].state(plan.c_out)
+        transition = self.transition(plan)
+        if transition is None:
+            return body
+        return {**prefixed("transition.", transition.state(plan.c_in, plan.c_out)), **prefixed("body.", body)}
+
+
+def widest(space: HybridSpace) -> list[int]:
+    """Per block the most channels it can have: every down-sampling so far, width 2."""
+    return [space.base_width * 2 ** min(i + 1, space.downsamples) * max(WIDTHS) for i in range(space.blocks)]
+
+
+class HybridElasticSupernet(ElasticSupernet):
+    """The stem, one :class:`ElasticHybridBlock` per block and a width-elastic head (module docstring)."""
+
+    def __init__(self, space: HybridSpace, num_classes: int, input_shape: tuple[int, int, int]) -> None:
+        super().__init__(space)
+        self.num_classes, self.input_shape = num_classes, input_shape
+        self.stem = make_stem(input_shape, space.base_width)
+        widths = widest(space)
+        self.blocks = nn.ModuleDict(
+            (name, ElasticHybridBlock(c_in, c_out, space.downsamples > 0))
+            for name, c_in, c_out in zip(space.block_names, [space.base_width, *widths], widths, strict=False)
+        )
+        self.norm = nn.LayerNorm(widths[-1])
+        self.classifier = ElasticLinear(widths[-1], num_classes)
+
+    # -- the sub-networks ----------------------------------------------------------------------------
+    def largest(self) -> Architecture:
+        """The sub-network with the most weights (conv bodies, width 2, down-sampling early)."""
+        return self._extreme(sign=1)
+
+    def smallest(self) -> Architecture:
+        """The sub-network with the fewest weights (attention bodies, width 1, no down-sampling)."""
+        return self._extreme(sign=-1)
+
+    def _extreme(self, sign: int) -> Architecture:
+        """The architecture with the most (``sign=1``) or fewest (``-1``) weights, exactly, by dynamic programming.
+
+        A block's weights depend on its own decisions and on its input width,
+        which depends on the earlier blocks only through (down-samplings so
+        far, previous width): the states of the programme. Ties go to the
+        first option in the space's choice order.
+        """
+        space = self.space
+        base, most_downs = space.base_width, space.downsamples  # type: ignore[attr-defined]
+        Partial = tuple[int, dict[str, Scalar]]  # weights so far, decisions so far
+        frontier: dict[tuple[int, int], Partial] = {(0, base): (0, {})}
+        for name, block in self.blocks.items():
+            options: dict[tuple[int, int], list[Partial]] = {}
+            for (downs, c_in), (weights, decisions) in frontier.items():
+                for down in (d for d in DOWNS if downs + int(d) <= most_downs):
+                    stage = downs + int(down)
+                    for width in WIDTHS:
+                        c_out = base * 2**stage * width
+                        for op in TYPES:
+                            plan = BlockPlan(name, op, width, 2 if down else 1, stage, c_in, c_out)
+                            chosen = {f"{name}.type": op, f"{name}.down": down, f"{name}.width": width}
+                            total = weights + parameter_count(block.state(plan))
+                            options.setdefault((stage, c_out), []).append((total, {**decisions, **chosen}))
+            frontier = {key: max(found, key=lambda p: sign * p[0]) for key, found in options.items()}
+        finals = [(w + parameter_count(self.head_state(c)), d) for (_, c), (w, d) in frontier.items()]
+        return space.make(max(finals, key=lambda p: sign * p[0])[1])
+
+    def residual_norms(self) -> list[nn.BatchNorm2d]:
+        """The last BatchNorm of every conv body (the attention bodies end in a linear layer, no BN)."""
+        return [block.bodies["conv"].body[1].bn for block in self.blocks.values()]
+
+    # -- running one ---------------------------------------------------------------------------------
+    def forward_arch(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
+        plans = self.space.plan(arch)  # type: ignore[attr-defined]  # validates
+        x = self.stem(x)
+        for plan in plans:
+            x = self.blocks[plan.name](x, plan)
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.classifier(sliced_layer_norm(self.norm, x), self.num_classes)
+
+    def head_state(self, c: int) -> State:
+        return {
+            **prefixed("norm.", norm_state(self.norm, c)),
+            **prefixed("classifier.", self.classifier.state(c, self.num_classes)),
+        }
+
+    def state(self, arch: Architecture) -> State:
+        """The ``state_dict`` of ``arch``'s stand-alone network: views (and, for attention's qkv, a
+        concatenation of views) of the supernet's tensors."""
+        plans = self.space.plan(arch)  # type: ignore[attr-defined]
+        state = prefixed("stem.", self.stem.state_dict())
+        for plan in plans:
+            state.update(prefixed(f"blocks.{plan.name}.", self.blocks[plan.name].state(plan)))
+        return {**state, **self.head_state(plans[-1].c_out)}
+
+    def extract(self, arch: Architecture) -> nn.Module:
+        """``arch``'s stand-alone network holding copies of the supernet's slices (loaded strictly)."""
+        with torch.random.fork_rng(devices=[]):  # building the network must not move the global generator
+            net = self.space.network(arch, self.num_classes, self.input_shape)  # type: ignore[attr-defined]
+        net.load_state_dict(self.state(arch))
+        net.to(self.classifier.weight.device)
+        net.train(self.training)
+        return net
+
+
+__all__ = ["ElasticAttentionBody", "ElasticConvBody", "ElasticHybridBlock", "HybridElasticSupernet", "widest"]
