@@ -18,8 +18,9 @@ How the decisions of a block map onto shared weights (the elastic layers of
   other: the type is a single-path choice between the two, as FBNet's
   projection ``skip`` is a second candidate beside its elastic block;
 * ``down``: where a block strides, its transition is the stride-2 3x3 conv +
-  BN (elastic in both widths); where it only changes width, the 1x1 conv + BN;
-  otherwise none -- exactly the stand-alone block's transition. The two
+  BN; where it only changes width, the 1x1 conv + BN; otherwise none --
+  exactly the stand-alone block's transition. Each is elastic in both widths
+  and as wide as its widest use in the space (:func:`reachable`). The two
   transitions keep separate weights: a down-sampling conv and a width
   projection serve different inputs (and different BatchNorm statistics), so
   tying the projection to the down-sampler's centre tap would cost both.
@@ -134,22 +135,61 @@ class ElasticAttentionBody(nn.Module):
         }
 
 
-class ElasticHybridBlock(nn.Module):
-    """One block position: its two transitions and its two bodies, all of the widest channels."""
+def options(space: HybridSpace, name: str, downs: int, c_in: int) -> list[BlockPlan]:
+    """Every plan block ``name`` can take after ``downs`` down-samplings, with ``c_in`` input channels."""
+    base = space.base_width
+    return [
+        BlockPlan(
+            name,
+            op,
+            width,
+            2 if down else 1,
+            downs + int(down),
+            c_in,
+            base * 2 ** (downs + int(down)) * width,
+        )
+        for down in DOWNS
+        if downs + int(down) <= space.downsamples
+        for width in WIDTHS
+        for op in TYPES
+    ]
 
-    def __init__(self, c_in: int, c_out: int, can_down: bool) -> None:
+
+def reachable(space: HybridSpace) -> list[list[BlockPlan]]:
+    """Per block, every plan some architecture of the space gives it (what its weights must cover)."""
+    states, result = {(0, space.base_width)}, []
+    for name in space.block_names:
+        plans = [plan for downs, c_in in sorted(states) for plan in options(space, name, downs, c_in)]
+        result.append(plans)
+        states = {(plan.stage, plan.c_out) for plan in plans}
+    return result
+
+
+def transition_kind(plan: BlockPlan) -> str | None:
+    """``down`` (3x3 stride 2), ``proj`` (1x1, a width change) or None: the stand-alone block's transition."""
+    if not has_transition(plan.c_in, plan.c_out, plan.stride):
+        return None
+    return "down" if plan.stride == 2 else "proj"
+
+
+class ElasticHybridBlock(nn.Module):
+    """One block position: its transitions and its two bodies, each as wide as its widest reachable use."""
+
+    def __init__(self, plans: list[BlockPlan]) -> None:
         super().__init__()
-        transitions = {"proj": ElasticConvBn(c_in, c_out, 1)}
-        if can_down:
-            transitions["down"] = ElasticConvBn(c_in, c_out, 3, stride=2)
+        transitions = {}
+        for kind, kernel, stride in (("proj", 1, 1), ("down", 3, 2)):
+            uses = [p for p in plans if transition_kind(p) == kind]
+            if uses:
+                c_in, c_out = max(p.c_in for p in uses), max(p.c_out for p in uses)
+                transitions[kind] = ElasticConvBn(c_in, c_out, kernel, stride=stride)
         self.transitions = nn.ModuleDict(transitions)
-        self.bodies = nn.ModuleDict({"conv": ElasticConvBody(c_out), "attn": ElasticAttentionBody(c_out)})
+        c = max(p.c_out for p in plans)
+        self.bodies = nn.ModuleDict({"conv": ElasticConvBody(c), "attn": ElasticAttentionBody(c)})
 
     def transition(self, plan: BlockPlan) -> ElasticConvBn | None:
-        """The stand-alone block's transition (see ``model.block_module``), None where it has none."""
-        if not has_transition(plan.c_in, plan.c_out, plan.stride):
-            return None
-        return self.transitions["down" if plan.stride == 2 else "proj"]  # type: ignore[return-value]
+        kind = transition_kind(plan)
+        return None if kind is None else self.transitions[kind]  # type: ignore[return-value]
 
     def forward(self, x: torch.Tensor, plan: BlockPlan) -> torch.Tensor:
         transition = self.transition(plan)
@@ -166,11 +206,6 @@ class ElasticHybridBlock(nn.Module):
         return {**prefixed("transition.", transition.state(plan.c_in, plan.c_out)), **prefixed("body.", body)}
 
 
-def widest(space: HybridSpace) -> list[int]:
-    """Per block the most channels it can have: every down-sampling so far, width 2."""
-    return [space.base_width * 2 ** min(i + 1, space.downsamples) * max(WIDTHS) for i in range(space.blocks)]
-
-
 class HybridElasticSupernet(ElasticSupernet):
     """The stem, one :class:`ElasticHybridBlock` per block and a width-elastic head (module docstring)."""
 
@@ -178,13 +213,14 @@ class HybridElasticSupernet(ElasticSupernet):
         super().__init__(space)
         self.num_classes, self.input_shape = num_classes, input_shape
         self.stem = make_stem(input_shape, space.base_width)
-        widths = widest(space)
+        plans = reachable(space)
         self.blocks = nn.ModuleDict(
-            (name, ElasticHybridBlock(c_in, c_out, space.downsamples > 0))
-            for name, c_in, c_out in zip(space.block_names, [space.base_width, *widths], widths, strict=False)
+            (name, ElasticHybridBlock(block_plans))
+            for name, block_plans in zip(space.block_names, plans, strict=True)
         )
-        self.norm = nn.LayerNorm(widths[-1])
-        self.classifier = ElasticLinear(widths[-1], num_classes)
+        widest = max(p.c_out for p in plans[-1])
+        self.norm = nn.LayerNorm(widest)
+        self.classifier = ElasticLinear(widest, num_classes)
 
     # -- the sub-networks ----------------------------------------------------------------------------
     def largest(self) -> Architecture:
@@ -204,22 +240,20 @@ class HybridElasticSupernet(ElasticSupernet):
         first option in the space's choice order.
         """
         space = self.space
-        base, most_downs = space.base_width, space.downsamples  # type: ignore[attr-defined]
         Partial = tuple[int, dict[str, Scalar]]  # weights so far, decisions so far
-        frontier: dict[tuple[int, int], Partial] = {(0, base): (0, {})}
+        frontier: dict[tuple[int, int], Partial] = {(0, space.base_width): (0, {})}  # type: ignore[attr-defined]
         for name, block in self.blocks.items():
-            options: dict[tuple[int, int], list[Partial]] = {}
+            found: dict[tuple[int, int], list[Partial]] = {}
             for (downs, c_in), (weights, decisions) in frontier.items():
-                for down in (d for d in DOWNS if downs + int(d) <= most_downs):
-                    stage = downs + int(down)
-                    for width in WIDTHS:
-                        c_out = base * 2**stage * width
-                        for op in TYPES:
-                            plan = BlockPlan(name, op, width, 2 if down else 1, stage, c_in, c_out)
-                            chosen = {f"{name}.type": op, f"{name}.down": down, f"{name}.width": width}
-                            total = weights + parameter_count(block.state(plan))
-                            options.setdefault((stage, c_out), []).append((total, {**decisions, **chosen}))
-            frontier = {key: max(found, key=lambda p: sign * p[0]) for key, found in options.items()}
+                for plan in options(space, name, downs, c_in):  # type: ignore[arg-type]
+                    chosen = {
+                        f"{name}.type": plan.op,
+                        f"{name}.down": plan.stride == 2,
+                        f"{name}.width": plan.width,
+                    }
+                    total = weights + parameter_count(block.state(plan))
+                    found.setdefault((plan.stage, plan.c_out), []).append((total, {**decisions, **chosen}))
+            frontier = {key: max(partials, key=lambda p: sign * p[0]) for key, partials in found.items()}
         finals = [(w + parameter_count(self.head_state(c)), d) for (_, c), (w, d) in frontier.items()]
         return space.make(max(finals, key=lambda p: sign * p[0])[1])
 
@@ -261,4 +295,12 @@ class HybridElasticSupernet(ElasticSupernet):
         return net
 
 
-__all__ = ["ElasticAttentionBody", "ElasticConvBody", "ElasticHybridBlock", "HybridElasticSupernet", "widest"]
+__all__ = [
+    "ElasticAttentionBody",
+    "ElasticConvBody",
+    "ElasticHybridBlock",
+    "HybridElasticSupernet",
+    "options",
+    "reachable",
+    "transition_kind",
+]
