@@ -264,4 +264,17 @@ def test_studies_without_an_elastic_supernet_are_refused(tmp_path: Path, data_di
     )
     with pytest.raises(ConfigError, match="no finished bignas supernet"):
         specialize("untrained", storage=url, settings=targets)
-    assert sorted(s.info.name for s in list_studies(url)) == ["cells", "spos", "untrained"]
+    hybrid_options = {"blocks": 2, "downsamples": 1, "base_width": 8}
+    hybrid = load_config({**SEARCH, "name": "hybrid", "space": {"name": "hybrid", **hybrid_options}})
+    create_study(
+        "hybrid",
+        storage=url,
+        space="hybrid",
+        space_options=hybrid_options,
+        config=hybrid.model_dump(mode="json"),
+    )
+    with pytest.raises(
+        ConfigError, match="'hybrid' .* has an elastic supernet but no latency model.*one: fbnet"
+    ):
+        specialize("hybrid", storage=url, settings=targets)
+    assert sorted(s.info.name for s in list_studies(url)) == ["cells", "hybrid", "spos", "untrained"]

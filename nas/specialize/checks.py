@@ -64,6 +64,31 @@ def check_elastic(source: Study, config: Any, space: Any) -> str:
     return name
 
 
+def check_latency_model(source: Study, space: Any) -> None:
+    """Refuse a space no latency model prices: without one no sub-network can be held to a budget.
+
+    A model needs the space's device table (``latency_table``) or its split
+    into per-decision latency parts (``latency_parts``, what ``nas latency
+    profile`` measures); an elastic space may have neither (hybrid: a block's
+    cost depends on the earlier blocks' widths, so it does not split per decision).
+    """
+    view = oneshot_view(space)
+    if view is not None and (view.latency_table is not None or view.latency_parts is not None):
+        return
+    from nas.core.space import SPACES
+
+    able = [
+        n
+        for n in spaces_with([ELASTIC])
+        if (v := oneshot_view(SPACES.get(n))) is not None and (v.latency_table or v.latency_parts)
+    ]
+    raise ConfigError(
+        f"space {space.name!r} of study {source.name!r} has an elastic supernet but no latency model "
+        "(no device latency table, no per-block latency parts), so no sub-network can be held to a "
+        f"latency budget; spaces with one: {', '.join(able) or 'none'}"
+    )
+
+
 def check_settings(
     source: Study,
     config: Any,
@@ -136,6 +161,7 @@ def check_budget(space: Any, model: LatencyModel, budget: float) -> None:
 __all__ = [
     "check_budget",
     "check_elastic",
+    "check_latency_model",
     "check_settings",
     "elastic_methods",
     "open_study",

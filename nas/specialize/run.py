@@ -56,6 +56,7 @@ from nas.settings.specialize import SpecializeConfig, TargetConfig
 from nas.specialize.checks import (
     check_budget,
     check_elastic,
+    check_latency_model,
     check_settings,
     open_study,
     search_config,
@@ -129,6 +130,7 @@ def specialize(
     config = search_config(source)
     space = source.space
     method_name = check_elastic(source, config, space)
+    check_latency_model(source, space)
     chosen = check_settings(source, config, settings, overrides or {})
     supernet = find_supernet(source, method_name, supernet_trial)
 
