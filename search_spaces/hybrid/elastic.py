@@ -82,9 +82,8 @@ class ElasticConvBody(nn.Module):
     def state(self, c: int) -> State:
         """The stand-alone :class:`~search_spaces.hybrid.model.ConvBlock`'s ``state_dict`` for ``c`` channels."""
         return {
-            k: v
-            for i, conv in enumerate(self.body)
-            for k, v in prefixed(f"body.{i}.", conv.state(c, c)).items()
+            **prefixed("body.0.", self.body[0].state(c, c)),
+            **prefixed("body.1.", self.body[1].state(c, c)),
         }
 
 
@@ -137,22 +136,15 @@ class ElasticAttentionBody(nn.Module):
 
 def options(space: HybridSpace, name: str, downs: int, c_in: int) -> list[BlockPlan]:
     """Every plan block ``name`` can take after ``downs`` down-samplings, with ``c_in`` input channels."""
-    base = space.base_width
-    return [
-        BlockPlan(
-            name,
-            op,
-            width,
-            2 if down else 1,
-            downs + int(down),
-            c_in,
-            base * 2 ** (downs + int(down)) * width,
-        )
-        for down in DOWNS
-        if downs + int(down) <= space.downsamples
-        for width in WIDTHS
-        for op in TYPES
-    ]
+    plans = []
+    for down in DOWNS:
+        stage = downs + int(down)
+        if stage > space.downsamples:
+            continue
+        for width in WIDTHS:
+            c_out = space.base_width * 2**stage * width
+            plans.extend(BlockPlan(name, op, width, 2 if down else 1, stage, c_in, c_out) for op in TYPES)
+    return plans
 
 
 def reachable(space: HybridSpace) -> list[list[BlockPlan]]:
