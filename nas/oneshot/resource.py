@@ -19,11 +19,12 @@ resource is ``constant + sum_edges sum_ops p(op) * cost(edge, op)``.
   rest of the supernet as the constant. It is exact for a derived
   architecture's sub-network with the supernet's own modules (search-time
   BatchNorm, so a retrained DARTS cell adds its affine BatchNorm parameters).
-* **FLOPs** (``target_flops``): each candidate op's multiply-accumulates per
-  image in its convolutions and linear layers, measured on the supernet, the
-  rest of the supernet's as the constant; exact for the derived sub-network
-  in the same count (pooling, BatchNorm and sums are not counted). Both
-  prices come from :mod:`nas.supernet.pricing`, as GOLD-NAS' do.
+* **FLOPs** (``target_flops``): each candidate op's FLOPs per image in its
+  convolutions and linear layers (a multiply-add counted as 2, as in the
+  spaces' model stats), measured on the supernet, the rest of the
+  supernet's as the constant; exact for the derived sub-network in the same
+  count (pooling, BatchNorm and sums are not counted). Both prices come
+  from :mod:`nas.supernet.pricing`, as GOLD-NAS' do.
 
 Where a derived architecture keeps only some edges or never picks some ops
 (DARTS: two incoming edges per node, never ``none``), the supernet says so
@@ -198,7 +199,7 @@ class ResourceModel:
     @classmethod
     def priced(cls, supernet: CellSupernet, prices: OpPrices, price: str) -> ResourceModel:
         """Each candidate op's ``price`` (summed over the cells sharing its alpha row); the rest constant."""
-        label = {PARAMS: "parameters", FLOPS: "FLOPs (multiply-accumulates per image)"}[price]
+        label = {PARAMS: "parameters", FLOPS: "FLOPs per image"}[price]
         return cls(supernet, price, prices.costs(price), prices.constant(price), label)
 
     def expected(self, weights: Mapping[str, torch.Tensor]) -> torch.Tensor:

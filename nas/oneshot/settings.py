@@ -295,7 +295,7 @@ class OneShotSettings(BaseModel):
     )
     target_params: float | None = Field(None, gt=0.0, description="dnas, rc_darts: parameter budget")
     target_flops: float | None = Field(
-        None, gt=0.0, description="dnas, rc_darts: FLOPs budget (multiply-accumulates per image)"
+        None, gt=0.0, description="dnas, rc_darts: FLOPs budget per image (a multiply-add is 2 FLOPs)"
     )
     latency_alpha: float | None = Field(
         None, gt=0.0, description="DNAS: the factor alpha of the loss CE * alpha * log(LAT)^beta"

@@ -11,11 +11,16 @@ layers alike) can be priced without knowing how it mixes them.
 
 * **parameters**: the op module's parameter count, summed over the cells
   that share the alpha row; the supernet's other parameters are the constant.
-* **FLOPs**: multiply-accumulates of the convolutions and linear layers for
-  one image, measured by one forward pass of the full mixed supernet (every
-  op of every edge runs) with hooks on those layers; an op's FLOPs are its
-  layers' MACs. Pooling, BatchNorm, activations and sums are not counted
-  (a small share, and not what FLOPs budgets in the NAS literature count).
+* **FLOPs**: the convolutions' and linear layers' FLOPs for one image, a
+  multiply-add counted as 2, measured by one forward pass of the full mixed
+  supernet (every op of every edge runs) with hooks on those layers; an op's
+  FLOPs are its layers'. That is the unit of
+  :attr:`search_spaces.base.ModelStats.flops` (torch's ``FlopCounterMode``,
+  which counts the same layers), so a budget can be read off ``nas``'s model
+  stats, and a derived sub-network whose skeleton is the supernet's (nb201)
+  has exactly its priced FLOPs. Pooling, BatchNorm, activations and sums
+  are not counted (a small share, and not what FLOPs budgets in the NAS
+  literature count).
   Shapes do not depend on the op weights, so one pass prices every op; the
   supernet runs in eval mode for it, so no BatchNorm statistic changes.
 """
@@ -64,13 +69,13 @@ def _checked(price: str) -> str:
     return price
 
 
-def layer_macs(module: nn.Module, inputs: tuple[Any, ...], output: torch.Tensor) -> float:
-    """Multiply-accumulates of one call of a ``Conv2d`` or ``Linear`` per sample of the batch."""
+def layer_flops(module: nn.Module, inputs: tuple[Any, ...], output: torch.Tensor) -> float:
+    """FLOPs (2 per multiply-add, bias not counted) of one call of a ``Conv2d`` or ``Linear`` per sample."""
     if isinstance(module, nn.Conv2d):
         fan_in = module.in_channels // module.groups * int(np.prod(module.kernel_size))
     else:
         fan_in = module.in_features  # type: ignore[assignment]
-    return output.numel() / len(inputs[0]) * fan_in
+    return 2.0 * output.numel() / len(inputs[0]) * fan_in
 
 
 def price_ops(supernet: CellSupernet, input_shape: tuple[int, ...]) -> OpPrices:
@@ -78,10 +83,10 @@ def price_ops(supernet: CellSupernet, input_shape: tuple[int, ...]) -> OpPrices:
     groups = {g.name: g for g in supernet.groups}
     params = {name: np.zeros(g.shape) for name, g in groups.items()}
     flops = {name: np.zeros(g.shape) for name, g in groups.items()}
-    macs: dict[nn.Module, float] = {}
+    counted: dict[nn.Module, float] = {}
 
     def count(module: nn.Module, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-        macs[module] = macs.get(module, 0.0) + layer_macs(module, inputs, output)
+        counted[module] = counted.get(module, 0.0) + layer_flops(module, inputs, output)
 
     device = next(supernet.parameters()).device
     everything = CellPath(weights={name: torch.ones(g.shape, device=device) for name, g in groups.items()})
@@ -100,7 +105,7 @@ def price_ops(supernet: CellSupernet, input_shape: tuple[int, ...]) -> OpPrices:
     priced = set()
     for group, edge, op, module in supernet.candidate_ops():
         params[group][edge, op] += sum(p.numel() for p in module.parameters())
-        flops[group][edge, op] += sum(macs.get(m, 0.0) for m in module.modules())
+        flops[group][edge, op] += sum(counted.get(m, 0.0) for m in module.modules())
         priced.add(group)
     if missing := sorted(set(groups) - priced):
         raise ConfigError(
@@ -111,8 +116,8 @@ def price_ops(supernet: CellSupernet, input_shape: tuple[int, ...]) -> OpPrices:
         params=params,
         flops=flops,
         total_params=float(sum(p.numel() for p in supernet.parameters())),
-        total_flops=float(sum(macs.values())),
+        total_flops=float(sum(counted.values())),
     )
 
 
-__all__ = ["FLOPS", "PARAMS", "PRICES", "OpPrices", "layer_macs", "price_ops"]
+__all__ = ["FLOPS", "PARAMS", "PRICES", "OpPrices", "layer_flops", "price_ops"]
