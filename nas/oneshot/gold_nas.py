@@ -29,9 +29,10 @@ every edge is down to one op or, as GOLD-NAS stops at a FLOPs target, when
 the kept ops cost at most ``min_resource`` of the supernet (``kept_ops`` and
 ``kept_cost`` are stored per epoch). The derived architecture is what survives: per
 edge the strongest unpruned op (``strength``: pruned ops count 0), mapped onto
-the space's genotype by its supernet's ``derive``. The zero op (``none``)
-contributes nothing under a sigmoid weight; GOLD-NAS removes an edge by
-pruning all its ops instead, so ``none`` starts pruned.
+the space's genotype by its supernet's ``derive``. A zero op (the space's
+:meth:`~nas.core.space.SearchSpace.zero_ops`, ``none`` in ``nb201`` and
+``darts``) contributes nothing under a sigmoid weight; GOLD-NAS removes an
+edge by pruning all its ops instead, so ``none`` starts pruned.
 
 Not from the paper: our runs are minutes, not days, so an unset ``arch_lr``
 is :data:`ARCH_LR` (the sigmoid must be able to fall to the threshold within
@@ -53,8 +54,6 @@ from nas.supernet.pricing import price_ops
 
 #: Adam's learning rate on alpha when ``arch_lr`` is unset (the shared default 3e-4 prunes nothing in minutes).
 ARCH_LR = 3e-3
-#: Ops whose output is zero: no sigmoid weight can make them matter, so they start pruned.
-ZERO_OPS = frozenset({"none", "zero"})
 #: Ceiling of the penalty's weight (a long run that cannot prune must not overflow it).
 MAX_PENALTY = 1e6
 
@@ -71,9 +70,11 @@ class GoldNasMethod(DifferentiableMethod):
         if s.arch_lr is None:
             for group in self.a_optimizer.param_groups:
                 group["lr"] = ARCH_LR
-        #: Per group, ``(edges, ops)`` True for the ops still in the search.
+        #: Per group, ``(edges, ops)`` True for the ops still in the search. The space's zero ops start
+        #: pruned: no sigmoid weight can make an all-zero output matter.
+        zero = self.space.zero_ops()
         self.kept = {
-            g.name: torch.tensor([[op not in ZERO_OPS for op in g.ops]] * len(g.edges), device=self.device)
+            g.name: torch.tensor([[op not in zero for op in g.ops]] * len(g.edges), device=self.device)
             for g in self.supernet.groups
         }
         prices = price_ops(self.supernet, self.data.input_shape)
@@ -211,4 +212,4 @@ class GoldNasMethod(DifferentiableMethod):
         self.arch_steps = int(state["arch_steps"])
 
 
-__all__ = ["ARCH_LR", "MAX_PENALTY", "ZERO_OPS", "GoldNasMethod"]
+__all__ = ["ARCH_LR", "MAX_PENALTY", "GoldNasMethod"]
