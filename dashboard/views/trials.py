@@ -18,7 +18,7 @@ import streamlit as st
 
 from dashboard import charts, queries
 from dashboard.navigation import MAX_COMPARE, Route
-from dashboard.specialization import budget_rows, device_views, is_specialization
+from dashboard.specialization import budget_rows, device_views, is_specialization, target_rows
 from dashboard.text import as_text
 from dashboard.views.audit import audit_panel
 from dashboard.views.common import (
@@ -288,6 +288,12 @@ def _devices(url: str, info: StudyInfo, key: str) -> None:
         f"{len(view.points)} sub-networks scored with inherited weights for {as_text(device)}; "
         f"the dashed rules are the budgets, the ringed points the selected sub-networks (stored with "
         f"their weights, what nas export ships: {as_text(chosen)})."
+    )
+    exported = queries.exports(url, info.study_id, tuple(sorted(set(view.selected.values()))))
+    st.dataframe(
+        pd.DataFrame(target_rows(view, exported)),
+        hide_index=True,
+        column_config={"exported": st.column_config.CheckboxColumn("exported", help="shipped by nas export")},
     )
 
 
