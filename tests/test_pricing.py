@@ -105,3 +105,15 @@ def test_an_unmeetable_flops_budget_is_refused_naming_the_smallest(data: Dataset
 def test_three_budgets_are_refused(data: Dataset) -> None:
     with pytest.raises(ConfigError, match="are three budgets; set one"):
         rc_darts(data, target_flops=1e6, target_params=1e6, target_latency_ms=1.0, latency_device="pixel3")
+
+
+def test_dnas_takes_a_flops_budget_on_fbnets_layers(data: Dataset) -> None:
+    settings = {"epochs": 1, "batch_size": 16, "check_memory": False, "target_flops": 1e12}
+    searcher = create_method("dnas", get_space("fbnet", width_mult=0.25), data, settings, seed=0)
+    assert searcher.resource.metric == FLOPS and searcher.target == 1e12
+    expected = float(searcher.expected_resource().detach())
+    assert (
+        searcher.resource.minimum()
+        < expected
+        < searcher.resource.constant + searcher.resource.costs["layers"].max(dim=1).values.sum()
+    )
