@@ -37,7 +37,7 @@ from nas.core.space import SPACES, SearchSpace
 from nas.core.trial import Trial, TrialState
 from nas.retrieval import Match, find_similar
 from nas.store.readonly import ReadOnlyStorage, ScoreTable, TrialLabel, TrialPage, TrialQuery, open_readonly
-from nas.store.records import StudyInfo, StudySummary
+from nas.store.records import EXPORT_ARTIFACT, Artifact, StudyInfo, StudySummary
 
 #: Seconds a change token (and the study list) may be stale.
 TOKEN_TTL_S = 2.0
@@ -114,6 +114,17 @@ def trials_by_numbers(url: str, study_id: int, numbers: tuple[int, ...]) -> list
 def complete_trials(url: str, study_id: int, token_key: str) -> list[Trial]:
     """Every COMPLETE trial (a specialisation study's per-device view reads them all; such studies are small)."""
     return storage(url).trials(study_id, states=TrialState.COMPLETE)
+
+
+@st.cache_data(ttl=TOKEN_TTL_S, max_entries=64, show_spinner=False)
+def exports(url: str, study_id: int, numbers: tuple[int, ...]) -> dict[int, list[Artifact]]:
+    """The ``export`` records (``nas export``) of a few trials, oldest first, per trial number.
+
+    Not keyed by the study's token: an export of a finished study changes no
+    trial, so only the short time-to-live makes a new one appear.
+    """
+    store = storage(url)
+    return {n: [a for a in store.artifacts(study_id, n) if a.kind == EXPORT_ARTIFACT] for n in numbers}
 
 
 @st.cache_data(ttl=TOKEN_TTL_S, max_entries=256, show_spinner=False)

@@ -3,7 +3,8 @@
 Pure functions over stored trials (no Streamlit), so the dashboard's chart
 and its tests share them. A specialisation study holds, per target (a device
 and a latency budget), every scored sub-network (``kind: candidate``) and the
-one selected for it (``kind: specialized``, the one ``nas export`` ships).
+one selected for it (``kind: specialized``, the one ``nas export`` ships), and
+whether it was exported (an ``export`` artifact, recorded by ``nas export``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from nas.core.pareto import pareto_mask
 from nas.core.trial import Trial, TrialState
+from nas.store.records import Artifact
 
 #: ``system_attrs.kind`` of the two kinds of trial a specialisation stores (as :mod:`nas.specialize.run`).
 CANDIDATE, SPECIALIZED = "candidate", "specialized"
@@ -80,9 +82,50 @@ def device_views(trials: Iterable[Trial]) -> list[DeviceView]:
     return views
 
 
+def target_rows(view: DeviceView, exports: Mapping[int, Sequence[Artifact]]) -> list[dict[str, Any]]:
+    """Per budget of a device: the selected trial and whether (when, where) ``nas export`` shipped it.
+
+    ``exports`` maps a trial number to its ``export`` records, oldest first;
+    the latest is shown, as the bundle most likely deployed.
+    """
+    rows = []
+    for budget in view.budgets:
+        number = view.selected.get(budget)
+        records = list(exports.get(number, ())) if number is not None else []
+        last = records[-1] if records else None
+        rows.append(
+            {
+                "target": f"{view.device} <= {budget:g} ms",
+                "selected trial": number,
+                "exported": bool(records),
+                "exports": len(records),
+                "last exported (UTC)": last.created_at.strftime("%Y-%m-%d %H:%M") if last else None,
+                "bundle": _local_path(last.uri) if last else None,
+            }
+        )
+    return rows
+
+
+def _local_path(uri: str) -> str:
+    """A ``file://`` URI as the path it names (what a user pastes into a shell); other URIs as given."""
+    if uri.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return unquote(urlparse(uri).path)
+    return uri
+
+
 def budget_rows(view: DeviceView) -> Sequence[dict[str, Any]]:
     """The budget lines of a device's chart, each with the trial selected for it (``None`` if not yet)."""
     return [{"budget": b, "selected": view.selected.get(b)} for b in view.budgets]
 
 
-__all__ = ["CANDIDATE", "SPECIALIZED", "DeviceView", "budget_rows", "device_views", "is_specialization"]
+__all__ = [
+    "CANDIDATE",
+    "SPECIALIZED",
+    "DeviceView",
+    "budget_rows",
+    "device_views",
+    "is_specialization",
+    "target_rows",
+]

@@ -1,20 +1,26 @@
 """Real ``nas search`` subprocesses for the fault tests: start, watch through the store, kill, check.
 
 Shared by the tests that interrupt, kill or starve a driver
-(``test_search_lifecycle``, ``test_driver_lease``, ``test_search_faults``):
+(``test_search_lifecycle``, ``test_driver_lease``, ``test_search_faults``,
+``test_worker_faults``, ``test_data_parallel``, ``test_freeze_thaw``):
 the command line, the environment that makes the test plugins importable,
-a poll of the store that tolerates a store still being created, killing a
-driver's whole process group (its local Ray included), and the check that a
-resumed study holds exactly its budget, nothing lost and nothing duplicated.
+a poll of the store that tolerates a store still being created, a driver
+started in a session of its own and killed with it whatever the test does
+(:func:`driver`), killing a driver's whole process group (its local Ray
+included), and the check that a resumed study holds exactly its budget,
+nothing lost and nothing duplicated.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +28,7 @@ import pytest
 import yaml
 
 import nas
-from nas.core import TrialState
+from nas.core import Trial, TrialState
 from nas.runner.recovery import effective_finished
 
 PLUGINS = Path(__file__).parent / "plugins"
@@ -83,6 +89,90 @@ def kill_group(pid: int) -> None:
         pass
 
 
+@dataclass
+class Driver:
+    """A ``nas search`` subprocess in a session of its own (with the local Ray it may start)."""
+
+    process: subprocess.Popen[bytes]
+    command: list[str]
+    log: Path
+    url: str
+    name: str
+
+    def study(self) -> nas.Study:
+        return nas.load_study(self.name, storage=self.url)
+
+    def wait_for(self, what: str, find: Callable[[nas.Study], T | None], timeout: float = 600.0) -> T:
+        """Poll the store until ``find`` returns something; fail if the driver exits first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the driver exited ({self.process.returncode}) before {what}:\n{self.output()}")
+            try:
+                found = find(self.study())
+            except (nas.NASError, ValueError, KeyError):
+                found = None  # the study is being created
+            if found is not None:
+                return found
+            time.sleep(0.2)
+        pytest.fail(f"timed out waiting for {what}:\n{self.output()}")
+
+    def kill(self) -> None:
+        """SIGKILL the driver alone (its Ray workers live on until the session is killed) and reap it."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=600)
+
+    def finish(self, timeout: float = 600.0) -> None:
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the driver did not finish after the fault:\n{self.output()}")
+        assert self.process.returncode == 0, self.output()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+@contextmanager
+def driver(
+    config: Mapping[str, Any], workdir: Path, url: str, env: Mapping[str, str] | None = None
+) -> Iterator[Driver]:
+    """Start ``nas search`` on ``config``; whatever happens, SIGKILL its session afterwards.
+
+    ``env`` defaults to :func:`plugin_env`; one OpenMP thread per process, as
+    the machines running these tests have few cores. Killing the session is a
+    no-op once the driver exited on its own.
+    """
+    command = search_command(config, workdir, url)
+    log = workdir / "driver.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command,
+            env={**(plugin_env() if env is None else env), "OMP_NUM_THREADS": "1"},
+            cwd=workdir,
+            start_new_session=True,
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        yield Driver(process, command, log, url, str(config["name"]))
+    finally:
+        kill_group(process.pid)
+        process.wait(timeout=30)
+
+
+def mid_training(
+    study: nas.Study, epochs: int, where: Callable[[int], bool] = lambda pid: True
+) -> tuple[Trial, int] | None:
+    """A RUNNING trial past its first epoch but not its last, and its worker's pid (if ``where`` accepts it)."""
+    for trial in study.trials(states=TrialState.RUNNING):
+        workers = trial.system_attrs.get("workers")
+        steps = len(study.metrics(trial, ["val_accuracy"]).get("val_accuracy", []))
+        if workers and 1 <= steps < epochs - 1 and where(workers[-1][1]):
+            return trial, workers[-1][1]
+    return None
+
+
 def assert_exact_budget(study: nas.Study, budget: int, epochs: int) -> None:
     """Exactly ``budget`` COMPLETE trials, each with its whole curve and its weights; nothing else left open.
 
@@ -108,8 +198,11 @@ def assert_exact_budget(study: nas.Study, budget: int, epochs: int) -> None:
 
 __all__ = [
     "PLUGINS",
+    "Driver",
     "assert_exact_budget",
+    "driver",
     "kill_group",
+    "mid_training",
     "plugin_env",
     "search_command",
     "wait_for",

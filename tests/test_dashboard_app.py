@@ -22,6 +22,7 @@ from streamlit.testing.v1 import AppTest
 import nas
 from dashboard import graph
 from nas.core.trial import Trial, TrialState
+from nas.store.records import EXPORT_ARTIFACT
 from nas.store.testing import ChainSpace
 
 ERROR_TEXT = "RuntimeError: CUDA out of memory (simulated)"
@@ -322,10 +323,15 @@ def test_a_specialisation_study_shows_each_devices_candidates_and_budgets(
         for i in range(3)
     ]  # fmt: skip
     study.add_trials(trials)
+    loose = {**attrs, "max_latency_ms": 12.0, "target": "pixel3<=12"}
     study.add_trials(
         [Trial(0, trials[2].arch, TrialState.COMPLETE, values={"val_accuracy": 53.0, "latency_ms": 7.0},
-                   system_attrs={**attrs, "kind": "specialized", "candidate": 2})]
+                   system_attrs={**attrs, "kind": "specialized", "candidate": 2}),
+         Trial(0, trials[2].arch, TrialState.COMPLETE, values={"val_accuracy": 53.0, "latency_ms": 7.0},
+                   system_attrs={**loose, "kind": "specialized", "candidate": 2})]
     )  # fmt: skip
+    bundle = tmp_path / "pixel3 bundle"
+    study.add_artifact(4, EXPORT_ARTIFACT, bundle.as_uri(), "0" * 64)  # what `nas export` records
     app = open_page(url, monkeypatch, page="trials", study="bn-specialized")
     app.button_group(key="plot_view").set_value("Devices").run()
     assert not app.exception, [e.value for e in app.exception]
@@ -333,3 +339,9 @@ def test_a_specialisation_study_shows_each_devices_candidates_and_budgets(
     assert "predicted latency" in chart and "budget" in chart
     assert "3 sub-networks scored with inherited weights for pixel3" in texts(app)
     assert r"9 ms\: trial 3" in texts(app)  # the selected sub-network of the budget (markdown-escaped)
+    # Which sub-network was exported for which target: only the 12 ms pick was shipped.
+    (targets,) = [d.value for d in app.dataframe if "exported" in d.value.columns]
+    assert targets["target"].tolist() == ["pixel3 <= 9 ms", "pixel3 <= 12 ms"]
+    assert targets["selected trial"].tolist() == [3, 4]
+    assert targets["exported"].tolist() == [False, True]
+    assert targets["bundle"].tolist()[1] == str(bundle)

@@ -27,6 +27,8 @@ import pytest
 
 import nas
 from dashboard.text import WORD_JOINER
+from nas.core.trial import Trial, TrialState
+from nas.store.records import EXPORT_ARTIFACT
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -120,7 +122,41 @@ def seed(url: str, leak: str) -> nas.Study:
     other = nas.create_study("fbnet-latency", url, space="fbnet", objectives={"latency_ms": "min"})
     other.tell(other.ask(), 12.5)
     seed_hostile(url, leak)
+    seed_specialization(url)
     return study
+
+
+#: Where the seeded specialisation study's 12 ms pick was exported (only recorded: no bundle is written).
+BUNDLE = Path("/srv/models/pixel3-12ms")
+
+
+def seed_specialization(url: str) -> None:
+    """Candidates and picks for two budgets on pixel3, as ``nas specialize`` stores them; one pick exported."""
+    config = {"strategy": {"name": "bignas"}, "specialize": {"targets": [{"device": "pixel3"}]}}
+    objectives = {"val_accuracy": "max", "latency_ms": "min"}
+    study = nas.create_study("nb201-specialized", url, space="nb201", objectives=objectives, config=config)
+    rng = np.random.default_rng(3)
+    for budget in (9.0, 12.0):
+        attrs = {
+            "device": "pixel3",
+            "max_latency_ms": budget,
+            "target": f"pixel3<={budget:g}",
+            "derived_from": 0,
+        }
+        candidates = study.add_trials(
+            [
+                Trial(0, study.space.sample(rng), TrialState.COMPLETE,
+                          values={"val_accuracy": 50.0 + i, "latency_ms": budget - 3 + i},
+                          system_attrs={**attrs, "kind": "candidate"})
+                for i in range(3)
+            ]
+        )  # fmt: skip
+        best = candidates[-1]
+        (pick,) = study.add_trials(
+            [Trial(0, best.arch, TrialState.COMPLETE, values=dict(best.values),
+                       system_attrs={**attrs, "kind": "specialized", "candidate": best.number})]
+        )  # fmt: skip
+    study.add_artifact(pick, EXPORT_ARTIFACT, BUNDLE.as_uri(), "0" * 64)  # as `nas export` records it
 
 
 def free_port() -> int:
@@ -221,6 +257,36 @@ def test_studies_trials_pareto_and_architecture_render_in_chromium(
             browser.close()
     for name in ("studies", "trials", "trial"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+
+
+def test_the_devices_view_shows_which_pick_was_exported_for_which_target(
+    chromium: Path, server: tuple[str, nas.Study], tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    base, _ = server
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2400})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{base}/?page=trials&study=nb201-specialized")
+            expect(page.get_by_role("heading", name="Study nb201-specialized")).to_be_visible()
+            page.get_by_text("Devices", exact=True).click()
+            expect(
+                page.locator("[data-testid='stVegaLiteChart']").first.locator("canvas, svg").first
+            ).to_be_visible()
+            targets = page.locator("[data-testid='stDataFrame'] table[role='grid']").filter(
+                has_text="exported"
+            )
+            expect(targets).to_contain_text("pixel3 <= 9 ms")
+            expect(targets).to_contain_text("pixel3 <= 12 ms")
+            expect(targets).to_contain_text(str(BUNDLE))
+            page.screenshot(path=str(tmp_path / "devices.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "devices.png").stat().st_size > 10_000
 
 
 def test_hostile_names_show_as_text_and_fetch_nothing(

@@ -222,7 +222,7 @@ def test_a_killed_worker_of_a_two_worker_trial_fails_it_and_tune_reruns_it(tmp_p
     import os
     import signal
 
-    from test_worker_faults import driver, mid_training
+    from search_processes import driver, mid_training
 
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     config = digits_config("ddpkill", workers=2, cpu=1)
@@ -230,7 +230,7 @@ def test_a_killed_worker_of_a_two_worker_trial_fails_it_and_tune_reruns_it(tmp_p
     config["budget"]["trials"] = 2
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "NAS_ARTIFACTS")}
     with driver(config, tmp_path, url, env) as search:
-        victim, pid = search.wait_for("a trial mid-training", mid_training)
+        victim, pid = search.wait_for("a trial mid-training", lambda study: mid_training(study, 4))
         os.kill(pid, signal.SIGKILL)
         search.finish()
         study = search.study()

@@ -44,6 +44,7 @@ from nas.export import (
 )
 from nas.export.files import path_from_uri
 from nas.settings import load_config
+from nas.store.records import EXPORT_ARTIFACT
 from nas.store.study import Study
 from nas.training import Precision, evaluate
 from search_spaces.base import TorchSpace
@@ -552,6 +553,38 @@ def test_export_archive_is_a_zip_of_a_loadable_bundle(
     study.tell(failed, state=TrialState.FAIL, error="boom")
     with pytest.raises(ConfigError, match="is FAIL"):
         export_archive(study.name, failed.number, storage=study.storage.url)
+
+
+def test_an_export_is_recorded_on_its_trial_and_a_download_is_not(
+    url: str, workdir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    options, text = SPACES["nb201"]
+    study = make_study(url, "export-recorded", "nb201", options)
+    number = add_trained_trial(study, study.space.parse(text), workdir)
+
+    def exports() -> list[Any]:
+        return [a for a in study.artifacts(number) if a.kind == EXPORT_ARTIFACT]
+
+    export_archive(study.name, number, storage=study.storage.url, formats="pytorch")
+    assert exports() == []  # the dashboard's download: a temporary folder from a read-only store
+    out = tmp_path / "shipped"
+    export_model(study, trial=number, out=out, formats="pytorch", latency_repeats=1, progress=False)
+    (record,) = exports()
+    assert path_from_uri(record.uri) == out
+    assert record.sha256 == hashlib.sha256((out / "card.json").read_bytes()).hexdigest()
+    # A store that cannot take the record costs a warning, not the bundle.
+    with nas.store.open_readonly(study.storage.url) as store:
+        readonly = nas.load_study(study.name, storage=store)
+        export_model(
+            readonly,
+            trial=number,
+            out=tmp_path / "again",
+            formats="pytorch",
+            latency_repeats=1,
+            progress=False,
+        )
+    assert (tmp_path / "again" / "card.json").is_file() and len(exports()) == 1
+    assert f"the export of trial {number} is not recorded in the store" in caplog.text
 
 
 def test_cli_export(trained: Callable[[str], tuple[Study, int]], tmp_path: Path) -> None:

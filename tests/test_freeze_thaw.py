@@ -17,12 +17,11 @@ holds 4 trials with rungs at epochs 1 and 2):
 
 from __future__ import annotations
 
-import signal
 import subprocess
 from pathlib import Path
 
 import pytest
-from search_processes import kill_group, plugin_env, search_command, wait_for
+from search_processes import driver, plugin_env
 
 import nas
 from nas.core import Trial, TrialState
@@ -31,7 +30,7 @@ from nas.runner import run_search
 from nas.runner.checkpoints import resume_from
 from nas.runner.recovery import effective_finished
 from nas.runner.schedulers.hyperband import brackets, rungs
-from nas.store import StudyStatus, open_readonly
+from nas.store import StudyStatus
 from search_spaces import get_space
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -110,40 +109,23 @@ def test_hyperband_pauses_at_each_rung_and_a_promoted_trial_continues_its_run(lo
         assert winner.user_attrs["resumed_after_epoch"] == winner.system_attrs["pauses"][-1]
 
 
-def paused_with_checkpoint(study: str, url: str, step: int):
-    def check() -> Trial | None:
-        with open_readonly(url) as store:
-            handle = nas.load_study(study, storage=store)
-            for trial in handle.trials(states=TrialState.RUNNING):
-                if trial.system_attrs.get("paused_at") == step and any(
-                    a.kind == "checkpoint" for a in handle.artifacts(trial)
-                ):
-                    return trial
-        return None
-
-    return check
+def paused_with_checkpoint(study: nas.Study, step: int) -> Trial | None:
+    for trial in study.trials(states=TrialState.RUNNING):
+        if trial.system_attrs.get("paused_at") == step and any(
+            a.kind == "checkpoint" for a in study.artifacts(trial)
+        ):
+            return trial
+    return None
 
 
 def test_a_paused_trial_resumes_from_its_stored_checkpoint_after_a_driver_kill(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'nas.db'}"
-    command = search_command(hyperband_config("killed", epochs=8), tmp_path, url)
-    driver = subprocess.Popen(
-        command,
-        env=plugin_env(),
-        cwd=tmp_path,
-        start_new_session=True,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        paused = wait_for(
-            "a paused trial with a stored checkpoint", paused_with_checkpoint("killed", url, step=1)
+    with driver(hyperband_config("killed", epochs=8), tmp_path, url) as search:
+        paused = search.wait_for(
+            "a paused trial with a stored checkpoint", lambda study: paused_with_checkpoint(study, step=1)
         )
-        driver.send_signal(signal.SIGKILL)
-        driver.communicate(timeout=600)
-    finally:
-        kill_group(driver.pid)
+        search.kill()  # the driver alone; leaving the block kills its session (its local Ray)
+        command = search.command
     step = paused.system_attrs["paused_at"]
     before = nas.load_study("killed", storage=url).metrics(paused)
 

@@ -269,6 +269,15 @@ def test_gold_nas_prices_ops_by_flops_and_parameters(data: Dataset) -> None:
     assert (grad[:, [ops.index("skip_connect"), ops.index("avg_pool_3x3")]] == 0).all()
 
 
+def test_gold_nas_starts_the_spaces_zero_ops_pruned(data: Dataset) -> None:
+    searcher = make_on("gold_nas", get_space("darts", channels=4, cells=3), data)
+    for group in searcher.supernet.groups:
+        assert searcher.kept[group.name].all(dim=0).tolist() == [op != "none" for op in group.ops]
+    # Without a zero op among the candidates, every op starts in the search.
+    space = get_space("nb201", channels=4, cells=1, exclude_ops=["none"])
+    assert make_on("gold_nas", space, data).kept["cell"].all()
+
+
 def test_gold_nas_is_one_level_and_pruned_ops_stay_pruned(data: Dataset) -> None:
     searcher = make("gold_nas", data, prune_threshold=0.2, prune_max=2, arch_lr=0.05)
     ops = searcher.supernet.groups[0].ops

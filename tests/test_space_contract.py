@@ -117,6 +117,18 @@ def test_size_is_positive(space) -> None:
     assert space.size() > 1
 
 
+def test_zero_ops_are_parameter_free_ops(space) -> None:
+    """A zero op carries nothing, so it has no weights either (GOLD-NAS starts it pruned)."""
+    assert space.zero_ops() <= space.parameter_free_ops()
+
+
+def test_zero_ops_of_the_builtin_spaces() -> None:
+    assert get_space("nb201").zero_ops() == {"none"}
+    assert get_space("nb201", exclude_ops=["none"]).zero_ops() == frozenset()
+    assert get_space("darts").zero_ops() == {"none"}  # a supernet op: genotypes never keep it
+    assert get_space("fbnet").zero_ops() == frozenset()  # its skip block is the identity, not zero
+
+
 @pytest.mark.parametrize("input_shape", [(1, 8, 8), (3, 32, 32)])
 def test_build_forward_backward_50_random(space, input_shape) -> None:
     rng = np.random.default_rng(9)

@@ -21,18 +21,11 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
-import yaml
 from local_cluster import local_cluster
+from search_processes import driver, mid_training
 from store_fixtures import postgres_url  # noqa: F401  (fixture)
 
 import nas
@@ -49,7 +42,6 @@ EPOCHS = 4
 #: The head declares a silent node dead after 5 missed health checks; 1 s apart (Ray's default: 3 s)
 #: the restart comes sooner. It changes only when, not whether, the node is noticed.
 HEALTH_CHECKS = {"RAY_health_check_period_ms": "1000"}
-T = TypeVar("T")
 
 
 def search_config(name: str) -> dict:
@@ -63,82 +55,6 @@ def search_config(name: str) -> dict:
         "budget": {"trials": TRIALS, "concurrent": 2},
         "resources": {"cpu": 1, "gpu": 0},
     }
-
-
-@dataclass
-class Driver:
-    """A ``nas search`` subprocess in a session of its own (with the local Ray it may start)."""
-
-    process: subprocess.Popen[bytes]
-    log: Path
-    url: str
-    name: str
-
-    def study(self) -> nas.Study:
-        return nas.load_study(self.name, storage=self.url)
-
-    def wait_for(self, what: str, find: Callable[[nas.Study], T | None], timeout: float = 300.0) -> T:
-        """Poll the store until ``find`` returns something; fail if the driver exits first."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the driver exited ({self.process.returncode}) before {what}:\n{self.output()}")
-            try:
-                found = find(self.study())
-            except (nas.NASError, ValueError, KeyError):
-                found = None  # the study is being created
-            if found is not None:
-                return found
-            time.sleep(0.2)
-        pytest.fail(f"timed out waiting for {what}:\n{self.output()}")
-
-    def finish(self, timeout: float = 600.0) -> None:
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the driver did not finish after the fault:\n{self.output()}")
-        assert self.process.returncode == 0, self.output()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
-@contextmanager
-def driver(config: dict, workdir: Path, url: str, env: dict[str, str]) -> Iterator[Driver]:
-    """Start ``nas search``; whatever happens, SIGKILL its session afterwards (a no-op once it exited)."""
-    path = workdir / f"{config['name']}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    log = workdir / "driver.log"
-    command = [sys.executable, "-m", "nas.cli", "search", str(path), "--storage", url, "--quiet"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command,
-            env={**env, "OMP_NUM_THREADS": "1"},
-            cwd=workdir,
-            start_new_session=True,
-            stdout=out,
-            stderr=out,
-        )
-    try:
-        yield Driver(process, log, url, config["name"])
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        process.wait(timeout=30)
-
-
-def mid_training(
-    study: nas.Study, where: Callable[[int], bool] = lambda pid: True
-) -> tuple[Trial, int] | None:
-    """A RUNNING trial past its first epoch but not its last, and its worker's pid (if ``where`` accepts it)."""
-    for trial in study.trials(states=TrialState.RUNNING):
-        workers = trial.system_attrs.get("workers")
-        steps = len(study.metrics(trial, ["val_accuracy"]).get("val_accuracy", []))
-        if workers and 1 <= steps < EPOCHS - 1 and where(workers[-1][1]):
-            return trial, workers[-1][1]
-    return None
 
 
 def assert_restarted(study: nas.Study, dead_number: int, killed_pid: int) -> Trial:
@@ -179,7 +95,7 @@ def test_worker_killed_mid_epoch_is_rerun_as_a_new_trial(tmp_path: Path) -> None
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "NAS_ARTIFACTS")}
     with driver(search_config("workerkill"), tmp_path, url, env) as search:
-        victim, pid = search.wait_for("a trial mid-training", mid_training)
+        victim, pid = search.wait_for("a trial mid-training", lambda study: mid_training(study, EPOCHS))
         os.kill(pid, signal.SIGKILL)
         search.finish()
         assert_restarted(search.study(), victim.number, pid)
@@ -205,7 +121,8 @@ def test_worker_node_leaving_mid_search_reruns_its_trial_on_the_head(
         env = {**cluster.driver_env(), "NAS_ARTIFACTS": str(tmp_path / "artifacts")}
         with driver(search_config("nodeloss"), tmp_path, url, env) as search:
             victim, pid = search.wait_for(
-                "a trial mid-training on the worker node", lambda study: mid_training(study, on_worker_node)
+                "a trial mid-training on the worker node",
+                lambda study: mid_training(study, EPOCHS, on_worker_node),
             )
             assert pid in cluster.kill("worker-1")
             search.finish()

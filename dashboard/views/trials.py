@@ -18,7 +18,7 @@ import streamlit as st
 
 from dashboard import charts, queries
 from dashboard.navigation import MAX_COMPARE, Route
-from dashboard.specialization import budget_rows, device_views, is_specialization
+from dashboard.specialization import budget_rows, device_views, is_specialization, target_rows
 from dashboard.text import as_text
 from dashboard.views.audit import audit_panel
 from dashboard.views.common import (
@@ -261,16 +261,7 @@ def _pareto(url: str, info: StudyInfo, token: tuple) -> None:
         }
         for number, genotype, xv, yv, front in data.points
     ]
-    event = st.altair_chart(
-        charts.pareto_chart(x, y, rows, info.objectives),
-        width="stretch",
-        on_select="rerun",
-        selection_mode="pick",
-        key=nav_key("pareto_chart"),
-    )
-    picked = _picked_trial(event)
-    if picked is not None:
-        go(Route("trial", info.name, trial=picked))
+    _chart_opening_trials(charts.pareto_chart(x, y, rows, info.objectives), "pareto_chart", info)
     front_note = "all objectives" if len(names) > 2 else f"{as_text(x)} and {as_text(y)}"
     thinned = f"; dominated trials thinned to every {data.stride}th" if data.stride > 1 else ""
     st.caption(
@@ -288,16 +279,7 @@ def _devices(url: str, info: StudyInfo, key: str) -> None:
     names = [v.device for v in views]
     device = st.selectbox("device", names, index=0, key="specialize_device") if len(names) > 1 else names[0]
     view = views[names.index(device)]
-    event = st.altair_chart(
-        charts.device_chart(view.points, budget_rows(view)),
-        width="stretch",
-        on_select="rerun",
-        selection_mode="pick",
-        key=nav_key("device_chart"),
-    )
-    picked = _picked_trial(event)
-    if picked is not None:
-        go(Route("trial", info.name, trial=picked))
+    _chart_opening_trials(charts.device_chart(view.points, budget_rows(view)), "device_chart", info)
     chosen = ", ".join(
         f"<= {b:g} ms: trial {view.selected[b]}" if b in view.selected else f"<= {b:g} ms: not yet"
         for b in view.budgets
@@ -307,6 +289,26 @@ def _devices(url: str, info: StudyInfo, key: str) -> None:
         f"the dashed rules are the budgets, the ringed points the selected sub-networks (stored with "
         f"their weights, what nas export ships: {as_text(chosen)})."
     )
+    exported = queries.exports(url, info.study_id, tuple(sorted(set(view.selected.values()))))
+    st.dataframe(
+        pd.DataFrame(target_rows(view, exported)),
+        hide_index=True,
+        column_config={"exported": st.column_config.CheckboxColumn("exported", help="shipped by nas export")},
+    )
+
+
+def _chart_opening_trials(chart: object, key: str, info: StudyInfo) -> None:
+    """Draw a chart whose points carry a ``trial`` field; clicking one opens that trial's page.
+
+    Both the Pareto plot and the per-device plot are ways into a trial, so they
+    share one way of turning a click into navigation.
+    """
+    event = st.altair_chart(
+        chart, width="stretch", on_select="rerun", selection_mode="pick", key=nav_key(key)
+    )
+    picked = _picked_trial(event)
+    if picked is not None:
+        go(Route("trial", info.name, trial=picked))
 
 
 def _picked_trial(event: object) -> int | None:

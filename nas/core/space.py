@@ -70,6 +70,16 @@ class SearchSpace(abc.ABC):
         """
         return frozenset()
 
+    def zero_ops(self) -> frozenset[Scalar]:
+        """Decision values (or supernet candidate ops) whose output is all zeros: no connection at all.
+
+        Unlike other parameter-free ops a zero op carries nothing, so a weight
+        on it changes nothing (GOLD-NAS' sigmoid weights start it pruned) and
+        a derivation may drop it (DARTS never picks ``none``). Always a subset
+        of :meth:`parameter_free_ops`. Default: none known.
+        """
+        return frozenset()
+
     # -- validation ---------------------------------------------------------------
     def validate(self, arch: Architecture) -> Architecture:
         """Return ``arch`` if it is a member of this space, else raise ArchitectureError."""

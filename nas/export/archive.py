@@ -70,6 +70,7 @@ def _zip_export(
             storage=storage,
             retrain_epochs=retrain_epochs,
             progress=False,
+            record=False,  # a temporary folder, from a store the dashboard only reads
         )
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:

@@ -8,7 +8,10 @@ The steps, in order, each failing loudly:
 4. in a temporary sibling of the output directory, write ``genotype.json``
    and each format, read every format back and check parity with the
    PyTorch model, measure latency, write ``README.md`` and ``card.json``;
-5. rename the temporary directory into place.
+5. rename the temporary directory into place;
+6. record the export on the trial (an ``export`` artifact: the bundle's
+   folder and its card's sha256), so the store answers "which trial was
+   exported for which target" (the dashboard's devices view shows it).
 
 Nothing is written to the output path before step 5, and a failure at any
 step removes the temporary directory, so there is never a half bundle.
@@ -28,7 +31,7 @@ import torch
 from torch import nn
 
 from nas.core.architecture import Architecture
-from nas.core.errors import ConfigError
+from nas.core.errors import ConfigError, StorageError
 from nas.core.space import SearchSpace
 from nas.core.trial import Trial
 from nas.export.card import (
@@ -58,6 +61,7 @@ from nas.export.parity import BATCH_SIZES, TOLERANCE, check_parity, parity_input
 from nas.export.selection import select_trial
 from nas.export.stored import read_stored_config
 from nas.export.weights import Weights, build_model, read_state_dict, retrain, stored_weights
+from nas.store.records import EXPORT_ARTIFACT
 from nas.store.study import Study, load_study
 
 logger = logging.getLogger(__name__)
@@ -99,6 +103,7 @@ def export_model(
     progress: bool = True,
     latency_repeats: int = DEFAULT_REPEATS,
     parity_tolerance: float = TOLERANCE,
+    record: bool = True,
 ) -> ExportResult:
     """Export one trial of ``study`` (a name or a :class:`~nas.store.study.Study`) as a bundle in ``out``.
 
@@ -113,6 +118,9 @@ def export_model(
     ``parity_tolerance`` is the largest max abs logit
     difference a format may show against PyTorch (raise it only for models
     with very large logits, where float32 rounding alone can exceed 1e-4).
+    ``record`` adds an ``export`` artifact to the trial once the bundle is in
+    place (:func:`record_export`); the dashboard's download passes False (its
+    bundle is a temporary folder, and it only reads the store).
     """
     chosen_formats = parse_formats(formats)
     target = Path(out).expanduser().absolute()
@@ -170,6 +178,8 @@ def export_model(
             float(parity_tolerance),
         )
     logger.info("exported %s to %s", label, target)
+    if record:
+        record_export(opened, chosen, target)
     return ExportResult(
         directory=target,
         study=opened.name,
@@ -180,6 +190,18 @@ def export_model(
         test_accuracy=card["test"]["accuracy"],
         card=card,
     )
+
+
+def record_export(study: Study, trial: Trial, folder: Path) -> None:
+    """Record on ``trial`` that it was exported to ``folder`` (an ``export`` artifact with the card's sha256).
+
+    The bundle is already complete and verified, so a store that cannot take
+    the record (opened read-only, unreachable) costs a warning, not the export.
+    """
+    try:
+        study.add_artifact(trial, EXPORT_ARTIFACT, folder.as_uri(), sha256_file(folder / CARD_FILE))
+    except StorageError as exc:
+        logger.warning("the export of trial %d is not recorded in the store: %s", trial.number, exc)
 
 
 def _open(study: str | Study, storage: str | None) -> Study:

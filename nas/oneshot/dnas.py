@@ -15,7 +15,8 @@ which adds the resource model and the budget):
 * ``arch_loss`` -- FBNet's ``CE * alpha * log(LAT)^beta`` (``latency_alpha``
   0.2, ``latency_beta`` 0.6), ``LAT`` the expected latency under alpha from
   the device's per-op lookup table (``latency_device``) or the expected
-  parameter count (``target_params``, :mod:`nas.oneshot.resource`).
+  parameter count or FLOPs (``target_params``, ``target_flops``,
+  :mod:`nas.oneshot.resource`).
 
 The budget enters the unit of ``LAT``: it is measured in units of
 ``target / e`` and floored at the target, ``log(LAT) = 1 + log(max(LAT,

@@ -14,8 +14,8 @@ GOLD-NAS drops three habits of DARTS at once:
 * **gradual pruning under a resource constraint** -- the architecture loss
   carries ``lambda * sum(sigmoid(alpha) * cost)``, where an op's cost is
   ``flops_share`` times its share of the supernet's FLOPs plus the rest times
-  its share of the parameters (both measured on the built supernet by
-  :func:`op_costs`, per cell type, edge and op). Every ``prune_every``
+  its share of the parameters (both priced on the built supernet by
+  :func:`nas.supernet.pricing.price_ops`, per cell type, edge and op). Every ``prune_every``
   architecture steps, ops whose weight is below ``prune_threshold`` are pruned
   for good -- the weakest first, at most ``prune_max`` per round -- and lambda
   adapts as in the paper's algorithm: multiplied by ``resource_growth`` after
@@ -29,9 +29,10 @@ every edge is down to one op or, as GOLD-NAS stops at a FLOPs target, when
 the kept ops cost at most ``min_resource`` of the supernet (``kept_ops`` and
 ``kept_cost`` are stored per epoch). The derived architecture is what survives: per
 edge the strongest unpruned op (``strength``: pruned ops count 0), mapped onto
-the space's genotype by its supernet's ``derive``. The zero op (``none``)
-contributes nothing under a sigmoid weight; GOLD-NAS removes an edge by
-pruning all its ops instead, so ``none`` starts pruned.
+the space's genotype by its supernet's ``derive``. A zero op (the space's
+:meth:`~nas.core.space.SearchSpace.zero_ops`, ``none`` in ``nb201`` and
+``darts``) contributes nothing under a sigmoid weight; GOLD-NAS removes an
+edge by pruning all its ops instead, so ``none`` starts pruned.
 
 Not from the paper: our runs are minutes, not days, so an unset ``arch_lr``
 is :data:`ARCH_LR` (the sigmoid must be able to fall to the threshold within
@@ -44,75 +45,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from nas.core.errors import ConfigError
 from nas.core.oneshot import ONESHOT
 from nas.oneshot.differentiable import DifferentiableMethod
-from nas.oneshot.method import batch_statistics
-from nas.supernet.base import CellPath, CellSupernet
-from nas.supernet.mixed import MixedOp
+from nas.supernet.pricing import price_ops
 
 #: Adam's learning rate on alpha when ``arch_lr`` is unset (the shared default 3e-4 prunes nothing in minutes).
 ARCH_LR = 3e-3
-#: Ops whose output is zero: no sigmoid weight can make them matter, so they start pruned.
-ZERO_OPS = frozenset({"none", "zero"})
 #: Ceiling of the penalty's weight (a long run that cannot prune must not overflow it).
 MAX_PENALTY = 1e6
-
-
-def op_costs(
-    supernet: CellSupernet, input_shape: tuple[int, ...], device: torch.device
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Per group, the ``(edges, ops)`` multiply-accumulates and parameters of every candidate op.
-
-    Summed over the cells sharing the group's alpha; FLOPs are the
-    convolutions' and linear layers' MACs for one image, measured by one
-    forward pass of the full mixed supernet. Each mixed op learns its group and
-    edge from the op-weight row it is called with (a view into the group's
-    matrix), so no space's layout is assumed.
-    """
-    groups = {g.name: g for g in supernet.groups}
-    probe = {name: torch.ones(g.shape, device=device) for name, g in groups.items()}
-    owners = {t.untyped_storage().data_ptr(): name for name, t in probe.items()}
-    where: dict[MixedOp, tuple[str, int]] = {}
-    macs: dict[nn.Module, float] = {}
-
-    def locate(module: nn.Module, args: tuple[Any, ...]) -> None:
-        row = args[1]
-        name = owners.get(row.untyped_storage().data_ptr())
-        if name is None:
-            raise ConfigError(
-                f"gold_nas cannot price the ops of {type(supernet).__name__}: its mixed ops are not called "
-                "with rows of the path's op-weight matrices"
-            )
-        where[module] = (name, row.storage_offset() // groups[name].shape[1])  # type: ignore[index]
-
-    def count(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
-        if isinstance(module, nn.Conv2d):
-            fan_in = module.in_channels // module.groups * int(np.prod(module.kernel_size))
-        else:
-            fan_in = module.in_features  # type: ignore[assignment]
-        macs[module] = macs.get(module, 0.0) + output.numel() / len(args[0]) * fan_in
-
-    modules = list(supernet.modules())
-    handles = [m.register_forward_pre_hook(locate) for m in modules if isinstance(m, MixedOp)]
-    handles += [m.register_forward_hook(count) for m in modules if isinstance(m, nn.Conv2d | nn.Linear)]
-    try:
-        with torch.no_grad(), batch_statistics(supernet):
-            supernet(torch.zeros(2, *input_shape, device=device), CellPath(weights=probe))
-    finally:
-        for handle in handles:
-            handle.remove()
-    flops = {name: np.zeros(g.shape) for name, g in groups.items()}
-    params = {name: np.zeros(g.shape) for name, g in groups.items()}
-    for mixed, (name, edge) in where.items():
-        for o, op in enumerate(mixed.ops):
-            flops[name][edge, o] += sum(macs.get(m, 0.0) for m in op.modules())
-            params[name][edge, o] += sum(p.numel() for p in op.parameters())
-    return flops, params
 
 
 @ONESHOT.register("gold_nas")
@@ -127,12 +70,15 @@ class GoldNasMethod(DifferentiableMethod):
         if s.arch_lr is None:
             for group in self.a_optimizer.param_groups:
                 group["lr"] = ARCH_LR
-        #: Per group, ``(edges, ops)`` True for the ops still in the search.
+        #: Per group, ``(edges, ops)`` True for the ops still in the search. The space's zero ops start
+        #: pruned: no sigmoid weight can make an all-zero output matter.
+        zero = self.space.zero_ops()
         self.kept = {
-            g.name: torch.tensor([[op not in ZERO_OPS for op in g.ops]] * len(g.edges), device=self.device)
+            g.name: torch.tensor([[op not in zero for op in g.ops]] * len(g.edges), device=self.device)
             for g in self.supernet.groups
         }
-        flops, params = op_costs(self.supernet, self.data.input_shape, self.device)
+        prices = price_ops(self.supernet, self.data.input_shape)
+        flops, params = prices.flops, prices.params
         share = float(s.option("flops_share"))
         total_flops = max(sum(f.sum() for f in flops.values()), 1.0)
         total_params = max(sum(p.sum() for p in params.values()), 1.0)
@@ -266,4 +212,4 @@ class GoldNasMethod(DifferentiableMethod):
         self.arch_steps = int(state["arch_steps"])
 
 
-__all__ = ["ARCH_LR", "MAX_PENALTY", "ZERO_OPS", "GoldNasMethod", "op_costs"]
+__all__ = ["ARCH_LR", "MAX_PENALTY", "GoldNasMethod"]

@@ -19,6 +19,12 @@ resource is ``constant + sum_edges sum_ops p(op) * cost(edge, op)``.
   rest of the supernet as the constant. It is exact for a derived
   architecture's sub-network with the supernet's own modules (search-time
   BatchNorm, so a retrained DARTS cell adds its affine BatchNorm parameters).
+* **FLOPs** (``target_flops``): each candidate op's FLOPs per image in its
+  convolutions and linear layers (a multiply-add counted as 2, as in the
+  spaces' model stats), measured on the supernet, the rest of the
+  supernet's as the constant; exact for the derived sub-network in the same
+  count (pooling, BatchNorm and sums are not counted). Both prices come
+  from :mod:`nas.supernet.pricing`, as GOLD-NAS' do.
 
 Where a derived architecture keeps only some edges or never picks some ops
 (DARTS: two incoming edges per node, never ``none``), the supernet says so
@@ -53,10 +59,10 @@ from nas.oneshot.differentiable import DifferentiableMethod
 from nas.oneshot.settings import OneShotSettings
 from nas.supernet.base import CellSupernet
 from nas.supernet.mixed import DROPPED
+from nas.supernet.pricing import FLOPS, PARAMS, OpPrices, price_ops
 
-#: The two resources a budget can bound.
+#: The resources a budget can bound (``params`` and ``flops`` priced by :mod:`nas.supernet.pricing`).
 LATENCY = "latency_ms"
-PARAMS = "params"
 #: The budgeted read-out looks for the most probable architecture within this share under the target.
 BUDGET_WINDOW = 0.05
 #: Steps of the budget in its dynamic programme.
@@ -133,10 +139,14 @@ def _space_class(name: str) -> type[SearchSpace]:
 
 def check_budget(method: str, space: SearchSpace, settings: OneShotSettings) -> None:
     """Config-time check of a resource-constrained method's budget (the latency part needs no supernet)."""
-    if settings.target_latency_ms is None and settings.target_params is None:
+    if (
+        settings.target_latency_ms is None
+        and settings.target_params is None
+        and settings.target_flops is None
+    ):
         raise ConfigError(
             f"one-shot method {method!r} needs a budget: target_latency_ms with latency_device "
-            "(a device of the space's latency table), or target_params"
+            "(a device of the space's latency table), target_params or target_flops"
         )
     if settings.latency_device is not None:
         table = device_table(space, settings.latency_device)
@@ -187,16 +197,10 @@ class ResourceModel:
         return cls(supernet, LATENCY, costs, table.constant, f"latency on {table.device} (ms)")
 
     @classmethod
-    def params(cls, supernet: CellSupernet) -> ResourceModel:
-        """Each candidate op's parameters (summed over the cells sharing its alpha row); the rest constant."""
-        costs = {g.name: np.zeros(g.shape) for g in supernet.groups}
-        searched = 0
-        for group, edge, op, module in supernet.candidate_ops():
-            count = sum(p.numel() for p in module.parameters())
-            costs[group][edge, op] += count
-            searched += count
-        total = sum(p.numel() for p in supernet.parameters())
-        return cls(supernet, PARAMS, costs, total - searched, "parameters")
+    def priced(cls, supernet: CellSupernet, prices: OpPrices, price: str) -> ResourceModel:
+        """Each candidate op's ``price`` (summed over the cells sharing its alpha row); the rest constant."""
+        label = {PARAMS: "parameters", FLOPS: "FLOPs per image"}[price]
+        return cls(supernet, price, prices.costs(price), prices.constant(price), label)
 
     def expected(self, weights: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """``constant + sum keep(edge) * p(op) * cost(edge, op)``, differentiable in ``weights``."""
@@ -250,9 +254,13 @@ class ResourceConstrainedMethod(DifferentiableMethod):
             self.resource = ResourceModel.latency(self.supernet, device_table(self.space, s.latency_device))
             self.target = float(s.target_latency_ms)
         else:
-            assert s.target_params is not None  # check_budget refused no budget
-            self.resource = ResourceModel.params(self.supernet)
-            self.target = float(s.target_params)
+            price, target = (
+                (PARAMS, s.target_params) if s.target_params is not None else (FLOPS, s.target_flops)
+            )
+            assert target is not None  # check_budget refused no budget
+            prices = price_ops(self.supernet, self.data.input_shape)
+            self.resource = ResourceModel.priced(self.supernet, prices, price)
+            self.target = float(target)
         smallest = self.resource.minimum()
         if self.target <= smallest:
             raise ConfigError(
@@ -350,6 +358,7 @@ class ResourceConstrainedMethod(DifferentiableMethod):
 
 
 __all__ = [
+    "FLOPS",
     "LATENCY",
     "PARAMS",
     "DeviceTable",

@@ -101,6 +101,7 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "target_latency_ms": BUDGET_METHODS,
     "latency_device": BUDGET_METHODS,
     "target_params": BUDGET_METHODS,
+    "target_flops": BUDGET_METHODS,
     "latency_alpha": ("dnas",),
     "latency_beta": ("dnas",),
 }
@@ -293,6 +294,9 @@ class OneShotSettings(BaseModel):
         description="dnas, rc_darts: a device (column) of the space's latency table, e.g. pixel3 for fbnet",
     )
     target_params: float | None = Field(None, gt=0.0, description="dnas, rc_darts: parameter budget")
+    target_flops: float | None = Field(
+        None, gt=0.0, description="dnas, rc_darts: FLOPs budget per image (a multiply-add is 2 FLOPs)"
+    )
     latency_alpha: float | None = Field(
         None, gt=0.0, description="DNAS: the factor alpha of the loss CE * alpha * log(LAT)^beta"
     )
@@ -345,10 +349,15 @@ class OneShotSettings(BaseModel):
                 f"target_latency_ms={self.target_latency_ms} and latency_device={self.latency_device!r} go "
                 "together: a latency budget is for a named device"
             )
-        if self.target_latency_ms is not None and self.target_params is not None:
+        budgets = {
+            name: value
+            for name in ("target_latency_ms", "target_params", "target_flops")
+            if (value := getattr(self, name)) is not None
+        }
+        if len(budgets) > 1:
             raise ConfigError(
-                f"target_latency_ms={self.target_latency_ms:g} and target_params={self.target_params:g} "
-                "are two budgets; set one"
+                " and ".join(f"{name}={value:g}" for name, value in budgets.items())
+                + f" are {('two', 'three')[len(budgets) - 2]} budgets; set one"
             )
         if isinstance(self.seeds, list) and not self.seeds:
             raise ConfigError("seeds=[] is not allowed; expected a count >= 1 or a non-empty list of seeds")

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas.core.architecture import Architecture
 from nas.core.errors import ConfigError
 from nas.core.trial import Trial, TrialState
 from nas.settings.specialize import SpecializeConfig, TargetConfig
@@ -292,18 +293,14 @@ def _specialize_target(
         arch = space.canonical(arch)  # the network the supernet runs and extracts
         latency = model.predict(space, arch)
         accuracy = float(method.score(arch))
-        (trial,) = study.add_trials(
-            [
-                Trial(
-                    number=0,
-                    arch=arch,
-                    state=TrialState.COMPLETE,
-                    values={"val_accuracy": accuracy, "latency_ms": latency},
-                    seed=supernet.seed,
-                    user_attrs={"inherited_accuracy": accuracy, "predicted_latency_ms": latency},
-                    system_attrs={**attrs, "kind": CANDIDATE, "phase": strategy.last_phase},
-                )
-            ]
+        trial = _add_complete(
+            study,
+            arch,
+            supernet.seed,
+            accuracy,
+            latency,
+            user_attrs={"inherited_accuracy": accuracy, "predicted_latency_ms": latency},
+            system_attrs={**attrs, "kind": CANDIDATE, "phase": strategy.last_phase},
         )
         strategy.tell(trial)
         candidates.append(trial)
@@ -322,6 +319,36 @@ def _specialize_target(
         return _result(target, done[-1], len(candidates), len(stored))
     trial = _store_selected(study, method, dataset, settings, target, model, best, attrs)
     return _result(target, trial, len(candidates), len(stored))
+
+
+def _add_complete(
+    study: Study,
+    arch: Architecture,
+    seed: int,
+    accuracy: float,
+    latency_ms: float,
+    *,
+    user_attrs: Mapping[str, Any],
+    system_attrs: Mapping[str, Any],
+) -> Trial:
+    """Store one finished sub-network (a candidate or a pick) under this study's two objectives.
+
+    Nothing is trained here, so a trial is born COMPLETE; the study assigns its number.
+    """
+    (trial,) = study.add_trials(
+        [
+            Trial(
+                number=0,
+                arch=arch,
+                state=TrialState.COMPLETE,
+                values={"val_accuracy": accuracy, "latency_ms": latency_ms},
+                seed=seed,
+                user_attrs=dict(user_attrs),
+                system_attrs=dict(system_attrs),
+            )
+        ]
+    )
+    return trial
 
 
 def _result(target: TargetConfig, trial: Trial, count: int, reused: int) -> TargetResult:
@@ -381,18 +408,14 @@ def _store_selected(
     }
     if target.device == LOCAL:
         user["measured_latency_ms"] = measure_onnx_ms(net, data.input_shape)
-    (trial,) = study.add_trials(
-        [
-            Trial(
-                number=0,
-                arch=arch,
-                state=TrialState.COMPLETE,
-                values={"val_accuracy": val, "latency_ms": predicted},
-                seed=best.seed,
-                user_attrs=user,
-                system_attrs={**attrs, "kind": SPECIALIZED, "candidate": best.number},
-            )
-        ]
+    trial = _add_complete(
+        study,
+        arch,
+        best.seed,
+        val,
+        predicted,
+        user_attrs=user,
+        system_attrs={**attrs, "kind": SPECIALIZED, "candidate": best.number},
     )
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     folder = artifact_dir(artifacts_root(study.storage.url), study.name, f"trial-{trial.number:06d}")

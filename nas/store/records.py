@@ -70,6 +70,12 @@ class StudySummary:
         return sum(self.counts.values())
 
 
+#: The artifact kind ``nas export`` records on the trial it shipped: the bundle folder's URI and the
+#: sha256 of its ``card.json`` (which holds every other file's sha256), so "which trial was exported,
+#: where and when" is answered from the store, with no schema change.
+EXPORT_ARTIFACT = "export"
+
+
 @dataclass(frozen=True)
 class Artifact:
     """A file produced by a trial (weights, an ONNX export, a plot), referred to by URI."""

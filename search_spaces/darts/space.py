@@ -146,6 +146,10 @@ class DartsSpace(TorchSpace):
     def parameter_free_ops(self) -> frozenset[Scalar]:
         return frozenset(PARAMETER_FREE)
 
+    def zero_ops(self) -> frozenset[Scalar]:
+        """``none``: a supernet candidate op only (a genotype never keeps it)."""
+        return frozenset({"none"})
+
     def check(self, decisions: Mapping[str, Scalar]) -> None:
         for cell in CELL_TYPES:
             for node in NODES:

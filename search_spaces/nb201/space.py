@@ -124,6 +124,10 @@ class Nb201Space(TorchSpace):
         plugin = {op for op in self.extra_ops if CELL_OPS.get(op).parameter_free}
         return frozenset(op for op in self.ops if op in PARAMETER_FREE or op in plugin)
 
+    def zero_ops(self) -> frozenset[str]:
+        """``none`` (the benchmark's Zero op), unless excluded."""
+        return frozenset(op for op in self.ops if op == "none")
+
     # -- string form ------------------------------------------------------------------
     def parse(self, text: str) -> Architecture:
         """Parse ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` (whitespace around tokens ignored)."""
