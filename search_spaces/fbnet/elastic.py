@@ -74,6 +74,8 @@ class FbnetElasticSupernet(ElasticSupernet):
             return layer
 
         self.network = FBNetNetwork(make_layer, self.plans, space.head_channels, num_classes, input_shape[0])
+        #: ``size``'s per-layer table and fixed part, built on first use.
+        self._sizes: tuple[dict[str, dict[str, int]], int] | None = None
 
     # -- the sub-networks ----------------------------------------------------------------------------
     def largest(self) -> Architecture:
@@ -96,7 +98,7 @@ class FbnetElasticSupernet(ElasticSupernet):
         return constant + sum(table[plan.name][str(arch[plan.name])] for plan in self.plans)
 
     def _size_table(self) -> tuple[dict[str, dict[str, int]], int]:
-        if not hasattr(self, "_sizes"):
+        if self._sizes is None:
             with torch.device("meta"):  # shapes only: no memory, no draw from the global generator
                 table = {
                     p.name: {b: sum(t.numel() for t in block_module(b, p).parameters()) for b in BLOCKS}
