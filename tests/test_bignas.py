@@ -1,6 +1,7 @@
 """BigNAS on the elastic fbnet supernet: sandwich rule, in-place distillation, its choices, resume.
 
-Tiny: fbnet at width 0.25 on 3x8x8 synthetic images, 1-2 epochs of a few steps.
+AttentiveNAS shares BigNAS' step (tests/test_attentivenas.py tests its picks), so the tests of what
+they share run for both (:mod:`elastic_methods`: tiny fbnet supernets, 1-2 epochs of a few steps).
 """
 
 from __future__ import annotations
@@ -9,30 +10,20 @@ import copy
 
 import pytest
 import torch
+from elastic_methods import ELASTIC_METHODS, SYNTHETIC, make
 from torch.nn import functional as F
 
 from nas.core import ConfigError
 from nas.data import Dataset, load_dataset
 from nas.oneshot import create_method, run_oneshot, save_checkpoint
-from nas.oneshot.bignas import BignasMethod, accuracy
+from nas.oneshot.bignas import accuracy
 from nas.supernet.recalibrate import recalibrate_bn
 from search_spaces import get_space
-
-SYNTHETIC = {"name": "synthetic", "num_samples": 96, "num_test": 16, "num_classes": 4, "shape": (3, 8, 8)}
 
 
 @pytest.fixture(scope="module")
 def data() -> Dataset:
     return load_dataset(SYNTHETIC, seed=0)
-
-
-def make(data: Dataset, seed: int = 0, **options: object) -> BignasMethod:
-    settings = {"epochs": 2, "batch_size": 16, "check_memory": False, "num_random": 1, "score_images": 32}
-    method = create_method(
-        "bignas", get_space("fbnet", width_mult=0.25), data, {**settings, **options}, seed=seed
-    )
-    assert isinstance(method, BignasMethod)
-    return method
 
 
 def test_a_step_is_the_sandwich_with_in_place_distillation(data: Dataset) -> None:
@@ -54,10 +45,10 @@ def test_a_step_is_the_sandwich_with_in_place_distillation(data: Dataset) -> Non
 
     # the same gradient by hand: CE (smoothed) on the largest + KL of each student to its detached softmax
     method.sample_generator.set_state(sampler)
-    students = method.sandwich()
     teacher = before.forward_arch(x, method.largest)
     loss = F.cross_entropy(teacher, y, label_smoothing=0.1)
     target = F.softmax(teacher.detach(), 1)
+    students = method.sandwich(x, y, target)
     for arch in students:
         loss = loss + F.kl_div(F.log_softmax(before.forward_arch(x, arch), 1), target, reduction="batchmean")
     loss.backward()
@@ -71,8 +62,9 @@ def test_a_step_is_the_sandwich_with_in_place_distillation(data: Dataset) -> Non
     assert compared > 100
 
 
-def test_bignas_initialisation_and_regularisation_choices(data: Dataset) -> None:
-    method = make(data, weight_decay=1e-4)
+@pytest.mark.parametrize("name", sorted(ELASTIC_METHODS))
+def test_bignas_initialisation_and_regularisation_choices(name: str, data: Dataset) -> None:
+    method = make(data, method=name, weight_decay=1e-4)
     norms = method.supernet.residual_norms()
     assert len(norms) == sum(p.keeps_shape for p in method.space.plans) == 16 and all(
         not n.weight.any() for n in norms
@@ -85,10 +77,11 @@ def test_bignas_initialisation_and_regularisation_choices(data: Dataset) -> None
     assert any("transforms" in names[id(p)] for p in plain["params"])
 
 
-def test_run_trains_derives_the_largest_and_stores_curves(data: Dataset) -> None:
-    method = make(data, epochs=1)
+@pytest.mark.parametrize("name", sorted(ELASTIC_METHODS))
+def test_run_trains_derives_the_largest_and_stores_curves(name: str, data: Dataset) -> None:
+    method = make(data, method=name, epochs=1)
     result = run_oneshot(method)
-    assert result.arch == method.supernet.largest() and result.method == "bignas"
+    assert result.arch == method.supernet.largest() and result.method == name
     curves = result.curves()
     assert [e for e, _ in curves["supernet/train_loss"]] == [1] and "supernet/val_accuracy" in curves
 
@@ -106,10 +99,11 @@ def test_score_is_the_recalibrated_extracted_network(data: Dataset) -> None:
     )  # supernet untouched
 
 
-def test_resume_from_checkpoint_gives_the_uninterrupted_run(data: Dataset, tmp_path) -> None:
-    full_method = make(data, seed=3)
+@pytest.mark.parametrize("name", sorted(ELASTIC_METHODS))
+def test_resume_from_checkpoint_gives_the_uninterrupted_run(name: str, data: Dataset, tmp_path) -> None:
+    full_method = make(data, seed=3, method=name)
     full = run_oneshot(full_method)
-    interrupted = make(data, seed=3)
+    interrupted = make(data, seed=3, method=name)
 
     def stop(trained, metrics) -> None:
         trained.stop_reason = "killed"
@@ -117,7 +111,7 @@ def test_resume_from_checkpoint_gives_the_uninterrupted_run(data: Dataset, tmp_p
     interrupted.fit(stop)
     interrupted.stop_reason = None
     save_checkpoint(interrupted, tmp_path)
-    resumed_method = make(data, seed=3)
+    resumed_method = make(data, seed=3, method=name)
     resumed = run_oneshot(resumed_method, checkpoint_dir=tmp_path)
     assert resumed.resumed_from == 1
     strip = [{k: v for k, v in h.items() if k != "epoch_time_s"} for h in full.history]
@@ -131,7 +125,7 @@ def test_bad_input_is_refused_before_training(data: Dataset) -> None:
         create_method("bignas", get_space("nb201", channels=4, cells=1), data, {"epochs": 1})
     with pytest.raises(ConfigError, match="affine"):
         make(data, affine=False)
-    with pytest.raises(ConfigError, match=r"num_random \(used by bignas\)"):
+    with pytest.raises(ConfigError, match=r"num_random \(used by bignas, attentivenas\)"):
         create_method("spos", get_space("fbnet", width_mult=0.25), data, {"num_random": 2})
     with pytest.raises(ConfigError, match="label_smoothing"):
         make(data, label_smoothing=1.0)

@@ -61,6 +61,7 @@ FAST = {
     "amended_darts": {},
     "d_darts": {},
     "bignas": {"num_random": 1, "score_images": 64, "bn_batches": 1},
+    "attentivenas": {"num_random": 1, "candidates": 2, "score_images": 64, "bn_batches": 1},
     # Pruning every other step with a threshold near the start (0.5): rounds on both sides of a resume.
     "gold_nas": {"arch_lr": 0.05, "prune_every": 2, "prune_threshold": 0.45},
     "sd_darts": {},

@@ -57,7 +57,7 @@ METHOD_NAMES = ONESHOT.names()
 #: What must be in the matrix (built-ins and the tests' plugins): a minimum, never the exact set.
 REQUIRED_SPACES = {"nb201", "darts", "fbnet", "hybrid", "test_chain"}
 REQUIRED_STRATEGIES = {"random", "local", "evolution", "predictor", "nsga2", "plugin_mutation"}
-REQUIRED_METHODS = {"darts", "pc_darts", "gdas", "spos", "test_random_path"}
+REQUIRED_METHODS = {"darts", "pc_darts", "gdas", "spos", "bignas", "attentivenas", "test_random_path"}
 
 #: The smallest spaces that still train: the tests' small options, hybrid cut to two blocks.
 SPACE_OPTIONS = {"hybrid": {"blocks": 2, "downsamples": 1, "base_width": 8}}

@@ -15,7 +15,9 @@ by :mod:`nas.oneshot.catalog` (torch-free) and each lives in one module:
   RC-DARTS' projection; :mod:`nas.oneshot.resource`), on cell supernets and fbnet's per-layer alpha;
 * ``spos`` -- single-path training and evolution with inherited weights (every space with a supernet);
 * ``smash`` -- a hypernetwork generating the weights of sampled architectures (cell supernets);
-* ``bignas`` -- sandwich rule and in-place distillation of an elastic supernet (spaces with one: fbnet, hybrid).
+* ``bignas`` -- sandwich rule and in-place distillation of an elastic supernet (spaces with one: fbnet, hybrid);
+* ``attentivenas`` -- ``bignas``' step with its random sub-networks replaced by the best or worst
+  of a few candidates of one size, ranked by their batch loss.
 
 Which spaces a method searches follows from the space's one-shot view
 (:class:`nas.core.oneshot.OneShotView`), never from its name. Use

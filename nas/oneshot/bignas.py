@@ -101,15 +101,24 @@ class BignasMethod(OneShotMethod):
         self.smallest = self.supernet.smallest()
 
     # -- training ----------------------------------------------------------------------------------
-    def sandwich(self) -> list[Architecture]:
-        """This step's students: the smallest and ``num_random`` uniform samples of the space.
+    def step_rng(self) -> np.random.Generator:
+        """A numpy generator for this step's sampling, seeded from the checkpointed ``sample_generator``.
 
-        The samples come from the base class' checkpointed ``sample_generator``
-        (through a numpy generator seeded by it), so a resumed run samples as
-        the uninterrupted one did without state of its own.
+        Drawing the seed from the base class' generator means a resumed run
+        samples as the uninterrupted one did without state of its own.
+        """
+        return np.random.default_rng(int(torch.randint(2**62, (1,), generator=self.sample_generator)))
+
+    def sandwich(self, x: torch.Tensor, y: torch.Tensor, teacher: torch.Tensor) -> list[Architecture]:
+        """Hook: this step's students on batch ``x, y``: the smallest and ``num_random`` uniform samples.
+
+        ``teacher`` is the largest's detached softmax on ``x``. AttentiveNAS
+        (:mod:`nas.oneshot.attentivenas`) overrides the hook to pick the samples
+        by their loss on the batch; the step around it is shared. It runs
+        before the optimiser step, so a scoring hook sees this step's weights.
         """
         count = int(self.settings.option("num_random"))
-        rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=self.sample_generator)))
+        rng = self.step_rng()
         return [self.smallest, *(self.space.sample(rng) for _ in range(count))]
 
     def train_step(
@@ -120,7 +129,7 @@ class BignasMethod(OneShotMethod):
         logits = self.supernet.forward_arch(x, self.largest)
         F.cross_entropy(logits, y, label_smoothing=smoothing).backward()
         teacher = F.softmax(logits.detach(), dim=1)
-        for arch in self.sandwich():
+        for arch in self.sandwich(x, y, teacher):
             student = F.log_softmax(self.supernet.forward_arch(x, arch), dim=1)
             F.kl_div(student, teacher, reduction="batchmean").backward()
         self.clip_and_step()

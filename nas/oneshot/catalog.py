@@ -26,6 +26,7 @@ BUILTINS: dict[str, str] = {
     "amended_darts": "nas.oneshot.amended_darts:AmendedDartsMethod",
     "d_darts": "nas.oneshot.d_darts:DDartsMethod",
     "bignas": "nas.oneshot.bignas:BignasMethod",
+    "attentivenas": "nas.oneshot.attentivenas:AttentiveNasMethod",
     "gold_nas": "nas.oneshot.gold_nas:GoldNasMethod",
     "sd_darts": "nas.oneshot.sd_darts:SdDartsMethod",
     "smash": "nas.oneshot.smash:SmashMethod",

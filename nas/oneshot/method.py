@@ -63,10 +63,12 @@ def batch_statistics(model: nn.Module) -> Iterator[None]:
 
     A supernet's running statistics average over many paths and fit none of
     them, so its predictions use the batch's own statistics (momentum 0 keeps
-    the running averages as they are).
+    the running averages as they are, and the batch counts are restored).
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [(m.training, m.momentum) for m in norms]
+    # a forward in training mode also counts the batch, which a cumulative average (momentum None) reads
+    counts = [None if m.num_batches_tracked is None else m.num_batches_tracked.clone() for m in norms]
     was_training = model.training
     model.eval()
     for m in norms:
@@ -75,9 +77,11 @@ def batch_statistics(model: nn.Module) -> Iterator[None]:
     try:
         yield
     finally:
-        for m, (training, momentum) in zip(norms, saved, strict=True):
+        for m, (training, momentum), count in zip(norms, saved, counts, strict=True):
             m.train(training)
             m.momentum = momentum
+            if count is not None:
+                m.num_batches_tracked.copy_(count)  # type: ignore[union-attr]
         model.train(was_training)
 
 

@@ -16,7 +16,8 @@ weight decay 3e-4, clip 5; Adam 3e-4 with betas (0.5, 0.999) and weight decay
 PC-DARTS (K = 4), GDAS (tau 10 -> 0.1), SPOS (population 20, 10
 generations, half of the population as parents), DrNAS (prior weight 1e-3),
 sharpDARTS (power base 2, its CIFAR-10 setting), DropNAS (r = 3e-5), BigNAS (2 random
-sub-networks per step, label smoothing 0.1 on the largest), FBNet's DNAS (alpha 0.2,
+sub-networks per step, label smoothing 0.1 on the largest), AttentiveNAS (BestUp-3: the best of
+3 candidates by their batch loss), FBNet's DNAS (alpha 0.2,
 beta 0.6; the temperature as GDAS', annealed geometrically); GOLD-NAS, SD-DARTS and SMASH
 use defaults scaled to the short CPU runs here (see their modules); RARTS' beta = lambda = 1
 and Amended-DARTS' eta = 0.01 are ours (at 0.01 the amended term is about as large as the
@@ -88,7 +89,7 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "distill_temperature": ("sd_darts",),
     "hyper_hidden": ("smash",),
     "hyper_rank": ("smash",),
-    "candidates": ("smash",),
+    "candidates": ("smash", "attentivenas"),
     "relaxation": ("rarts",),
     "train_loss_weight": ("rarts",),
     "amend_weight": ("amended_darts",),
@@ -96,8 +97,10 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "generations": ("spos",),
     "parents": ("spos",),
     "mutation_prob": ("spos",),
-    "num_random": ("bignas",),
-    "label_smoothing": ("bignas",),
+    "num_random": ("bignas", "attentivenas"),
+    "label_smoothing": ("bignas", "attentivenas"),
+    "pareto": ("attentivenas",),
+    "candidate_score": ("attentivenas",),
     "target_latency_ms": BUDGET_METHODS,
     "latency_device": BUDGET_METHODS,
     "target_params": BUDGET_METHODS,
@@ -147,9 +150,16 @@ METHOD_DEFAULTS: dict[str, Any] = {
     "mutation_prob": 0.1,
     "num_random": 2,
     "label_smoothing": 0.1,
+    "pareto": "best",
+    "candidate_score": "loss",
     "latency_alpha": 0.2,
     "latency_beta": 0.6,
 }
+
+
+#: Shared options whose default differs by method: ``{option: {method: default}}``. AttentiveNAS ranks
+#: ``candidates`` every step (3, its paper's BestUp-3), SMASH once after training (100).
+METHOD_SPECIFIC_DEFAULTS: dict[str, dict[str, Any]] = {"candidates": {"attentivenas": 3}}
 
 
 class OneShotSettings(BaseModel):
@@ -264,7 +274,11 @@ class OneShotSettings(BaseModel):
         None, ge=1, le=64, description="SMASH: rank of each generated weight tensor"
     )
     candidates: int | None = Field(
-        None, ge=1, le=100_000, description="SMASH: random architectures ranked by their generated weights"
+        None,
+        ge=1,
+        le=100_000,
+        description="SMASH: random architectures ranked by their generated weights; AttentiveNAS: "
+        "sub-networks of one size level ranked by their batch loss for each pick",
     )
     relaxation: float | None = Field(
         None, ge=0.0, le=100.0, description="RARTS: beta of the tie beta/2 |w - y|^2 of the two weight copies"
@@ -280,10 +294,22 @@ class OneShotSettings(BaseModel):
     parents: int | None = Field(None, ge=1)
     mutation_prob: float | None = Field(None, ge=0.0, le=1.0)
     num_random: int | None = Field(
-        None, ge=0, description="BigNAS: random sub-networks per step between the largest and the smallest"
+        None,
+        ge=0,
+        description="BigNAS: random sub-networks per step between the largest and the smallest "
+        "(AttentiveNAS: its picks)",
     )
     label_smoothing: float | None = Field(
-        None, ge=0.0, lt=1.0, description="BigNAS: label smoothing of the largest sub-network's loss"
+        None, ge=0.0, lt=1.0, description="BigNAS, AttentiveNAS: label smoothing of the largest's loss"
+    )
+    pareto: Literal["best", "worst"] | None = Field(
+        None,
+        description="AttentiveNAS: train the best (BestUp) or the worst (WorstUp) of each pick's candidates",
+    )
+    candidate_score: Literal["loss", "distill"] | None = Field(
+        None,
+        description="AttentiveNAS: how candidates are ranked: their loss on the step's batch (the paper's), "
+        "or their KL divergence to the largest's soft labels (the loss they would train on)",
     )
     target_latency_ms: float | None = Field(
         None, gt=0.0, description="dnas, rc_darts: latency budget (ms) on latency_device"
@@ -369,10 +395,12 @@ class OneShotSettings(BaseModel):
             raise ConfigError(f"seeds={self.seeds} is not allowed; expected a count >= 1 or a list of seeds")
         return self
 
-    def option(self, name: str) -> Any:
-        """A method-specific option: its value, or its default when unset."""
+    def option(self, name: str, method: str | None = None) -> Any:
+        """A method-specific option: its value, or (when unset) ``method``'s default for it."""
         value = getattr(self, name)
-        return METHOD_DEFAULTS[name] if value is None else value
+        if value is not None:
+            return value
+        return METHOD_SPECIFIC_DEFAULTS.get(name, {}).get(method or "", METHOD_DEFAULTS[name])
 
     def seed_list(self, base: int) -> list[int]:
         """The supernet seeds: ``seeds`` as a list, ``base .. base+n-1`` for a count, else ``[base]``."""
@@ -409,6 +437,7 @@ __all__ = [
     "ALPHA_METHODS",
     "BUDGET_METHODS",
     "METHOD_DEFAULTS",
+    "METHOD_SPECIFIC_DEFAULTS",
     "METHOD_OPTIONS",
     "OneShotSettings",
     "parse_settings",

@@ -304,6 +304,16 @@ class ElasticSupernet(Supernet):
     def residual_norms(self) -> list[nn.BatchNorm2d]:
         """The last BatchNorm of every residual block (zero-initialised by BigNAS)."""
 
+    def size(self, arch: Architecture) -> int:
+        """Parameters of ``arch``'s stand-alone network: the resource level AttentiveNAS samples at.
+
+        Counting the extracted network is right for every elastic supernet but
+        costs an extraction; a supernet whose sub-network sizes are a sum over
+        its layers overrides this with the sum (fbnet), since AttentiveNAS
+        sizes dozens of samples per step.
+        """
+        return sum(p.numel() for p in self.extract(arch).parameters())
+
 
 def load_conv_bn(target: nn.Module, tensors: Sequence[ConvBnTensors]) -> None:
     """Copy ``tensors`` into the Conv2d/BatchNorm2d pairs of ``target``, in module order."""

@@ -74,6 +74,8 @@ class FbnetElasticSupernet(ElasticSupernet):
             return layer
 
         self.network = FBNetNetwork(make_layer, self.plans, space.head_channels, num_classes, input_shape[0])
+        #: ``size``'s per-layer table and fixed part, built on first use.
+        self._sizes: tuple[dict[str, dict[str, int]], int] | None = None
 
     # -- the sub-networks ----------------------------------------------------------------------------
     def largest(self) -> Architecture:
@@ -84,6 +86,31 @@ class FbnetElasticSupernet(ElasticSupernet):
         """Per layer the block with the fewest weights (depth-skipping where the layer keeps shape)."""
         choice = {p.name: min(BLOCKS, key=lambda b, p=p: block_params(b, p)) for p in self.plans}
         return self.space.canonical(self.space.make(choice))
+
+    def size(self, arch: Architecture) -> int:
+        """Parameters of ``arch``'s stand-alone network, as a sum of per-layer block sizes (no extraction).
+
+        A layer's blocks do not change its input or output shape, so the count
+        is the network's fixed part plus one table entry per layer.
+        """
+        table, constant = self._size_table()
+        arch = self.space.canonical(arch)
+        return constant + sum(table[plan.name][str(arch[plan.name])] for plan in self.plans)
+
+    def _size_table(self) -> tuple[dict[str, dict[str, int]], int]:
+        if self._sizes is None:
+            with torch.device("meta"):  # shapes only: no memory, no draw from the global generator
+                table = {
+                    p.name: {b: sum(t.numel() for t in block_module(b, p).parameters()) for b in BLOCKS}
+                    for p in self.plans
+                }
+            fixed = sum(
+                t.numel()
+                for part in ("stem", "head", "classifier")
+                for t in getattr(self.network, part).parameters()
+            )
+            self._sizes = (table, fixed)
+        return self._sizes
 
     def residual_norms(self) -> list[nn.BatchNorm2d]:
         """The last BatchNorm of every residual block (BigNAS zero-initialises its scale)."""
