@@ -151,6 +151,26 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator) -> torch.Ten
     return apply_crops(images, draw_crops(n, h, w, generator))
 
 
+def mixup_batch(
+    images: torch.Tensor, labels: torch.Tensor, alpha: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Mixup (Zhang et al. 2018): ``lam * x + (1 - lam) * x[perm]``, the partners' labels and ``lam``.
+
+    ``lam ~ Beta(alpha, alpha)`` and the permutation come from ``generator``
+    (the loop's shuffling generator), so the run is reproducible, a resumed run
+    draws what the uninterrupted one did, and every data-parallel rank mixes
+    the same global batch before taking its share. The loss is then
+    ``lam * CE(y) + (1 - lam) * CE(y[perm])``; training accuracy counts ``y``.
+    """
+    # Beta(a, a) as G1 / (G1 + G2) with gamma draws: torch's Beta takes no generator, so the
+    # gammas' seed is drawn from it (one numpy generator per batch, cheap beside a step).
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    gammas = np.random.default_rng(seed).gamma(alpha, 1.0, size=2)
+    lam = float(gammas[0] / gammas.sum()) if gammas.sum() > 0 else 1.0
+    perm = torch.randperm(images.shape[0], generator=generator)
+    return lam * images + (1.0 - lam) * images[perm], labels[perm], lam
+
+
 @dataclass(frozen=True)
 class Shard:
     """This process's part of a data-parallel run: ``rank`` of ``world`` (0 of 1 when alone).
@@ -388,6 +408,9 @@ def fit(
         finite = torch.ones((), dtype=torch.bool, device=device)
         seen = 0
         for x_cpu, y_cpu in train_split.epoch(settings.batch_size, generator, settings.augment):
+            mixed = mixup_batch(x_cpu, y_cpu, settings.mixup, generator) if settings.mixup > 0 else None
+            if mixed is not None:
+                x_cpu, partner_cpu, lam = mixed
             x_cpu, y_cpu = shard.take(x_cpu), shard.take(y_cpu)  # the global batch's share of this rank
             x = x_cpu.to(device, non_blocking=True, memory_format=memory_format)
             y = y_cpu.to(device, non_blocking=True)
@@ -395,6 +418,9 @@ def fit(
             with precision.autocast(device):
                 logits = step_model(x)
                 loss = criterion(logits.float(), y)
+                if mixed is not None:
+                    partner = shard.take(partner_cpu).to(device, non_blocking=True)
+                    loss = lam * loss + (1.0 - lam) * criterion(logits.float(), partner)
             scaler.scale(loss).backward()
             if settings.grad_clip is not None:
                 scaler.unscale_(optimizer)
@@ -518,6 +544,7 @@ __all__ = [
     "fit",
     "make_optimizer",
     "measure_latency_ms",
+    "mixup_batch",
     "resolve_device",
     "resolve_precision",
     "save_state_dict",

@@ -32,11 +32,48 @@ def _mlp(width_in: int, hidden: int, layers: int, generator: torch.Generator) ->
             width = hidden
         modules.append(nn.Linear(width, 1))
     net = nn.Sequential(*modules).double()
-    for module in net:
+    init_from(net, generator)
+    return net
+
+
+def init_from(net: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Draw every linear layer's initial weights (torch's default scheme) from ``generator``."""
+    for module in net.modules():
         if isinstance(module, nn.Linear):
             nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
             bound = 1.0 / math.sqrt(module.in_features)
             nn.init.uniform_(module.bias, -bound, bound, generator=generator)
+    return net
+
+
+def regress(
+    net: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    generator: torch.Generator,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+) -> nn.Module:
+    """Fit ``net`` to ``y`` (one column or several) by minibatch MSE, AdamW and a cosine schedule.
+
+    Minibatch order comes from ``generator``, so a seeded generator gives the same fit.
+    """
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs)
+    n = xt.shape[0]
+    net.train()
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, batch_size):
+            batch = order[start : start + batch_size]
+            optimiser.zero_grad()
+            loss = nn.functional.mse_loss(net(xt[batch]).reshape(yt[batch].shape), yt[batch])
+            loss.backward()
+            optimiser.step()
+        schedule.step()
     return net
 
 
@@ -75,21 +112,9 @@ class MLPEnsemble(MemberEnsemble):
         self.weight_decay = weight_decay
 
     def _fit_member(self, x: np.ndarray, y: np.ndarray, seed: int) -> nn.Sequential:
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
         generator = torch.Generator().manual_seed(seed)
-        net = _mlp(xt.shape[1], self.hidden, self.layers, generator)
-        optimiser = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=self.epochs)
-        n = xt.shape[0]
-        for _ in range(self.epochs):
-            order = torch.randperm(n, generator=generator)
-            for start in range(0, n, self.batch_size):
-                batch = order[start : start + self.batch_size]
-                optimiser.zero_grad()
-                loss = nn.functional.mse_loss(net(xt[batch]).squeeze(1), yt[batch])
-                loss.backward()
-                optimiser.step()
-            schedule.step()
+        net = _mlp(x.shape[1], self.hidden, self.layers, generator)
+        regress(net, x, y, generator, self.epochs, self.batch_size, self.lr, self.weight_decay)
         return net.eval()
 
     def _predict_member(self, member: nn.Sequential, x: np.ndarray) -> np.ndarray:

@@ -70,6 +70,7 @@ STRATEGY_OPTIONS: dict[str, object] = {
     "n_initial": 3,  # a model needs two different results; near-chance small nets often tie
     "n_candidates": 20,
     "num_parents": 2,
+    "pretrain_archs": 4,  # fbnetv3: networks whose proxies pre-train its predictor
 }
 
 #: One epoch of a small supernet; method-specific ones only for the methods that use them.

@@ -7,7 +7,7 @@ calls ``evaluate`` inside a Ray trial; ``report`` streams per-epoch metrics
 
 An evaluator says what it needs and what it reports as class metadata
 (``needs_data``, ``produces_weights``, ``uses_devices``, ``data_parallel``, ``settings_model``,
-``fidelity``, ``reports``, ``inherits``), so
+``fidelity``, ``reports``, ``inherits``, ``recipe_fields``), so
 that the config, the driver and export ask the evaluator instead of
 recognising particular evaluators by name.
 """
@@ -87,6 +87,10 @@ class EvalRequest:
     checkpoint: Checkpointer | None = None
     #: The parent whose weights the child starts from (only for evaluators whose ``inherits`` is true).
     parent: Inheritance | None = None
+    #: The trial's training recipe, setting -> value (e.g. ``{"lr": 0.1, "mixup": 0.2}``): a strategy
+    #: that searches recipes with the architectures (``fbnetv3``) proposes it, the runner stores it as
+    #: the trial's ``system_attrs["recipe"]`` and hands it here; only names in ``recipe_fields``.
+    recipe: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,9 @@ class Evaluator:
     #: Whether the evaluator can start a morphism's child from its parent's weights
     #: (``EvalRequest.parent``); whether it does depends on its options (:meth:`inherited_budget`).
     inherits: ClassVar[bool] = False
+    #: The settings a trial's training recipe may set (``EvalRequest.recipe``), e.g. ``("lr", ...)``;
+    #: empty: every trial runs with the evaluator's options, and a recipe-searching strategy is refused.
+    recipe_fields: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def inherited_budget(cls, options: Mapping[str, Any]) -> float | None:
@@ -168,13 +175,15 @@ class Evaluator:
         resume: bytes | None = None,
         checkpoint: Checkpointer | None = None,
         parent: Inheritance | None = None,
+        recipe: Mapping[str, Any] | None = None,
     ) -> EvalResult:
         """Evaluate ``arch``; ``budget`` is a fidelity such as epochs (None: the default).
 
         ``resume`` and ``checkpoint`` are given only to evaluators whose ``checkpoints`` is true,
-        ``parent`` only to those whose ``inherits`` is true.
+        ``parent`` only to those whose ``inherits`` is true, ``recipe`` only to those with
+        ``recipe_fields``.
         """
-        return self.measure(EvalRequest(arch, seed, budget, report, resume, checkpoint, parent))
+        return self.measure(EvalRequest(arch, seed, budget, report, resume, checkpoint, parent, recipe))
 
     def measure(self, request: EvalRequest) -> EvalResult:
         """The evaluation itself; every evaluator implements this (or overrides :meth:`evaluate`)."""

@@ -322,6 +322,15 @@ class Strategy(abc.ABC):
         return None
 
     @property
+    def recipe_fields(self) -> tuple[str, ...]:
+        """The training settings the strategy decides per trial (its proposals' ``last_attrs["recipe"]``).
+
+        Empty for architecture-only strategies; the search plan checks that the evaluator takes
+        every one of them (``Evaluator.recipe_fields``) before the search starts.
+        """
+        return ()
+
+    @property
     def initial_size(self) -> int:
         """How many usable results the strategy samples at random before its own method proposes (0: none)."""
         return 0

@@ -71,6 +71,21 @@ METRICS: tuple[str, ...] = (
     "latency_ms",
 )
 
+#: The settings a trial's training recipe may set (a recipe-searching strategy's decisions): the
+#: optimisation hyper-parameters FBNetV3 searches. Not the device, precision or measurement options,
+#: which do not make a network better or worse.
+RECIPE_FIELDS: tuple[str, ...] = (
+    "lr",
+    "weight_decay",
+    "epochs",
+    "label_smoothing",
+    "mixup",
+    "batch_size",
+    "momentum",
+    "optimizer",
+    "augment",
+)
+
 
 @EVALUATORS.register("train")
 class TrainEvaluator(Evaluator):
@@ -100,6 +115,7 @@ class TrainEvaluator(Evaluator):
     )
     checkpoints: ClassVar[bool] = True
     inherits: ClassVar[bool] = True
+    recipe_fields: ClassVar[tuple[str, ...]] = RECIPE_FIELDS
 
     @classmethod
     def inherited_budget(cls, options: Mapping[str, Any]) -> float | None:
@@ -198,12 +214,13 @@ class TrainEvaluator(Evaluator):
         arch, report = request.arch, request.report
         self.space.validate(arch)
         seed = check_seed(request.seed)
-        parent = request.parent if self.settings.inherit == "parent" else None
-        default = self.settings.epochs if parent is None else self.settings.child_epochs
+        settings = self.recipe_settings(request.recipe)
+        parent = request.parent if settings.inherit == "parent" else None
+        default = settings.epochs if parent is None else settings.child_epochs
         epochs = default if request.budget is None else budget_epochs(request.budget)
         dataset = self.dataset
-        device = resolve_device(self.settings.device)
-        precision = resolve_precision(self.settings.amp, device)
+        device = resolve_device(settings.device)
+        precision = resolve_precision(settings.amp, device)
         with torch_threads(self.num_threads) as threads:
             params, flops = self._size(arch, dataset)
             with seeded(seed, device):
@@ -215,7 +232,7 @@ class TrainEvaluator(Evaluator):
                 outcome = fit(
                     model,
                     dataset,
-                    self.settings,
+                    settings,
                     epochs=epochs,
                     seed=seed,
                     device=device,
@@ -225,7 +242,7 @@ class TrainEvaluator(Evaluator):
                     checkpoint=request.checkpoint,
                 )
             latency = measure_latency_ms(
-                model, dataset.input_shape, self.settings.latency_repeats, self.settings.latency_warmup
+                model, dataset.input_shape, settings.latency_repeats, settings.latency_warmup
             )
         weights = save_state_dict(model, self.workdir / f"weights-{arch.key}-seed{seed}-e{epochs}.pt")
         last = outcome.last
@@ -254,6 +271,8 @@ class TrainEvaluator(Evaluator):
             "preprocessing": dataset.preprocessing,
             "learning_curve": outcome.history,
         }
+        if request.recipe:
+            user_attrs["recipe"] = {name: getattr(settings, name) for name in request.recipe}
         if parent is not None:
             user_attrs["inherited_from"] = {"trial": parent.trial, "morphism": dict(parent.morphism)}
         logger.info(
@@ -264,6 +283,26 @@ class TrainEvaluator(Evaluator):
             len(outcome.history),
         )
         return EvalResult(values=values, user_attrs=user_attrs, artifacts={"weights": str(weights)})
+
+    def recipe_settings(self, recipe: Mapping[str, Any] | None) -> TrainSettings:
+        """The settings of a trial with this training ``recipe`` (the evaluator's own without one).
+
+        A recipe names only :data:`RECIPE_FIELDS`; its values are checked like the options.
+        """
+        if not recipe:
+            return self.settings
+        unknown = sorted(set(recipe) - set(RECIPE_FIELDS))
+        if unknown:
+            raise ConfigError(
+                f"the trial's recipe sets {unknown}, which the train evaluator does not take per trial; "
+                f"allowed: {list(RECIPE_FIELDS)}"
+            )
+        try:
+            return TrainSettings.model_validate({**self.settings.model_dump(), **recipe})
+        except ValidationError as exc:
+            raise ConfigError(
+                "invalid training recipe of the trial:\n" + format_validation_error(exc, TrainSettings)
+            ) from exc
 
     def _size(self, arch: Architecture, dataset: LoadedDataset) -> tuple[int, float]:
         """Parameters and FLOPs (batch 1) from the space's own counter, without touching global RNG."""
@@ -286,4 +325,4 @@ def budget_epochs(budget: float) -> int:
     return epochs
 
 
-__all__ = ["METRICS", "TrainEvaluator", "budget_epochs"]
+__all__ = ["METRICS", "RECIPE_FIELDS", "TrainEvaluator", "budget_epochs"]

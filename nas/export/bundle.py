@@ -154,7 +154,7 @@ def export_model(
             space,
             chosen.arch,
             data,
-            config.train_settings(retrain_epochs),
+            config.train_settings(retrain_epochs, chosen.system_attrs.get("recipe")),
             seed=chosen.seed,
             data_seed=config.data_seed,
             label=label,
@@ -317,6 +317,8 @@ def _write_bundle(
             "canonical_key": genotype["canonical_key"],
             "key": arch.key,
         },
+        # The training recipe the trial was trained with, if a recipe-searching strategy chose one.
+        "recipe": dict(trial.system_attrs["recipe"]) if trial.system_attrs.get("recipe") else None,
         "weights": dict(weights.source),
         "test": dict(test),
         "model": {

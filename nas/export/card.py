@@ -91,6 +91,17 @@ def render_readme(card: Mapping[str, Any], files: Mapping[str, str]) -> str:
         if weights["kind"] == "retrained"
         else "the trial's stored weights (sha256 verified)"
     )
+    recipe = card.get("recipe")
+    if recipe:
+        lines += [
+            "",
+            "## Training recipe",
+            "",
+            "Searched with the architecture (the trial trained with it):",
+            "",
+        ]
+        lines += ["| setting | value |", "|---|---|"]
+        lines += [f"| {name} | {_num(value)} |" for name, value in recipe.items()]
     lines += [
         "",
         f"Weights: {source}.",

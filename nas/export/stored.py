@@ -55,11 +55,13 @@ class StoredConfig:
     #: The train evaluator's settings (defaults for other evaluators).
     train: TrainSettings = field(default_factory=TrainSettings)
 
-    def train_settings(self, epochs: int | None) -> TrainSettings:
-        """The train settings with ``epochs`` overridden (``None``: the study's own)."""
-        if epochs is None:
+    def train_settings(self, epochs: int | None, recipe: Mapping[str, Any] | None = None) -> TrainSettings:
+        """The train settings with the trial's training ``recipe`` applied (``system_attrs["recipe"]``,
+        what the trial trained with) and ``epochs`` overridden (``None``: the study's or the recipe's)."""
+        if epochs is None and not recipe:
             return self.train
-        return TrainSettings.model_validate({**self.train.model_dump(), "epochs": epochs})
+        overrides = {**(recipe or {}), **({"epochs": epochs} if epochs is not None else {})}
+        return TrainSettings.model_validate({**self.train.model_dump(), **overrides})
 
 
 def read_stored_config(study: Study) -> StoredConfig:

@@ -180,6 +180,7 @@ def build_plan(
         settings = _section(label, "strategy", lambda: _oneshot_settings(config, space))
         return SearchPlan(config, space, evaluator, None, settings, shape)
     strategy = _section(label, "strategy", lambda: _strategy(config, space, shape))
+    _section(label, "strategy", lambda: _check_recipe(config, strategy, evaluator))
     plan = SearchPlan(config, space, evaluator, strategy, None, shape)
     return replace(plan, scheduler=_section(label, "scheduler", lambda: make_scheduler(plan)))
 
@@ -276,6 +277,24 @@ def _strategy(config: SearchConfig, space: SearchSpace, shape: DataShape) -> Str
         constraints=dict(config.constraints) or None,
         measure=cost_model(space, shape) if config.constraints else None,
         **config.strategy.options,
+    )
+
+
+def _check_recipe(config: SearchConfig, strategy: Strategy, evaluator: type[Evaluator]) -> None:
+    """A strategy that decides training settings per trial needs an evaluator that takes them."""
+    fields = strategy.recipe_fields
+    unknown = [name for name in fields if name not in evaluator.recipe_fields]
+    if not unknown:
+        return
+    if not evaluator.recipe_fields:
+        raise ConfigError(
+            f"strategy {config.strategy.name!r} searches training recipes ({list(fields)}), but evaluator "
+            f"{config.evaluator.name!r} takes no per-trial recipe; use an evaluator that trains, e.g. 'train'"
+        )
+    raise UnknownNameError(
+        f"recipe setting (one evaluator {config.evaluator.name!r} takes per trial)",
+        unknown[0],
+        evaluator.recipe_fields,
     )
 
 

@@ -148,6 +148,8 @@ def make_searcher(
                     "budget": trial.budget,
                     "number": trial.number,
                 }
+                if trial.system_attrs.get("recipe"):
+                    config[T.RECIPE] = dict(trial.system_attrs["recipe"])
                 inherit = shipped_parent(self.study, trial)
                 if inherit is not None:
                     config[T.INHERIT] = inherit
@@ -279,7 +281,11 @@ def make_searcher(
             # A child that inherits trains for its own budget from its parent's weights: no result
             # of another trial is the same, so none is reused.
             budget = inherited if attrs.get("inherits") else self.budget
-            previous = None if attrs.get("inherits") else self.study.lookup(arch, budget)
+            recipe = attrs.get("recipe")
+            if recipe and "epochs" in recipe and not attrs.get("inherits"):
+                budget = float(recipe["epochs"])  # the recipe's epochs are the trial's fidelity
+            # A result under another training recipe is not this trial's: recipe trials reuse none.
+            previous = None if attrs.get("inherits") or recipe else self.study.lookup(arch, budget)
             trial = self.study.ask(arch, seed=config.seed, budget=budget, system_attrs=attrs or None)
             explanation = self.strategy.explain()  # type: ignore[union-attr]
             if explanation:  # why the strategy chose this trial (e.g. bowl's WL features)

@@ -58,6 +58,8 @@ RESUME = "resume"
 #: Config key of a child that inherits: its parent's ``arch``, ``trial``, ``morphism`` and
 #: ``weights`` (an object ref), see :mod:`nas.runner.inheritance`.
 INHERIT = "inherit"
+#: Config key of a trial with a training recipe (its ``system_attrs["recipe"]``, setting -> value).
+RECIPE = "recipe"
 #: The files of a trial checkpoint folder (Ray's and the driver's copy alike).
 CHECKPOINT_FILE = "state.pt"
 CHECKPOINT_STEP_FILE = "step"
@@ -202,6 +204,8 @@ def evaluate_trial(
                 report(resume[0], config[RESUME].get("metrics", {}), replay=True)
         if config.get(INHERIT) and type(evaluator).inherits:
             extra["parent"] = inheritance(config[INHERIT])
+        if config.get(RECIPE):  # the plan refused recipes for evaluators that take none
+            extra["recipe"] = dict(config[RECIPE])
         result = evaluator.evaluate(
             arch, seed=int(config["seed"]), budget=config.get("budget"), report=report, **extra
         )

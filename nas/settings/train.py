@@ -33,6 +33,9 @@ class TrainSettings(Section):
     nesterov: bool = True
     weight_decay: float = Field(5e-4, ge=0.0)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    #: Mixup (Zhang et al. 2018): each training batch becomes ``lam * x + (1 - lam) * x[perm]`` with
+    #: ``lam ~ Beta(mixup, mixup)`` and the loss mixed alike; 0 turns it off (the default).
+    mixup: float = Field(0.0, ge=0.0, le=10.0)
     grad_clip: float | None = Field(5.0, gt=0.0)
     augment: bool = False
     amp: bool | Literal["auto"] = "auto"

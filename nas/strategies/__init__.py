@@ -3,7 +3,7 @@
 Importing this package registers the built-ins in ``nas.core.STRATEGIES``:
 ``random``, ``local``, ``evolution``, ``predictor`` (BANANAS-style), ``bowl`` (NAS-BOWL),
 ``nsga2``, ``pnas`` (progressive), ``reinforce`` (NAS-RL controller), ``cmab`` (combinatorial bandit),
-``manas`` (multi-agent), ``morphism`` (children that inherit their parent's weights) and ``bohb`` (BOHB's per-budget density model). :func:`create_strategy` builds one by
+``manas`` (multi-agent), ``morphism`` (children that inherit their parent's weights) ``bohb`` (BOHB's per-budget density model) and ``fbnetv3`` (joint architecture and training-recipe search). :func:`create_strategy` builds one by
 name and turns unknown options into a :class:`~nas.core.errors.ConfigError` listing the allowed ones.
 """
 
@@ -19,6 +19,7 @@ from nas.strategies import (  # noqa: F401  (registration)
     bowl,
     cmab,
     evolution,
+    fbnetv3,
     local,
     manas,
     morphism,

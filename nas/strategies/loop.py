@@ -5,15 +5,20 @@ measured against a lookup table in seconds, with optional simulated
 concurrency: ``concurrency=k`` keeps ``k`` asks outstanding and finishes them
 first-in-first-out or in a seeded random order, as trials on a cluster finish
 out of order. An evaluator exception becomes a FAIL trial carrying the
-traceback and the search goes on, as in the real runner.
+traceback and the search goes on, as in the real runner. As there, a
+proposal's bookkeeping (``Strategy.last_attrs``) becomes the trial's
+``system_attrs``, and a proposal's training recipe (``fbnetv3``) is handed to
+an evaluator that takes recipes (``Evaluator.recipe_fields``); a lookup
+evaluator or a plain function has none to take, so the trial only records it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import traceback
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -47,8 +52,9 @@ def run_loop(
     if completion not in ("fifo", "random"):
         raise ConfigError(f"completion={completion!r} is not allowed; expected 'fifo' or 'random'")
     evaluate = evaluator.evaluate if isinstance(evaluator, Evaluator) else evaluator
+    takes_recipes = isinstance(evaluator, Evaluator) and bool(type(evaluator).recipe_fields)
     rng = np.random.default_rng(seed)
-    pending: list[tuple[int, Architecture]] = []
+    pending: list[tuple[int, Architecture, dict[str, Any]]] = []
     finished: list[Trial] = []
     asked = 0
     while len(finished) < queries:
@@ -56,29 +62,33 @@ def run_loop(
             arch = strategy.ask()
             if arch is None:
                 break
-            pending.append((asked, arch))
+            pending.append((asked, arch, dict(strategy.last_attrs)))
             asked += 1
         if not pending:
             logger.info("strategy %s has nothing left to propose after %d trials", strategy, asked)
             break
         index = 0 if completion == "fifo" else int(rng.integers(len(pending)))
-        number, arch = pending.pop(index)
-        trial = _evaluate(number, arch, evaluate)
+        number, arch, attrs = pending.pop(index)
+        recipe = attrs.get("recipe") if takes_recipes else None
+        trial = _evaluate(
+            number, arch, functools.partial(evaluate, recipe=recipe) if recipe else evaluate, attrs
+        )
         strategy.tell(trial)
         finished.append(trial)
     return finished
 
 
-def _evaluate(number: int, arch: Architecture, evaluate: Evaluate) -> Trial:
+def _evaluate(number: int, arch: Architecture, evaluate: Evaluate, attrs: dict[str, Any]) -> Trial:
     try:
         result = evaluate(arch)
     except Exception:  # an evaluator failure is a FAIL trial, never the end of the search
         logger.warning("trial %d failed", number, exc_info=True)
-        return Trial(number, arch, TrialState.FAIL, error=traceback.format_exc())
+        return Trial(number, arch, TrialState.FAIL, error=traceback.format_exc(), system_attrs=attrs)
     return Trial(
         number,
         arch,
         TrialState.COMPLETE,
         values=dict(result.values),
         user_attrs=dict(result.user_attrs),
+        system_attrs=attrs,
     )
