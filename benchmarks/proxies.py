@@ -11,7 +11,7 @@ Targets (issue 4): our ``synflow`` agrees with NASLib's at rho >= 0.95 and
 correlates with accuracy at rho >= 0.70; a combined proxy beats every single
 proxy.
 
-A full run scores 725 networks with 8 proxies: tens of minutes on two cores.
+A full run scores 725 networks with every registered proxy (9, gradsign among them): tens of minutes on two cores.
 ``--cache FILE`` (outside the repository) makes it resumable and reruns free.
 
     python benchmarks/proxies.py --cache /tmp/nas-proxies.npz

@@ -37,6 +37,7 @@ FAST: dict[str, dict] = {
     "gp": {"restarts": 0},
     "gcn": {"members": 1, "epochs": 60, "batch_size": 32, "hidden": 32, "head": 32},
     "latency_learned": {"max_iter": 30},
+    "recipe_mlp": {"members": 2, "epochs": 100, "hidden": 16},
 }
 
 
