@@ -7,7 +7,7 @@ trials, over 3 seeds.
 
 Both arms are the same strategy, predictor, pre-training and candidate
 generation; the baseline sets ``search_recipe: false``, so every trial trains
-with the default recipe (the ``train`` evaluator's defaults: lr 0.05, weight
+with the evaluator's own settings (the ``train`` defaults: lr 0.05, weight
 decay 5e-4, no label smoothing, no mixup), and the joint arm searches lr,
 weight decay, label smoothing and mixup (``DEFAULT_RECIPE``). Trials train for
 real, in process (``run_loop`` with the ``train`` evaluator, no Ray); the

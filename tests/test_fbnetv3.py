@@ -240,9 +240,12 @@ def test_each_trial_carries_a_recipe_and_the_predictor_is_pretrained(table) -> N
     assert [t.system_attrs.get("recipe") for t in trials] == [search._recipes[t.number] for t in trials]
 
 
-def test_without_recipe_search_every_trial_gets_the_default_recipe(table) -> None:  # noqa: ANN001
-    trials = run_loop(strategy(search_recipe=False), table, 6)
-    assert all(t.system_attrs["recipe"] == RecipeSpace(DEFAULT_RECIPE).default() for t in trials)
+def test_without_recipe_search_trials_train_with_the_evaluators_settings(table) -> None:  # noqa: ANN001
+    search = strategy(search_recipe=False)
+    trials = run_loop(search, table, 6)
+    assert all("recipe" not in t.system_attrs for t in trials) and search.recipe_fields == ()
+    # The model reads a trial without a recipe as one trained with the default recipe.
+    assert all(search._recipes[t.number] == RecipeSpace(DEFAULT_RECIPE).default() for t in trials)
 
 
 def test_it_is_registered_with_its_options() -> None:

@@ -20,9 +20,10 @@ setting::
 
 a continuous range (``low``, ``high``, optional ``log`` and ``integer``) or a
 list of ``choices``, each with a ``default`` (else the range's (geometric)
-middle or the first choice). The defaults form the *default recipe*:
-``search_recipe: false`` proposes it for every trial, which is architecture-only
-search with the same predictor (the baseline of ``benchmarks/fbnetv3.py``).
+middle or the first choice): the recipe of a told trial that has none.
+``search_recipe: false`` proposes no recipe, so every trial trains with the
+evaluator's own settings: architecture-only search with the same predictor
+(the baseline of ``benchmarks/fbnetv3.py``).
 Which settings a recipe may set is the evaluator's business
 (``Evaluator.recipe_fields``); the search plan refuses others before anything runs.
 
@@ -238,7 +239,7 @@ class FBNetV3Search(Strategy):
     @property
     def recipe_fields(self) -> tuple[str, ...]:
         """The training settings this strategy decides per trial (the plan checks the evaluator takes them)."""
-        return self.recipe_space.fields
+        return self.recipe_space.fields if self.search_recipe else ()
 
     @property
     def initial_size(self) -> int:
@@ -248,12 +249,12 @@ class FBNetV3Search(Strategy):
     def _propose(self, rng: np.random.Generator) -> Architecture | None:
         if len(self.observations) < self.n_initial:
             arch = self.space.sample(rng)
-            self.last_attrs = {"recipe": self._recipe_for(rng)}
+            self._attach(self.recipe_space.sample(rng))
             return arch
         archs = [o.arch for o in self.observations]
         targets = np.array([self.utility(o) for o in self.observations])
         if np.ptp(targets) == 0:
-            self.last_attrs = {"recipe": self._recipe_for(rng)}
+            self._attach(self.recipe_space.sample(rng))
             return self.space.sample(rng)
         model = self._fitted(archs, targets)
         pairs = self._candidates(rng, targets)
@@ -272,11 +273,13 @@ class FBNetV3Search(Strategy):
         else:
             scores = mean
         arch, recipe = pairs[int(np.argmax(scores))]
-        self.last_attrs = {"recipe": recipe}
+        self._attach(recipe)
         return arch
 
-    def _recipe_for(self, rng: np.random.Generator) -> dict[str, Any]:
-        return self.recipe_space.sample(rng) if self.search_recipe else self.recipe_space.default()
+    def _attach(self, recipe: dict[str, Any]) -> None:
+        """Propose ``recipe`` with the architecture (none without recipe search: the evaluator's own)."""
+        if self.search_recipe:
+            self.last_attrs = {"recipe": recipe}
 
     def _candidates(
         self, rng: np.random.Generator, targets: np.ndarray
