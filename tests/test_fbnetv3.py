@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_search_matrix import EVALUATOR, _config, _nas, _write
+from test_search_matrix import EVALUATOR, _config, _export, _nas, _write
 
 import nas
 from nas.core import STRATEGIES, ConfigError, TrialState, UnknownNameError
@@ -290,22 +290,8 @@ def test_nas_search_on_fbnet_trains_each_trial_with_its_recipe_and_exports_it(
         assert trial.user_attrs["recipe"] == recipe
         assert len(trial.user_attrs["learning_curve"]) == EVALUATOR["epochs"]
 
+    _export(tmp_path, store, study, trials[-1].number)  # the matrix's: `nas export --format pytorch`
     out = tmp_path / "export"
-    number = str(trials[-1].number)
-    _nas(
-        tmp_path,
-        "export",
-        study.name,
-        "--trial",
-        number,
-        "--format",
-        "pytorch",
-        "--out",
-        str(out),
-        "--storage",
-        store,
-        "--quiet",
-    )
     card = json.loads((out / "card.json").read_text())
     assert card["recipe"] == trials[-1].system_attrs["recipe"]
     readme = (out / "README.md").read_text()
