@@ -289,6 +289,7 @@ def main() -> None:
     parser.add_argument("--min-epochs", type=int, default=3)
     parser.add_argument("--eta", type=float, default=3.0)
     parser.add_argument("--grace", type=int, default=1, help="asha/moasha: epochs before the first rung")
+    parser.add_argument("--tie-break", choices=("epsnet", "crowding"), default="epsnet", help="moasha")
     parser.add_argument(
         "--median-grace", type=int, default=3, help="median stopping: epochs before it may stop a trial"
     )
@@ -317,7 +318,7 @@ def main() -> None:
         "asha": asha_policy(args.eta, args.grace, data.epochs),
         "median": median_policy(args.median_grace),
         "lc": lc_policy(rule, predictor),
-        "moasha": moasha_policy(data, args.eta, args.grace, "epsnet"),
+        "moasha": moasha_policy(data, args.eta, args.grace, args.tie_break),
     }
     full_epochs = len(data.curves) * data.epochs
     best = float(data.curves[:, -1].max())
@@ -341,7 +342,7 @@ def main() -> None:
     print(f"# Scheduler replay ({'SYNTHETIC' if synthetic else path}), {date.today()}, {platform.node()}")
     print(f"# {how}; {data.epochs} epochs per curve; {args.orders} orders, 2 workers, seed {args.seed}")
     print(
-        f"# lc: threshold {args.threshold}, min_epochs {args.min_epochs}; asha/moasha: eta {args.eta:g}, grace {args.grace}; median: grace {args.median_grace}"
+        f"# lc: threshold {args.threshold}, min_epochs {args.min_epochs}; asha/moasha: eta {args.eta:g}, grace {args.grace}; moasha: {args.tie_break}; median: grace {args.median_grace}"
     )
     print(f"# best final of the set: {best:.2f}; regret NaN-free means: a policy with no finished trial by")
     print("#   that budget counts the whole best value as regret")
