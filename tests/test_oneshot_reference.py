@@ -61,12 +61,21 @@ def snapshot(method: Any) -> dict[str, Any]:
     }
 
 
+#: Batch-norm counters of train-mode passes, not part of the trajectory (our batch norms use a
+#: fixed momentum). Validation with batch statistics stopped advancing them on 2026-12-04
+#: (``batch_statistics`` now restores them, as its docstring always said), so the recording's
+#: counts are one per validation pass higher; every other tensor is still compared.
+COUNTERS = "num_batches_tracked"
+
+
 def assert_matches(got: dict[str, Any], want: dict[str, Any]) -> None:
     """The same epoch and derived cell; alpha, weights and losses equal up to float rounding."""
     assert (got["epoch"], got["derived"]) == (want["epoch"], want["derived"])
     for part in ("arch", "weights"):
         assert got[part].keys() == want[part].keys(), part
         for key, values in want[part].items():
+            if key.endswith(COUNTERS):
+                continue
             assert got[part][key] == pytest.approx(values, rel=1e-4, abs=1e-7), (part, key)
     assert got["train_loss"] == pytest.approx(want["train_loss"], rel=1e-5)
 
