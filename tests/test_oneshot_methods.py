@@ -435,7 +435,7 @@ def test_smash_ranks_candidates_with_generated_weights_and_refuses_other_spaces(
         ("gold_nas", {"resource_growth": 1.0}, "resource_growth: Input should be greater than 1"),
         ("sd_darts", {"distill_teachers": 0}, "distill_teachers: Input should be greater than or equal to 1"),
         ("smash", {"hyper_rank": 1000}, "hyper_rank: Input should be less than or equal to 64 (got 1000)"),
-        ("darts", {"candidates": 3}, "does not use option(s) candidates (used by smash)"),
+        ("darts", {"candidates": 3}, "does not use option(s) candidates (used by smash, attentivenas)"),
     ],
 )
 def test_new_method_options_are_checked(method: str, options: dict, fragment: str, data: Dataset) -> None:
