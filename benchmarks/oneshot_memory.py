@@ -1,23 +1,43 @@
-"""DARTS vs PC-DARTS supernet in the DARTS space: step time and peak memory at batch 32, 32x32 input.
+"""DARTS supernet step in the DARTS space: time and peak memory of the plain path vs activation checkpointing.
 
-For each method: the estimated activation memory of a training step (the
-guard rail's estimate), the measured peak of a real step on CPU
-(:func:`nas.oneshot.memory.measure_step_memory`), and the median wall time
-of a full step (architecture step + weight step) after one warm-up step.
-The target: PC-DARTS with K=4 uses at most about a third of DARTS'
-activation memory.
+Issue #20's target: with checkpointing (``checkpoint: true``, the default
+``auto`` for DARTS) a first-order DARTS step (batch 32, C=16, 8 cells, 32x32
+input, 2 threads) takes at most 0.5x the time of the plain path and at most
+half its peak resident memory; alpha and weights after 3 steps equal within
+1e-5 (that part is ``tests/test_oneshot_checkpoint.py``).
+
+Every variant runs in a fresh subprocess, so each peak resident size
+(``ru_maxrss``: interpreter, supernet, data and the step) is its own:
+
+* ``plain`` -- the path before issue #20: every op of every edge, no
+  checkpointing, parameter-free ops per edge (``checkpoint: false`` and
+  shared ops off);
+* ``shared`` -- ``checkpoint: false``: zero ops skipped and pooling/identity
+  computed once per cell state (exact);
+* ``checkpoint`` -- ``checkpoint: true``: plus each search cell's mixed ops
+  recomputed in the backward pass;
+* ``pc_darts`` -- PC-DARTS with K partial channels (default options, so
+  checkpointed), for reference.
+
+Columns: the guard rail's estimated step memory, the measured peak RSS, the
+median wall time of a full step (architecture + weight step) after one
+warm-up step, and both relative to ``plain``.
 
     python benchmarks/oneshot_memory.py                  # DARTS' search network: C=16, 8 cells
-    python benchmarks/oneshot_memory.py --channels 8 --cells 5 --steps 2
+    python benchmarks/oneshot_memory.py --channels 8 --cells 5 --steps 2 --batch-size 16
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,8 +46,50 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nas.data import Dataset  # noqa: E402
 from nas.oneshot import create_method, estimate_memory  # noqa: E402
-from nas.oneshot.memory import MIB, measure_step_memory  # noqa: E402
+from nas.oneshot.memory import MIB  # noqa: E402
+from nas.supernet import set_checkpointing  # noqa: E402
 from search_spaces import get_space  # noqa: E402
+
+#: Variant -> (method, options, parameter-free ops shared per state).
+VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
+    "plain": ("darts", {"checkpoint": False}, False),
+    "shared": ("darts", {"checkpoint": False}, True),
+    "checkpoint": ("darts", {"checkpoint": True}, True),
+    "pc_darts": ("pc_darts", {}, True),
+}
+
+
+def run_variant(args: argparse.Namespace) -> dict[str, Any]:
+    """One variant in this (fresh) process: estimate, warm-up, timed steps, peak RSS."""
+    torch.set_num_threads(args.threads)
+    batch = args.batch_size
+    n = 2 * batch + 16
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 3, 32, 32)).astype(np.float32)
+    y = (np.arange(n) % 10).astype(np.int64)
+    data = Dataset("random", x, y, x[:16].copy(), y[:16].copy(), 10)
+    space = get_space("darts", channels=args.channels, cells=args.cells)
+    name, options, share = VARIANTS[args.variant]
+    if name == "pc_darts":
+        options = {**options, "partial_channels": args.partial_channels}
+    method = create_method(name, space, data, {"batch_size": batch, "check_memory": False, **options})
+    set_checkpointing(method.supernet, bool(options.get("checkpoint", True)), share_ops=share)
+    estimate = estimate_memory(method)
+    d = method.data
+    step = (d.x_weights[:batch], d.y_weights[:batch], d.x_arch[:batch], d.y_arch[:batch])
+    method.train_step(*step)  # warm-up
+    times = []
+    for _ in range(args.steps):
+        started = time.perf_counter()
+        method.train_step(*step)
+        times.append(time.perf_counter() - started)
+    return {
+        "variant": args.variant,
+        "params_m": sum(p.numel() for p in method.supernet.parameters()) / 1e6,
+        "estimate_mib": estimate.total / MIB,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "step_s": statistics.median(times),
+    }
 
 
 def main() -> None:
@@ -38,45 +100,47 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--partial-channels", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per method (after one warm-up)")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per variant (after one warm-up)")
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-
-    batch = args.batch_size
-    n = 2 * batch + 16
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((n, 3, 32, 32)).astype(np.float32)
-    y = (np.arange(n) % 10).astype(np.int64)
-    data = Dataset("random", x, y, x[:16].copy(), y[:16].copy(), 10)
-    space = get_space("darts", channels=args.channels, cells=args.cells)
-    print(
-        f"darts space supernet C={args.channels}, {args.cells} cells, batch {batch}, input 3x32x32, "
-        f"{args.threads} threads, CPU"
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help=f"comma-separated, of {list(VARIANTS)}"
     )
-    header = f"{'method':18} {'params_M':>8} {'est_act_MiB':>11} {'est_step_MiB':>12} {'peak_MiB':>9} {'step_s':>7} {'act/darts':>9}"
+    parser.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)  # one, in a subprocess
+    args = parser.parse_args()
+    if args.variant:
+        print(json.dumps(run_variant(args)))
+        return
+
+    print(
+        f"darts space supernet C={args.channels}, {args.cells} cells, batch {args.batch_size}, input 3x32x32, "
+        f"{args.threads} threads, CPU; each variant in a fresh process"
+    )
+    header = (
+        f"{'variant':12} {'params_M':>8} {'est_step_MiB':>12} {'peak_RSS_MiB':>12} {'step_s':>7} "
+        f"{'time/plain':>10} {'RSS/plain':>9}"
+    )
     print(header)
     print("-" * len(header))
-    baseline = None
-    for name, options in (("darts", {}), ("pc_darts", {"partial_channels": args.partial_channels})):
-        method = create_method(name, space, data, {"batch_size": batch, "check_memory": False, **options})
-        estimate = estimate_memory(method)
-        peak = measure_step_memory(method)  # also the warm-up step
-        d = method.data
-        times = []
-        for _ in range(args.steps):
-            started = time.perf_counter()
-            method.train_step(d.x_weights[:batch], d.y_weights[:batch], d.x_arch[:batch], d.y_arch[:batch])
-            times.append(time.perf_counter() - started)
-        params = sum(p.numel() for p in method.supernet.parameters()) / 1e6
-        baseline = baseline or estimate.activations
-        label = name if name == "darts" else f"{name} K={args.partial_channels}"
+    forwarded = [
+        f"--{key.replace('_', '-')}={getattr(args, key)}"
+        for key in ("channels", "cells", "batch_size", "partial_channels", "steps", "threads")
+    ]
+    baseline: dict[str, Any] | None = None
+    for variant in args.variants.split(","):
+        out = subprocess.run(
+            [sys.executable, __file__, *forwarded, "--variant", variant],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        row = json.loads(out.strip().splitlines()[-1])
+        baseline = baseline or row
         print(
-            f"{label:18} {params:>8.2f} {estimate.activations / MIB:>11.0f} {estimate.step / MIB:>12.0f} "
-            f"{peak / MIB:>9.0f} {statistics.median(times):>7.2f} {estimate.activations / baseline:>9.2f}",
+            f"{variant:12} {row['params_m']:>8.2f} {row['estimate_mib']:>12.0f} {row['peak_rss_mib']:>12.0f} "
+            f"{row['step_s']:>7.2f} {row['step_s'] / baseline['step_s']:>10.2f} "
+            f"{row['peak_rss_mib'] / baseline['peak_rss_mib']:>9.2f}",
             flush=True,
         )
-        del method
 
 
 if __name__ == "__main__":

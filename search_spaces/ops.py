@@ -9,6 +9,9 @@ from torch import nn
 class Zero(nn.Module):
     """The ``none`` op: zeros of the output shape (strided in reduction cells)."""
 
+    #: A supernet's full mix skips this op: it adds nothing (:func:`nas.supernet.mixed.mix_ops`).
+    outputs_zeros = True
+
     def __init__(self, stride: int) -> None:
         super().__init__()
         self.stride = stride

@@ -14,13 +14,20 @@ estimate is measured, not guessed from formulas:
   scaled to the batch, times :data:`TRANSIENT_FACTOR`;
 * **weights** -- parameters, their gradients, SGD's momentum buffers, the
   architecture parameters with Adam's two moments, plus the extra weight
-  copies of DARTS' second-order step.
+  copies of DARTS' second-order step;
+* **recomputation** -- with activation checkpointing (the ``checkpoint``
+  option, :mod:`nas.supernet.recompute`) a checkpointed region (a search
+  cell's mixed ops, an attention block) keeps only its inputs; its
+  activations are counted apart, region by region, and the largest region,
+  which the backward pass recomputes and holds at once, is added.
 
 The budget is the device's free memory (``MemAvailable`` and the cgroup
 limit on CPU, ``torch.cuda.mem_get_info`` on a GPU) or ``memory_limit_mb``.
-A step that does not fit is refused with advice: the largest batch that
-fits, PC-DARTS' partial channels, and what to make smaller in the space (its
-one-shot view's ``shrink_advice``).
+With ``checkpoint: auto`` a supernet that would not fit without
+checkpointing, but does with it, is switched to checkpointing here. A step
+that does not fit is refused with advice: checkpointing (when off), the
+largest batch that fits, PC-DARTS' partial channels, and what to make smaller
+in the space (its one-shot view's ``shrink_advice``).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from torch import nn
 from nas.core.errors import ConfigError, NASError
 from nas.core.oneshot import oneshot_view
 from nas.oneshot.method import OneShotMethod
+from nas.supernet.recompute import checkpointing, measure_regions, set_checkpointing
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +69,8 @@ class MemoryEstimate:
     transient: int
     per_sample: float
     fixed: int
+    #: Activations of the largest checkpointed region, recomputed in the backward pass (0: no checkpointing).
+    recompute: int = 0
 
     @property
     def weights(self) -> int:
@@ -69,7 +79,7 @@ class MemoryEstimate:
 
     @property
     def total(self) -> int:
-        return self.weights + self.activations + self.transient
+        return self.weights + self.activations + self.transient + self.recompute
 
     @property
     def step(self) -> int:
@@ -80,12 +90,12 @@ class MemoryEstimate:
         """Total bytes at another batch size."""
         scale = self.per_sample * batch_size
         activations = self.fixed + scale
-        transient = self.transient / max(1, self.batch_size) * batch_size
+        transient = (self.transient + self.recompute) / max(1, self.batch_size) * batch_size
         return int(self.weights + activations + transient)
 
     def max_batch(self, budget: int) -> int:
         """The largest batch whose step fits in ``budget`` bytes (0 if none)."""
-        per = self.per_sample + self.transient / max(1, self.batch_size)
+        per = self.per_sample + (self.transient + self.recompute) / max(1, self.batch_size)
         room = budget - self.weights - self.fixed
         return max(0, int(room // per)) if per > 0 else 0
 
@@ -93,7 +103,9 @@ class MemoryEstimate:
         return (
             f"{self.total / MIB:.1f} MiB (parameters {self.params / MIB:.1f}, gradients {self.grads / MIB:.1f}, "
             f"optimiser state {self.optimizer / MIB:.1f}, activations {self.activations / MIB:.1f}, "
-            f"backward transients {self.transient / MIB:.1f})"
+            f"backward transients {self.transient / MIB:.1f}"
+            + (f", recomputed region {self.recompute / MIB:.1f}" if self.recompute else "")
+            + ")"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,14 +117,18 @@ def _param_pointers(model: nn.Module, extra: list[torch.Tensor]) -> set[int]:
     return {t.untyped_storage().data_ptr() for t in tensors}
 
 
-def saved_activation_bytes(method: OneShotMethod, batch: int, path: Any) -> tuple[int, int]:
-    """Bytes of distinct non-weight storages autograd saves in one training forward, and the largest."""
+def saved_activation_bytes(method: OneShotMethod, batch: int, path: Any) -> tuple[int, int, int]:
+    """Bytes of distinct non-weight storages autograd keeps in one training forward, the largest, and the
+    largest checkpointed region's (0 without checkpointing; its activations are not kept but recomputed)."""
     # Copies: a slice would share (and count) the storage of the whole training split.
     x = method.data.x_weights[:batch].clone().to(method.device)
     y = method.data.y_weights[:batch].clone().to(method.device)
     arch_params = list(getattr(method, "alpha", {}).values()) + list(getattr(method, "beta", {}).values())
     weights = _param_pointers(method.supernet, arch_params)
     seen: dict[int, int] = {}
+
+    def is_weight(tensor: torch.Tensor) -> bool:
+        return tensor.untyped_storage().data_ptr() in weights
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
         storage = tensor.untyped_storage()
@@ -124,13 +140,17 @@ def saved_activation_bytes(method: OneShotMethod, batch: int, path: Any) -> tupl
     state = {k: v.clone() for k, v in method.supernet.state_dict().items()}
     method.supernet.train()
     try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with (
+            measure_regions(is_weight) as regions,
+            torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
+        ):
             logits = method.probe_forward(x, path)
             loss = nn.functional.cross_entropy(logits, y)
         del loss, logits
     finally:
         method.supernet.load_state_dict(state)  # the probe must not move BatchNorm statistics
-    return sum(seen.values()), max(seen.values(), default=0)
+    seen.update({k: max(v, seen.get(k, 0)) for k, v in regions.inputs.items()})
+    return sum(seen.values()), max(seen.values(), default=0), regions.largest
 
 
 def estimate_memory(method: OneShotMethod, batch_size: int | None = None) -> MemoryEstimate:
@@ -139,12 +159,14 @@ def estimate_memory(method: OneShotMethod, batch_size: int | None = None) -> Mem
     small, large = PROBE_BATCHES
     candidates = []
     for path in method.probe_paths():
-        a_small, _ = saved_activation_bytes(method, small, path)
-        a_large, top_large = saved_activation_bytes(method, large, path)
+        a_small, _, _ = saved_activation_bytes(method, small, path)
+        a_large, top_large, region_large = saved_activation_bytes(method, large, path)
         per_sample = (a_large - a_small) / (large - small)
         fixed = max(0, int(a_small - per_sample * small))
-        candidates.append((fixed + per_sample * batch, per_sample, fixed, int(top_large / large * batch)))
-    _, per_sample, fixed, top = max(candidates)  # the heaviest path decides
+        region = int(region_large / large * batch)
+        kept = fixed + per_sample * batch
+        candidates.append((kept + region, per_sample, fixed, int(top_large / large * batch), region))
+    _, per_sample, fixed, top, region = max(candidates)  # the heaviest path decides
     copies = 1 + method.extra_activation_copies()  # e.g. a Hessian-vector product's kept gradient graph
     per_sample, fixed = per_sample * copies, fixed * copies
     param_bytes = sum(p.numel() * p.element_size() for p in method.supernet.parameters())
@@ -163,6 +185,7 @@ def estimate_memory(method: OneShotMethod, batch_size: int | None = None) -> Mem
         transient=int(TRANSIENT_FACTOR * top),
         per_sample=per_sample,
         fixed=fixed,
+        recompute=region * copies,
     )
 
 
@@ -209,7 +232,11 @@ def _cgroup_room() -> int | None:
 
 
 def check_memory(method: OneShotMethod) -> MemoryEstimate:
-    """Estimate and refuse (ConfigError, with advice) a supernet step that will not fit the device."""
+    """Estimate and refuse (ConfigError, with advice) a supernet step that will not fit the device.
+
+    With ``checkpoint: auto`` and checkpointing off, a step that does not fit
+    is estimated again with checkpointing; if that fits, the run checkpoints.
+    """
     estimate = estimate_memory(method)
     s = method.settings
     if s.memory_limit_mb is not None:
@@ -223,7 +250,24 @@ def check_memory(method: OneShotMethod) -> MemoryEstimate:
     logger.info("%s supernet step at batch %d: about %s", method.name, s.batch_size, estimate.describe())
     if estimate.total <= budget:
         return estimate
+    can_checkpoint = method.checkpoint_refusal() is None and not checkpointing(method.supernet)
+    if can_checkpoint and s.checkpoint == "auto":
+        set_checkpointing(method.supernet, True)
+        checkpointed = estimate_memory(method)
+        if checkpointed.total <= budget:
+            logger.info(
+                "%s supernet: %s does not fit the budget of %.0f MiB without activation checkpointing; "
+                "checkpointing (checkpoint: auto): about %s",
+                method.name,
+                f"{estimate.total / MIB:.0f} MiB",
+                budget / MIB,
+                checkpointed.describe(),
+            )
+            return checkpointed
+        estimate, can_checkpoint = checkpointed, False
     advice = []
+    if can_checkpoint:
+        advice.append("checkpoint: true (recompute activations in the backward pass)")
     fits = estimate.max_batch(budget)
     if fits >= 2:
         advice.append(f"batch_size: {fits} (the largest that fits)")

@@ -46,6 +46,7 @@ from nas.data import Dataset
 from nas.oneshot.data import SearchData, epoch_batches, split_dataset
 from nas.oneshot.settings import OneShotSettings, parse_settings
 from nas.supernet.base import Supernet
+from nas.supernet.recompute import set_checkpointing, supports_checkpointing
 from nas.training import augment_batch, resolve_device, seeded
 
 logger = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ class OneShotMethod(abc.ABC):
         with seeded(self.seed, self.device):
             self.supernet: Supernet = self.build_supernet().to(self.device)
             self.init_arch_parameters()
+        self.configure_checkpointing()
         s = self.settings
         self.w_optimizer = torch.optim.SGD(
             self.supernet.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay
@@ -180,6 +182,33 @@ class OneShotMethod(abc.ABC):
             partial=partial,
             affine=affine,
         )
+
+    def memory_bound(self) -> bool:
+        """Hook: whether a step holds every candidate op's activations (then ``checkpoint: auto`` is on).
+
+        Single-path methods hold one path per step, so they checkpoint only when
+        the memory guard rail finds that a step would not fit otherwise.
+        """
+        return False
+
+    def checkpoint_refusal(self) -> str | None:
+        """Hook: why this method's supernet cannot checkpoint (None: it can)."""
+        if supports_checkpointing(self.supernet):
+            return None
+        return (
+            f"the {self.name} supernet on {self.space.name} has no checkpointed regions "
+            "(search cells, attention blocks)"
+        )
+
+    def configure_checkpointing(self) -> bool:
+        """Switch the supernet's activation checkpointing by the ``checkpoint`` option; whether it is on."""
+        setting = self.settings.checkpoint
+        why_not = self.checkpoint_refusal()
+        if setting is True and why_not is not None:
+            raise ConfigError(f"checkpoint=true, but {why_not}; allowed here: false or auto")
+        on = why_not is None and (setting is True or (setting == "auto" and self.memory_bound()))
+        set_checkpointing(self.supernet, on)
+        return on
 
     def make_w_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
         """Hook: the weights' learning-rate schedule, stepped once per epoch (DARTS: cosine to ``lr_min``)."""
@@ -443,6 +472,7 @@ _NOT_TRAINING = frozenset(
     {
         "check_memory",
         "memory_limit_mb",
+        "checkpoint",
         "rank_correlation",
         "rank_table",
         "rank_metric",

@@ -334,6 +334,14 @@ class OneShotSettings(BaseModel):
     bn_batches: int = Field(4, ge=0, description="training batches to recalibrate BatchNorm before scoring")
     score_images: int = Field(1000, ge=1, description="held-out images per supernet score")
 
+    # -- memory ----------------------------------------------------------------------------------
+    checkpoint: bool | Literal["auto"] = Field(
+        "auto",
+        description="recompute checkpointed regions' activations in the backward pass (search cells' mixed "
+        "ops, hybrid attention blocks): less memory, same gradients; auto: on for methods that run every "
+        "op of every edge, and for any supernet whose step would not fit the memory budget otherwise",
+    )
+
     # -- guard rails ---------------------------------------------------------------------------
     check_memory: bool = True
     memory_limit_mb: float | None = Field(None, gt=0.0, description="default: the device's free memory")

@@ -120,6 +120,10 @@ class SmashMethod(SposMethod):
     kinds = (CELL,)
     supernet: SmashNetwork
 
+    def checkpoint_refusal(self) -> str | None:
+        """The generated kernels exist only inside ``functional_call``: a recomputation would use others."""
+        return "smash's cells run with generated kernels, which a recomputation in backward would not see"
+
     def build_supernet(self) -> SmashNetwork:
         base = super().build_supernet()
         if not isinstance(base, CellSupernet):  # the view's kind said cell; a plugin space may disagree

@@ -10,21 +10,34 @@ from __future__ import annotations
 
 from nas.supernet.base import AlphaGroup, CellPath, CellSupernet, CellSupernetSize, Supernet
 from nas.supernet.elastic import ElasticSupernet
-from nas.supernet.mixed import DROPPED, MixedOp, channel_shuffle, mix_node, mix_ops, strip_affine
+from nas.supernet.mixed import (
+    DROPPED,
+    MixedOp,
+    SharedOutputs,
+    channel_shuffle,
+    mix_node,
+    mix_ops,
+    strip_affine,
+)
 from nas.supernet.recalibrate import recalibrate_bn
+from nas.supernet.recompute import Checkpointable, recompute, set_checkpointing
 
 __all__ = [
     "DROPPED",
     "AlphaGroup",
+    "Checkpointable",
     "CellPath",
     "CellSupernet",
     "CellSupernetSize",
     "ElasticSupernet",
     "MixedOp",
+    "SharedOutputs",
     "Supernet",
     "channel_shuffle",
     "mix_node",
     "mix_ops",
     "recalibrate_bn",
+    "recompute",
+    "set_checkpointing",
     "strip_affine",
 ]

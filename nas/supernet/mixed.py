@@ -13,17 +13,35 @@ op weights are produced and which ops run:
 
 Candidate ops are the search spaces' own modules, so a derived architecture
 computes with exactly the ops of its stand-alone network.
+
+Two savings of the full mix (every op runs), both exact:
+
+* an op that outputs zeros (``none``: ``outputs_zeros = True``) adds nothing
+  and gives its weight a zero gradient either way, so it is not run;
+* parameter-free, deterministic ops (pooling, identity) compute the same
+  thing on every edge that reads the same state with the same settings: with
+  a ``shared`` cache (one per cell forward, see :func:`mix_node`) each is
+  computed once per state, and what follows it on an edge (DARTS' BatchNorm
+  after pooling, with its own running statistics) runs per edge. DARTS'
+  cell reads each state from up to four edges.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 #: An edge with this index is not part of the sampled cell: it contributes nothing.
 DROPPED = -1
+
+#: Outputs of shareable ops within one cell forward, keyed by op settings and input tensor.
+SharedOutputs = dict[tuple[Any, ...], torch.Tensor]
+
+#: Parameter-free, deterministic modules whose output depends only on their settings and input.
+SHAREABLE: tuple[type[nn.Module], ...] = (nn.MaxPool2d, nn.AvgPool2d, nn.Identity)
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -56,28 +74,65 @@ class MixedOp(nn.Module):
         self.partial = partial
         self.bypass: nn.Module = nn.MaxPool2d(2, 2) if stride == 2 else nn.Identity()
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor, index: int | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        weights: torch.Tensor,
+        index: int | None = None,
+        shared: SharedOutputs | None = None,
+    ) -> torch.Tensor:
         if self.partial == 1:
-            return self._mix(x, weights, index)
+            return mix_ops(self.ops, x, weights, index, shared)
         part = x.shape[1] // self.partial
         sampled, bypassed = x[:, :part], x[:, part:]
-        out = torch.cat([self._mix(sampled, weights, index), self.bypass(bypassed)], dim=1)
+        out = torch.cat([mix_ops(self.ops, sampled, weights, index, shared), self.bypass(bypassed)], dim=1)
         return channel_shuffle(out, self.partial)
 
-    def _mix(self, x: torch.Tensor, weights: torch.Tensor, index: int | None) -> torch.Tensor:
-        return mix_ops(self.ops, x, weights, index)
+
+def run_op(op: nn.Module, x: torch.Tensor, shared: SharedOutputs | None) -> torch.Tensor:
+    """``op(x)``, its shareable head (the op itself, or a Sequential's first module) taken from ``shared``."""
+    if shared is None:
+        return op(x)
+    head, rest = (op, ()) if isinstance(op, SHAREABLE) else (None, ())
+    if head is None and isinstance(op, nn.Sequential) and len(op) and isinstance(op[0], SHAREABLE):
+        head, rest = op[0], tuple(op)[1:]
+    if head is None:
+        return op(x)
+    # The data pointer, shape and strides identify the input while the cell's states are alive.
+    key = (type(head), head.extra_repr(), x.data_ptr(), tuple(x.shape), x.stride())
+    out = shared.get(key)
+    if out is None:
+        out = shared[key] = head(x)
+    for module in rest:
+        out = module(out)
+    return out
 
 
 def mix_ops(
-    ops: Sequence[nn.Module], x: torch.Tensor, weights: torch.Tensor, index: int | None = None
+    ops: Sequence[nn.Module],
+    x: torch.Tensor,
+    weights: torch.Tensor,
+    index: int | None = None,
+    shared: SharedOutputs | None = None,
 ) -> torch.Tensor:
     """The ``weights``-weighted sum of ``ops(x)``, or only op ``index`` (a one-hot or straight-through sample).
 
     Shared by the mixed op of a cell edge and a layer of single-path
-    supernets that alpha can steer (FBNet's DNAS).
+    supernets that alpha can steer (FBNet's DNAS). With a ``shared`` cache
+    (full mix only) zero ops are skipped and shareable ops' outputs reused
+    across the edges of a cell; without it every op runs (the plain path).
     """
-    if index is None:
+    if index is None and shared is None:
         return sum(w * op(x) for w, op in zip(weights, ops, strict=True))  # type: ignore[return-value]
+    if index is None:
+        total: torch.Tensor | None = None
+        live = [
+            (w, op) for w, op in zip(weights, ops, strict=True) if not getattr(op, "outputs_zeros", False)
+        ]
+        for w, op in live or list(zip(weights, ops, strict=True)):
+            out = w * run_op(op, x, shared)
+            total = out if total is None else total + out
+        return total  # type: ignore[return-value]
     # One op runs; the other weights are zero in value (one-hot) but stay in the graph,
     # so a straight-through Gumbel sample passes gradients to every alpha (GDAS).
     return weights[index] * ops[index](x) + (weights.sum() - weights[index])
@@ -91,6 +146,7 @@ def mix_node(
     weights: torch.Tensor,
     index: Sequence[int] | None,
     edge_weights: torch.Tensor | None,
+    shared: SharedOutputs | None = None,
 ) -> torch.Tensor | None:
     """One node of a search cell: the sum of its ``incoming`` mixed-op edges.
 
@@ -98,17 +154,28 @@ def mix_node(
     ``DROPPED`` to skip the edge) and ``edge_weights`` (PC-DARTS' per-edge
     scale) are as in :class:`~nas.supernet.base.CellPath`. None when every
     incoming edge is dropped: the cell decides what such a node means.
+    ``shared``: the cell forward's cache of shareable op outputs (full mix).
     """
     total: torch.Tensor | None = None
     for edge in incoming:
         op = None if index is None else index[edge]
         if op == DROPPED:
             continue
-        out = edges[edge](states[sources[edge]], weights[edge], op)
+        out = edges[edge](states[sources[edge]], weights[edge], op, None if op is not None else shared)
         if edge_weights is not None:
             out = out * edge_weights[edge]
         total = out if total is None else total + out
     return total
 
 
-__all__ = ["DROPPED", "MixedOp", "channel_shuffle", "mix_node", "mix_ops", "strip_affine"]
+__all__ = [
+    "DROPPED",
+    "SHAREABLE",
+    "MixedOp",
+    "SharedOutputs",
+    "channel_shuffle",
+    "mix_node",
+    "mix_ops",
+    "run_op",
+    "strip_affine",
+]

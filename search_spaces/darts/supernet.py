@@ -28,8 +28,11 @@ from nas.supernet import (
     CellPath,
     CellSupernet,
     CellSupernetSize,
+    Checkpointable,
     MixedOp,
+    SharedOutputs,
     mix_node,
+    recompute,
     strip_affine,
 )
 from search_spaces.darts.genotype import CELL_TYPES, NODES, OPS, decision_name
@@ -66,8 +69,8 @@ def candidate(op: str, channels: int, stride: int) -> nn.Module:
     return module
 
 
-class SearchCell(nn.Module):
-    """A DARTS cell with a :class:`MixedOp` on every edge."""
+class SearchCell(Checkpointable, nn.Module):
+    """A DARTS cell with a :class:`MixedOp` on every edge; with ``checkpoint`` its mixed ops are recomputed in backward."""
 
     def __init__(
         self,
@@ -96,9 +99,24 @@ class SearchCell(nn.Module):
         index: list[int] | None,
         edge_weights: torch.Tensor | None,
     ) -> torch.Tensor:
-        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        s0, s1 = self.preprocess0(s0), self.preprocess1(s1)
+        return recompute(self, self._mix, s0, s1, weights, index, edge_weights, enabled=self.checkpoint)
+
+    def _mix(
+        self,
+        s0: torch.Tensor,
+        s1: torch.Tensor,
+        weights: torch.Tensor,
+        index: list[int] | None,
+        edge_weights: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The four nodes from the preprocessed inputs: the mixed ops, one checkpointed region."""
+        states = [s0, s1]
+        shared: SharedOutputs | None = {} if self.share_ops else None
         for target in NODES:
-            total = mix_node(self.edges, _INCOMING[target], _SOURCES, states, weights, index, edge_weights)
+            total = mix_node(
+                self.edges, _INCOMING[target], _SOURCES, states, weights, index, edge_weights, shared
+            )
             if total is None:
                 raise ConfigError(f"DARTS supernet path leaves node {target} without an input edge")
             states.append(total)

@@ -6,6 +6,14 @@ down-sampling positions), so each block keeps one module per reachable shape
 single-path methods do; the classifier likewise has one head per reachable
 final width. Stem and blocks are the stand-alone network's own
 (:func:`~search_spaces.hybrid.model.make_stem`, :func:`~search_spaces.hybrid.model.block_module`).
+
+With ``checkpoint`` on (the one-shot ``checkpoint`` option), attention
+blocks are recomputed in the backward pass instead of keeping their
+activations: an attention block keeps ``heads`` token-by-token attention
+maps and a 4x-wide MLP per sample, far more than a conv block, so they are
+what makes a hybrid supernet step run out of memory (the memory-efficient
+transformer search recipe, with exact gradients rather than reversible
+blocks).
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import torch
 from torch import nn
 
 from nas.core.architecture import Architecture
-from nas.supernet import Supernet
+from nas.supernet import Checkpointable, Supernet, recompute
 from search_spaces.hybrid.model import block_module, make_stem
 from search_spaces.hybrid.plan import DOWNS, TYPES, WIDTHS, BlockPlan
 
@@ -29,7 +37,7 @@ def _shape_key(plan: BlockPlan) -> str:
     return f"{plan.op}_{plan.c_in}_{plan.c_out}_s{plan.stride}"
 
 
-class HybridSupernet(Supernet):
+class HybridSupernet(Checkpointable, Supernet):
     """The hybrid space's stem and one module per reachable block shape and head width."""
 
     def __init__(self, space: HybridSpace, num_classes: int, input_shape: tuple[int, int, int]) -> None:
@@ -68,7 +76,8 @@ class HybridSupernet(Supernet):
         plans = self.space.plan(arch)  # type: ignore[attr-defined]
         x = self.stem(x)
         for plan in plans:
-            x = self.blocks[plan.name.replace(".", "_")][_shape_key(plan)](x)
+            block = self.blocks[plan.name.replace(".", "_")][_shape_key(plan)]
+            x = recompute(block, block, x, enabled=self.checkpoint and plan.op == "attn")
         x = torch.flatten(self.pool(x), 1)
         return self.heads[str(plans[-1].c_out)](x)
 

@@ -18,7 +18,18 @@ import torch
 from torch import nn
 
 from nas.core.architecture import Architecture
-from nas.supernet import AlphaGroup, CellPath, CellSupernet, CellSupernetSize, MixedOp, mix_node, strip_affine
+from nas.supernet import (
+    AlphaGroup,
+    CellPath,
+    CellSupernet,
+    CellSupernetSize,
+    Checkpointable,
+    MixedOp,
+    SharedOutputs,
+    mix_node,
+    recompute,
+    strip_affine,
+)
 from search_spaces.nb201.cell import EDGE_NAMES, EDGES, OPS
 from search_spaces.nb201.model import Nb201Network, op_module
 
@@ -48,8 +59,8 @@ def candidate(op: str, channels: int) -> nn.Module:
     return Zero(1) if op == "none" else op_module(op, channels)
 
 
-class SearchCell(nn.Module):
-    """One NAS-Bench-201 cell with a :class:`MixedOp` on every edge."""
+class SearchCell(Checkpointable, nn.Module):
+    """One NAS-Bench-201 cell with a :class:`MixedOp` on every edge; ``checkpoint``: recomputed in backward."""
 
     def __init__(self, channels: int, partial: int, ops: tuple[str, ...] = OPS) -> None:
         super().__init__()
@@ -64,10 +75,20 @@ class SearchCell(nn.Module):
         index: list[int] | None,
         edge_weights: torch.Tensor | None,
     ) -> torch.Tensor:
+        return recompute(self, self._mix, x, weights, index, edge_weights, enabled=self.checkpoint)
+
+    def _mix(
+        self,
+        x: torch.Tensor,
+        weights: torch.Tensor,
+        index: list[int] | None,
+        edge_weights: torch.Tensor | None,
+    ) -> torch.Tensor:
         nodes = [x]
+        shared: SharedOutputs | None = {} if self.share_ops else None
         for target in sorted(_INCOMING):
             total = mix_node(
-                self.edges, _INCOMING[target], GROUP.sources, nodes, weights, index, edge_weights
+                self.edges, _INCOMING[target], GROUP.sources, nodes, weights, index, edge_weights, shared
             )
             nodes.append(torch.zeros_like(x) if total is None else total)
         return nodes[-1]
