@@ -97,9 +97,12 @@ def test_the_estimate_counts_a_recomputed_region_and_shrinks(images: Dataset) ->
     assert checkpointed.at_batch(64) > checkpointed.at_batch(32) > checkpointed.at_batch(16)
 
 
-def test_auto_checkpoints_mixed_paths_only(images: Dataset) -> None:
-    assert checkpointing(darts(images).supernet)  # every op of every edge runs: on
-    assert not checkpointing(darts(images, "gdas").supernet)  # one sampled op per edge: off
+def test_auto_starts_off_true_is_on_and_impossible_settings_are_refused(images: Dataset) -> None:
+    # auto is switched on by the memory guard only (the hybrid test below shows it happen)
+    assert not checkpointing(darts(images).supernet)
+    assert not checkpointing(darts(images, "gdas").supernet)
+    assert checkpointing(darts(images, checkpoint=True).supernet)
+    assert not checkpointing(darts(images, checkpoint=False).supernet)
     fbnet = create_method(
         "spos", get_space("fbnet", width_mult=0.25), images, {"batch_size": 8, "check_memory": False}
     )

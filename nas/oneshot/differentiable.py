@@ -73,10 +73,6 @@ class DifferentiableMethod(OneShotMethod):
     supernet: CellSupernet
 
     # -- construction -------------------------------------------------------------------------
-    def memory_bound(self) -> bool:
-        """Every op of every edge runs in a step (the mixed path): checkpointing is on by default."""
-        return True
-
     def partial_channels(self) -> int:
         return 1
 

@@ -31,10 +31,6 @@ class GdasMethod(DifferentiableMethod):
 
     name = "gdas"
 
-    def memory_bound(self) -> bool:
-        """One sampled op per edge runs in a step: checkpointing only if the step would not fit otherwise."""
-        return False
-
     def tau(self) -> float:
         s = self.settings
         high, low = float(s.option("tau_max")), float(s.option("tau_min"))

@@ -183,14 +183,6 @@ class OneShotMethod(abc.ABC):
             affine=affine,
         )
 
-    def memory_bound(self) -> bool:
-        """Hook: whether a step holds every candidate op's activations (then ``checkpoint: auto`` is on).
-
-        Single-path methods hold one path per step, so they checkpoint only when
-        the memory guard rail finds that a step would not fit otherwise.
-        """
-        return False
-
     def checkpoint_refusal(self) -> str | None:
         """Hook: why this method's supernet cannot checkpoint (None: it can)."""
         if supports_checkpointing(self.supernet):
@@ -206,7 +198,9 @@ class OneShotMethod(abc.ABC):
         why_not = self.checkpoint_refusal()
         if setting is True and why_not is not None:
             raise ConfigError(f"checkpoint=true, but {why_not}; allowed here: false or auto")
-        on = why_not is None and (setting is True or (setting == "auto" and self.memory_bound()))
+        # auto starts off: recomputation costs time on every step, so it is switched on only by
+        # the memory guard rail (check_memory) when a step would not fit without it.
+        on = why_not is None and setting is True
         set_checkpointing(self.supernet, on)
         return on
 

@@ -338,8 +338,8 @@ class OneShotSettings(BaseModel):
     checkpoint: bool | Literal["auto"] = Field(
         "auto",
         description="recompute checkpointed regions' activations in the backward pass (search cells' mixed "
-        "ops, hybrid attention blocks): less memory, same gradients; auto: on for methods that run every "
-        "op of every edge, and for any supernet whose step would not fit the memory budget otherwise",
+        "ops, hybrid attention blocks): less memory, same gradients, one more forward of those regions; "
+        "auto: on only when the memory guard finds the step would not fit the budget otherwise",
     )
 
     # -- guard rails ---------------------------------------------------------------------------
