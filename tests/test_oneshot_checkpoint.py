@@ -68,9 +68,11 @@ def kept_bytes(forward) -> int:
 
 
 @pytest.mark.parametrize("method", ["darts", "pc_darts"])
-def test_three_checkpointed_steps_equal_the_plain_ones(method: str, images: Dataset) -> None:
+def test_three_checkpointed_shared_steps_equal_the_plain_ones(method: str, images: Dataset) -> None:
     options = {"partial_channels": 2} if method == "pc_darts" else {}
-    plain = three_steps(darts(images, method, checkpoint=False, **options))
+    plain_run = darts(images, method, checkpoint=False, **options)
+    set_checkpointing(plain_run.supernet, False, share_ops=False)  # the old path: every op on every edge
+    plain = three_steps(plain_run)
     checkpointed_run = darts(images, method, checkpoint=True, **options)
     assert checkpointing(checkpointed_run.supernet)
     checkpointed = three_steps(checkpointed_run)
