@@ -20,6 +20,7 @@ import pytest
 from nas.data import Dataset
 from nas.oneshot import create_method, estimate_memory
 from nas.oneshot.memory import measure_step_memory
+from nas.supernet.recompute import checkpointing
 from search_spaces import get_space
 
 pytestmark = pytest.mark.skipif(
@@ -53,8 +54,16 @@ def test_refusal_advises_a_batch_that_fits(images: Dataset) -> None:
     searcher = create_method("darts", space, images, {"batch_size": 64, "check_memory": False})
     estimate = estimate_memory(searcher)
     limit_mb = estimate.at_batch(16) / 2**20
+    plain = {"memory_limit_mb": limit_mb, "checkpoint": False}
     with pytest.raises(ConfigError, match="will not fit") as error:
-        create_method("darts", space, images, {"batch_size": 64, "memory_limit_mb": limit_mb})
+        create_method("darts", space, images, {"batch_size": 64, **plain})
     advised = int(str(error.value).split("batch_size: ")[1].split(" ")[0])
-    assert 14 <= advised <= 17
-    create_method("darts", space, images, {"batch_size": advised, "memory_limit_mb": limit_mb})
+    assert 14 <= advised <= 17 and "checkpoint: true" in str(error.value)
+    create_method("darts", space, images, {"batch_size": advised, **plain})
+    # checkpoint: auto tries recomputation first; its advice is a larger batch that fits with it
+    with pytest.raises(ConfigError, match="with activation checkpointing") as error:
+        create_method("darts", space, images, {"batch_size": 64, "memory_limit_mb": limit_mb})
+    recomputed = int(str(error.value).split("batch_size: ")[1].split(" ")[0])
+    assert recomputed > advised
+    searcher = create_method("darts", space, images, {"batch_size": recomputed, "memory_limit_mb": limit_mb})
+    assert checkpointing(searcher.supernet)

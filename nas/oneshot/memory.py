@@ -265,6 +265,9 @@ def check_memory(method: OneShotMethod) -> MemoryEstimate:
             )
             return checkpointed
         estimate, can_checkpoint = checkpointed, False
+        recomputing = " (with activation checkpointing, which checkpoint: auto switched on)"
+    else:
+        recomputing = ""
     advice = []
     if can_checkpoint:
         advice.append("checkpoint: true (recompute activations in the backward pass)")
@@ -283,7 +286,7 @@ def check_memory(method: OneShotMethod) -> MemoryEstimate:
         advice.append(view.shrink_advice)
     raise ConfigError(
         f"the {method.name} supernet on {method.space.name} will not fit: a training step at batch "
-        f"{s.batch_size} with input {'x'.join(map(str, method.data.input_shape))} needs about "
+        f"{s.batch_size} with input {'x'.join(map(str, method.data.input_shape))}{recomputing} needs about "
         f"{estimate.describe()}, but the budget is {budget / MIB:.0f} MiB ({source}). "
         f"Try: {'; '.join(advice)}. Set check_memory: false to skip this check."
     )
