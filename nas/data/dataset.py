@@ -14,7 +14,7 @@ import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -25,8 +25,57 @@ logger = logging.getLogger(__name__)
 Layout = Literal["NCHW", "NHWC"]
 
 
+class DatasetReport:
+    """What every dataset kind reports the same way: its preprocessing record and its summary.
+
+    :class:`Dataset` (arrays) and :class:`~nas.data.streaming.StreamingDataset`
+    (references) hold their splits differently but must describe themselves
+    identically, because export and the trial records compare these dicts;
+    one implementation here keeps the two from drifting apart. A subclass
+    provides ``name``, ``num_classes``, ``scale``, ``mean``, ``std``,
+    ``info``, ``input_shape`` and :meth:`split_sizes`.
+    """
+
+    streaming: ClassVar[bool] = False
+    name: str
+    num_classes: int
+    scale: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    info: Mapping[str, Any]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        raise NotImplementedError
+
+    def split_sizes(self) -> tuple[int, int, int]:
+        """Images in the train, validation and test splits (0 without a test split)."""
+        raise NotImplementedError
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        """How raw pixels become model inputs: ``(raw * scale - mean) / std`` per channel, NCHW."""
+        return preprocessing_record(self.input_shape, self.scale, self.mean, self.std)
+
+    def summary(self) -> dict[str, Any]:
+        """Sizes and shapes for logs and trial attributes (JSON-serialisable)."""
+        train, val, test = self.split_sizes()
+        summary: dict[str, Any] = {
+            "name": self.name,
+            "train": train,
+            "val": val,
+            "test": test,
+            "num_classes": self.num_classes,
+            "input_shape": list(self.input_shape),
+            "split": self.info.get("split"),
+        }
+        if self.streaming:
+            summary["streaming"] = True
+        return summary
+
+
 @dataclass(frozen=True, eq=False)
-class Dataset:
+class Dataset(DatasetReport):
     """Train/validation(/test) arrays ready for a model, and how they were prepared.
 
     Images are float32 N x C x H x W, standardised with the training split's
@@ -106,22 +155,9 @@ class Dataset:
         c, h, w = self.x_train.shape[1:]
         return int(c), int(h), int(w)
 
-    @property
-    def preprocessing(self) -> dict[str, Any]:
-        """How raw pixels become model inputs: ``(raw * scale - mean) / std`` per channel, NCHW."""
-        return preprocessing_record(self.input_shape, self.scale, self.mean, self.std)
-
-    def summary(self) -> dict[str, Any]:
-        """Sizes and shapes for logs and trial attributes (JSON-serialisable)."""
-        return {
-            "name": self.name,
-            "train": len(self.x_train),
-            "val": len(self.x_val),
-            "test": 0 if self.x_test is None else len(self.x_test),
-            "num_classes": self.num_classes,
-            "input_shape": list(self.input_shape),
-            "split": self.info.get("split"),
-        }
+    def split_sizes(self) -> tuple[int, int, int]:
+        """Images in the train, validation and test splits (0 without a test split)."""
+        return len(self.x_train), len(self.x_val), 0 if self.x_test is None else len(self.x_test)
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -158,8 +194,6 @@ class Dataset:
             _labels(name, "y_train", y_train),
         )
         _same_length(name, "train", x_train_raw, y_train_arr)
-        if scale is None:
-            scale = 1.0 / 255.0 if x_train_raw.dtype == np.uint8 else 1.0
         if num_classes is None:
             seen = [y_train_arr] + [_labels(name, "y", y) for y in (y_val, y_test) if y is not None]
             num_classes = int(max(int(y.max()) for y in seen if len(y)) + 1) if len(y_train_arr) else 0
@@ -177,7 +211,7 @@ class Dataset:
             x_val_raw, y_val_arr = _images(name, "x_val", x_val, layout), _labels(name, "y_val", y_val)
             _same_length(name, "val", x_val_raw, y_val_arr)
             split = split_record(len(y_val_arr), None)
-        mean, std = channel_stats(x_train_raw, scale)
+        scale, mean, std = standardisation(x_train_raw, scale)
 
         def standardise(raw: np.ndarray) -> np.ndarray:
             return standardised(raw, scale, mean, std)
@@ -304,6 +338,18 @@ def split_record(count: int, positions: np.ndarray | None) -> dict[str, Any]:
     return {"validation": int(count), "sha256": hashlib.sha256(text.encode()).hexdigest()[:16]}
 
 
+def standardisation(raw: np.ndarray, scale: float | None) -> tuple[float, np.ndarray, np.ndarray]:
+    """``scale`` (default 1/255 for uint8 pixels, else 1) and the per-channel mean and std of ``raw``.
+
+    The one rule of every loader, in memory or streaming, applied to the
+    training split (a streaming source passes its stratified sample).
+    """
+    if scale is None:
+        scale = 1.0 / 255.0 if raw.dtype == np.uint8 else 1.0
+    mean, std = channel_stats(raw, scale)
+    return float(scale), mean, std
+
+
 def channel_stats(raw: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and std (float64) of raw N x C x H x W images times ``scale``; std 0 -> 1."""
     scaled = raw.astype(np.float32) * np.float32(scale)
@@ -334,11 +380,13 @@ def stratified_pick(labels: np.ndarray, count: int, seed: int, what: str) -> np.
 
 __all__ = [
     "Dataset",
+    "DatasetReport",
     "Layout",
     "channel_stats",
     "preprocessing_record",
     "split_indices",
     "split_record",
+    "standardisation",
     "standardised",
     "stratified_pick",
 ]

@@ -38,10 +38,10 @@ from nas.core.errors import ConfigError
 from nas.data.augment import Crops, apply_crops, draw_crops
 from nas.data.batching import Batch, index_batches
 from nas.data.dataset import (
-    channel_stats,
-    preprocessing_record,
+    DatasetReport,
     split_indices,
     split_record,
+    standardisation,
     standardised,
     stratified_pick,
 )
@@ -131,7 +131,7 @@ def read_images(source: ImageSource, positions: Sequence[int] | np.ndarray) -> n
 
 
 @dataclass(frozen=True, eq=False)
-class StreamingDataset:
+class StreamingDataset(DatasetReport):
     """A dataset read batch by batch from its source; the same split and preprocessing as in memory."""
 
     streaming: ClassVar[bool] = True
@@ -178,10 +178,7 @@ class StreamingDataset:
             sample = train[
                 stratified_pick(labels[train], STATS_SAMPLE, seed + 2, what=f"dataset {name!r} stats")
             ]
-        raw = read_images(source, sample)
-        if scale is None:
-            scale = 1.0 / 255.0 if raw.dtype == np.uint8 else 1.0
-        mean, std = channel_stats(raw, scale)
+        scale, mean, std = standardisation(read_images(source, sample), scale)
         return cls(
             name=name,
             source=source,
@@ -191,7 +188,7 @@ class StreamingDataset:
             num_classes=num_classes,
             test_source=test_source,
             test_labels=test_labels,
-            scale=float(scale),
+            scale=scale,
             mean=tuple(float(m) for m in mean),
             std=tuple(float(s) for s in std),
             class_names=None if class_names is None else tuple(class_names),
@@ -210,6 +207,10 @@ class StreamingDataset:
         c, h, w = self.source.shape
         return int(c), int(h), int(w)
 
+    def split_sizes(self) -> tuple[int, int, int]:
+        """Images in the train, validation and test splits (0 without a test split)."""
+        return len(self.train), len(self.val), 0 if self.test_labels is None else len(self.test_labels)
+
     @property
     def y_train(self) -> np.ndarray:
         return self.labels[self.train]
@@ -222,24 +223,6 @@ class StreamingDataset:
     def x_test(self) -> None:
         """No test array: a streamed test split is read through ``test_source`` (export only)."""
         return None
-
-    @property
-    def preprocessing(self) -> dict[str, Any]:
-        """How raw pixels become model inputs: ``(raw * scale - mean) / std`` per channel, NCHW."""
-        return preprocessing_record(self.input_shape, self.scale, self.mean, self.std)
-
-    def summary(self) -> dict[str, Any]:
-        """Sizes and shapes for logs and trial attributes (JSON-serialisable)."""
-        return {
-            "name": self.name,
-            "train": len(self.train),
-            "val": len(self.val),
-            "test": 0 if self.test_labels is None else len(self.test_labels),
-            "num_classes": self.num_classes,
-            "input_shape": list(self.input_shape),
-            "split": self.info.get("split"),
-            "streaming": True,
-        }
 
     def loader(self, split: str, *, pin: bool = False) -> StreamBatches:
         """The ``train`` or ``val`` split as batches read by data workers."""
