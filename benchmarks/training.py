@@ -17,7 +17,10 @@ figure. ``--variant`` times the evaluator with ``channels_last`` or
 ``compile`` on as well (its ratio against the same bare loop);
 ``--variant stream`` times it streaming the same images from PNG files
 (written to a temporary directory, decoded by ``--loader-workers`` data
-workers) against the bare loop on the decoded arrays (target >= 0.90).
+workers) against the bare loop on the decoded arrays (target >= 0.90);
+``--variant shards`` streams Parquet shards written from those files
+(``nas shards``) through the same data workers, and ``--variant ray_data``
+reads the shards through Ray Data on a local 2-CPU Ray.
 
 ``--files N`` is the memory mode: it writes N 64x64 PNGs (10 classes) to a
 temporary directory (never the repository), then loads them and trains one
@@ -29,6 +32,7 @@ activations of a large evaluation batch do not hide the data's share.
     python benchmarks/training.py                                   # nb201 and fbnet, 32x32 and 64x64
     python benchmarks/training.py --spaces nb201 --sizes 32 --variant compile --variant channels_last
     python benchmarks/training.py --spaces nb201 --sizes 32,64 --variant stream
+    python benchmarks/training.py --spaces nb201 --sizes 32 --variant shards --variant ray_data
     python benchmarks/training.py --files 50000                     # the memory target (a few minutes)
 """
 
@@ -147,6 +151,31 @@ def folder_config(root: Path, size: int, streaming: bool, workers: int) -> dict[
     }
 
 
+#: Variants that stream the images instead of holding them in memory.
+STREAM_VARIANTS = frozenset({"stream", "shards", "ray_data"})
+
+
+def streamed_data(variant: str, root: Path, size: int, workers: int) -> Any:
+    """The PNG folder ``root`` streamed as ``variant`` says (``stream``, ``shards`` or ``ray_data``)."""
+    config = folder_config(root, size, True, workers)
+    if variant == "stream":
+        return load_dataset(config, seed=0)
+    from nas.data.shards import write_parquet_shards
+
+    shards = root.with_name(root.name + "-shards")
+    write_parquet_shards({**config, "streaming": None, "loader_workers": None}, shards)
+    parquet = {"name": "parquet", "path": str(shards), "val_fraction": 0.2, "loader_workers": workers}
+    if variant == "shards":
+        return load_dataset({**parquet, "streaming": True}, seed=0)
+    import ray
+
+    from nas.runner.ray_data import with_ray_reader
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    return with_ray_reader(load_dataset({**parquet, "reader": "ray"}, seed=0))
+
+
 def peak_rss_child(mode: str, root: str, args: argparse.Namespace) -> None:
     """In a fresh process: load the folder (``memory`` or ``stream``), train one epoch, print peak RSS."""
     torch.set_num_threads(args.threads)
@@ -202,8 +231,10 @@ def main() -> None:
         "--variant",
         action="append",
         default=[],
-        choices=["channels_last", "compile", "stream"],
-        help="also time the evaluator with this option on (stream: reading PNG files in data workers)",
+        choices=["channels_last", "compile", *sorted(STREAM_VARIANTS)],
+        help="also time the evaluator with this option on (stream: reading PNG files in data workers; "
+        "shards: Parquet shards of them in data workers; ray_data: the shards through Ray Data on a "
+        "local Ray)",
     )
     parser.add_argument("--loader-workers", type=int, default=1, help="data workers when streaming")
     parser.add_argument("--files", type=int, default=0, help="memory mode: write this many 64x64 PNGs")
@@ -216,7 +247,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     variants: dict[str, dict[str, Any]] = {"default": {}}
     variants.update({name: {name: True} for name in args.variant})
-    files = tempfile.TemporaryDirectory(prefix="nas-bench-files-") if "stream" in variants else None
+    files = (
+        tempfile.TemporaryDirectory(prefix="nas-bench-files-") if STREAM_VARIANTS & set(variants) else None
+    )
     print(
         f"train evaluator vs bare loop: {args.samples} images x {args.epochs} epochs, batch {args.batch_size}, "
         f"{args.threads} thread(s), {args.repeats} alternating repeats, torch {torch.__version__}, CPU"
@@ -231,10 +264,10 @@ def main() -> None:
             data = make_data(args.samples, size)
             for variant, extra in variants.items():
                 bare_data, eval_data = data, data
-                if variant == "stream":  # the same PNG files: decoded arrays (bare) against streaming
-                    root = write_pngs(Path(files.name) / f"{space_name}-{size}", args.samples, size)
+                if variant in STREAM_VARIANTS:  # the same PNG files: decoded arrays (bare) against streaming
+                    root = write_pngs(Path(files.name) / f"{space_name}-{size}-{variant}", args.samples, size)
                     bare_data = load_dataset(folder_config(root, size, False, 0), seed=0)
-                    eval_data = load_dataset(folder_config(root, size, True, args.loader_workers), seed=0)
+                    eval_data = streamed_data(variant, root, size, args.loader_workers)
                     extra = {}
                 images = len(bare_data.y_train) * args.epochs
                 bare_s, eval_s, ratios = [], [], []

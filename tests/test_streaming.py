@@ -279,10 +279,10 @@ def test_one_shot_methods_refuse_a_streamed_dataset(folder: Path) -> None:
 
 
 def test_streaming_is_chosen_by_decoded_size_when_unset(folder: Path, monkeypatch) -> None:
-    import nas.data.image_folder as image_folder
+    import nas.settings.dataset as dataset_settings
 
     config = {"name": "image_folder", "path": str(folder), "image_size": 16}
     assert isinstance(load_dataset(config), Dataset)  # 54 x 3 x 16 x 16 float32: far below 1 GiB
-    monkeypatch.setattr(image_folder, "STREAMING_THRESHOLD_BYTES", 54 * 3 * 16 * 16 * 4 - 1)
+    monkeypatch.setattr(dataset_settings, "STREAMING_THRESHOLD_BYTES", 54 * 3 * 16 * 16 * 4 - 1)
     assert isinstance(load_dataset(config), StreamingDataset)
     assert isinstance(load_dataset({**config, "streaming": False}), Dataset)

@@ -21,6 +21,7 @@ def _register() -> None:
         dashboard,  # noqa: F401
         export,  # noqa: F401
         search,  # noqa: F401
+        shards,  # noqa: F401
         similar,  # noqa: F401
         spaces,  # noqa: F401
         specialize,  # noqa: F401

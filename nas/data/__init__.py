@@ -20,6 +20,9 @@ Sources (``DatasetConfig.name``):
   ``train/`` and ``test/``), checked file by file, resized with Pillow;
 * ``npy`` -- ``x_train.npy``, ``y_train.npy`` (optionally ``x_test.npy``,
   ``y_test.npy``) in one directory, read through memory maps;
+* ``parquet`` -- ``train-*.parquet`` (optionally ``test-*.parquet``) shards
+  of encoded images and labels written from an image folder by ``nas shards``
+  (:mod:`nas.data.shards`);
 * ``synthetic`` -- class prototypes plus Gaussian noise: learnable, any shape,
   made from the seed (for tests);
 * ``"package.module:function"`` -- a user function returning a
@@ -40,6 +43,7 @@ from nas.data.dataset import Dataset, Layout
 from nas.data.functions import load_function
 from nas.data.image_folder import IMAGE_SUFFIXES, load_image_folder
 from nas.data.npy import load_npy
+from nas.data.shards import load_parquet
 from nas.settings.dataset import DatasetConfig
 
 logger = logging.getLogger(__name__)
@@ -50,6 +54,7 @@ LOADERS: dict[str, Callable[[DatasetConfig, dict[str, Any]], Any]] = {
     "cifar10": load_cifar10,
     "image_folder": load_image_folder,
     "npy": load_npy,
+    "parquet": load_parquet,
     "synthetic": load_synthetic,
 }
 
@@ -57,7 +62,7 @@ LOADERS: dict[str, Callable[[DatasetConfig, dict[str, Any]], Any]] = {
 def load_dataset(config: DatasetConfig | Mapping[str, Any] | str, seed: int | None = None) -> Any:
     """The dataset a config describes; ``seed`` splits validation unless ``config.seed`` is set.
 
-    A :class:`Dataset` in memory, or for ``image_folder`` and ``npy`` with
+    A :class:`Dataset` in memory, or for ``image_folder``, ``npy`` and ``parquet`` with
     ``streaming: true`` (or unset and over
     :data:`~nas.settings.dataset.STREAMING_THRESHOLD_BYTES` decoded) a
     :class:`~nas.data.streaming.StreamingDataset`: references the data

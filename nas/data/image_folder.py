@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 
 from nas.core.errors import ConfigError
+from nas.data.choice import wants_streaming
 from nas.data.dataset import Dataset
 from nas.data.images import IMAGE_SUFFIXES, decode_image
-from nas.settings.dataset import STREAMING_THRESHOLD_BYTES, DatasetConfig
+from nas.settings.dataset import DatasetConfig
 
 logger = logging.getLogger(__name__)
 
@@ -178,17 +179,7 @@ def _list_split(
 def load_image_folder(config: DatasetConfig, common: dict[str, Any]) -> Any:
     """The folder in memory, or as a :class:`~nas.data.streaming.StreamingDataset` (explicit or by size)."""
     scan = scan_image_folder(config)
-    streaming = config.streaming
-    if streaming is None:
-        streaming = scan.decoded_bytes() > STREAMING_THRESHOLD_BYTES
-        if streaming:
-            logger.info(
-                "image_folder %s: %.1f GiB decoded is over the %d MiB threshold: streaming",
-                scan.root,
-                scan.decoded_bytes() / (1 << 30),
-                STREAMING_THRESHOLD_BYTES >> 20,
-            )
-    if streaming:
+    if wants_streaming(config, scan.decoded_bytes(), f"image_folder {scan.root}"):
         from nas.data.streaming import ImageFiles, StreamingDataset
 
         test = None

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from nas.core.errors import ConfigError
+from nas.data.choice import wants_streaming
 from nas.data.dataset import Dataset
-from nas.settings.dataset import STREAMING_THRESHOLD_BYTES, DatasetConfig
+from nas.settings.dataset import DatasetConfig
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +37,8 @@ def load_npy(config: DatasetConfig, common: dict[str, Any]) -> Any:
     labels = np.asarray(y_train).astype(np.int64)
     test_labels = None if y_test is None else np.asarray(y_test).astype(np.int64)
     num_classes = int(max(labels.max(), -1 if test_labels is None else test_labels.max())) + 1
-    streaming = config.streaming
-    if streaming is None:
-        streaming = x_train[0].size * len(x_train) * 4 > STREAMING_THRESHOLD_BYTES
     info = {"source": str(root)}
-    if not streaming:
+    if not wants_streaming(config, x_train[0].size * len(x_train) * 4, f"npy {root}"):
         return Dataset.from_arrays(
             "npy",
             np.asarray(x_train),

@@ -18,9 +18,14 @@ trial's generator (cheap integers), and ``loader_workers`` worker processes
 read, decode, resize, standardise and augment whole batches, a few ahead of
 the loop. The loop itself only moves tensors to the device.
 
-Ray Data is not used here: ``nas.data`` is below ``nas.runner``, the only
-Ray importer (docs/architecture.md). A Ray Data reader would be built in
-``nas.runner`` and handed to the trial through the same
+Sources: :class:`ImageFiles` (an image folder), :class:`NpyRows` (a
+memory-mapped ``.npy``) and :class:`~nas.data.shards.ParquetRows` (Parquet
+shards of encoded images).
+
+Ray Data is not imported here: ``nas.data`` is below ``nas.runner``, the
+only Ray importer (docs/architecture.md). With ``dataset.reader: ray`` the
+runner sets :attr:`StreamingDataset.reader` to its Ray Data reader
+(:mod:`nas.runner.ray_data`), which hands the trial the same
 :class:`~nas.data.batching.Batches` interface.
 """
 
@@ -36,7 +41,7 @@ import torch
 
 from nas.core.errors import ConfigError
 from nas.data.augment import Crops, apply_crops, draw_crops
-from nas.data.batching import Batch, index_batches
+from nas.data.batching import Batch, Batches, index_batches
 from nas.data.dataset import (
     DatasetReport,
     split_indices,
@@ -45,23 +50,12 @@ from nas.data.dataset import (
     standardised,
     stratified_pick,
 )
-from nas.data.images import decode_image
+from nas.data.images import ImageSource, decode_image, read_images
 
 #: Training images read (in the driver) for the per-channel mean and std.
 STATS_SAMPLE = 2048
 #: Data-loader worker processes per trial when the config does not say.
 DEFAULT_LOADER_WORKERS = 2
-
-
-class ImageSource(Protocol):
-    """Images by position, as uint8 C x H x W arrays of one shape (picklable: names, not pixels)."""
-
-    @property
-    def shape(self) -> tuple[int, int, int]: ...
-
-    def __len__(self) -> int: ...
-
-    def read(self, position: int) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -125,9 +119,11 @@ class NpyRows:
         return row if self.layout == "NCHW" else row.transpose(2, 0, 1)
 
 
-def read_images(source: ImageSource, positions: Sequence[int] | np.ndarray) -> np.ndarray:
-    """The images at ``positions`` stacked as N x C x H x W (raw dtype)."""
-    return np.ascontiguousarray(np.stack([source.read(int(p)) for p in positions]))
+class SplitReader(Protocol):
+    """Reads one split of a :class:`StreamingDataset` another way than DataLoader workers (picklable)."""
+
+    def batches(self, dataset: StreamingDataset, positions: np.ndarray, *, pin: bool = False) -> Batches:
+        """The images at ``positions`` as :class:`~nas.data.batching.Batches`."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,6 +145,9 @@ class StreamingDataset(DatasetReport):
     class_names: tuple[str, ...] | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
     loader_workers: int = DEFAULT_LOADER_WORKERS
+    #: Who reads a split in a trial; ``None``: this module's DataLoader workers. The runner sets a
+    #: Ray Data reader here (``dataset.reader: ray``); ``nas.data`` itself never imports Ray.
+    reader: SplitReader | None = None
 
     @classmethod
     def prepare(
@@ -227,6 +226,8 @@ class StreamingDataset(DatasetReport):
     def loader(self, split: str, *, pin: bool = False) -> StreamBatches:
         """The ``train`` or ``val`` split as batches read by data workers."""
         positions = {"train": self.train, "val": self.val}[split]
+        if self.reader is not None:
+            return self.reader.batches(self, positions, pin=pin)
         return StreamBatches(self, positions, pin=pin)
 
 
@@ -291,9 +292,10 @@ __all__ = [
     "DEFAULT_LOADER_WORKERS",
     "STATS_SAMPLE",
     "ImageFiles",
-    "ImageSource",
+    "ImageSource",  # re-exported from nas.data.images
     "NpyRows",
     "StreamBatches",
+    "SplitReader",
     "StreamingDataset",
     "read_images",
 ]
