@@ -19,8 +19,7 @@ figure. ``--variant`` times the evaluator with ``channels_last`` or
 (written to a temporary directory, decoded by ``--loader-workers`` data
 workers) against the bare loop on the decoded arrays (target >= 0.90);
 ``--variant shards`` streams Parquet shards written from those files
-(``nas shards``) through the same data workers, and ``--variant ray_data``
-reads the shards through Ray Data on a local 2-CPU Ray.
+(``nas shards``) through the same data workers.
 
 ``--files N`` is the memory mode: it writes N 64x64 PNGs (10 classes) to a
 temporary directory (never the repository), then loads them and trains one
@@ -32,7 +31,7 @@ activations of a large evaluation batch do not hide the data's share.
     python benchmarks/training.py                                   # nb201 and fbnet, 32x32 and 64x64
     python benchmarks/training.py --spaces nb201 --sizes 32 --variant compile --variant channels_last
     python benchmarks/training.py --spaces nb201 --sizes 32,64 --variant stream
-    python benchmarks/training.py --spaces nb201 --sizes 32 --variant shards --variant ray_data
+    python benchmarks/training.py --spaces nb201 --sizes 32 --variant shards
     python benchmarks/training.py --files 50000                     # the memory target (a few minutes)
 """
 
@@ -152,11 +151,11 @@ def folder_config(root: Path, size: int, streaming: bool, workers: int) -> dict[
 
 
 #: Variants that stream the images instead of holding them in memory.
-STREAM_VARIANTS = frozenset({"stream", "shards", "ray_data"})
+STREAM_VARIANTS = frozenset({"stream", "shards"})
 
 
 def streamed_data(variant: str, root: Path, size: int, workers: int) -> Any:
-    """The PNG folder ``root`` streamed as ``variant`` says (``stream``, ``shards`` or ``ray_data``)."""
+    """The PNG folder ``root`` streamed as ``variant`` says (``stream`` or ``shards``)."""
     config = folder_config(root, size, True, workers)
     if variant == "stream":
         return load_dataset(config, seed=0)
@@ -165,15 +164,7 @@ def streamed_data(variant: str, root: Path, size: int, workers: int) -> Any:
     shards = root.with_name(root.name + "-shards")
     write_parquet_shards({**config, "streaming": None, "loader_workers": None}, shards)
     parquet = {"name": "parquet", "path": str(shards), "val_fraction": 0.2, "loader_workers": workers}
-    if variant == "shards":
-        return load_dataset({**parquet, "streaming": True}, seed=0)
-    import ray
-
-    from nas.runner.ray_data import with_ray_reader
-
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    return with_ray_reader(load_dataset({**parquet, "reader": "ray"}, seed=0))
+    return load_dataset({**parquet, "streaming": True}, seed=0)
 
 
 def peak_rss_child(mode: str, root: str, args: argparse.Namespace) -> None:
@@ -233,8 +224,7 @@ def main() -> None:
         default=[],
         choices=["channels_last", "compile", *sorted(STREAM_VARIANTS)],
         help="also time the evaluator with this option on (stream: reading PNG files in data workers; "
-        "shards: Parquet shards of them in data workers; ray_data: the shards through Ray Data on a "
-        "local Ray)",
+        "shards: Parquet shards of them in data workers)",
     )
     parser.add_argument("--loader-workers", type=int, default=1, help="data workers when streaming")
     parser.add_argument("--files", type=int, default=0, help="memory mode: write this many 64x64 PNGs")

@@ -1,9 +1,8 @@
-"""Parquet shards and the Ray Data reader: the same data as the image folder, one split, bad input refused.
+"""Parquet shards: the same data as the image folder, one split, bad input refused.
 
 The folders are generated PNGs (``write_folder`` of tests/test_streaming.py);
-shards are written from them with the real writer and read with pyarrow, and
-the Ray Data tests run ``ray.data.read_parquet`` / ``read_images`` on a local
-Ray, ending with a real ``nas search`` whose trials read through Ray Data.
+shards are written from them with the real writer and read with pyarrow,
+ending with a real ``nas search`` on a local Ray whose trials stream them.
 """
 
 from __future__ import annotations
@@ -137,76 +136,13 @@ def test_the_writer_checks_the_folder_like_a_search(tmp_path: Path) -> None:
         write_parquet_shards({**FOLDER, "path": str(root)}, tmp_path / "d", rows_per_shard=0)
 
 
-def test_reader_ray_is_checked_in_the_config() -> None:
-    with pytest.raises(ConfigError, match="contradicts streaming: false"):
-        load_dataset({"name": "parquet", "path": "x", "reader": "ray", "streaming": False})
-    with pytest.raises(ConfigError, match="not used by dataset 'npy'"):
-        load_dataset({"name": "npy", "path": "x", "reader": "ray"})
-
-
-def test_reader_ray_falls_back_to_dataloader_workers_without_ray(shards: Path) -> None:
-    ray = pytest.importorskip("ray")
-    from nas.runner.ray_data import with_ray_reader
-
-    if ray.is_initialized():
-        pytest.skip("Ray is running in this process")
-    config = {"name": "parquet", "path": str(shards), "loader_workers": 0}
-    plain = load_dataset({**config, "streaming": True}, seed=0)
-    wrapped = with_ray_reader(load_dataset({**config, "reader": "ray"}, seed=0))
-    assert same_batches(epoch(plain, "train", 1, True), epoch(wrapped, "train", 1, True))
-    with pytest.raises(ConfigError, match="held in memory"):
-        with_ray_reader(load_dataset({**config, "streaming": False}, seed=0))
-
-
-# -- Ray Data ----------------------------------------------------------------------------------------
-
-
-@pytest.mark.ray
-@pytest.mark.parametrize("source", ["parquet", "image_folder"])
-def test_ray_data_reads_the_same_split_and_images(local_ray, folder: Path, shards: Path, source: str) -> None:
-    from nas.runner.ray_data import with_ray_reader
-
-    memory = load_dataset({**FOLDER, "path": str(folder), "streaming": False}, seed=3)
-    config = (
-        {"name": "parquet", "path": str(shards)} if source == "parquet" else {**FOLDER, "path": str(folder)}
-    )
-    data = with_ray_reader(load_dataset({**config, "reader": "ray"}, seed=3))
-    assert data.info["split"] == memory.info["split"]
-    # validation: batch for batch the in-memory split
-    assert same_batches(epoch(memory, "val", None, False), epoch(data, "val", None, False))
-    # training: the same images and labels, in Ray's shuffled order
-    batches = epoch(data, "train", 5, False)
-    x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
-    assert len(y) == len(memory.y_train) and not torch.equal(y, torch.from_numpy(memory.y_train))
-    rows = {tuple(v.tolist()): int(label) for v, label in zip(x.flatten(1), y, strict=True)}
-    expected = {
-        tuple(v.tolist()): int(label)
-        for v, label in zip(memory.x_train.reshape(len(y), -1), memory.y_train, strict=True)
-    }
-    assert rows == expected
-    # augmented epochs are a function of the trial's seed
-    assert same_batches(epoch(data, "train", 7, True), epoch(data, "train", 7, True))
-    assert not torch.equal(epoch(data, "train", 7, True)[0][0], epoch(data, "train", 8, True)[0][0])
-
-
-@pytest.mark.ray
-def test_ray_data_refuses_a_folder_of_mixed_modes(local_ray, tmp_path: Path) -> None:
-    from PIL import Image
-
-    from nas.runner.ray_data import with_ray_reader
-
-    root = write_folder(tmp_path, per_class=4, classes=2)
-    Image.new("L", (16, 16), 99).save(root / "class1" / "grey.png")
-    data = load_dataset({**FOLDER, "path": str(root), "reader": "ray"})
-    with pytest.raises(ConfigError, match=r"\['L'\] files besides 'RGB'.*nas shards"):
-        with_ray_reader(data)
-
-
 @pytest.mark.ray
 @pytest.mark.slow
-def test_a_search_reads_shards_through_ray_data(local_ray, shards: Path, tmp_path: Path) -> None:
+def test_a_search_streams_shards_to_every_trial_with_one_split(
+    local_ray, shards: Path, tmp_path: Path
+) -> None:
     config = search_config(shards, "ray-data")
-    config["dataset"] = {"name": "parquet", "path": str(shards), "reader": "ray", "loader_workers": 1}
+    config["dataset"] = {"name": "parquet", "path": str(shards), "streaming": True, "loader_workers": 1}
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     outcome = run_search(config, storage=url, show_progress=False)
     study = nas.load_study("ray-data", storage=url)
@@ -214,4 +150,4 @@ def test_a_search_reads_shards_through_ray_data(local_ray, shards: Path, tmp_pat
     assert outcome.finished == 2 and {t.state for t in trials} == {TrialState.COMPLETE}
     expected = load_dataset({"name": "parquet", "path": str(shards), "streaming": True}, seed=0).info["split"]
     assert {str(t.user_attrs["dataset"]["split"]) for t in trials} == {str(expected)}
-    assert "dataset.reader" not in study.comparability  # how data is read is not what it is
+    assert "dataset.streaming" not in study.comparability  # how data is read is not what it is

@@ -9,7 +9,7 @@ files with three columns:
   re-encoded, so nothing is lost and decoding stays in the data workers;
 * ``label`` -- int64 class index;
 * ``index`` -- the row's position in its split (shard after shard), which a
-  reader that loses row order (Ray Data) uses to find the seeded split.
+  reader that loses row order would use to find the seeded split.
 
 Each shard's schema metadata records the class names, the image size and
 mode the images are prepared at (resolved by the image-folder rules when the
@@ -61,7 +61,7 @@ def _pyarrow() -> Any:
     try:
         import pyarrow
         import pyarrow.parquet
-    except ImportError as exc:  # pragma: no cover - pyarrow ships with ray[data]
+    except ImportError as exc:  # pragma: no cover - pyarrow is the shards extra
         raise ConfigError(
             "Parquet shards need pyarrow: pip install 'nas-platform[shards]' (or pyarrow)"
         ) from exc

@@ -179,10 +179,6 @@ def _load_data(plan: SearchPlan) -> Any:
     from nas.data import load_dataset
 
     dataset = load_dataset(config.dataset, seed=config.data_seed)
-    if config.dataset.reader == "ray":
-        from nas.runner.ray_data import with_ray_reader
-
-        dataset = with_ray_reader(dataset)
     plan.data_shape.update(dataset)
     return dataset
 

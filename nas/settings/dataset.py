@@ -23,7 +23,7 @@ BUILTIN_DATASETS: tuple[str, ...] = ("digits", "cifar10", "image_folder", "npy",
 STREAMING_THRESHOLD_BYTES = 1 << 30
 
 #: Fields that decide how data is read, not which data: they stay out of a study's comparability.
-READING_FIELDS = frozenset({"streaming", "loader_workers", "reader"})
+READING_FIELDS = frozenset({"streaming", "loader_workers"})
 FUNCTION_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 #: Dataset fields used only by some datasets (``None`` = unset); the rest apply to all.
@@ -34,7 +34,6 @@ _DATASET_FIELDS: dict[str, tuple[str, ...]] = {
     "streaming": ("image_folder", "npy", "parquet"),
     "on_error": ("image_folder",),
     "loader_workers": ("image_folder", "npy", "parquet"),
-    "reader": ("image_folder", "parquet"),
     "num_samples": ("synthetic",),
     "num_test": ("synthetic",),
     "num_classes": ("synthetic",),
@@ -81,11 +80,6 @@ class DatasetConfig(Section):
     loader_workers: int | None = Field(
         None, ge=0, le=64, description="data-loader worker processes per trial when streaming (default 2)"
     )
-    reader: Literal["torch", "ray"] | None = Field(
-        None,
-        description="who reads a streamed split in a trial: 'torch' (DataLoader workers, default; the same "
-        "batches as in memory) or 'ray' (Ray Data tasks: read_parquet / read_images, iter_torch_batches)",
-    )
 
     @field_validator("name")
     @classmethod
@@ -128,11 +122,6 @@ class DatasetConfig(Section):
         if self.name == "image_folder" and self.path is None:
             raise ConfigError(
                 "dataset 'image_folder' needs 'path': a directory with one sub-folder per class"
-            )
-        if self.reader == "ray" and self.streaming is False:
-            raise ConfigError(
-                "dataset reader: ray reads a streamed split; it contradicts streaming: false "
-                "(drop one of them)"
             )
         if self.name == "parquet" and self.path is None:
             raise ConfigError(
