@@ -38,6 +38,7 @@ from store_fixtures import postgres_url  # noqa: F401  (fixture)
 
 import nas
 from nas.core import TrialState
+from nas.store.records import EXPORT_ARTIFACT
 from nas.store.testing import run_sql, temporary_schema
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.postgres]
@@ -170,8 +171,10 @@ def test_export_of_the_best_trial_uses_the_stored_weights(
     study = nas.load_study(STUDY, storage=cluster.owner_url)
     best = study.best_trial
     assert card["weights"]["kind"] == "stored"
-    (artifact,) = study.artifacts(best)
+    (artifact,) = [a for a in study.artifacts(best) if a.kind == "weights"]
     assert card["weights"]["sha256"] == artifact.sha256
+    (record,) = [a for a in study.artifacts(best) if a.kind == EXPORT_ARTIFACT]  # nas export recorded it
+    assert record.uri.startswith("file://") and record.uri.endswith("/bundle")
     for name in card["files"]:
         assert (out / name).is_file()
     assert SECRET not in exported.stdout + exported.stderr
