@@ -19,6 +19,16 @@ SMALL_OPTIONS: dict[str, dict[str, object]] = {
 }
 
 
+#: Per strategy, options that shrink its own costly set-up (fbnetv3 pre-trains its predictor on the proxies
+#: of random networks: 8 networks, parameter counts only, two briefly trained members).
+FAST_STRATEGY_OPTIONS: dict[str, dict[str, Any]] = {
+    "fbnetv3": {
+        "pretrain_archs": 8,
+        "predictor_options": {"members": 2, "epochs": 40, "pretrain_epochs": 20, "proxies": ["params"]},
+    },
+}
+
+
 def small_options(name: str) -> dict[str, object]:
     """The small options of space ``name`` (empty: its defaults)."""
     return dict(SMALL_OPTIONS.get(name, {}))

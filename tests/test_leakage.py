@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from small_spaces import searches
+from small_spaces import FAST_STRATEGY_OPTIONS, searches
 
 import nas.bench
 from nas.cli import main
@@ -141,7 +141,7 @@ def zero_cost_features(space, data_dir: Path) -> dict:  # noqa: ANN001
 #: Every registered strategy that searches nb201 (the table guarded here) with cheap options, plus the
 #: predictor as our 95% figure runs it. ``morphism`` needs morphisms, which nb201 has not.
 NB201_STRATEGIES = {name for name in STRATEGIES.names() if searches(name, "nb201")}
-CASES = {name: (name, {}) for name in sorted(NB201_STRATEGIES)}
+CASES = {name: (name, FAST_STRATEGY_OPTIONS.get(name, {})) for name in sorted(NB201_STRATEGIES)}
 CASES["predictor"] = ("predictor", {"n_initial": 5, "n_candidates": 10})
 CASES["predictor-zc-all"] = ("predictor", {"n_initial": 5, "candidate_pool": "all"})
 

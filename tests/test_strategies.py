@@ -18,7 +18,7 @@ import networkx as nx
 import numpy as np
 import pytest
 from sklearn.ensemble import ExtraTreesRegressor
-from small_spaces import searches
+from small_spaces import FAST_STRATEGY_OPTIONS, searches
 
 from nas.core import (
     STRATEGIES,
@@ -74,13 +74,11 @@ TEST_OPTIONS: dict[str, dict[str, Any]] = {
     "evolution": {"population_size": 8, "tournament_size": 3},
     "nsga2": {"population_size": 8},
     "bowl": {"n_initial": 5, "n_candidates": 20},
-    # Pre-trained on the parameter counts of 8 networks; a small, briefly trained predictor.
     "fbnetv3": {
         "n_initial": 5,
-        "pretrain_archs": 8,
         "n_candidates": 10,
         "recipes_per_arch": 2,
-        "predictor_options": {"members": 2, "epochs": 40, "pretrain_epochs": 20, "proxies": ["params"]},
+        **FAST_STRATEGY_OPTIONS["fbnetv3"],
     },
 }
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import zlib
 
 import pytest
-from small_spaces import searches
+from small_spaces import FAST_STRATEGY_OPTIONS, searches
 from test_search_matrix import STRATEGY_OPTIONS, _config
 
 from nas.core import SPACES, STRATEGIES, ConfigError
@@ -42,6 +42,7 @@ REFUSED = [
 def test_strategy_leaves_its_initial_phase_on_every_space(space: str, strategy: str) -> None:
     accepted = set(strategy_options(strategy))
     options = {k: v for k, v in STRATEGY_OPTIONS.items() if k in accepted}
+    options.update(FAST_STRATEGY_OPTIONS.get(strategy, {}))
     plan = build_plan(_config(space, {"name": strategy, **options}, STRATEGIES.get(strategy)))
     search, domain = plan.strategy, plan.space
     phases: list[str | None] = []
