@@ -9,6 +9,7 @@ weights runs in-process, so no Ray is needed.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,8 @@ def budget_between(device: str, share: float) -> float:
     model = device_model(space, device, input_shape=DIGITS_SHAPE, num_classes=10)
     largest = model.predict(space, space.make(dict.fromkeys(space.choices(), "k5_e6")))
     fastest = model.fastest(space)[1]
-    return round(fastest + share * (largest - fastest), 3)
+    # rounded up: a local table's range can be a few microseconds, and rounding down can fall below the fastest
+    return math.ceil((fastest + share * (largest - fastest)) * 1e4) / 1e4
 
 
 def trained_study(url: str, raw: dict[str, Any]) -> None:
@@ -146,6 +148,39 @@ def test_specialisation_respects_every_budget_and_a_killed_run_resumes_without_r
     assert len(load_study("killed", storage=url).trials()) == len(study.trials())
 
 
+def specialize_locally_and_export(
+    study: str, url: str, budget: float, out: Path, *options: str
+) -> tuple[Trial, dict[str, Any]]:
+    """``nas specialize STUDY --device local`` (4 candidates), then ``nas export`` of its pick: the pick, its card."""
+    runner = CliRunner()
+    specialised = runner.invoke(
+        main,
+        [
+            "specialize", study, "--device", "local", "--max-latency-ms", str(budget), "--candidates", "4",
+            "--population", "2", "--threads", "1", *options, "--storage", url, "--quiet",
+        ],
+    )  # fmt: skip
+    assert specialised.exit_code == 0, specialised.output
+    (chosen,) = [
+        t
+        for t in load_study(f"{study}-specialized", storage=url).trials()
+        if t.system_attrs["kind"] == SPECIALIZED
+    ]
+    assert chosen.system_attrs["device"] == "local"
+    assert (
+        chosen.user_attrs["predicted_latency_ms"] <= budget and chosen.user_attrs["measured_latency_ms"] > 0
+    )
+    exported = runner.invoke(
+        main,
+        ["export", f"{study}-specialized", "--trial", str(chosen.number), "--out", str(out), "--format", "onnx",
+         "--storage", url, "--quiet"],
+    )  # fmt: skip
+    assert exported.exit_code == 0, exported.output
+    card = json.loads((out / "card.json").read_text())
+    assert card["specialization"]["device"] == "local" and card["specialization"]["measured_latency_ms"] > 0
+    return chosen, card
+
+
 @pytest.mark.slow
 def test_nas_specialize_for_this_machine_then_nas_export(supernet: dict[str, Any], tmp_path: Path) -> None:
     url = supernet["url"]
@@ -155,36 +190,16 @@ def test_nas_specialize_for_this_machine_then_nas_export(supernet: dict[str, Any
     )
     assert profiled.exit_code == 0, profiled.output
     budget = budget_between("local", 0.5)
-    specialised = runner.invoke(
-        main,
-        [
-            "specialize", "bn", "--device", "local", "--max-latency-ms", str(budget), "--candidates", "4",
-            "--population", "2", "--finetune-epochs", "1", "--threads", "1", "--storage", url, "--quiet",
-        ],
-    )  # fmt: skip
-    assert specialised.exit_code == 0, specialised.output
-    (chosen,) = [
-        t for t in load_study("bn-specialized", storage=url).trials() if t.system_attrs["kind"] == SPECIALIZED
-    ]
-    assert chosen.system_attrs["device"] == "local" and chosen.user_attrs["finetune_epochs"] == 1
-    assert (
-        chosen.user_attrs["predicted_latency_ms"] <= budget and chosen.user_attrs["measured_latency_ms"] > 0
+    chosen, card = specialize_locally_and_export(
+        "bn", url, budget, tmp_path / "bundle", "--finetune-epochs", "1"
     )
-
-    out = tmp_path / "bundle"
-    exported = runner.invoke(
-        main,
-        ["export", "bn-specialized", "--trial", str(chosen.number), "--out", str(out), "--format", "onnx",
-         "--storage", url, "--quiet"],
-    )  # fmt: skip
-    assert exported.exit_code == 0, exported.output
-    card = json.loads((out / "card.json").read_text())
+    assert chosen.user_attrs["finetune_epochs"] == 1
     target = card["specialization"]
     assert target["device"] == "local" and target["max_latency_ms"] == budget
     assert target["predicted_latency_ms"] == pytest.approx(chosen.user_attrs["predicted_latency_ms"])
     assert target["measured_latency_ms"] == card["latency"]["ms"]["onnxruntime"] > 0
     assert card["weights"]["kind"] == "stored"  # the specialised weights, not a retraining
-    assert "## Device target" in (out / "README.md").read_text()
+    assert "## Device target" in (tmp_path / "bundle" / "README.md").read_text()
 
 
 def test_bad_targets_are_refused_before_any_work(supernet: dict[str, Any]) -> None:
@@ -427,34 +442,10 @@ def test_nas_specialize_hybrid_for_this_machine_then_nas_export(hybrid_supernet:
     assert model.context
     fastest = model.fastest(space)[1]
     slowest = max(model.predict(space, a) for a in every_member(space))
-    budget = round(fastest + 0.5 * (slowest - fastest), 4)
+    budget = math.ceil((fastest + 0.5 * (slowest - fastest)) * 1e5) / 1e5
     assert fastest < budget < slowest  # a budget that rules some sub-networks out
-    specialised = runner.invoke(
-        main,
-        [
-            "specialize", "hy", "--device", "local", "--max-latency-ms", str(budget), "--candidates", "4",
-            "--population", "2", "--threads", "1", "--storage", url, "--quiet",
-        ],
-    )  # fmt: skip
-    assert specialised.exit_code == 0, specialised.output
+    chosen, _ = specialize_locally_and_export("hy", url, budget, tmp_path / "bundle")
     candidates = candidates_of("hy-specialized", url, f"local<={budget:g}")
     assert len(candidates) == 4
     assert all(model.predict(space, t.arch) <= budget for t in candidates)  # each within budget by the table
-    (chosen,) = [
-        t for t in load_study("hy-specialized", storage=url).trials() if t.system_attrs["kind"] == SPECIALIZED
-    ]
-    assert chosen.system_attrs["device"] == "local"
     assert chosen.user_attrs["predicted_latency_ms"] == pytest.approx(model.predict(space, chosen.arch))
-    assert (
-        chosen.user_attrs["predicted_latency_ms"] <= budget and chosen.user_attrs["measured_latency_ms"] > 0
-    )
-
-    out = tmp_path / "bundle"
-    exported = runner.invoke(
-        main,
-        ["export", "hy-specialized", "--trial", str(chosen.number), "--out", str(out), "--format", "onnx",
-         "--storage", url, "--quiet"],
-    )  # fmt: skip
-    assert exported.exit_code == 0, exported.output
-    target = json.loads((out / "card.json").read_text())["specialization"]
-    assert target["device"] == "local" and target["measured_latency_ms"] > 0
