@@ -80,21 +80,30 @@ def _local_only(space: SearchSpace, device: str) -> str:
     """Why only ``local`` prices ``space``: device tables measure other spaces' networks, not this one's."""
     from nas.core.space import SPACES
 
-    owners = [
-        f"the {name} space's ({view.latency_table})"
+    owners = {
+        name: view.latency_table
         for name in SPACES.names()
         if name != space.name
         and (view := oneshot_view(SPACES.get(name))) is not None
         and view.latency_table is not None
         and device in table_devices(SPACES.get(name)())
-    ]
-    where = f"{device!r} is a device of {', '.join(owners)} latency table, " if owners else ""
+    }
+    where = "".join(
+        f"{device!r} is a column of the {name} space's latency table ({table}), measured on {name} networks; "
+        for name, table in owners.items()
+    )
+    view = oneshot_view(space)
+    context = view is not None and view.latency_keys is not None
+    why = (
+        f"a device table prices a network block by block, and a {space.name} block costs what its input width "
+        "and resolution (set by the blocks before it) make it cost, so no other space's table carries over; "
+        if context
+        else ""
+    )
     return (
-        f"device {device!r} is not available for the {space.name} space: {where}measured on that space's "
-        f"networks, whose per-block costs do not carry over to {space.name}'s blocks (a {space.name} block "
-        f"costs what its input width and resolution, set by the blocks before it, make it cost), and no "
-        f"device table of {space.name} networks exists; the only device is {LOCAL!r}, this machine's "
-        "ONNX Runtime table per block context (build it with: nas latency profile STUDY)"
+        f"device {device!r} is not available for the {space.name} space: {where}{why}no device table of "
+        f"{space.name} networks exists; the only device is {LOCAL!r}, this machine's ONNX Runtime table"
+        f"{' per block context' if context else ''} (build it with: nas latency profile STUDY)"
     )
 
 
