@@ -27,10 +27,24 @@ for this machine are added (the ONNX Runtime table of ``nas latency profile``,
 built here if missing), with the measured latency of the selected network
 and its ratio to the prediction (target: within 15%).
 
+``--predictor N`` checks only the ``local`` table, without a supernet: for
+``fbnet`` (additive, per layer and block) and ``hybrid`` (per block context)
+at CIFAR's 3x32x32 input it profiles this machine afresh (``nas latency
+profile``'s :func:`~nas.specialize.profile.build_profile`, into a temporary
+cache), then measures ``N`` random sub-networks per space as the
+specialisation measures its pick (:func:`~nas.specialize.run.measure_onnx_ms`:
+ONNX Runtime, batch 1, one thread, median) and prints predicted vs measured
+ms and the relative error, with its median and worst per space. The
+networks are drawn with a seed the profile's calibration never saw. Latency
+does not depend on the weights' values, so randomly initialised networks
+stand in for extracted ones (the same stand-alone modules).
+
 Examples::
 
     # smoke run (minutes): proves the script works, the figures mean little
     python benchmarks/specialize.py --smoke
+    # the local table's accuracy (target: within 15%); a few minutes on an idle machine
+    python benchmarks/specialize.py --predictor 20
     # the issue's target (an hour or more on a 2-core CPU; for the lead)
     python benchmarks/specialize.py --epochs 10 --width 0.5 --candidates 60 --standalone 4 --local --threads 2
 
@@ -96,6 +110,61 @@ def standalone_best(
     return max(scores), scores
 
 
+#: The spaces of ``--predictor`` (fbnet at ``--width``; hybrid as examples/oneshot_bignas_hybrid.yaml).
+HYBRID = {"blocks": 4, "downsamples": 2, "base_width": 16}
+CIFAR_SHAPE, CIFAR_CLASSES = (3, 32, 32), 10
+
+
+def predictor_check(args: Any) -> None:
+    """Predicted (this machine's fresh table) vs measured ONNX Runtime latency of random sub-networks."""
+    import os
+
+    from nas.specialize.run import measure_onnx_ms
+    from search_spaces import get_space
+
+    os.environ["NAS_CACHE_DIR"] = tempfile.mkdtemp(
+        prefix="nas-bench-latency-"
+    )  # a fresh table, not the cache
+    spaces = [get_space("fbnet", width_mult=args.width), get_space("hybrid", **HYBRID)]
+    header = f"{'space':<7} {'sub-network':<48} {'pred ms':>8} {'meas ms':>8} {'error':>7}"
+    summary = []
+    for space in spaces:
+        started = time.perf_counter()
+        model, content = build_profile(
+            space, input_shape=CIFAR_SHAPE, num_classes=CIFAR_CLASSES, repeats=args.repeats, seed=args.seed
+        )
+        profile_s = time.perf_counter() - started
+        print(
+            f"# {space.name} {space.options}: {content['parts_measured']} parts profiled in {profile_s:.0f} s "
+            f"(keyed by {content['keyed_by']}), constant {model.constant:.3g} ms",
+            flush=True,
+        )
+        print(header)
+        print("-" * len(header))
+        rng = np.random.default_rng([args.seed, 1])  # the profile's calibration drew from seed alone
+        errors = []
+        for _ in range(args.predictor):
+            arch = space.canonical(space.sample(rng))
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                net = space.network(arch, CIFAR_CLASSES, CIFAR_SHAPE)
+            predicted, measured = model.predict(space, arch), measure_onnx_ms(net, CIFAR_SHAPE)
+            errors.append((predicted - measured) / measured)
+            text = space.format(arch)
+            text = text if len(text) <= 48 else text[:45] + "..."
+            print(
+                f"{space.name:<7} {text:<48} {predicted:>8.4g} {measured:>8.4g} {errors[-1]:>+7.1%}",
+                flush=True,
+            )
+        absolute = np.abs(errors)
+        summary.append(
+            f"{space.name:<7} median |error| {np.median(absolute):.1%}, worst {absolute.max():.1%}, "
+            f"within 15%: {int((absolute <= 0.15).sum())}/{len(errors)}"
+        )
+    print()
+    print("\n".join(summary))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -124,7 +193,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--smoke", action="store_true", help="tiny settings that only prove the script runs")
     parser.add_argument("--json", type=Path, default=None, help="also write every row here")
+    parser.add_argument(
+        "--predictor",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only check the local latency table: N random sub-networks per space, predicted vs measured",
+    )
+    parser.add_argument("--repeats", type=int, default=30, help="--predictor: timed runs per profiled part")
     args = parser.parse_args()
+    if args.predictor:
+        torch.set_num_threads(args.threads)
+        predictor_check(args)
+        return
     if args.smoke:
         args.width, args.epochs, args.num_random, args.limit = 0.25, 1, 1, 600
         args.score_images, args.candidates, args.population, args.standalone = 200, 6, 3, 2

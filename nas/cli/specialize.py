@@ -183,17 +183,40 @@ def latency_group() -> None:
 )
 @click.option("--force", is_flag=True, help="Measure again even if a table is cached.")
 @storage_option()
-def profile_command(study: str, repeats: int, validation: int, force: bool, storage: str | None) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def profile_command(
+    study: str, repeats: int, validation: int, force: bool, storage: str | None, quiet: bool
+) -> None:
     """Measure STUDY's space block by block with ONNX Runtime on this machine (batch 1, one thread).
 
-    The table is cached under $NAS_CACHE_DIR/latency (else ~/.cache/nas/latency),
-    keyed by space, input size and machine.
+    Blocks whose cost depends on the blocks before them (hybrid) are measured
+    per context (input width, resolution, own choices). The table is cached
+    under $NAS_CACHE_DIR/latency (else ~/.cache/nas/latency), keyed by space
+    and its options, input size, classes and machine.
     """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from nas.specialize.profile import profile_study
 
-    model, content = profile_study(
-        study, storage=storage, repeats=repeats, validation=validation, force=force
+    bar = Progress(
+        TextColumn("measuring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=Console(stderr=True),
+        disable=quiet,
+        transient=True,
     )
+    task = bar.add_task("", total=None)
+
+    def progress(done: int, total: int, what: str) -> None:
+        bar.update(task, completed=done, total=total, description=escape(what))
+
+    with bar:
+        model, content = profile_study(
+            study, storage=storage, repeats=repeats, validation=validation, force=force, progress=progress
+        )
     console = Console()
     console.print(
         f"local latency table of {escape(content['space'])} {content['options']} at input "
@@ -201,7 +224,9 @@ def profile_command(study: str, repeats: int, validation: int, force: bool, stor
         soft_wrap=True,
     )
     console.print(
-        f"  {content.get('parts_measured', '?')} parts measured on {escape(content['machine']['cpu'])}; "
+        f"  {content.get('parts_measured', '?')} parts measured"
+        + (" (per block context)" if content.get("keyed_by") == "context" else "")
+        + f" on {escape(content['machine']['cpu'])}; "
         f"constant {content['constant_ms']:.4g} ms"
     )
     checks = [c for c in content.get("validation", []) if not c.get("calibration")]

@@ -49,6 +49,14 @@ SupernetBuilder = Callable[..., Any]
 #: ``decision`` ``None`` is in every network (stem, head); one with a decision and value runs when the
 #: architecture takes that value (the module ``None`` when it costs nothing, e.g. an identity skip).
 LatencyParts = Callable[..., list[tuple[str | None, Any, Any, tuple[int, ...]]]]
+#: ``latency_keys(space, arch)`` -> ``{part: context key}``: for a space whose parts cost what their
+#: context makes them (a block's input width depends on the blocks before it), the parts an
+#: architecture's network runs, as ``latency_parts`` names them (part, context key) in place of
+#: (decision, value). Parts in every network (``decision`` ``None``) are not listed.
+LatencyKeys = Callable[[SearchSpace, Architecture], Mapping[str, str]]
+#: ``latency_cheapest(space, cost)`` -> ``(arch, total)``: the architecture whose parts' ``cost(part,
+#: key)`` sum least, exactly (a context table's fastest sub-network; the space knows its structure).
+LatencyCheapest = Callable[[SearchSpace, Callable[[str, str], float]], tuple[Architecture, float]]
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,11 @@ class OneShotView:
     its latency predictors are fitted on, and ``latency_parts``, which splits
     a network into parts whose latencies add up to the whole (the per-block
     lookup table ``nas latency profile`` measures on this machine; see
-    :data:`LatencyParts`).
+    :data:`LatencyParts`). Where a part's cost depends on more than its own
+    decision (hybrid: a block's input width and resolution come from the
+    blocks before it), the parts are listed per *context* and the view also
+    has ``latency_keys`` (which contexts an architecture runs) and
+    ``latency_cheapest`` (the fastest architecture of such a table).
 
     ``layer_alpha`` says that the single-path supernet is also a cell supernet
     with one alpha row per layer (:data:`LAYER_ALPHA`); the latency-aware
@@ -93,6 +105,8 @@ class OneShotView:
     elastic: SupernetBuilder | None = None
     latency_table: str | None = None
     latency_parts: LatencyParts | None = None
+    latency_keys: LatencyKeys | None = None
+    latency_cheapest: LatencyCheapest | None = None
     layer_alpha: bool = False
 
     def __post_init__(self) -> None:
@@ -102,6 +116,12 @@ class OneShotView:
             raise ConfigError("a cell one-shot view names its space's width_option and depth_option")
         if (self.kind == ELASTIC) != (self.elastic is not None):
             raise ConfigError("an elastic one-shot view, and only one, has an elastic supernet builder")
+        if (self.latency_keys is None) != (self.latency_cheapest is None) or (
+            self.latency_keys is not None and self.latency_parts is None
+        ):
+            raise ConfigError(
+                "a context latency table needs latency_parts, latency_keys and latency_cheapest"
+            )
         if self.layer_alpha and self.kind == CELL:
             raise ConfigError("layer_alpha is for single-path views; a cell view is steered by alpha anyway")
 
@@ -159,6 +179,8 @@ __all__ = [
     "LAYER_ALPHA",
     "ONESHOT",
     "SINGLE_PATH",
+    "LatencyCheapest",
+    "LatencyKeys",
     "LatencyParts",
     "OneShotView",
     "oneshot_view",

@@ -183,6 +183,15 @@ class SearchSpace(abc.ABC):
         raise ArchitectureError(f"space {self.name!r} has no path encoding; use encode()")
 
     # -- identity -------------------------------------------------------------------------
+    def canonical(self, arch: Architecture) -> Architecture:
+        """The member standing for ``arch``'s class, the network a supernet runs; default: ``arch`` itself.
+
+        A space whose members can differ without changing the network they
+        build (fbnet: skips anywhere in a shape-keeping run) returns the one it
+        builds, so specialisation prices and stores that one.
+        """
+        return self.validate(arch)
+
     def canonical_key(self, arch: Architecture) -> str:
         """Key equal for functionally identical architectures; default: the exact key."""
         return self.validate(arch).key

@@ -68,9 +68,9 @@ def check_latency_model(source: Study, space: Any) -> None:
     """Refuse a space no latency model prices: without one no sub-network can be held to a budget.
 
     A model needs the space's device table (``latency_table``) or its split
-    into per-decision latency parts (``latency_parts``, what ``nas latency
-    profile`` measures); an elastic space may have neither (hybrid: a block's
-    cost depends on the earlier blocks' widths, so it does not split per decision).
+    into latency parts (``latency_parts``, per decision or per block context,
+    what ``nas latency profile`` measures); an elastic space may have neither
+    (none registered today: fbnet has both, hybrid the parts per context).
     """
     view = oneshot_view(space)
     if view is not None and (view.latency_table is not None or view.latency_parts is not None):

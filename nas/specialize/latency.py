@@ -9,7 +9,12 @@ Two kinds, one interface (:class:`LatencyModel`):
   sub-network is known exactly (the cheapest block per layer), so a budget
   nothing meets is refused before any work, naming the fastest achievable;
 * **``local``**: this machine, from the per-block ONNX Runtime table built by
-  ``nas latency profile`` (:mod:`nas.specialize.profile`), also additive.
+  ``nas latency profile`` (:mod:`nas.specialize.profile`): additive where the
+  space's blocks cost the same whatever precedes them (fbnet), per block
+  *context* where they do not (hybrid: a block is priced by its input width
+  and resolution too, and a network by the entries along its path). A space
+  without a device table (hybrid) has only ``local``; naming another device
+  says why.
 
 A sub-network is predicted in its canonical form, the network the elastic
 supernet runs and extracts (FBNet moves a stage's depth-skips to its end).
@@ -64,9 +69,42 @@ def device_model(
 
         return load_profile(space, input_shape=input_shape, num_classes=num_classes)
     devices = table_devices(space)
+    if not devices:
+        raise ConfigError(_local_only(space, device))
     if device not in devices:
         raise UnknownNameError(f"device for the {space.name} space", device, [*devices, LOCAL])
     return _fitted(space, device)
+
+
+def _local_only(space: SearchSpace, device: str) -> str:
+    """Why only ``local`` prices ``space``: device tables measure other spaces' networks, not this one's."""
+    from nas.core.space import SPACES
+
+    owners = {
+        name: view.latency_table
+        for name in SPACES.names()
+        if name != space.name
+        and (view := oneshot_view(SPACES.get(name))) is not None
+        and view.latency_table is not None
+        and device in table_devices(SPACES.get(name)())
+    }
+    where = "".join(
+        f"{device!r} is a column of the {name} space's latency table ({table}), measured on {name} networks; "
+        for name, table in owners.items()
+    )
+    view = oneshot_view(space)
+    context = view is not None and view.latency_keys is not None
+    why = (
+        f"a device table prices a network block by block, and a {space.name} block costs what its input width "
+        "and resolution (set by the blocks before it) make it cost, so no other space's table carries over; "
+        if context
+        else ""
+    )
+    return (
+        f"device {device!r} is not available for the {space.name} space: {where}{why}no device table of "
+        f"{space.name} networks exists; the only device is {LOCAL!r}, this machine's ONNX Runtime table"
+        f"{' per block context' if context else ''} (build it with: nas latency profile STUDY)"
+    )
 
 
 def _table_path(space: SearchSpace) -> Path | None:

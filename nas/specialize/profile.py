@@ -7,7 +7,11 @@ latency is the sum of its blocks' plus the fixed stem and head. The space
 says what those parts are (its one-shot view's ``latency_parts``); here each
 distinct part (same module, same input) is exported to ONNX and timed at
 batch 1 with one intra-op thread, as the export measures whole models
-(:mod:`nas.export.latency`).
+(:mod:`nas.export.latency`). Where a block's cost depends on what precedes
+it (hybrid: its input width and resolution), the space lists one part per
+block *context* that some architecture reaches, and a network's latency is
+the sum of the entries along its path (the view's ``latency_keys``); the
+table says so (``keyed_by: context``).
 
 Every ``session.run`` has a fixed cost that a whole network pays once, not
 once per block, so that cost (the median of a graph doing nothing but an
@@ -32,6 +36,7 @@ import json
 import logging
 import platform
 import tempfile
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -51,6 +56,9 @@ DEFAULT_REPEATS = 30
 WARMUP = 5
 #: Random whole networks measured against the table's sum.
 DEFAULT_VALIDATION = 3
+
+#: ``progress(done, total, what)``: called after each measurement of a profile.
+Progress = Callable[[int, int, str], None]
 
 
 def machine() -> dict[str, Any]:
@@ -95,7 +103,13 @@ def load_profile(space: SearchSpace, *, input_shape: tuple[int, int, int], num_c
         table = {
             name: {value: float(ms) for value, ms in values.items()} for name, values in data["table"].items()
         }
-        return LatencyModel(device=LOCAL, table=table, constant=float(data["constant_ms"]), source=str(path))
+        return LatencyModel(
+            device=LOCAL,
+            table=table,
+            constant=float(data["constant_ms"]),
+            source=str(path),
+            context=data.get("keyed_by", "decision") == "context",
+        )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(
             f"the local latency table {path} cannot be read ({exc}); rebuild it with: nas latency profile STUDY --force"
@@ -111,8 +125,13 @@ def build_profile(
     validation: int = DEFAULT_VALIDATION,
     seed: int = 0,
     force: bool = False,
+    progress: Progress | None = None,
 ) -> tuple[LatencyModel, dict[str, Any]]:
-    """Measure (or, unless ``force``, reuse) this machine's table; returns it and the file's content."""
+    """Measure (or, unless ``force``, reuse) this machine's table; returns it and the file's content.
+
+    ``progress(done, total, what)`` after each distinct part and each whole
+    network measured (hundreds of parts take minutes on a busy machine).
+    """
     view = oneshot_view(space)
     if view is None or view.latency_parts is None:
         from nas.core.space import SPACES
@@ -132,6 +151,10 @@ def build_profile(
             path.read_text()
         )
     parts = view.latency_parts(space, num_classes=num_classes, input_shape=input_shape)
+    context = view.latency_keys is not None  # parts priced per context (see nas.specialize.model)
+    # same module, same input: measured once (a context recurs at every block that can reach it)
+    distinct = {(repr(module), tuple(shape)) for _, _, module, shape in parts if module is not None}
+    total = len(distinct) + 2 * validation
     with tempfile.TemporaryDirectory(prefix="nas-latency-") as workdir:
         timer = _Timer(Path(workdir), repeats)
         overhead = timer.overhead()
@@ -141,9 +164,13 @@ def build_profile(
         for decision, value, module, shape in parts:
             ms = 0.0
             if module is not None:
-                key = (repr(module), tuple(shape))  # same module, same input: measured once
+                key = (repr(module), tuple(shape))
                 if key not in seen:
                     seen[key] = max(timer.module(module, tuple(shape)) - overhead, 0.0)
+                    if progress is not None:
+                        progress(
+                            len(seen), total, " ".join(str(x) for x in (decision, value) if x is not None)
+                        )
                 ms = seen[key]
             if decision is None:
                 constant += ms
@@ -151,8 +178,13 @@ def build_profile(
                 table.setdefault(str(decision), {})[str(value)] = ms
         rng = np.random.default_rng(seed)
         archs = [space.canonical(space.sample(rng)) for _ in range(2 * validation)]
-        measured = [timer.network(space, arch, num_classes, input_shape) for arch in archs]
-        summed = [LatencyModel(LOCAL, table, constant, str(path)).predict(space, arch) for arch in archs]
+        measured = []
+        for arch in archs:
+            measured.append(timer.network(space, arch, num_classes, input_shape))
+            if progress is not None:
+                progress(len(seen) + len(measured), total, f"whole network {space.format(arch)}")
+        summed_by = LatencyModel(LOCAL, table, constant, str(path), context=context)
+        summed = [summed_by.predict(space, arch) for arch in archs]
         # What the parts' sum misses in a whole network (per-node dispatch, memory between blocks) is
         # mostly a constant: it is the median gap on the first half of the networks, checked on the second.
         gap = (
@@ -182,13 +214,16 @@ def build_profile(
         "whole_network_gap_ms": gap,
         "parts_measured": len(seen),
         "constant_ms": constant,
+        "keyed_by": "context" if context else "decision",
         "table": table,
         "validation": checks,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     atomic_write(path, lambda stream: stream.write(json.dumps(content, indent=1).encode()))
     logger.info("local latency table of %s written to %s (%d parts measured)", space.name, path, len(seen))
-    return LatencyModel(device=LOCAL, table=table, constant=constant, source=str(path)), content
+    return LatencyModel(
+        device=LOCAL, table=table, constant=constant, source=str(path), context=context
+    ), content
 
 
 class _Timer:
@@ -241,6 +276,7 @@ def profile_study(
     repeats: int = DEFAULT_REPEATS,
     validation: int = DEFAULT_VALIDATION,
     force: bool = False,
+    progress: Progress | None = None,
 ) -> tuple[LatencyModel, dict[str, Any]]:
     """:func:`build_profile` for ``study``'s space at its dataset's input shape and classes."""
     from nas.data import load_dataset
@@ -260,6 +296,7 @@ def profile_study(
         repeats=repeats,
         validation=validation,
         force=force,
+        progress=progress,
     )
 
 

@@ -196,26 +196,26 @@ def within_budget(space: Any, model: LatencyModel, budget: float) -> Any:
 
     Under a tight budget almost no uniform sample qualifies, and a strategy
     that samples its initial population at random would find none. A sample
-    over the budget is therefore *repaired*: a random layer that is not yet
-    at its cheapest block gets a random cheaper one, until the prediction
-    fits (it always does: the budget was checked against the fastest
-    sub-network). Mutation and crossover are the space's own; the strategy's
-    constraint still filters what they produce.
+    over the budget is therefore *repaired*: a random decision that has a
+    cheaper value (:meth:`LatencyModel.cheaper`) gets a random one of them,
+    until the prediction fits. Where no single change is cheaper (a context
+    model can have such a local minimum: hybrid's down-samplings at the last
+    blocks, one more not allowed) the fastest sub-network is taken, which fits
+    (the budget was checked against it). Mutation and crossover are the
+    space's own; the strategy's constraint still filters what they produce.
     """
     import copy
 
-    cheaper = {
-        name: {value: [v for v in values if values[v] < values[value]] for value in values}
-        for name, values in model.table.items()
-    }
     sample = space.sample
 
     def sample_within(rng: Any) -> Any:
         arch = space.canonical(sample(rng))
         while model.predict(space, arch) > budget:
-            movable = [name for name in cheaper if cheaper[name][arch[name]]]
-            name = movable[int(rng.integers(len(movable)))]
-            options = cheaper[name][arch[name]]
+            moves = model.cheaper(space, arch)
+            if not moves:
+                return model.fastest(space)[0]
+            name = list(moves)[int(rng.integers(len(moves)))]
+            options = moves[name]
             decisions = arch.as_dict()
             decisions[name] = options[int(rng.integers(len(options)))]
             arch = space.canonical(space.make(decisions))

@@ -38,6 +38,7 @@ function, equal within float rounding.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -157,6 +158,42 @@ def reachable(space: HybridSpace) -> list[list[BlockPlan]]:
     return result
 
 
+def cheapest(
+    space: HybridSpace,
+    block_cost: Callable[[BlockPlan], float],
+    head_cost: Callable[[int, int], float],
+) -> tuple[Architecture, float]:
+    """The architecture minimising the sum of its blocks' ``block_cost`` and ``head_cost(stage, width)``, exactly.
+
+    By dynamic programming: a block's cost may depend on its own decisions and
+    on what it receives, which depends on the earlier blocks only through
+    (down-samplings so far, previous width), the states of the programme. So
+    both the largest and smallest supernet paths (cost: minus or plus the
+    weights) and the fastest sub-network of a context latency table (cost: the
+    table's entries) are found exactly without enumerating the space. Ties go
+    to the first option in the space's choice order.
+    """
+    Partial = tuple[float, dict[str, Scalar]]  # cost so far, decisions so far
+    frontier: dict[tuple[int, int], Partial] = {(0, space.base_width): (0.0, {})}
+    for name in space.block_names:
+        found: dict[tuple[int, int], list[Partial]] = {}
+        for (downs, c_in), (cost, decisions) in frontier.items():
+            for plan in options(space, name, downs, c_in):
+                chosen = {
+                    f"{name}.type": plan.op,
+                    f"{name}.down": plan.stride == 2,
+                    f"{name}.width": plan.width,
+                }
+                found.setdefault((plan.stage, plan.c_out), []).append(
+                    (cost + block_cost(plan), {**decisions, **chosen})
+                )
+        frontier = {key: min(partials, key=lambda p: p[0]) for key, partials in found.items()}
+    total, decisions = min(
+        ((cost + head_cost(stage, c), d) for (stage, c), (cost, d) in frontier.items()), key=lambda p: p[0]
+    )
+    return space.make(decisions), total
+
+
 def transition_kind(plan: BlockPlan) -> str | None:
     """``down`` (3x3 stride 2), ``proj`` (1x1, a width change) or None: the stand-alone block's transition."""
     if not has_transition(plan.c_in, plan.c_out, plan.stride):
@@ -224,30 +261,13 @@ class HybridElasticSupernet(ElasticSupernet):
         return self._extreme(sign=-1)
 
     def _extreme(self, sign: int) -> Architecture:
-        """The architecture with the most (``sign=1``) or fewest (``-1``) weights, exactly, by dynamic programming.
-
-        A block's weights depend on its own decisions and on its input width,
-        which depends on the earlier blocks only through (down-samplings so
-        far, previous width): the states of the programme. Ties go to the
-        first option in the space's choice order.
-        """
-        space = self.space
-        Partial = tuple[int, dict[str, Scalar]]  # weights so far, decisions so far
-        frontier: dict[tuple[int, int], Partial] = {(0, space.base_width): (0, {})}  # type: ignore[attr-defined]
-        for name, block in self.blocks.items():
-            found: dict[tuple[int, int], list[Partial]] = {}
-            for (downs, c_in), (weights, decisions) in frontier.items():
-                for plan in options(space, name, downs, c_in):  # type: ignore[arg-type]
-                    chosen = {
-                        f"{name}.type": plan.op,
-                        f"{name}.down": plan.stride == 2,
-                        f"{name}.width": plan.width,
-                    }
-                    total = weights + parameter_count(block.state(plan))
-                    found.setdefault((plan.stage, plan.c_out), []).append((total, {**decisions, **chosen}))
-            frontier = {key: max(partials, key=lambda p: sign * p[0]) for key, partials in found.items()}
-        finals = [(w + parameter_count(self.head_state(c)), d) for (_, c), (w, d) in frontier.items()]
-        return space.make(max(finals, key=lambda p: sign * p[0])[1])
+        """The architecture with the most (``sign=1``) or fewest (``-1``) weights, exactly (:func:`cheapest`)."""
+        arch, _ = cheapest(
+            self.space,  # type: ignore[arg-type]
+            lambda plan: -sign * parameter_count(self.blocks[plan.name].state(plan)),
+            lambda stage, c: -sign * parameter_count(self.head_state(c)),
+        )
+        return arch
 
     def residual_norms(self) -> list[nn.BatchNorm2d]:
         """The last BatchNorm of every conv body (the attention bodies end in a linear layer, no BN)."""
@@ -292,6 +312,7 @@ __all__ = [
     "ElasticConvBody",
     "ElasticHybridBlock",
     "HybridElasticSupernet",
+    "cheapest",
     "options",
     "reachable",
     "transition_kind",

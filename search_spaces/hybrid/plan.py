@@ -10,6 +10,8 @@ from dataclasses import dataclass
 TYPES: tuple[str, ...] = ("conv", "attn")
 DOWNS: tuple[bool, ...] = (False, True)
 WIDTHS: tuple[int, ...] = (1, 2)
+#: The letter of each block type in the string form (``vA2``: down-sample, attention, width 2).
+LETTERS: dict[str, str] = {"conv": "C", "attn": "A"}
 
 #: Target width of one attention head.
 HEAD_DIM = 32
@@ -49,4 +51,4 @@ class BlockPlan:
         return num_heads(self.c_out) if self.op == "attn" else 0
 
 
-__all__ = ["DOWNS", "MLP_RATIO", "TYPES", "WIDTHS", "BlockPlan", "num_heads", "stem_stride"]
+__all__ = ["DOWNS", "LETTERS", "MLP_RATIO", "TYPES", "WIDTHS", "BlockPlan", "num_heads", "stem_stride"]

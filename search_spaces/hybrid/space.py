@@ -64,13 +64,12 @@ from nas.core.space import MAX_DEPTH, MAX_WIDTH
 from search_spaces.base import TorchSpace
 from search_spaces.hybrid.morphisms import VIEW as MORPHISMS
 from search_spaces.hybrid.oneshot import VIEW
-from search_spaces.hybrid.plan import DOWNS, TYPES, WIDTHS, BlockPlan
+from search_spaces.hybrid.plan import DOWNS, LETTERS, TYPES, WIDTHS, BlockPlan
 
 if TYPE_CHECKING:
     from torch import nn
 
-_LETTER = {"conv": "C", "attn": "A"}
-_TYPE_OF = {letter: op for op, letter in _LETTER.items()}
+_TYPE_OF = {letter: op for op, letter in LETTERS.items()}
 _TOKEN_RE = re.compile(r"^(v?)([CA])([12])$")
 _TOKEN_HELP = "[v]{C|A}{1|2} ('v' = down-sample, C = conv, A = attention, digit = width), e.g. 'vA2'"
 
@@ -182,7 +181,7 @@ class HybridSpace(TorchSpace):
     def format(self, arch: Architecture) -> str:
         self.validate(arch)
         return "-".join(
-            f"{'v' if arch[f'{b}.down'] else ''}{_LETTER[str(arch[f'{b}.type'])]}{arch[f'{b}.width']}"
+            f"{'v' if arch[f'{b}.down'] else ''}{LETTERS[str(arch[f'{b}.type'])]}{arch[f'{b}.width']}"
             for b in self.block_names
         )
 
