@@ -11,7 +11,8 @@ get when they are fed to NAS-Bench-101 predictors), with the cell's own nodes
 labelled by their ``kind`` (input, intermediate, output).
 
 Two simplifications make the graph the computation rather than the genotype:
-``none`` (zero) edges are dropped, since they carry nothing, and nodes on no
+zero-op edges (:meth:`~nas.core.SearchSpace.zero_ops`, ``none`` in ``nb201``)
+are dropped, since they carry nothing, and nodes on no
 input-to-output path are pruned, since they cannot change the output. Two
 genotypes that differ only in dead operations then give the same graph, which
 is what a predictor of accuracy should see.
@@ -27,8 +28,6 @@ import numpy as np
 
 from nas.core import Architecture, SearchSpace
 
-#: Edge operations that carry no data: the edge is dropped.
-ZERO_OPS: frozenset[str] = frozenset({"none", "zero"})
 #: The label of a node whose label the vocabulary does not know.
 OTHER = "other"
 
@@ -51,11 +50,12 @@ class OpGraph:
 
 
 def op_labels(space: SearchSpace) -> list[str]:
-    """The operation names a space can choose (string choice values), zero ops excluded."""
+    """The operation names a space can choose (string choice values), the space's zero ops excluded."""
+    zero = space.zero_ops()
     labels: list[str] = []
     for values in space.choices().values():
         for value in values:
-            if isinstance(value, str) and value not in ZERO_OPS and value not in labels:
+            if isinstance(value, str) and value not in zero and value not in labels:
                 labels.append(value)
     return labels
 
@@ -75,12 +75,13 @@ def op_graph(space: SearchSpace, arch: Architecture, *, prune: bool = True) -> O
     """``arch`` as an operation-on-node graph, nodes in a deterministic topological order."""
     source = space.to_graph(arch)
     ops = set(op_labels(space))
+    zero = space.zero_ops()
     graph = nx.DiGraph()
     for node, data in source.nodes(data=True):
         graph.add_node(("n", node), op=str(data.get("op", data.get("kind", "node"))))
     for u, v, data in source.edges(data=True):
         op = data.get("op")
-        if op in ZERO_OPS:
+        if op in zero:
             continue
         if op in ops:  # an operation on the edge becomes a node of its own
             middle = ("e", u, v)

@@ -1,7 +1,7 @@
 """Real ``nas search`` subprocesses for the fault tests: start, watch through the store, kill, check.
 
 Shared by the tests that interrupt, kill or starve a driver
-(``test_search_lifecycle``, ``test_driver_lease``, ``test_search_faults``,
+(``test_search_lifecycle``, ``test_oneshot_ray``, ``test_driver_lease``, ``test_search_db_faults``,
 ``test_worker_faults``, ``test_data_parallel``, ``test_freeze_thaw``):
 the command line, the environment that makes the test plugins importable,
 a poll of the store that tolerates a store still being created, a driver
@@ -104,12 +104,20 @@ class Driver:
 
     def wait_for(self, what: str, find: Callable[[nas.Study], T | None], timeout: float = 600.0) -> T:
         """Poll the store until ``find`` returns something; fail if the driver exits first."""
+        return self.until(what, lambda: find(self.study()), timeout)
+
+    def until(self, what: str, check: Callable[[], T | None], timeout: float = 600.0) -> T:
+        """Poll ``check`` until it returns something (not None); fail if the driver exits first.
+
+        For what the store does not hold (a supernet's checkpoint file); store
+        errors while the study is being created count as nothing yet.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 pytest.fail(f"the driver exited ({self.process.returncode}) before {what}:\n{self.output()}")
             try:
-                found = find(self.study())
+                found = check()
             except (nas.NASError, ValueError, KeyError):
                 found = None  # the study is being created
             if found is not None:
@@ -121,6 +129,14 @@ class Driver:
         """SIGKILL the driver alone (its Ray workers live on until the session is killed) and reap it."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=600)
+
+    def interrupt(self, timeout: float = 180.0) -> int:
+        """Ctrl+C the driver alone (SIGINT, as a terminal sends it) and return its exit code once it stops."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the driver did not stop {timeout:.0f} s after Ctrl+C:\n{self.output()}")
 
     def finish(self, timeout: float = 600.0) -> None:
         try:

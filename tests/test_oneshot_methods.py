@@ -332,6 +332,34 @@ def test_gold_nas_resource_penalty_shrinks_the_kept_set(data: Dataset) -> None:
     assert heavy.kept_cost() < target.kept_cost() <= 0.6 < light.kept_cost() and target.prune() == 0
 
 
+def test_gold_nas_prunes_fbnet_blocks_per_layer(data: Dataset) -> None:
+    """On fbnet (alpha per layer) an edge is a layer: the kept-op masks are per-layer block masks."""
+    searcher = make_on("gold_nas", FBNET, data, prune_threshold=0.2, prune_max=30)
+    blocks, layer = list(LAYERS.ops), LAYERS.edges[0]
+    kept, cost = searcher.kept["layers"], searcher.costs["layers"]
+    assert kept.shape == cost.shape == (len(LAYERS.edges), len(blocks)) and kept.all()  # fbnet has no zero op
+    assert float(cost.sum()) == pytest.approx(1.0, rel=1e-5)  # shares of the whole supernet
+    identity = torch.tensor([plan.keeps_shape for plan in FBNET.plans])
+    assert (cost[identity, blocks.index("skip")] == 0).all()  # where skip is the identity it costs nothing
+    assert (cost[:, [b != "skip" for b in blocks]] > 0).all()  # every MBConv block has weights
+    with torch.no_grad():
+        searcher.alpha["layers"][0, :] = -5.0  # every block of the first layer below the threshold...
+        searcher.alpha["layers"][0, 2] = -4.0  # ...this one the strongest
+        searcher.alpha["layers"][1, 3] = -6.0
+    before = searcher.kept_cost()
+    assert searcher.prune() == len(blocks)  # the first layer keeps one block, the second loses one
+    assert kept[0].tolist() == [b == 2 for b in range(len(blocks))]
+    assert int(kept[1].sum()) == len(blocks) - 1 and not kept[1, 3] and kept[2:].all()
+    assert searcher.kept_cost() < before
+    with torch.no_grad():  # a pruned block has weight 0 and no gradient, however strong alpha becomes
+        searcher.alpha["layers"][0, 0] = 5.0
+    assert float(searcher.op_weights()["layers"][0, 0]) == 0.0
+    searcher.one_level_step(searcher.data.x_weights[:16], searcher.data.y_weights[:16])
+    grad = searcher.alpha["layers"].grad
+    assert float(grad[~kept].abs().sum()) == 0.0 and grad[kept].abs().sum() > 0
+    assert searcher.derive()[layer] == blocks[2]  # the layer's survivor, not the pruned strong alpha
+
+
 # -- sd_darts -------------------------------------------------------------------------------------------------------
 
 

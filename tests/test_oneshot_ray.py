@@ -10,14 +10,13 @@ the command again finds everything done and trains nothing.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+from search_processes import driver
 
 import nas
 from nas.core import TrialState
@@ -111,23 +110,11 @@ def test_killed_driver_resumes_the_supernet_from_its_last_epoch(tmp_path: Path, 
     config, path = tiny_config(tmp_path, epochs=epochs, seeds=1, rank_correlation=0)
     storage = f"sqlite:///{tmp_path / 'store.db'}"
     checkpoints = tmp_path / "store_artifacts" / config["name"] / "oneshot"
-    driver = subprocess.Popen(
-        command(path, storage),
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        cwd=tmp_path,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 600
-        while not list(checkpoints.glob("*-checkpoints/seed-0/oneshot.pt")):
-            assert driver.poll() is None, "the driver ended before its first checkpoint"
-            assert time.monotonic() < deadline, "no supernet checkpoint in time"
-            time.sleep(0.5)
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
-        driver.wait(timeout=60)
+    with driver(config, tmp_path, storage) as search:  # leaving it SIGKILLs the driver and its Ray
+        search.until(
+            "the supernet's first checkpoint",
+            lambda: next(checkpoints.glob("*-checkpoints/seed-0/oneshot.pt"), None),
+        )
     study = nas.load_study(config["name"], storage=storage)
     assert not study.trials()  # nothing stored: the supernet had not finished
 

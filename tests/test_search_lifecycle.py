@@ -14,16 +14,13 @@ by SIGINT while its supernet trains, before any trial exists: it ends
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
-from search_processes import kill_group, plugin_env, search_command, wait_for
+from search_processes import driver
 
 import nas
 from nas.core import TrialState
@@ -36,6 +33,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
 TRIALS = 5
 BEAT_S = "0.5"
+#: Where a one-shot search checkpoints its first seed's supernet, under the store's artifacts.
+CHECKPOINT = "*-checkpoints/seed-0/oneshot.pt"
 
 
 def test_interrupt_then_kill_then_resume_to_finished(tmp_path, monkeypatch) -> None:
@@ -49,33 +48,25 @@ def test_interrupt_then_kill_then_resume_to_finished(tmp_path, monkeypatch) -> N
         "evaluator": {"name": "curve", "steps": 3, "sleep_s": 0.4},
         "budget": {"trials": TRIALS, "concurrent": 1},
     }
-    command = search_command(config, tmp_path, url)
-    env = plugin_env()
 
     def study() -> nas.Study:
         return nas.load_study("life", storage=url)
 
-    def started(*, complete: int) -> Callable[[], bool]:
-        def check() -> bool:
-            counts = study().count_trials()
-            return counts[TrialState.COMPLETE] >= complete and counts[TrialState.RUNNING] > 0
+    def started(*, complete: int) -> Callable[[nas.Study], bool | None]:
+        def find(study: nas.Study) -> bool | None:
+            counts = study.count_trials()
+            return (counts[TrialState.COMPLETE] >= complete and counts[TrialState.RUNNING] > 0) or None
 
-        return check
+        return find
 
     # 1. Ctrl+C mid-search.
-    driver = subprocess.Popen(
-        command, env=env, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        wait_for("a running trial after a finished one", started(complete=1))
-        driver.send_signal(signal.SIGINT)
-        out, err = driver.communicate(timeout=90)
-    finally:
-        kill_group(driver.pid)
-    assert driver.returncode == 130, err.decode()[-2000:]
-    assert "study 'life' interrupted by Ctrl+C" in err.decode()
-    assert "run the same command again to resume it" in err.decode()
-    assert b"finished trials" not in out  # no success summary
+    with driver(config, tmp_path, url) as search:
+        search.wait_for("a running trial after a finished one", started(complete=1))
+        assert search.interrupt(timeout=90) == 130, search.output()
+        log = search.log.read_text(errors="replace")
+    assert "study 'life' interrupted by Ctrl+C" in log
+    assert "run the same command again to resume it" in log
+    assert "finished trials" not in log  # no success summary
     assert study().status is StudyStatus.INTERRUPTED
     trials = study().trials()
     assert not [t for t in trials if t.state is TrialState.RUNNING]
@@ -84,21 +75,18 @@ def test_interrupt_then_kill_then_resume_to_finished(tmp_path, monkeypatch) -> N
     assert len(effective_finished(trials)) < TRIALS
 
     # 2. The rerun resumes (running again), then its driver is SIGKILLed: the study reads stale.
-    driver = subprocess.Popen(command, env=env, cwd=tmp_path, start_new_session=True)
-    try:
-        wait_for(
+    with driver(config, tmp_path, url) as search:
+        search.wait_for(
             "the rerun to run a trial",
-            lambda: study().status is StudyStatus.RUNNING and started(complete=0)(),
+            lambda study: (study.status is StudyStatus.RUNNING and started(complete=0)(study)) or None,
         )
-        driver.send_signal(signal.SIGKILL)
-        driver.wait(timeout=30)
-    finally:
-        kill_group(driver.pid)
+        search.kill()
     time.sleep(stale_after_s() + 0.5)
     assert study().status is StudyStatus.STALE
 
     # 3. The next rerun brings it to finished with exactly the budget.
-    subprocess.run(command, env=env, cwd=tmp_path, check=True, timeout=300, capture_output=True)
+    with driver(config, tmp_path, url) as search:
+        search.finish(timeout=300)
     final = study()
     assert final.status is StudyStatus.FINISHED
     trials = final.trials()
@@ -121,28 +109,15 @@ def test_ctrl_c_during_one_shot_supernet_training_ends_interrupted(tmp_path, dat
             "seeds": 1,
         }
     )
-    path = tmp_path / "oneshot.yaml"
-    path.write_text(yaml.safe_dump(config))
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     checkpoints = tmp_path / "nas_artifacts" / config["name"] / "oneshot"
-    command = [sys.executable, "-m", "nas.cli", "search", str(path), "--storage", url, "--quiet"]
-    driver = subprocess.Popen(
-        command, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-
-    def training() -> bool:  # the supernet has finished an epoch: it is training now
-        assert driver.poll() is None, driver.communicate()[1].decode()[-2000:]
-        return bool(list(checkpoints.glob("*-checkpoints/seed-0/oneshot.pt")))
-
-    try:
-        wait_for("the supernet's first checkpoint", training, timeout=600)
-        driver.send_signal(signal.SIGINT)
-        out, err = driver.communicate(timeout=180)
-    finally:
-        kill_group(driver.pid)
-    assert driver.returncode == 130, err.decode()[-2000:]
-    assert f"study '{config['name']}' interrupted by Ctrl+C" in err.decode()
-    assert b"finished trials" not in out  # no success summary
+    with driver(config, tmp_path, url) as search:
+        # The supernet has finished an epoch: it is training now.
+        search.until("the supernet's first checkpoint", lambda: next(checkpoints.glob(CHECKPOINT), None))
+        assert search.interrupt(timeout=180) == 130, search.output()
+        log = search.log.read_text(errors="replace")
+    assert f"study '{config['name']}' interrupted by Ctrl+C" in log
+    assert "finished trials" not in log  # no success summary
     study = nas.load_study(config["name"], storage=url)
     assert study.status is StudyStatus.INTERRUPTED
     assert not study.trials(states=TrialState.RUNNING)

@@ -25,6 +25,7 @@ import numpy as np
 
 from nas.core.errors import ConfigError
 from nas.data.choice import wants_streaming
+from nas.data.consistency import check_consistent
 from nas.data.dataset import Dataset
 from nas.data.images import IMAGE_SUFFIXES, decode_image
 from nas.settings.dataset import DatasetConfig
@@ -89,14 +90,8 @@ def scan_image_folder(config: DatasetConfig) -> FolderScan:
     train = _list_split(root, train_root, classes, skip, skipped, sizes, modes, require_all=True)
     test: tuple[list[str], list[int]] = ([], [])
     if train_root != root and (root / "test").is_dir():
-        test_classes = _class_folders(root / "test")
-        if test_classes != classes:
-            missing = sorted(set(classes) - set(test_classes))
-            extra = sorted(set(test_classes) - set(classes))
-            raise ConfigError(
-                f"image_folder {root}: class folders differ between train/ and test/ (test lacks {missing}, "
-                f"has extra {extra}); both must hold the same classes: {list(classes)}"
-            )
+        found = {"classes": list(_class_folders(root / "test"))}
+        check_consistent(f"image_folder {root}", "test", found, "train", {"classes": list(classes)})
         test = _list_split(root, root / "test", classes, skip, skipped, sizes, modes, require_all=False)
     if skipped:
         logger.warning(

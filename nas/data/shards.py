@@ -43,6 +43,7 @@ import numpy as np
 
 from nas.core.errors import ConfigError
 from nas.data.choice import wants_streaming
+from nas.data.consistency import check_consistent
 from nas.data.dataset import Dataset
 from nas.data.image_folder import FolderScan, scan_image_folder
 from nas.data.images import decode_image, read_images
@@ -168,11 +169,7 @@ def scan_shards(config: DatasetConfig) -> ShardScan:
         for f, path in enumerate(files):
             shard_meta, sizes, shard_labels = _read_shard_header(path)
             expected = {**(meta or shard_meta), "split": split}
-            if {**shard_meta, "split": shard_meta.get("split")} != expected:
-                raise ConfigError(
-                    f"parquet shard {path} was written for {shard_meta}, other shards for {expected}; "
-                    "all shards of a directory must hold the same classes, image size and mode"
-                )
+            check_consistent(f"parquet {root}", path.name, shard_meta, train_files[0].name, expected)
             meta = meta or shard_meta
             for g, count in enumerate(sizes):
                 groups.append((f, g, rows))

@@ -23,8 +23,14 @@ GOLD-NAS drops three habits of DARTS at once:
   ``resource_weight``) after one that pruned (keep it gradual). A pruned op
   gets weight 0 and no gradient, so it can never come back.
 
-Our spaces need an op on every edge (nb201: one per edge; darts: two inputs
-per node), so an edge's last op is never pruned, and the search stops when
+It searches the cell spaces and ``fbnet``, whose supernet takes alpha per
+layer (:data:`~nas.core.oneshot.LAYER_ALPHA`): there an "edge" is a layer and
+its ops are the layer's candidate blocks, so the kept-op masks are per-layer
+block masks and the prices are each block's (``skip`` costs nothing, so a
+strong penalty makes a layer's identity block the survivor, a shallower
+network). Our spaces need an op on every edge (nb201: one per edge; darts:
+two inputs per node; fbnet: one block per layer), so an edge's last op is
+never pruned, and the search stops when
 every edge is down to one op or, as GOLD-NAS stops at a FLOPs target, when
 the kept ops cost at most ``min_resource`` of the supernet (``kept_ops`` and
 ``kept_cost`` are stored per epoch). The derived architecture is what survives: per
@@ -48,7 +54,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nas.core.oneshot import ONESHOT
+from nas.core.oneshot import CELL, LAYER_ALPHA, ONESHOT
 from nas.oneshot.differentiable import DifferentiableMethod
 from nas.supernet.pricing import price_ops
 
@@ -63,6 +69,7 @@ class GoldNasMethod(DifferentiableMethod):
     """One-level search with sigmoid op weights and gradual resource-constrained pruning (see the module)."""
 
     name = "gold_nas"
+    kinds = (CELL, LAYER_ALPHA)
 
     def init_arch_parameters(self) -> None:
         super().init_arch_parameters()
