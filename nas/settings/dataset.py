@@ -16,7 +16,15 @@ from nas.core.space import MAX_CLASSES, MAX_SIDE, check_input_shape
 from nas.settings.sections import Section, Seed
 
 #: Datasets built into :mod:`nas.data`; anything else must be ``"package.module:function"``.
-BUILTIN_DATASETS: tuple[str, ...] = ("digits", "cifar10", "image_folder", "npy", "parquet", "synthetic")
+BUILTIN_DATASETS: tuple[str, ...] = (
+    "digits",
+    "cifar10",
+    "image_folder",
+    "npy",
+    "parquet",
+    "webdataset",
+    "synthetic",
+)
 
 #: ``streaming`` unset: a source whose decoded float32 training images would take more than this
 #: many bytes is streamed (read per batch by data workers) instead of held in memory.
@@ -28,12 +36,12 @@ FUNCTION_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 #: Dataset fields used only by some datasets (``None`` = unset); the rest apply to all.
 _DATASET_FIELDS: dict[str, tuple[str, ...]] = {
-    "path": ("cifar10", "image_folder", "npy", "parquet"),
+    "path": ("cifar10", "image_folder", "npy", "parquet", "webdataset"),
     "image_size": ("image_folder",),
     "grayscale": ("image_folder",),
-    "streaming": ("image_folder", "npy", "parquet"),
+    "streaming": ("image_folder", "npy", "parquet", "webdataset"),
     "on_error": ("image_folder",),
-    "loader_workers": ("image_folder", "npy", "parquet"),
+    "loader_workers": ("image_folder", "npy", "parquet", "webdataset"),
     "reader": ("parquet",),
     "num_samples": ("synthetic",),
     "num_test": ("synthetic",),
@@ -152,6 +160,11 @@ class DatasetConfig(Section):
             raise ConfigError(
                 "dataset reader: ray reads a streamed split; it contradicts streaming: false "
                 "(drop one of them)"
+            )
+        if self.name == "webdataset" and self.path is None:
+            raise ConfigError(
+                "dataset 'webdataset' needs 'path': a directory of train-*.tar shards "
+                "(see `nas shards --format tar`)"
             )
         if self.name == "npy" and self.path is None:
             raise ConfigError(
