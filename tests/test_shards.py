@@ -1,4 +1,4 @@
-"""Parquet shards and the Ray Data reader: the same data as the image folder, one split, bad input refused.
+"""Parquet (and tar) shards and the Ray Data reader: the same data as the image folder, one split, bad input refused.
 
 The folders are generated PNGs (``write_folder`` of tests/test_streaming.py);
 shards are written from them with the real writer and read with pyarrow; the
@@ -24,8 +24,9 @@ import nas
 from nas.cli import main
 from nas.core import ConfigError, TrialState
 from nas.data import Dataset, load_dataset
-from nas.data.shards import write_parquet_shards
+from nas.data.shards import ParquetRows, write_parquet_shards
 from nas.data.streaming import StreamingDataset
+from nas.data.tar_shards import TarRows, write_tar_shards
 from nas.runner import run_search
 from nas.settings import load_config
 
@@ -48,6 +49,14 @@ def shards(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def tars(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tars") / "set"
+    written = write_tar_shards({**FOLDER, "path": str(folder)}, out, rows_per_shard=50)
+    assert written["train"] == {"rows": 210, "shards": 5} and written["test"] == {"rows": 12, "shards": 1}
+    return out
+
+
 def same_batches(a: list, b: list) -> bool:
     return len(a) == len(b) > 0 and all(
         torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in zip(a, b, strict=True)
@@ -55,15 +64,18 @@ def same_batches(a: list, b: list) -> bool:
 
 
 @pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("name", ["parquet", "webdataset"])
 def test_shards_give_the_folders_batches_in_memory_and_streamed(
-    folder: Path, shards: Path, workers: int
+    folder: Path, shards: Path, tars: Path, name: str, workers: int
 ) -> None:
+    path = str(shards if name == "parquet" else tars)
     memory = load_dataset({**FOLDER, "path": str(folder), "streaming": False}, seed=3)
-    from_shards = load_dataset({"name": "parquet", "path": str(shards), "streaming": False}, seed=3)
+    from_shards = load_dataset({"name": name, "path": path, "streaming": False}, seed=3)
     streamed = load_dataset(
-        {"name": "parquet", "path": str(shards), "streaming": True, "loader_workers": workers}, seed=3
+        {"name": name, "path": path, "streaming": True, "loader_workers": workers}, seed=3
     )
     assert isinstance(from_shards, Dataset) and isinstance(streamed, StreamingDataset)
+    assert isinstance(streamed.source, ParquetRows if name == "parquet" else TarRows)
     assert memory.info["split"] == from_shards.info["split"] == streamed.info["split"]
     assert memory.preprocessing == from_shards.preprocessing == streamed.preprocessing
     assert np.array_equal(memory.x_test, from_shards.x_test) and streamed.summary()["test"] == 12
@@ -71,7 +83,7 @@ def test_shards_give_the_folders_batches_in_memory_and_streamed(
         reference = epoch(memory, split, seed, augment)
         assert same_batches(reference, epoch(from_shards, split, seed, augment))
         assert same_batches(reference, epoch(streamed, split, seed, augment))
-    assert len(pickle.dumps(streamed)) < 210 * 3 * 16 * 16 / 4  # shard names and row groups, no pixels
+    assert len(pickle.dumps(streamed)) < 210 * 3 * 16 * 16 / 4  # shard names and row offsets, no pixels
 
 
 def test_the_validation_split_is_fixed_by_seed_for_every_reader(shards: Path) -> None:

@@ -1,4 +1,7 @@
-"""WebDataset tar shards: the same data as the image folder and its Parquet shards, bad shards refused.
+"""WebDataset tar shards: the format, the writer's CLI, bad shards refused.
+
+That tar shards give the folder's split and batches, in memory and streamed,
+is tests/test_shards.py's test, run for both shard formats.
 
 Folders are generated PNGs (``write_folder`` of tests/test_streaming.py),
 written as tar shards by the real writer (``nas shards --format tar``) and
@@ -10,63 +13,22 @@ from __future__ import annotations
 
 import io
 import json
-import pickle
 import tarfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 import test_shards
 from click.testing import CliRunner
-from test_shards import FOLDER, same_batches
-from test_streaming import epoch
 
 from nas.cli import main
 from nas.core import ConfigError
-from nas.data import Dataset, load_dataset
-from nas.data.shards import write_parquet_shards
-from nas.data.streaming import StreamingDataset
-from nas.data.tar_shards import META_MEMBER, TarRows, write_tar_shards
+from nas.data import load_dataset
+from nas.data.tar_shards import META_MEMBER
 
-folder = test_shards.folder  # the same generated image folder (210 train, 12 test images)
+folder = test_shards.folder  # the generated image folder (210 train, 12 test images)
 
 
-@pytest.fixture(scope="module")
-def tars(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("tars") / "set"
-    written = write_tar_shards({**FOLDER, "path": str(folder)}, out, rows_per_shard=50)
-    assert written["train"] == {"rows": 210, "shards": 5} and written["test"] == {"rows": 12, "shards": 1}
-    return out
-
-
-@pytest.mark.parametrize("workers", [0, 2])
-def test_tar_shards_give_the_folders_batches_in_memory_and_streamed(
-    folder: Path, tars: Path, tmp_path: Path, workers: int
-) -> None:
-    memory = load_dataset({**FOLDER, "path": str(folder), "streaming": False}, seed=3)
-    parquet = tmp_path / "parquet"
-    write_parquet_shards({**FOLDER, "path": str(folder)}, parquet, rows_per_shard=50)
-    from_parquet = load_dataset({"name": "parquet", "path": str(parquet), "streaming": True}, seed=3)
-    from_tars = load_dataset({"name": "webdataset", "path": str(tars), "streaming": False}, seed=3)
-    streamed = load_dataset(
-        {"name": "webdataset", "path": str(tars), "streaming": True, "loader_workers": workers}, seed=3
-    )
-    assert isinstance(from_tars, Dataset) and isinstance(streamed, StreamingDataset)
-    assert isinstance(streamed.source, TarRows)
-    assert (
-        memory.info["split"]
-        == from_tars.info["split"]
-        == streamed.info["split"]
-        == from_parquet.info["split"]
-    )
-    assert memory.preprocessing == from_tars.preprocessing == streamed.preprocessing
-    assert np.array_equal(memory.x_test, from_tars.x_test) and streamed.summary()["test"] == 12
-    for split, seed, augment in [("train", 5, True), ("val", None, False)]:
-        reference = epoch(memory, split, seed, augment)
-        assert same_batches(reference, epoch(from_tars, split, seed, augment))
-        assert same_batches(reference, epoch(streamed, split, seed, augment))
-        assert same_batches(reference, epoch(from_parquet, split, seed, augment))
-    assert len(pickle.dumps(streamed)) < 210 * 3 * 16 * 16 / 4  # shard names and offsets, no pixels
+tars = test_shards.tars  # the folder written as tar shards (5 train shards, 1 test shard)
 
 
 def test_a_tar_shard_is_a_plain_webdataset_tar(tars: Path, folder: Path) -> None:
