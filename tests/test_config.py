@@ -210,7 +210,7 @@ def test_bad_objectives_and_constraints() -> None:
     [
         (
             {"name": "mnist"},
-            "unknown dataset 'mnist'; allowed: digits, cifar10, image_folder, npy, parquet, synthetic",
+            "unknown dataset 'mnist'; allowed: digits, cifar10, image_folder, npy, parquet, webdataset, synthetic",
         ),
         ({"name": "digits", "path": "x.npz"}, "dataset field 'path' is not used by dataset 'digits'"),
         ({"name": "synthetic", "image_size": 8}, "'image_size' is not used by dataset 'synthetic'"),

@@ -1,8 +1,9 @@
-"""Parquet shards: the same data as the image folder, one split, bad input refused.
+"""Parquet (and tar) shards and the Ray Data reader: the same data as the image folder, one split, bad input refused.
 
 The folders are generated PNGs (``write_folder`` of tests/test_streaming.py);
-shards are written from them with the real writer and read with pyarrow,
-ending with a real ``nas search`` on a local Ray whose trials stream them.
+shards are written from them with the real writer and read with pyarrow; the
+Ray Data tests run ``ray.data.read_parquet`` on a local Ray, ending with a
+real ``nas search`` on digits shards whose trials read through Ray Data.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ import nas
 from nas.cli import main
 from nas.core import ConfigError, TrialState
 from nas.data import Dataset, load_dataset
-from nas.data.shards import write_parquet_shards
+from nas.data.shards import ParquetRows, write_parquet_shards
 from nas.data.streaming import StreamingDataset
+from nas.data.tar_shards import TarRows, write_tar_shards
 from nas.runner import run_search
+from nas.settings import load_config
 
 FOLDER = {"name": "image_folder", "image_size": 16}
 
@@ -46,6 +49,14 @@ def shards(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def tars(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tars") / "set"
+    written = write_tar_shards({**FOLDER, "path": str(folder)}, out, rows_per_shard=50)
+    assert written["train"] == {"rows": 210, "shards": 5} and written["test"] == {"rows": 12, "shards": 1}
+    return out
+
+
 def same_batches(a: list, b: list) -> bool:
     return len(a) == len(b) > 0 and all(
         torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in zip(a, b, strict=True)
@@ -53,15 +64,18 @@ def same_batches(a: list, b: list) -> bool:
 
 
 @pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("name", ["parquet", "webdataset"])
 def test_shards_give_the_folders_batches_in_memory_and_streamed(
-    folder: Path, shards: Path, workers: int
+    folder: Path, shards: Path, tars: Path, name: str, workers: int
 ) -> None:
+    path = str(shards if name == "parquet" else tars)
     memory = load_dataset({**FOLDER, "path": str(folder), "streaming": False}, seed=3)
-    from_shards = load_dataset({"name": "parquet", "path": str(shards), "streaming": False}, seed=3)
+    from_shards = load_dataset({"name": name, "path": path, "streaming": False}, seed=3)
     streamed = load_dataset(
-        {"name": "parquet", "path": str(shards), "streaming": True, "loader_workers": workers}, seed=3
+        {"name": name, "path": path, "streaming": True, "loader_workers": workers}, seed=3
     )
     assert isinstance(from_shards, Dataset) and isinstance(streamed, StreamingDataset)
+    assert isinstance(streamed.source, ParquetRows if name == "parquet" else TarRows)
     assert memory.info["split"] == from_shards.info["split"] == streamed.info["split"]
     assert memory.preprocessing == from_shards.preprocessing == streamed.preprocessing
     assert np.array_equal(memory.x_test, from_shards.x_test) and streamed.summary()["test"] == 12
@@ -69,7 +83,7 @@ def test_shards_give_the_folders_batches_in_memory_and_streamed(
         reference = epoch(memory, split, seed, augment)
         assert same_batches(reference, epoch(from_shards, split, seed, augment))
         assert same_batches(reference, epoch(streamed, split, seed, augment))
-    assert len(pickle.dumps(streamed)) < 210 * 3 * 16 * 16 / 4  # shard names and row groups, no pixels
+    assert len(pickle.dumps(streamed)) < 210 * 3 * 16 * 16 / 4  # shard names and row offsets, no pixels
 
 
 def test_the_validation_split_is_fixed_by_seed_for_every_reader(shards: Path) -> None:
@@ -153,3 +167,98 @@ def test_a_search_streams_shards_to_every_trial_with_one_split(
     expected = load_dataset({"name": "parquet", "path": str(shards), "streaming": True}, seed=0).info["split"]
     assert {str(t.user_attrs["dataset"]["split"]) for t in trials} == {str(expected)}
     assert "dataset.streaming" not in study.comparability  # how data is read is not what it is
+
+
+# -- the Ray Data reader ---------------------------------------------------------------------------
+
+
+def test_reader_is_checked_in_the_config() -> None:
+    with pytest.raises(ConfigError, match="(?s)'reader': 'spark'.*'torch' or 'ray'"):
+        load_dataset({"name": "parquet", "path": "x", "reader": "spark"})
+    with pytest.raises(ConfigError, match="contradicts streaming: false"):
+        load_dataset({"name": "parquet", "path": "x", "reader": "ray", "streaming": False})
+    with pytest.raises(ConfigError, match="'reader' is not used by dataset 'npy'; it applies to: parquet"):
+        load_dataset({"name": "npy", "path": "x", "reader": "ray"})
+    config = search_config(Path("x"), "r")
+    config["dataset"] = {"name": "parquet", "path": "x", "reader": "ray", "loader_workers": 2}
+    plan = load_config(config)
+    assert plan.trial_bundles == [{"CPU": 1.0, "GPU": 0.0}, {"CPU": 2.0}]
+    assert plan.per_trial == {"CPU": 3.0, "GPU": 0.0}
+    with pytest.raises(ConfigError, match="reader: ray with resources.workers=2"):
+        load_config({**config, "resources": {"workers": 2}})
+
+
+def test_reader_ray_falls_back_to_dataloader_workers_without_ray(shards: Path) -> None:
+    ray = pytest.importorskip("ray")
+    from nas.runner.ray_data import with_ray_reader
+
+    if ray.is_initialized():
+        pytest.skip("Ray is running in this process")
+    config = {"name": "parquet", "path": str(shards), "loader_workers": 0}
+    plain = load_dataset({**config, "streaming": True}, seed=0)
+    wrapped = with_ray_reader(load_dataset({**config, "reader": "ray"}, seed=0))
+    assert same_batches(epoch(plain, "train", 1, True), epoch(wrapped, "train", 1, True))
+    with pytest.raises(ConfigError, match="held in memory"):
+        with_ray_reader(load_dataset({**config, "streaming": False}, seed=0))
+
+
+@pytest.mark.ray
+def test_ray_data_reads_the_same_split_and_images(local_ray, folder: Path, shards: Path) -> None:
+    from nas.runner.ray_data import with_ray_reader
+
+    memory = load_dataset({**FOLDER, "path": str(folder), "streaming": False}, seed=3)
+    data = with_ray_reader(load_dataset({"name": "parquet", "path": str(shards), "reader": "ray"}, seed=3))
+    assert data.info["split"] == memory.info["split"]
+    # validation: batch for batch the in-memory split
+    assert same_batches(epoch(memory, "val", None, False), epoch(data, "val", None, False))
+    # training: the same images and labels, in a seeded order
+    batches = epoch(data, "train", 5, False)
+    x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+    assert len(y) == len(memory.y_train) and not torch.equal(y, torch.from_numpy(memory.y_train))
+    rows = sorted((tuple(v.tolist()), int(label)) for v, label in zip(x.flatten(1), y, strict=True))
+    expected = sorted(
+        (tuple(v.tolist()), int(label))
+        for v, label in zip(torch.from_numpy(memory.x_train).flatten(1), memory.y_train, strict=True)
+    )
+    assert rows == expected
+    # an epoch (order and augmentation) is a function of the trial's seed
+    assert same_batches(epoch(data, "train", 7, True), epoch(data, "train", 7, True))
+    assert not same_batches(epoch(data, "train", 7, True), epoch(data, "train", 8, True))
+
+
+def write_digits_folder(root: Path) -> Path:
+    """scikit-learn's digits as 8x8 greyscale PNGs: ``train/<digit>/`` and a fixed 20 % ``test/<digit>/``."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = (digits.images * (255 / 16)).round().astype(np.uint8)
+    for n, (image, label) in enumerate(zip(images, digits.target, strict=True)):
+        split = "test" if n % 5 == 0 else "train"
+        (root / split / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image, mode="L").save(root / split / str(label) / f"{n:04d}.png")
+    return root
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # the hang this guards against: Ray Data tasks waiting for CPUs trials hold
+def test_a_search_on_digits_shards_reads_through_ray_data(local_ray, tmp_path: Path) -> None:
+    folder = write_digits_folder(tmp_path / "digits")
+    out = tmp_path / "shards"
+    result = CliRunner().invoke(main, ["shards", str(folder), str(out), "--rows-per-shard", "400"])
+    assert result.exit_code == 0, result.output
+    dataset = {"name": "parquet", "path": str(out), "reader": "ray", "loader_workers": 1, "limit": 200}
+    config = search_config(out, "ray-data")
+    config["dataset"] = dataset
+    config["budget"] = {"trials": 2, "concurrent": 2}
+    config["evaluator"]["epochs"] = 1  # each Ray Data epoch starts its task workers: minutes on 2 cores
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    outcome = run_search(config, storage=url, show_progress=False)
+    study = nas.load_study("ray-data", storage=url)
+    trials = study.trials()
+    assert outcome.finished == 2 and {t.state for t in trials} == {TrialState.COMPLETE}
+    assert all(t.values for t in trials)
+    expected = load_dataset(dataset, seed=0).info["split"]
+    assert {str(t.user_attrs["dataset"]["split"]) for t in trials} == {str(expected)}
+    assert "dataset.reader" not in study.comparability  # how data is read is not what it is

@@ -23,6 +23,9 @@ Sources (``DatasetConfig.name``):
 * ``parquet`` -- ``train-*.parquet`` (optionally ``test-*.parquet``) shards
   of encoded images and labels written from an image folder by ``nas shards``
   (:mod:`nas.data.shards`);
+* ``webdataset`` -- ``train-*.tar`` (optionally ``test-*.tar``) WebDataset-style
+  shards of the same samples (``NNNNNNNNN.png`` + ``NNNNNNNNN.cls``), written by
+  ``nas shards --format tar`` (:mod:`nas.data.tar_shards`);
 * ``synthetic`` -- class prototypes plus Gaussian noise: learnable, any shape,
   made from the seed (for tests);
 * ``"package.module:function"`` -- a user function returning a
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from nas.core.errors import ConfigError
@@ -43,7 +47,8 @@ from nas.data.dataset import Dataset, Layout
 from nas.data.functions import load_function
 from nas.data.image_folder import IMAGE_SUFFIXES, load_image_folder
 from nas.data.npy import load_npy
-from nas.data.shards import load_parquet
+from nas.data.shards import PARQUET, load_shards
+from nas.data.tar_shards import WEBDATASET
 from nas.settings.dataset import DatasetConfig
 
 logger = logging.getLogger(__name__)
@@ -54,8 +59,9 @@ LOADERS: dict[str, Callable[[DatasetConfig, dict[str, Any]], Any]] = {
     "cifar10": load_cifar10,
     "image_folder": load_image_folder,
     "npy": load_npy,
-    "parquet": load_parquet,
+    "parquet": partial(load_shards, PARQUET),
     "synthetic": load_synthetic,
+    "webdataset": partial(load_shards, WEBDATASET),
 }
 
 

@@ -17,9 +17,11 @@ logger = logging.getLogger(__name__)
 
 
 def wants_streaming(config: DatasetConfig, decoded_bytes: int, where: str) -> bool:
-    """``config.streaming`` if set, else whether ``decoded_bytes`` is over the threshold (logged)."""
+    """``config.streaming`` if set, else ``True`` for ``reader: ray``, else whether ``decoded_bytes`` is over the threshold (logged)."""
     if config.streaming is not None:
         return config.streaming
+    if config.reader == "ray":  # Ray Data reads a streamed split: asking for it asks for streaming
+        return True
     threshold = dataset_settings.STREAMING_THRESHOLD_BYTES
     if decoded_bytes <= threshold:
         return False

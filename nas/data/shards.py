@@ -20,8 +20,14 @@ skipped and counted as ``on_error`` says), so the same folder and the same
 seed give the same validation split and the same batches as shards or as
 files. :func:`scan_shards` checks shards before any trial starts: at least
 one training shard, the three columns, one set of classes, size and mode in
-every shard of both splits, labels in range; it reads metadata and the
+every shard of both splits, no empty shard, labels in range; it reads metadata and the
 ``label`` column only.
+
+The writing loop (:func:`write_shards`), the checks (:func:`scan_shards`)
+and the loading (:func:`load_shards`) are shared with the WebDataset-style
+tar shards of :mod:`nas.data.tar_shards`: a :class:`ShardFormat` supplies
+only what differs (how a shard is written, how its header is read, which
+:class:`~nas.data.images.ImageSource` reads its rows).
 
 A streamed split reads its rows through :class:`ParquetRows`: a position is
 found by its row group, which is read whole (``image`` column only) and kept
@@ -35,6 +41,7 @@ from __future__ import annotations
 import bisect
 import json
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +53,7 @@ from nas.data.choice import wants_streaming
 from nas.data.consistency import check_consistent
 from nas.data.dataset import Dataset
 from nas.data.image_folder import FolderScan, scan_image_folder
-from nas.data.images import decode_image, read_images
+from nas.data.images import ImageSource, decode_image, read_images
 from nas.settings.dataset import DatasetConfig
 
 #: Rows per shard file and per row group when the writer is not told.
@@ -69,28 +76,57 @@ def _pyarrow() -> Any:
     return pyarrow
 
 
+# -- what differs between shard formats ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShardHeader:
+    """What a shard's header tells before any image is read: recorded metadata, labels, row layout."""
+
+    meta: dict[str, Any]
+    labels: np.ndarray
+    #: Format-specific row layout (row-group sizes of a Parquet file, member offsets of a tar).
+    layout: Any
+
+
+@dataclass(frozen=True)
+class ShardFormat:
+    """One shard file format: its ``name`` (the dataset name), file suffix, writer, header reader, rows."""
+
+    name: str
+    suffix: str
+    #: ``write(path, images, labels, start, meta, **options)``: one shard of encoded ``images``
+    #: (file name, bytes), rows ``start``, ``start + 1``, ... of the split.
+    write: Callable[..., None]
+    #: ``read_header(path)``: the shard's :class:`ShardHeader`; ConfigError naming the file if unreadable.
+    read_header: Callable[[Path], ShardHeader]
+    #: ``rows(files, headers, size, mode)``: the split's images by position.
+    rows: Callable[[tuple[str, ...], list[ShardHeader], tuple[int, int], str], ImageSource]
+
+
 # -- writing ----------------------------------------------------------------------------------------
 
 
-def write_parquet_shards(
+def write_shards(
+    fmt: ShardFormat,
     folder: DatasetConfig | dict[str, Any],
     out: str | Path,
     *,
     rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
-    row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
+    **options: Any,
 ) -> dict[str, Any]:
-    """Write the image folder ``folder`` describes as Parquet shards under ``out``; what was written.
+    """Write the image folder ``folder`` describes as ``fmt`` shards under ``out``; what was written.
 
     ``folder`` is an ``image_folder`` dataset config (``path``, and
     ``image_size``, ``grayscale``, ``on_error`` as for training on it). The
     folder is checked first, file by file, exactly as a search would;
     ``out`` must be empty or new, so shards of two folders never mix.
+    ``options`` go to the format's writer (Parquet: ``row_group_size``).
     """
-    pa = _pyarrow()
     config = folder if isinstance(folder, DatasetConfig) else DatasetConfig.model_validate(dict(folder))
     if config.name != "image_folder":
         raise ConfigError(f"shards are written from an image_folder dataset, not {config.name!r}")
-    for name, value in (("rows_per_shard", rows_per_shard), ("row_group_size", row_group_size)):
+    for name, value in {"rows_per_shard": rows_per_shard, **options}.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name}={value!r}; expected a positive integer")
     scan = scan_image_folder(config)
@@ -105,22 +141,46 @@ def write_parquet_shards(
     ):
         if not files or labels is None:
             continue
-        metadata = {_META: json.dumps(_shard_meta(scan, split)).encode()}
+        meta = _shard_meta(scan, split)
         shards = 0
         for shards, start in enumerate(range(0, len(files), rows_per_shard), start=1):
             stop = min(start + rows_per_shard, len(files))
-            table = pa.table(
-                {
-                    "image": pa.array([(scan.root / f).read_bytes() for f in files[start:stop]], pa.binary()),
-                    "label": pa.array(labels[start:stop], pa.int64()),
-                    "index": pa.array(np.arange(start, stop), pa.int64()),
-                }
-            ).replace_schema_metadata(metadata)
-            pa.parquet.write_table(
-                table, target / f"{split}-{shards - 1:05d}.parquet", row_group_size=row_group_size
-            )
+            images = [(f, (scan.root / f).read_bytes()) for f in files[start:stop]]
+            path = target / f"{split}-{shards - 1:05d}{fmt.suffix}"
+            fmt.write(path, images, np.asarray(labels[start:stop]), start, meta, **options)
         written[split] = {"rows": len(files), "shards": shards}
     return written
+
+
+def write_parquet_shards(
+    folder: DatasetConfig | dict[str, Any],
+    out: str | Path,
+    *,
+    rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
+    row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
+) -> dict[str, Any]:
+    """:func:`write_shards` as Parquet, ``row_group_size`` rows per row group."""
+    _pyarrow()
+    return write_shards(PARQUET, folder, out, rows_per_shard=rows_per_shard, row_group_size=row_group_size)
+
+
+def _write_parquet(
+    path: Path,
+    images: list[tuple[str, bytes]],
+    labels: np.ndarray,
+    start: int,
+    meta: dict[str, Any],
+    row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
+) -> None:
+    pa = _pyarrow()
+    table = pa.table(
+        {
+            "image": pa.array([data for _, data in images], pa.binary()),
+            "label": pa.array(labels, pa.int64()),
+            "index": pa.array(np.arange(start, start + len(images)), pa.int64()),
+        }
+    ).replace_schema_metadata({_META: json.dumps(meta).encode()})
+    pa.parquet.write_table(table, path, row_group_size=row_group_size)
 
 
 def _shard_meta(scan: FolderScan, split: str) -> dict[str, Any]:
@@ -132,15 +192,15 @@ def _shard_meta(scan: FolderScan, split: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ShardScan:
-    """Checked shards of one directory: files, row-group boundaries, labels, classes, size and mode."""
+    """Checked shards of one directory: their images by position, labels, classes, size and mode."""
 
     root: Path
     classes: tuple[str, ...]
     size: tuple[int, int]
     mode: str
-    train: ParquetRows
+    train: ImageSource
     train_labels: np.ndarray
-    test: ParquetRows | None = None
+    test: ImageSource | None = None
     test_labels: np.ndarray | None = None
 
     @property
@@ -148,53 +208,48 @@ class ShardScan:
         return {"source": str(self.root), "image_size": list(self.size), "mode": self.mode, "shards": True}
 
 
-def scan_shards(config: DatasetConfig) -> ShardScan:
-    """Check a shard directory (metadata and labels only); every problem is a ConfigError naming the file."""
+def scan_shards(fmt: ShardFormat, config: DatasetConfig) -> ShardScan:
+    """Check a shard directory (headers and labels only); every problem is a ConfigError naming the file.
+
+    At least one training shard; every shard readable, not empty, and written
+    for the same classes, image size and mode; labels in range.
+    """
     root = Path(str(config.path)).expanduser()
+    pattern = f"train-*{fmt.suffix}"
     if not root.is_dir():
-        raise ConfigError(f"parquet path {root} is not a directory of train-*.parquet shards")
-    train_files = sorted(root.glob("train-*.parquet"))
+        raise ConfigError(f"{fmt.name} path {root} is not a directory of {pattern} shards")
+    train_files = sorted(root.glob(pattern))
     if not train_files:
         raise ConfigError(
-            f"parquet {root} has no train-*.parquet shard; write shards with `nas shards IMAGE_FOLDER {root}`"
+            f"{fmt.name} {root} has no {pattern} shard; write shards with `nas shards IMAGE_FOLDER {root}`"
+            + ("" if fmt is PARQUET else f" --format {fmt.suffix.lstrip('.')}")
         )
     meta: dict[str, Any] | None = None
-    splits: dict[str, tuple[ParquetRows, np.ndarray]] = {}
-    for split, files in (("train", train_files), ("test", sorted(root.glob("test-*.parquet")))):
+    splits: dict[str, tuple[ImageSource, np.ndarray]] = {}
+    for split, files in (("train", train_files), ("test", sorted(root.glob(f"test-*{fmt.suffix}")))):
         if not files:
             continue
-        groups: list[tuple[int, int, int]] = []
-        labels: list[np.ndarray] = []
-        rows = 0
-        for f, path in enumerate(files):
-            shard_meta, sizes, shard_labels = _read_shard_header(path)
-            expected = {**(meta or shard_meta), "split": split}
-            check_consistent(f"parquet {root}", path.name, shard_meta, train_files[0].name, expected)
-            meta = meta or shard_meta
-            for g, count in enumerate(sizes):
-                groups.append((f, g, rows))
-                rows += count
-            labels.append(shard_labels)
-        all_labels = np.concatenate(labels)
-        if len(all_labels) == 0:
-            raise ConfigError(f"parquet {root}: the {split} shards hold no rows")
-        splits[split] = (
-            ParquetRows(
-                tuple(str(p) for p in files),
-                tuple(groups),
-                rows,
-                tuple(meta["image_size"]),
-                str(meta["mode"]),
-            ),
-            all_labels,
-        )
+        headers = []
+        for path in files:
+            header = fmt.read_header(path)
+            expected = {**(meta or header.meta), "split": split}
+            check_consistent(f"{fmt.name} {root}", path.name, header.meta, train_files[0].name, expected)
+            if len(header.labels) == 0:
+                raise ConfigError(
+                    f"{fmt.name} shard {path} is empty (0 rows); remove it or rewrite the shards"
+                )
+            meta = meta or header.meta
+            headers.append(header)
+        size = (int(meta["image_size"][0]), int(meta["image_size"][1]))
+        rows = fmt.rows(tuple(str(p) for p in files), headers, size, str(meta["mode"]))
+        splits[split] = (rows, np.concatenate([h.labels for h in headers]).astype(np.int64))
     if meta is None:  # unreachable: a train shard exists and was read (kept for the type checker)
-        raise ConfigError(f"parquet {root} has no readable shard")
+        raise ConfigError(f"{fmt.name} {root} has no readable shard")
     classes = tuple(meta["classes"])
     for split, (_, labels_) in splits.items():
         if labels_.min() < 0 or labels_.max() >= len(classes):
             raise ConfigError(
-                f"parquet {root}: {split} labels span [{labels_.min()}, {labels_.max()}]; "
+                f"{fmt.name} {root}: {split} labels span [{labels_.min()}, {labels_.max()}]; "
                 f"allowed: 0..{len(classes) - 1} for classes {list(classes)}"
             )
     test = splits.get("test")
@@ -210,8 +265,8 @@ def scan_shards(config: DatasetConfig) -> ShardScan:
     )
 
 
-def _read_shard_header(path: Path) -> tuple[dict[str, Any], list[int], np.ndarray]:
-    """A shard's recorded metadata, its row-group sizes and its labels (checked against its ``index``)."""
+def _read_parquet_header(path: Path) -> ShardHeader:
+    """A Parquet shard's recorded metadata, its labels and its row-group sizes."""
     pa = _pyarrow()
     try:
         handle = pa.parquet.ParquetFile(path)
@@ -228,7 +283,19 @@ def _read_shard_header(path: Path) -> tuple[dict[str, Any], list[int], np.ndarra
         sizes = [handle.metadata.row_group(g).num_rows for g in range(handle.num_row_groups)]
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise ConfigError(f"cannot read parquet shard {path}: {exc}") from exc
-    return meta, sizes, np.asarray(labels, dtype=np.int64)
+    return ShardHeader(meta, np.asarray(labels, dtype=np.int64), sizes)
+
+
+def _parquet_rows(
+    files: tuple[str, ...], headers: list[ShardHeader], size: tuple[int, int], mode: str
+) -> ParquetRows:
+    groups: list[tuple[int, int, int]] = []
+    rows = 0
+    for f, header in enumerate(headers):
+        for g, count in enumerate(header.layout):
+            groups.append((f, g, rows))
+            rows += count
+    return ParquetRows(files, tuple(groups), rows, size, mode)
 
 
 @dataclass(frozen=True)
@@ -276,9 +343,9 @@ class ParquetRows:
             raise ConfigError(f"parquet: cannot decode the image at row {position}: {exc}") from exc
 
 
-def load_parquet(config: DatasetConfig, common: dict[str, Any]) -> Any:
-    """The shards in memory, or as a :class:`~nas.data.streaming.StreamingDataset` (explicit or by size)."""
-    scan = scan_shards(config)
+def load_shards(fmt: ShardFormat, config: DatasetConfig, common: dict[str, Any]) -> Any:
+    """``fmt`` shards in memory, or as a :class:`~nas.data.streaming.StreamingDataset` (explicit or by size)."""
+    scan = scan_shards(fmt, config)
     channels, height, width = scan.train.shape
     decoded = len(scan.train_labels) * channels * height * width * 4
     options: dict[str, Any] = {
@@ -286,11 +353,11 @@ def load_parquet(config: DatasetConfig, common: dict[str, Any]) -> Any:
         "class_names": scan.classes,
         "info": scan.info,
     }
-    if wants_streaming(config, decoded, f"parquet {scan.root}"):
+    if wants_streaming(config, decoded, f"{config.name} {scan.root}"):
         from nas.data.streaming import StreamingDataset
 
         return StreamingDataset.prepare(
-            "parquet",
+            config.name,
             scan.train,
             scan.train_labels,
             scan.test,
@@ -301,7 +368,7 @@ def load_parquet(config: DatasetConfig, common: dict[str, Any]) -> Any:
         )
     x_test = None if scan.test is None else read_images(scan.test, range(len(scan.test_labels)))
     return Dataset.from_arrays(
-        "parquet",
+        config.name,
         read_images(scan.train, range(len(scan.train_labels))),
         scan.train_labels,
         x_test,
@@ -311,13 +378,20 @@ def load_parquet(config: DatasetConfig, common: dict[str, Any]) -> Any:
     )
 
 
+PARQUET = ShardFormat("parquet", ".parquet", _write_parquet, _read_parquet_header, _parquet_rows)
+
+
 __all__ = [
     "COLUMNS",
     "DEFAULT_ROWS_PER_SHARD",
     "DEFAULT_ROW_GROUP_SIZE",
+    "PARQUET",
     "ParquetRows",
+    "ShardFormat",
+    "ShardHeader",
     "ShardScan",
-    "load_parquet",
+    "load_shards",
     "scan_shards",
     "write_parquet_shards",
+    "write_shards",
 ]

@@ -21,6 +21,12 @@ the loop. The loop itself only moves tensors to the device.
 Sources: :class:`ImageFiles` (an image folder), :class:`NpyRows` (a
 memory-mapped ``.npy``) and :class:`~nas.data.shards.ParquetRows` (Parquet
 shards of encoded images).
+
+Ray Data is not imported here: ``nas.data`` is below ``nas.runner``, the
+only Ray importer (docs/architecture.md). With ``dataset.reader: ray`` the
+runner sets :attr:`StreamingDataset.reader` to its Ray Data reader
+(:mod:`nas.runner.ray_data`), which hands the trial the same
+:class:`~nas.data.batching.Batches` interface.
 """
 
 from __future__ import annotations
@@ -28,14 +34,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
 
 from nas.core.errors import ConfigError
 from nas.data.augment import Crops, apply_crops, draw_crops
-from nas.data.batching import Batch, index_batches
+from nas.data.batching import Batch, Batches, index_batches
 from nas.data.dataset import (
     DatasetReport,
     split_indices,
@@ -113,6 +119,13 @@ class NpyRows:
         return row if self.layout == "NCHW" else row.transpose(2, 0, 1)
 
 
+class SplitReader(Protocol):
+    """Reads one split of a :class:`StreamingDataset` another way than DataLoader workers (picklable)."""
+
+    def batches(self, dataset: StreamingDataset, positions: np.ndarray, *, pin: bool = False) -> Batches:
+        """The images at ``positions`` as :class:`~nas.data.batching.Batches`."""
+
+
 @dataclass(frozen=True, eq=False)
 class StreamingDataset(DatasetReport):
     """A dataset read batch by batch from its source; the same split and preprocessing as in memory."""
@@ -132,6 +145,9 @@ class StreamingDataset(DatasetReport):
     class_names: tuple[str, ...] | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
     loader_workers: int = DEFAULT_LOADER_WORKERS
+    #: Who reads a split in a trial; ``None``: this module's DataLoader workers. The runner sets a
+    #: Ray Data reader here (``dataset.reader: ray``); ``nas.data`` itself never imports Ray.
+    reader: SplitReader | None = None
 
     @classmethod
     def prepare(
@@ -207,9 +223,11 @@ class StreamingDataset(DatasetReport):
         """No test array: a streamed test split is read through ``test_source`` (export only)."""
         return None
 
-    def loader(self, split: str, *, pin: bool = False) -> StreamBatches:
-        """The ``train`` or ``val`` split as batches read by data workers."""
+    def loader(self, split: str, *, pin: bool = False) -> Batches:
+        """The ``train`` or ``val`` split as batches read by data workers (or by :attr:`reader`)."""
         positions = {"train": self.train, "val": self.val}[split]
+        if self.reader is not None:
+            return self.reader.batches(self, positions, pin=pin)
         return StreamBatches(self, positions, pin=pin)
 
 
@@ -276,6 +294,7 @@ __all__ = [
     "ImageFiles",
     "ImageSource",  # re-exported from nas.data.images
     "NpyRows",
+    "SplitReader",
     "StreamBatches",
     "StreamingDataset",
     "read_images",

@@ -117,7 +117,7 @@ def _run_search(
     phase.check(plan, dataset)
     # A per-trial request no node can place is refused (ConfigError) before the study row is written.
     quiet_ray()
-    check_before_store(address, plan.config.resources.per_trial, plan.config.resources.workers)
+    check_before_store(address, plan.config.per_trial, plan.config.resources.workers)
     stop = StopRequest()
     with stop.catching():
         study, lease = open_study(plan, url, resume=resume)
@@ -179,6 +179,10 @@ def _load_data(plan: SearchPlan) -> Any:
     from nas.data import load_dataset
 
     dataset = load_dataset(config.dataset, seed=config.data_seed)
+    if config.dataset.reader == "ray":
+        from nas.runner.ray_data import with_ray_reader
+
+        dataset = with_ray_reader(dataset)
     plan.data_shape.update(dataset)
     return dataset
 

@@ -358,7 +358,7 @@ class OneShotPhase:
         todo = [seed for seed in plan.seeds if seed not in stored]
         quiet_ray()
         if todo and not run.stop.is_set():
-            connect(run.address, trial=run.config.resources.per_trial)
+            connect(run.address, trial=run.config.per_trial)
             root = artifact_dir(run.artifacts, config.name, "oneshot")
             epochs = plan.oneshot.epochs
             reports = _train_supernets(config, todo, run.dataset, root, epochs, run.show_progress, run.stop)

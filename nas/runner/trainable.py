@@ -94,8 +94,14 @@ class WorkerSetup:
 
 
 def ray_trainable(tune: Any, function: Any, config: SearchConfig, **parameters: Any) -> Any:
-    """``function`` as a Tune trainable with ``parameters`` in Ray's object store and the config's resources."""
-    resources = {"cpu": config.resources.cpu, "gpu": config.resources.gpu_each}
+    """``function`` as a Tune trainable with ``parameters`` in Ray's object store and the config's resources.
+
+    One placement group per trial, packed on one node: the trial's bundle and,
+    with ``dataset.reader: ray``, a bundle for its Ray Data tasks
+    (:attr:`~nas.settings.search.SearchConfig.trial_bundles`, :mod:`nas.runner.ray_data`).
+    """
+    bundles = [{name: amount for name, amount in b.items() if amount} for b in config.trial_bundles]
+    resources = tune.PlacementGroupFactory(bundles, strategy="STRICT_PACK")
     return tune.with_resources(tune.with_parameters(function, **parameters), resources)
 
 

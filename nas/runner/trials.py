@@ -39,7 +39,7 @@ def run_trials(
             return 0.0
         quiet_ray()
         resources = run.config.resources
-        connect(run.address, trial=resources.per_trial, workers=resources.workers)
+        connect(run.address, trial=run.config.per_trial, workers=resources.workers)
         searcher = make_searcher(run, strategy, progress, len(done), total)
         if run.lease is not None:
             run.lease.track(searcher.running)

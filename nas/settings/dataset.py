@@ -16,24 +16,33 @@ from nas.core.space import MAX_CLASSES, MAX_SIDE, check_input_shape
 from nas.settings.sections import Section, Seed
 
 #: Datasets built into :mod:`nas.data`; anything else must be ``"package.module:function"``.
-BUILTIN_DATASETS: tuple[str, ...] = ("digits", "cifar10", "image_folder", "npy", "parquet", "synthetic")
+BUILTIN_DATASETS: tuple[str, ...] = (
+    "digits",
+    "cifar10",
+    "image_folder",
+    "npy",
+    "parquet",
+    "webdataset",
+    "synthetic",
+)
 
 #: ``streaming`` unset: a source whose decoded float32 training images would take more than this
 #: many bytes is streamed (read per batch by data workers) instead of held in memory.
 STREAMING_THRESHOLD_BYTES = 1 << 30
 
 #: Fields that decide how data is read, not which data: they stay out of a study's comparability.
-READING_FIELDS = frozenset({"streaming", "loader_workers"})
+READING_FIELDS = frozenset({"streaming", "loader_workers", "reader"})
 FUNCTION_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 #: Dataset fields used only by some datasets (``None`` = unset); the rest apply to all.
 _DATASET_FIELDS: dict[str, tuple[str, ...]] = {
-    "path": ("cifar10", "image_folder", "npy", "parquet"),
+    "path": ("cifar10", "image_folder", "npy", "parquet", "webdataset"),
     "image_size": ("image_folder",),
     "grayscale": ("image_folder",),
-    "streaming": ("image_folder", "npy", "parquet"),
+    "streaming": ("image_folder", "npy", "parquet", "webdataset"),
     "on_error": ("image_folder",),
-    "loader_workers": ("image_folder", "npy", "parquet"),
+    "loader_workers": ("image_folder", "npy", "parquet", "webdataset"),
+    "reader": ("parquet",),
     "num_samples": ("synthetic",),
     "num_test": ("synthetic",),
     "num_classes": ("synthetic",),
@@ -78,7 +87,16 @@ class DatasetConfig(Section):
         None, description="an unreadable image file: fail before trials start (default) or skip it, counted"
     )
     loader_workers: int | None = Field(
-        None, ge=0, le=64, description="data-loader worker processes per trial when streaming (default 2)"
+        None,
+        ge=0,
+        le=64,
+        description="data-loader worker processes per trial when streaming (default 2); with reader: ray, "
+        "the CPUs each trial reserves for its Ray Data tasks (default 1)",
+    )
+    reader: Literal["torch", "ray"] | None = Field(
+        None,
+        description="who reads a streamed split in a trial: 'torch' (DataLoader workers, default) or 'ray' "
+        "(Ray Data tasks in a CPU bundle of the trial's placement group: read_parquet, iter_torch_batches)",
     )
 
     @field_validator("name")
@@ -112,6 +130,17 @@ class DatasetConfig(Section):
         """The dataset name, or ``"package.module:function"`` for a user function."""
         return self.name if self.name in BUILTIN_DATASETS else "package.module:function"
 
+    @property
+    def ray_data_cpus(self) -> float:
+        """CPUs a trial reserves for Ray Data tasks: 0 unless ``reader: ray``, then ``loader_workers`` (>= 1).
+
+        At least one: Ray Data's file listing task asks for a whole CPU, which
+        ``read_parquet`` gives no way to lower.
+        """
+        if self.reader != "ray":
+            return 0.0
+        return float(max(1, 1 if self.loader_workers is None else self.loader_workers))
+
     @model_validator(mode="after")
     def _fields_fit_dataset(self) -> DatasetConfig:
         for field, users in _DATASET_FIELDS.items():
@@ -126,6 +155,16 @@ class DatasetConfig(Section):
         if self.name == "parquet" and self.path is None:
             raise ConfigError(
                 "dataset 'parquet' needs 'path': a directory of train-*.parquet shards (see `nas shards`)"
+            )
+        if self.reader == "ray" and self.streaming is False:
+            raise ConfigError(
+                "dataset reader: ray reads a streamed split; it contradicts streaming: false "
+                "(drop one of them)"
+            )
+        if self.name == "webdataset" and self.path is None:
+            raise ConfigError(
+                "dataset 'webdataset' needs 'path': a directory of train-*.tar shards "
+                "(see `nas shards --format tar`)"
             )
         if self.name == "npy" and self.path is None:
             raise ConfigError(

@@ -327,7 +327,16 @@ class SearchConfig(Section):
                 f"strategy: one-shot method {self.strategy.name!r} trains a supernet and needs a dataset; "
                 "add a dataset section, e.g. dataset: {name: cifar10}"
             )
-        if is_oneshot(self.strategy.name) and self.dataset is not None and self.dataset.streaming:
+        if self.dataset is not None and self.dataset.reader == "ray" and self.resources.workers > 1:
+            raise ConfigError(
+                f"dataset reader: ray with resources.workers={self.resources.workers}: Ray Data reads the "
+                "split of a single-worker trial; allowed: workers: 1, or reader: torch"
+            )
+        if (
+            is_oneshot(self.strategy.name)
+            and self.dataset is not None
+            and (self.dataset.streaming or self.dataset.reader == "ray")
+        ):
             raise ConfigError(
                 f"strategy: one-shot method {self.strategy.name!r} trains its supernet on in-memory arrays; "
                 "dataset.streaming: true is for the train evaluator (set streaming: false)"
@@ -355,6 +364,26 @@ class SearchConfig(Section):
     def constraint_list(self) -> tuple[Constraint, ...]:
         """The parsed constraints."""
         return parse_constraints(self.constraints)
+
+    @property
+    def trial_bundles(self) -> list[dict[str, float]]:
+        """A single-worker trial's placement-group bundles in Ray's resource names.
+
+        The trial's own, then with ``dataset.reader: ray`` one of CPUs for its
+        Ray Data tasks: without it they wait for CPUs other trials hold, for
+        ever (:mod:`nas.runner.ray_data`).
+        """
+        data = self.dataset.ray_data_cpus if self.dataset is not None else 0.0
+        return [self.resources.per_trial, *([{"CPU": data}] if data else [])]
+
+    @property
+    def per_trial(self) -> dict[str, float]:
+        """What a trial (a worker, when ``workers`` > 1) asks of one node: its bundles together."""
+        total: dict[str, float] = {}
+        for bundle in self.trial_bundles:
+            for name, amount in bundle.items():
+                total[name] = total.get(name, 0.0) + amount
+        return total
 
     @property
     def data_seed(self) -> int:
