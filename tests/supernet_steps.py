@@ -49,6 +49,11 @@ def three_steps(searcher: OneShotMethod) -> dict[str, torch.Tensor]:
             searcher.images(d.x_arch[part]).to(dtype),
             d.y_arch[part],
         )
+    return search_state(searcher)
+
+
+def search_state(searcher: OneShotMethod) -> dict[str, torch.Tensor]:
+    """Copies of alpha, beta and the supernet's state (weights and BatchNorm statistics)."""
     state = {f"alpha.{k}": v.detach().clone() for k, v in getattr(searcher, "alpha", {}).items()}
     state.update({f"beta.{k}": v.detach().clone() for k, v in getattr(searcher, "beta", {}).items()})
     return {**state, **{k: v.detach().clone() for k, v in searcher.supernet.state_dict().items()}}

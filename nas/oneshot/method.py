@@ -142,8 +142,9 @@ class OneShotMethod(abc.ABC):
         streams = np.random.SeedSequence([self.seed, 0x05E5]).generate_state(2)
         self.data_generator = torch.Generator().manual_seed(int(streams[0]))
         self.sample_generator = torch.Generator().manual_seed(int(streams[1]))
+        #: NHWC (``channels_last``) or as built: the layout of the supernet's weights and of every batch.
+        self.memory_format = torch.channels_last if self.settings.channels_last else torch.preserve_format
         with seeded(self.seed, self.device):
-            self.memory_format = torch.channels_last if self.settings.channels_last else torch.preserve_format
             self.supernet: Supernet = self.place(self.build_supernet())
             self.init_arch_parameters()
         self.configure_checkpointing()
