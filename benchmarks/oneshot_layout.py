@@ -20,12 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nas.data import Dataset  # noqa: E402
+from benchmarks.oneshot_memory import first_step, random_images  # noqa: E402
 from nas.oneshot import create_method  # noqa: E402
 from search_spaces import get_space  # noqa: E402
 
@@ -44,23 +43,14 @@ DEFAULT_RUNS = "darts:darts,darts:pc_darts,nb201:darts,fbnet:spos,hybrid:spos"
 def time_layouts(space: str, method: str, args: argparse.Namespace) -> dict[str, tuple[float, float]]:
     """Layout -> (median CPU seconds, median wall seconds) of a training step."""
     batch = args.batch_size
-    n = 2 * batch + 16
-    x = np.random.default_rng(0).standard_normal((n, 3, 32, 32)).astype(np.float32)
-    y = (np.arange(n) % 10).astype(np.int64)
-    data = Dataset("random", x, y, x[:16].copy(), y[:16].copy(), 10)
+    data = random_images(batch)
     runs = {}
     for layout, on in (("nchw", False), ("channels_last", True)):
         options = {"batch_size": batch, "check_memory": False, "checkpoint": False, "channels_last": on}
         searcher = create_method(
             method, get_space(space, **SPACES[space]), data, {**options, **METHODS[method]}
         )
-        d = searcher.data
-        step = (
-            searcher.images(d.x_weights[:batch]),
-            d.y_weights[:batch],
-            searcher.images(d.x_arch[:batch]),
-            d.y_arch[:batch],
-        )
+        step = first_step(searcher)
         searcher.train_step(*step)  # warm-up
         runs[layout] = (searcher, step, [], [])
     for _ in range(args.steps):

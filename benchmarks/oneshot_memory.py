@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nas.data import Dataset  # noqa: E402
 from nas.oneshot import create_method, estimate_memory  # noqa: E402
 from nas.oneshot.memory import MIB  # noqa: E402
+from nas.oneshot.method import OneShotMethod  # noqa: E402
 from nas.supernet import set_checkpointing  # noqa: E402
 from search_spaces import get_space  # noqa: E402
 
@@ -69,15 +70,30 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
 }
 
 
+def random_images(batch: int) -> Dataset:
+    """Random 3x32x32 images in 10 classes: two batches per split of the search data, 16 validation images."""
+    n = 2 * batch + 16
+    x = np.random.default_rng(0).standard_normal((n, 3, 32, 32)).astype(np.float32)
+    y = (np.arange(n) % 10).astype(np.int64)
+    return Dataset("random", x, y, x[:16].copy(), y[:16].copy(), 10)
+
+
+def first_step(method: OneShotMethod) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The first weight and architecture batches, converted as the loop converts them (device, layout)."""
+    d, batch = method.data, method.settings.batch_size
+    return (
+        method.images(d.x_weights[:batch]),
+        d.y_weights[:batch],
+        method.images(d.x_arch[:batch]),
+        d.y_arch[:batch],
+    )
+
+
 def run_variant(args: argparse.Namespace) -> dict[str, Any]:
     """One variant in this (fresh) process: estimate, warm-up, timed steps, peak RSS."""
     torch.set_num_threads(args.threads)
     batch = args.batch_size
-    n = 2 * batch + 16
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((n, 3, 32, 32)).astype(np.float32)
-    y = (np.arange(n) % 10).astype(np.int64)
-    data = Dataset("random", x, y, x[:16].copy(), y[:16].copy(), 10)
+    data = random_images(batch)
     space = get_space("darts", channels=args.channels, cells=args.cells)
     name, options, share = VARIANTS[args.variant]
     if name == "pc_darts":
@@ -85,14 +101,7 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
     method = create_method(name, space, data, {"batch_size": batch, "check_memory": False, **options})
     set_checkpointing(method.supernet, bool(options.get("checkpoint", True)), share_ops=share)
     estimate = estimate_memory(method)
-    d = method.data
-    # The loop's own conversion of a batch to the device and layout (NHWC with channels_last).
-    step = (
-        method.images(d.x_weights[:batch]),
-        d.y_weights[:batch],
-        method.images(d.x_arch[:batch]),
-        d.y_arch[:batch],
-    )
+    step = first_step(method)
     method.train_step(*step)  # warm-up
     times = []
     for _ in range(args.steps):
