@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from supernet_steps import assert_same_state, kept_bytes, probe_images, three_steps
 from torch import nn
 
 from nas.core import ConfigError
@@ -32,39 +33,12 @@ ALL_ATTENTION = {"b0.type": "attn", "b1.type": "attn", "b2.type": "attn"}
 
 @pytest.fixture(scope="module")
 def images() -> Dataset:
-    n = 96
-    x = np.random.default_rng(0).standard_normal((n, 3, 16, 16)).astype(np.float32)
-    y = (np.arange(n) % 4).astype(np.int64)
-    return Dataset("probe", x, y, x[:8].copy(), y[:8].copy(), 4)
+    return probe_images(96, 16)
 
 
 def darts(images: Dataset, method: str = "darts", **options: object):
     settings = {"batch_size": 8, "check_memory": False, **options}
     return create_method(method, get_space("darts", **DARTS), images, settings, seed=0)
-
-
-def three_steps(searcher) -> dict[str, torch.Tensor]:
-    d, b = searcher.data, searcher.settings.batch_size
-    for step in range(3):
-        part = slice(step * b, (step + 1) * b)
-        searcher.train_step(d.x_weights[part], d.y_weights[part], d.x_arch[part], d.y_arch[part])
-    state = {f"alpha.{k}": v.detach().clone() for k, v in searcher.alpha.items()}
-    state.update({f"beta.{k}": v.detach().clone() for k, v in searcher.beta.items()})
-    return {**state, **{k: v.detach().clone() for k, v in searcher.supernet.state_dict().items()}}
-
-
-def kept_bytes(forward) -> int:
-    """Bytes of the distinct storages autograd keeps for the backward pass of ``forward()`` (parameters too)."""
-    seen: dict[int, int] = {}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        seen[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        forward()
-    return sum(seen.values())
 
 
 @pytest.mark.parametrize("method", ["darts", "pc_darts"])
@@ -75,10 +49,8 @@ def test_three_checkpointed_shared_steps_equal_the_plain_ones(method: str, image
     plain = three_steps(plain_run)
     checkpointed_run = darts(images, method, checkpoint=True, **options)
     assert checkpointing(checkpointed_run.supernet)
-    checkpointed = three_steps(checkpointed_run)
-    assert plain.keys() == checkpointed.keys()
-    for name, value in plain.items():  # alpha, weights and BatchNorm statistics (counted once per step)
-        assert torch.allclose(value.double(), checkpointed[name].double(), rtol=0, atol=1e-5), name
+    # alpha, weights and BatchNorm statistics (counted once per step)
+    assert_same_state(plain, three_steps(checkpointed_run))
 
 
 def test_checkpointing_keeps_less_for_the_backward_pass(images: Dataset) -> None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 import pytest
+from supernet_steps import probe_images
 
 from nas.data import Dataset
 from nas.oneshot import create_method, estimate_memory
@@ -30,10 +30,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def images() -> Dataset:
-    n = 136
-    x = np.random.default_rng(0).standard_normal((n, 3, 32, 32)).astype(np.float32)
-    y = (np.arange(n) % 4).astype(np.int64)
-    return Dataset("probe", x, y, x[:8].copy(), y[:8].copy(), 4)
+    return probe_images(136, 32)
 
 
 @pytest.mark.parametrize("method", ["darts", "pc_darts"])

@@ -152,7 +152,7 @@ class BignasMethod(OneShotMethod):
         count = min(s.bn_batches * s.batch_size, len(data.y_weights))
         if count:
             starts = range(0, count, s.batch_size)
-            recalibrate_bn(model, (data.x_weights[i : i + s.batch_size].to(self.device) for i in starts))
+            recalibrate_bn(model, (self.images(data.x_weights[i : i + s.batch_size]) for i in starts))
             model.eval()
             return accuracy(model, data.x_arch, data.y_arch, s.score_images, s.eval_batch_size, self.device)
         with batch_statistics(model):

@@ -121,7 +121,7 @@ def saved_activation_bytes(method: OneShotMethod, batch: int, path: Any) -> tupl
     """Bytes of distinct non-weight storages autograd keeps in one training forward, the largest, and the
     largest checkpointed region's (0 without checkpointing; its activations are not kept but recomputed)."""
     # Copies: a slice would share (and count) the storage of the whole training split.
-    x = method.data.x_weights[:batch].clone().to(method.device)
+    x = method.images(method.data.x_weights[:batch].clone())
     y = method.data.y_weights[:batch].clone().to(method.device)
     arch_params = list(getattr(method, "alpha", {}).values()) + list(getattr(method, "beta", {}).values())
     weights = _param_pointers(method.supernet, arch_params)

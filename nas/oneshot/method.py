@@ -142,8 +142,10 @@ class OneShotMethod(abc.ABC):
         streams = np.random.SeedSequence([self.seed, 0x05E5]).generate_state(2)
         self.data_generator = torch.Generator().manual_seed(int(streams[0]))
         self.sample_generator = torch.Generator().manual_seed(int(streams[1]))
+        #: NHWC (``channels_last``) or as built: the layout of the supernet's weights and of every batch.
+        self.memory_format = torch.channels_last if self.settings.channels_last else torch.preserve_format
         with seeded(self.seed, self.device):
-            self.supernet: Supernet = self.build_supernet().to(self.device)
+            self.supernet: Supernet = self.place(self.build_supernet())
             self.init_arch_parameters()
         self.configure_checkpointing()
         s = self.settings
@@ -203,6 +205,18 @@ class OneShotMethod(abc.ABC):
         on = why_not is None and setting is True
         set_checkpointing(self.supernet, on)
         return on
+
+    def place(self, model: nn.Module) -> nn.Module:
+        """``model`` on the method's device, in its memory layout (NHWC with ``channels_last``)."""
+        return model.to(self.device, memory_format=self.memory_format)
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch of images on the device in the supernet's layout (the same values, NHWC strides or not).
+
+        Converting the batch too, not only the weights, keeps the first
+        convolution from converting its input on every call.
+        """
+        return x.to(self.device, memory_format=self.memory_format)
 
     def make_w_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
         """Hook: the weights' learning-rate schedule, stepped once per epoch (DARTS: cosine to ``lr_min``)."""
@@ -308,8 +322,8 @@ class OneShotMethod(abc.ABC):
             x, y = data.x_weights[index], data.y_weights[index].to(self.device)
             if self.settings.augment:
                 x = augment_batch(x, self.data_generator)
-            x = x.to(self.device)
-            xa, ya = data.x_arch[arch_index].to(self.device), data.y_arch[arch_index].to(self.device)
+            x = self.images(x)
+            xa, ya = self.images(data.x_arch[arch_index]), data.y_arch[arch_index].to(self.device)
             logits = self.train_step(x, y, xa, ya)
             loss = float(nn.functional.cross_entropy(logits.detach(), y))
             if not math.isfinite(loss):
@@ -355,7 +369,7 @@ class OneShotMethod(abc.ABC):
             for number, index in enumerate(
                 torch.arange(len(data.y_val)).split(self.settings.eval_batch_size)
             ):
-                x, y = data.x_val[index].to(self.device), data.y_val[index].to(self.device)
+                x, y = self.images(data.x_val[index]), data.y_val[index].to(self.device)
                 logits = self.predict(x, number)
                 total += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
                 correct += int((logits.argmax(1) == y).sum())
@@ -391,7 +405,7 @@ class OneShotMethod(abc.ABC):
                 m.momentum = None  # a cumulative average over the recalibration batches
             model.train()
             for start in range(0, min(s.bn_batches * s.batch_size, len(data.y_weights)), s.batch_size):
-                self.forward_arch(data.x_weights[start : start + s.batch_size].to(self.device), arch)
+                self.forward_arch(self.images(data.x_weights[start : start + s.batch_size]), arch)
             for m, momentum in zip(norms, momenta, strict=True):
                 m.momentum = momentum
             context: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
@@ -402,7 +416,7 @@ class OneShotMethod(abc.ABC):
         with context:
             for start in range(0, count, s.eval_batch_size):
                 stop = min(start + s.eval_batch_size, count)
-                logits = self.forward_arch(data.x_arch[start:stop].to(self.device), arch)
+                logits = self.forward_arch(self.images(data.x_arch[start:stop]), arch)
                 correct += int((logits.argmax(1) == data.y_arch[start:stop].to(self.device)).sum())
         model.train()
         return 100.0 * correct / count
@@ -467,6 +481,7 @@ _NOT_TRAINING = frozenset(
         "check_memory",
         "memory_limit_mb",
         "checkpoint",
+        "channels_last",
         "rank_correlation",
         "rank_table",
         "rank_metric",

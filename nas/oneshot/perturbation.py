@@ -85,7 +85,7 @@ def perturbation_selection(method: DifferentiableMethod) -> tuple[Architecture, 
         with batch_statistics(supernet):
             for start in range(0, count, settings.eval_batch_size):
                 stop = min(start + settings.eval_batch_size, count)
-                logits = supernet(x[start:stop].to(method.device), current)
+                logits = supernet(method.images(x[start:stop]), current)
                 target = y[start:stop].to(method.device)
                 total += float(nn.functional.cross_entropy(logits, target, reduction="sum"))
         return total / count

@@ -69,7 +69,7 @@ class RartsMethod(DifferentiableMethod):
         super().init_arch_parameters()
         s = self.settings
         #: The second network ``y`` (the architecture split's), a copy of ``w`` at the start.
-        self.twin = self.build_supernet().to(self.device)
+        self.twin = self.place(self.build_supernet())
         self.twin.load_state_dict(self.supernet.state_dict())
         self.y_optimizer = torch.optim.SGD(
             self.twin.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay

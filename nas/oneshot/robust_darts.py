@@ -84,7 +84,7 @@ class RobustDartsMethod(DifferentiableMethod):
     def hessian_eigenvalue(self) -> float:
         """The validation loss's dominant Hessian eigenvalue w.r.t. alpha on the first held-out batch."""
         s, data = self.settings, self.data
-        x = data.x_arch[: s.batch_size].to(self.device)
+        x = self.images(data.x_arch[: s.batch_size])
         y = data.y_arch[: s.batch_size].to(self.device)
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         with batch_statistics(self.supernet):

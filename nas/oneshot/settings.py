@@ -342,6 +342,13 @@ class OneShotSettings(BaseModel):
         "auto: on only when the memory guard finds the step would not fit the budget otherwise",
     )
 
+    # -- speed -------------------------------------------------------------------------------------
+    channels_last: bool = Field(
+        True,
+        description="supernet and batches in the NHWC memory layout (same math; faster convolutions and "
+        "pooling on CPU and with CUDA AMP); false: the default NCHW layout",
+    )
+
     # -- guard rails ---------------------------------------------------------------------------
     check_memory: bool = True
     memory_limit_mb: float | None = Field(None, gt=0.0, description="default: the device's free memory")

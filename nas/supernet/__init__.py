@@ -9,6 +9,7 @@ It imports only :mod:`nas.core`, torch and numpy.
 from __future__ import annotations
 
 from nas.supernet.base import AlphaGroup, CellPath, CellSupernet, CellSupernetSize, Supernet
+from nas.supernet.cell import MixedCell, NodeMixer
 from nas.supernet.elastic import ElasticSupernet
 from nas.supernet.mixed import (
     DROPPED,
@@ -30,7 +31,9 @@ __all__ = [
     "CellSupernet",
     "CellSupernetSize",
     "ElasticSupernet",
+    "MixedCell",
     "MixedOp",
+    "NodeMixer",
     "SharedOutputs",
     "Supernet",
     "channel_shuffle",

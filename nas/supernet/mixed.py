@@ -45,8 +45,17 @@ SHAREABLE: tuple[type[nn.Module], ...] = (nn.MaxPool2d, nn.AvgPool2d, nn.Identit
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """ShuffleNet's channel shuffle (PC-DARTS mixes sampled and bypassed channels with it)."""
+    """ShuffleNet's channel shuffle (PC-DARTS mixes sampled and bypassed channels with it).
+
+    An NHWC input (``channels_last``) is shuffled in its own layout and stays
+    NHWC: reshaping its NCHW view would copy it to NCHW, and every op after
+    the edge would pay for converting it back.
+    """
     b, c, h, w = x.shape
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        nhwc = x.permute(0, 2, 3, 1)
+        shuffled = nhwc.reshape(b, h, w, groups, c // groups).transpose(3, 4).reshape(b, h, w, c)
+        return shuffled.permute(0, 3, 1, 2)
     return x.reshape(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
 
 

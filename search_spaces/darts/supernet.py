@@ -28,11 +28,9 @@ from nas.supernet import (
     CellPath,
     CellSupernet,
     CellSupernetSize,
-    Checkpointable,
+    MixedCell,
     MixedOp,
-    SharedOutputs,
-    mix_node,
-    recompute,
+    NodeMixer,
     strip_affine,
 )
 from search_spaces.darts.genotype import CELL_TYPES, NODES, OPS, decision_name
@@ -69,8 +67,11 @@ def candidate(op: str, channels: int, stride: int) -> nn.Module:
     return module
 
 
-class SearchCell(Checkpointable, nn.Module):
+class SearchCell(MixedCell):
     """A DARTS cell with a :class:`MixedOp` on every edge; with ``checkpoint`` its mixed ops are recomputed in backward."""
+
+    incoming = _INCOMING
+    sources = _SOURCES
 
     def __init__(
         self,
@@ -99,24 +100,13 @@ class SearchCell(Checkpointable, nn.Module):
         index: list[int] | None,
         edge_weights: torch.Tensor | None,
     ) -> torch.Tensor:
-        s0, s1 = self.preprocess0(s0), self.preprocess1(s1)
-        return recompute(self, self._mix, s0, s1, weights, index, edge_weights, enabled=self.checkpoint)
+        # The preprocessing stays outside the (checkpointed) region of the mixed ops.
+        return self.mix([self.preprocess0(s0), self.preprocess1(s1)], weights, index, edge_weights)
 
-    def _mix(
-        self,
-        s0: torch.Tensor,
-        s1: torch.Tensor,
-        weights: torch.Tensor,
-        index: list[int] | None,
-        edge_weights: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """The four nodes from the preprocessed inputs: the mixed ops, one checkpointed region."""
-        states = [s0, s1]
-        shared: SharedOutputs | None = {} if self.share_ops else None
+    def nodes(self, states: list[torch.Tensor], node: NodeMixer) -> torch.Tensor:
+        """Nodes 2..5 from the preprocessed inputs, concatenated."""
         for target in NODES:
-            total = mix_node(
-                self.edges, _INCOMING[target], _SOURCES, states, weights, index, edge_weights, shared
-            )
+            total = node(target, states)
             if total is None:
                 raise ConfigError(f"DARTS supernet path leaves node {target} without an input edge")
             states.append(total)

@@ -23,11 +23,9 @@ from nas.supernet import (
     CellPath,
     CellSupernet,
     CellSupernetSize,
-    Checkpointable,
+    MixedCell,
     MixedOp,
-    SharedOutputs,
-    mix_node,
-    recompute,
+    NodeMixer,
     strip_affine,
 )
 from search_spaces.nb201.cell import EDGE_NAMES, EDGES, OPS
@@ -59,8 +57,11 @@ def candidate(op: str, channels: int) -> nn.Module:
     return Zero(1) if op == "none" else op_module(op, channels)
 
 
-class SearchCell(Checkpointable, nn.Module):
-    """One NAS-Bench-201 cell with a :class:`MixedOp` on every edge; ``checkpoint``: recomputed in backward."""
+class SearchCell(MixedCell):
+    """One NAS-Bench-201 cell with a :class:`MixedOp` on every edge; node ``i`` sums the edges into it."""
+
+    incoming = _INCOMING
+    sources = GROUP.sources
 
     def __init__(self, channels: int, partial: int, ops: tuple[str, ...] = OPS) -> None:
         super().__init__()
@@ -75,23 +76,14 @@ class SearchCell(Checkpointable, nn.Module):
         index: list[int] | None,
         edge_weights: torch.Tensor | None,
     ) -> torch.Tensor:
-        return recompute(self, self._mix, x, weights, index, edge_weights, enabled=self.checkpoint)
+        return self.mix([x], weights, index, edge_weights)
 
-    def _mix(
-        self,
-        x: torch.Tensor,
-        weights: torch.Tensor,
-        index: list[int] | None,
-        edge_weights: torch.Tensor | None,
-    ) -> torch.Tensor:
-        nodes = [x]
-        shared: SharedOutputs | None = {} if self.share_ops else None
+    def nodes(self, states: list[torch.Tensor], node: NodeMixer) -> torch.Tensor:
+        """Nodes 1..3 in order; a node whose edges the path drops is zeros; the output is the last node."""
         for target in sorted(_INCOMING):
-            total = mix_node(
-                self.edges, _INCOMING[target], GROUP.sources, nodes, weights, index, edge_weights, shared
-            )
-            nodes.append(torch.zeros_like(x) if total is None else total)
-        return nodes[-1]
+            total = node(target, states)
+            states.append(torch.zeros_like(states[0]) if total is None else total)
+        return states[-1]
 
 
 class Nb201Supernet(CellSupernet):
