@@ -12,6 +12,7 @@ Examples::
     python benchmarks/oneshot.py --methods gdas --seeds 0 --epochs 20
     python benchmarks/oneshot.py --methods darts,pc_darts,gdas --seeds 0 1 2 --epochs 10
     python benchmarks/oneshot.py --methods darts --seeds 0 --set early_stop_on_collapse=true
+    python benchmarks/oneshot.py --methods darts,robust_darts --seeds 0 --epochs 12 --limit 5000 --curves
     python benchmarks/oneshot.py --methods gold_nas,sd_darts,smash --seeds 0 1 2 --epochs 12
     python benchmarks/oneshot.py --methods rarts,amended_darts,d_darts --seeds 0 1 2 --epochs 10
     python benchmarks/oneshot.py --methods all --seeds 0 --epochs 12
@@ -70,6 +71,18 @@ def time_guard(limit_s: float, started: float) -> Any:
     return callback
 
 
+def print_curves(result: Any) -> None:
+    """Per epoch: skip share of the cell derived then, the collapse verdict, the Hessian eigenvalue (robust_darts)."""
+    print(f"{'':>14}{'epoch':>5} {'skip':>5} {'collapse':>8} {'eigenvalue':>10} {'val_acc':>7}")
+    for row in result.history:
+        epoch = int(row["epoch"])
+        share = f"{row['skip_share']:.2f}" if "skip_share" in row else "-"
+        collapsed = "-" if "collapsed" not in row else ("yes" if row["collapsed"] else "no")
+        eigen = f"{row['hessian_eigenvalue']:.4g}" if "hessian_eigenvalue" in row else "-"
+        stop = "  stop" if result.stop_reason and epoch == result.epochs else ""
+        print(f"{'':>14}{epoch:>5} {share:>5} {collapsed:>8} {eigen:>10} {row['val_accuracy']:>7.1f}{stop}")
+
+
 def nb201_methods(space: Any) -> list[str]:
     """Every registered one-shot method whose kinds include ``space``'s one-shot view (``--methods all``)."""
     view = oneshot_view(space)
@@ -93,6 +106,9 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=1200.0, help="seconds per run (default 20 min)")
     parser.add_argument("--rank", type=int, default=0, help="cells for the rank-correlation report (0: off)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="one-shot option")
+    parser.add_argument(
+        "--curves", action="store_true", help="print each run's per-epoch skip share, collapse, eigenvalue"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write every run's result here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -141,6 +157,8 @@ def main() -> None:
             )
             if result.stop_reason:
                 print(f"{'':>14}stopped: {result.stop_reason}")
+            if args.curves:
+                print_curves(result)
             if result.rank:
                 print(
                     f"{'':>14}supernet vs table over {result.rank['samples']} cells: "
