@@ -60,27 +60,35 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     return options
 
 
-def time_guard(limit_s: float, started: float) -> Any:
-    """An epoch callback that stops a run before the next epoch would pass ``limit_s``."""
+CURVES_HEADER = (
+    f"{'':>14}{'epoch':>5} {'skip':>5} {'collapse':>8} {'eigenvalue':>10} {'val_acc':>7} {'time_s':>6}"
+)
+
+
+def epoch_row(method: OneShotMethod) -> str:
+    """The last epoch's skip share, collapse verdict, Hessian eigenvalue (robust_darts) and whether the run stops."""
+    row = method.history[-1]
+    share = f"{row['skip_share']:.2f}" if "skip_share" in row else "-"
+    collapsed = "-" if "collapsed" not in row else ("yes" if row["collapsed"] else "no")
+    eigen = f"{row['hessian_eigenvalue']:.4g}" if "hessian_eigenvalue" in row else "-"
+    stop = "  stop" if method.stop_reason else ""
+    return (
+        f"{'':>14}{int(row['epoch']):>5} {share:>5} {collapsed:>8} {eigen:>10} "
+        f"{row['val_accuracy']:>7.1f} {row['epoch_time_s']:>6.0f}{stop}"
+    )
+
+
+def epoch_callback(limit_s: float, started: float, curves: bool) -> Any:
+    """Stops a run before the next epoch would pass ``limit_s``; with ``curves``, prints each epoch as it ends."""
 
     def callback(method: OneShotMethod, metrics: Mapping[str, float]) -> None:
         elapsed = time.perf_counter() - started
         if not method.finished and elapsed + metrics["epoch_time_s"] > limit_s:
             method.stop_reason = f"time limit {limit_s:.0f} s reached after epoch {method.epoch}"
+        if curves:
+            print(epoch_row(method), flush=True)
 
     return callback
-
-
-def print_curves(result: Any) -> None:
-    """Per epoch: skip share of the cell derived then, the collapse verdict, the Hessian eigenvalue (robust_darts)."""
-    print(f"{'':>14}{'epoch':>5} {'skip':>5} {'collapse':>8} {'eigenvalue':>10} {'val_acc':>7}")
-    for row in result.history:
-        epoch = int(row["epoch"])
-        share = f"{row['skip_share']:.2f}" if "skip_share" in row else "-"
-        collapsed = "-" if "collapsed" not in row else ("yes" if row["collapsed"] else "no")
-        eigen = f"{row['hessian_eigenvalue']:.4g}" if "hessian_eigenvalue" in row else "-"
-        stop = "  stop" if result.stop_reason and epoch == result.epochs else ""
-        print(f"{'':>14}{epoch:>5} {share:>5} {collapsed:>8} {eigen:>10} {row['val_accuracy']:>7.1f}{stop}")
 
 
 def nb201_methods(space: Any) -> list[str]:
@@ -107,7 +115,9 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=0, help="cells for the rank-correlation report (0: off)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="one-shot option")
     parser.add_argument(
-        "--curves", action="store_true", help="print each run's per-epoch skip share, collapse, eigenvalue"
+        "--curves",
+        action="store_true",
+        help="print each epoch's skip share, collapse verdict, eigenvalue as it ends",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write every run's result here")
     args = parser.parse_args()
@@ -144,7 +154,9 @@ def main() -> None:
             }
             started = time.perf_counter()
             method = create_method(name, space, dataset, options, seed=seed)
-            result = run_oneshot(method, callback=time_guard(args.time_limit, started))
+            if args.curves:
+                print(f"{name} seed {seed}, per epoch:\n{CURVES_HEADER}", flush=True)
+            result = run_oneshot(method, callback=epoch_callback(args.time_limit, started, args.curves))
             seconds = time.perf_counter() - started
             value = table.value(result.arch, METRIC)
             top = percentile(table, result.arch, METRIC)
@@ -157,8 +169,6 @@ def main() -> None:
             )
             if result.stop_reason:
                 print(f"{'':>14}stopped: {result.stop_reason}")
-            if args.curves:
-                print_curves(result)
             if result.rank:
                 print(
                     f"{'':>14}supernet vs table over {result.rank['samples']} cells: "
