@@ -12,6 +12,7 @@ Examples::
     python benchmarks/oneshot.py --methods gdas --seeds 0 --epochs 20
     python benchmarks/oneshot.py --methods darts,pc_darts,gdas --seeds 0 1 2 --epochs 10
     python benchmarks/oneshot.py --methods darts --seeds 0 --set early_stop_on_collapse=true
+    python benchmarks/oneshot.py --methods darts,robust_darts --seeds 0 --epochs 12 --limit 5000 --curves
     python benchmarks/oneshot.py --methods gold_nas,sd_darts,smash --seeds 0 1 2 --epochs 12
     python benchmarks/oneshot.py --methods rarts,amended_darts,d_darts --seeds 0 1 2 --epochs 10
     python benchmarks/oneshot.py --methods all --seeds 0 --epochs 12
@@ -59,13 +60,33 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     return options
 
 
-def time_guard(limit_s: float, started: float) -> Any:
-    """An epoch callback that stops a run before the next epoch would pass ``limit_s``."""
+CURVES_HEADER = (
+    f"{'':>14}{'epoch':>5} {'skip':>5} {'collapse':>8} {'eigenvalue':>10} {'val_acc':>7} {'time_s':>6}"
+)
+
+
+def epoch_row(method: OneShotMethod) -> str:
+    """The last epoch's skip share, collapse verdict, Hessian eigenvalue (robust_darts) and whether the run stops."""
+    row = method.history[-1]
+    share = f"{row['skip_share']:.2f}" if "skip_share" in row else "-"
+    collapsed = "-" if "collapsed" not in row else ("yes" if row["collapsed"] else "no")
+    eigen = f"{row['hessian_eigenvalue']:.4g}" if "hessian_eigenvalue" in row else "-"
+    stop = "  stop" if method.stop_reason else ""
+    return (
+        f"{'':>14}{int(row['epoch']):>5} {share:>5} {collapsed:>8} {eigen:>10} "
+        f"{row['val_accuracy']:>7.1f} {row['epoch_time_s']:>6.0f}{stop}"
+    )
+
+
+def epoch_callback(limit_s: float, started: float, curves: bool) -> Any:
+    """Stops a run before the next epoch would pass ``limit_s``; with ``curves``, prints each epoch as it ends."""
 
     def callback(method: OneShotMethod, metrics: Mapping[str, float]) -> None:
         elapsed = time.perf_counter() - started
         if not method.finished and elapsed + metrics["epoch_time_s"] > limit_s:
             method.stop_reason = f"time limit {limit_s:.0f} s reached after epoch {method.epoch}"
+        if curves:
+            print(epoch_row(method), flush=True)
 
     return callback
 
@@ -93,6 +114,11 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=1200.0, help="seconds per run (default 20 min)")
     parser.add_argument("--rank", type=int, default=0, help="cells for the rank-correlation report (0: off)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="one-shot option")
+    parser.add_argument(
+        "--curves",
+        action="store_true",
+        help="print each epoch's skip share, collapse verdict, eigenvalue as it ends",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write every run's result here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -128,7 +154,9 @@ def main() -> None:
             }
             started = time.perf_counter()
             method = create_method(name, space, dataset, options, seed=seed)
-            result = run_oneshot(method, callback=time_guard(args.time_limit, started))
+            if args.curves:
+                print(f"{name} seed {seed}, per epoch:\n{CURVES_HEADER}", flush=True)
+            result = run_oneshot(method, callback=epoch_callback(args.time_limit, started, args.curves))
             seconds = time.perf_counter() - started
             value = table.value(result.arch, METRIC)
             top = percentile(table, result.arch, METRIC)

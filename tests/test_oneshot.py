@@ -491,6 +491,18 @@ def test_collapse_is_not_judged_while_alpha_is_still_warming_up(data: Dataset) -
     assert searcher.stop_reason is not None and "early stop on collapse at epoch 3" in searcher.stop_reason
 
 
+def test_collapse_is_stored_per_epoch_as_curves(data: Dataset) -> None:
+    """Each epoch's skip share and verdict are curves (when collapse set in), no verdict in warm-up."""
+    searcher = make("darts", "nb201", data, epochs=3, warmup_epochs=1)
+    with torch.no_grad():
+        searcher.alpha["cell"][:, 1] += 10.0  # skip leads every edge from the start
+    result = run_oneshot(searcher)
+    curves = result.curves()
+    assert [step for step, _ in curves["supernet/skip_share"]] == [1, 2, 3]
+    assert [value for _, value in curves["supernet/skip_share"]][-1] == result.collapse["skip_share"] == 1.0
+    assert [value for _, value in curves["supernet/collapsed"]] == [0.0, 1.0, 1.0]
+
+
 def test_memory_estimate_scales_with_the_batch_and_pc_darts_saves(data: Dataset) -> None:
     darts = make("darts", "nb201", data, channels=8)
     pc = make("pc_darts", "nb201", data, channels=8, partial_channels=4)

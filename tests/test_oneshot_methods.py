@@ -234,6 +234,20 @@ def test_robust_darts_stops_when_the_eigenvalue_grows_and_falls_back(data: Datas
     assert all(torch.equal(searcher.alpha[k], first[k]) for k in first)
 
 
+def test_robust_darts_trains_exactly_as_darts_until_it_stops(data: Dataset) -> None:
+    """Measuring the eigenvalue changes nothing of training: DARTS-ES is DARTS plus a stop, so the
+    plain-DARTS collapse the stop must beat is on robust_darts' own curves."""
+    plain = make("darts", data, epochs=2)
+    robust = make("robust_darts", data, epochs=2, hessian_iterations=3, hessian_window=5)
+    plain.fit()
+    robust.fit()
+    for key in ("train_loss", "val_loss"):  # val_loss: BatchNorm's running statistics untouched too
+        assert [h[key] for h in robust.history] == [h[key] for h in plain.history]
+    assert robust.alpha_history == plain.alpha_history
+    assert [h["skip_share"] for h in robust.history] == [h["skip_share"] for h in plain.history]
+    assert all(torch.equal(robust.alpha[k], plain.alpha[k]) for k in plain.alpha)
+
+
 def test_robust_darts_memory_estimate_counts_the_double_backward(data: Dataset) -> None:
     from nas.oneshot import estimate_memory
 

@@ -266,12 +266,17 @@ class DifferentiableMethod(OneShotMethod):
         )
 
     def after_epoch(self, metrics: Mapping[str, float]) -> None:
-        if self.epoch <= self.settings.option("warmup_epochs"):
-            # Alpha has not been trained yet: the derived cell is read off the
-            # random initialisation, so a "collapse" verdict would be noise.
+        report = self.collapse_report()
+        # Alpha has not been trained in warm-up: the derived cell is read off the
+        # random initialisation, so a "collapse" verdict would be noise.
+        warming_up = self.epoch <= self.settings.option("warmup_epochs")
+        if report is not None and self.history and int(self.history[-1]["epoch"]) == self.epoch:
+            # Per epoch, so the stored curves show when collapse set in (what an early stop must beat).
+            self.history[-1]["skip_share"] = report.skip_share
+            self.history[-1]["collapsed"] = float(report.collapsed and not warming_up)
+        if warming_up:
             self._remember_healthy()
             return
-        report = self.collapse_report()
         if report is None:
             return
         if not report.collapsed:

@@ -43,6 +43,8 @@ SUPERNET_METRICS: tuple[str, ...] = (
     "lr",
     "tau",
     "hessian_eigenvalue",
+    "skip_share",
+    "collapsed",
     "weight_distance",
     "epoch_time_s",
 )
