@@ -18,7 +18,7 @@ driver stores that with each proposed trial and the dashboard shows it.
 Targets are the primary objective's utilities as they are (the GP
 standardises them; ``target_transform="standard"``) or normal scores of their
 ranks (``"rank"``), which ranks held-out cells better (Kendall tau 0.57 vs
-0.53 at 100 NAS-Bench-201 cells with the WL kernel alone, 0.68 vs 0.66 on the
+0.53 at 100 NAS-Bench-201 cells with the WL kernel alone, 0.69 vs 0.66 on the
 tuning splits with the graph factor) but searched worse on our tuning seeds
 (100-104: 20% vs 60% of seeds found the best cell), probably because expected
 improvement over a rank-compressed best is too timid. Pure ask/tell and
