@@ -29,6 +29,7 @@ reruns free. ``--test-limit`` scores a random subset of the held-out cells.
     python benchmarks/predictor_ranking.py --sizes 100 --test-limit 2000 --zc-seeds 3 --cache /tmp/nas-zc-nb201.npz
     python benchmarks/predictor_ranking.py --sizes 100 --seeds 5 --no-zc
     python benchmarks/predictor_ranking.py --sizes 100 --seeds 3 --test-limit 2000 --predictors gcn --no-zc
+    python benchmarks/predictor_ranking.py --sizes 100 --seed-list 10,11 --test-limit 2000 --predictors wl_gp --no-zc
 """
 
 from __future__ import annotations
@@ -79,13 +80,31 @@ def zero_cost_features(archs, args) -> dict:
     )
 
 
+def _seed_list(parser: argparse.ArgumentParser, text: str) -> list[int]:
+    """``"10,11"`` -> ``[10, 11]``; anything else is a usage error naming the value."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or any(s < 0 for s in seeds):
+        parser.error(
+            f"--seed-list {text!r} is not allowed; expected comma-separated integers >= 0, e.g. 10,11"
+        )
+    return seeds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--metric", default="cifar10-val")
     parser.add_argument("--sizes", default="50,100,500")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="split seeds 0..SEEDS-1")
+    parser.add_argument(
+        "--seed-list",
+        default=None,
+        help="comma-separated split seeds instead of 0..SEEDS-1 (e.g. 10,11 to tune on splits never reported)",
+    )
     parser.add_argument("--predictors", default=",".join(BASE))
     parser.add_argument("--test-limit", type=int, default=None)
     parser.add_argument("--zc", default="jacob_cov,synflow", help="proxy features ('' for none)")
@@ -126,9 +145,10 @@ def main() -> None:
         variants.update({f"{name}+zc": (name, with_zc) for name in takes_features})
 
     sizes = [int(s) for s in args.sizes.split(",")]
+    seeds = list(range(args.seeds)) if args.seed_list is None else _seed_list(parser, args.seed_list)
     print(
         f"# nb201 {args.metric}: train on {sizes} random cells, test on "
-        f"{'all other' if args.test_limit is None else args.test_limit} cells, seeds 0..{args.seeds - 1}"
+        f"{'all other' if args.test_limit is None else args.test_limit} cells, seeds {seeds}"
     )
 
     def progress(row) -> None:
@@ -144,7 +164,7 @@ def main() -> None:
         targets,
         variants,
         sizes,
-        range(args.seeds),
+        seeds,
         test_limit=args.test_limit,
         progress=progress,
     )

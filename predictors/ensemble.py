@@ -3,7 +3,7 @@
 Two built-in predictors (boosted trees and the BANANAS MLP ensemble) get
 their uncertainty the same way: ``members`` models that differ only in their
 random seed, the std being the members' disagreement. This class owns that
-rule, so both derive member seeds identically (member ``k`` of a predictor
+rule (and ``recipe_mlp``, whose members also take recipes, its functions), so all derive member seeds identically (member ``k`` of a predictor
 seeded ``s`` uses ``s * 1000 + k``: distinct across members and across
 predictor seeds) and reduce predictions identically.
 """
@@ -11,12 +11,24 @@ predictor seeds) and reduce predictions identically.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from nas.core import SearchSpace, positive_int
 from predictors.base import EncodedPredictor
+
+
+def member_seeds(seed: int, members: int) -> list[int]:
+    """Member ``k`` of a predictor seeded ``seed`` uses ``seed * 1000 + k``."""
+    return [seed * 1000 + member for member in range(members)]
+
+
+def spread(predictions: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std over the members' predictions (one array each): the prediction and its uncertainty."""
+    stacked = np.stack(predictions)
+    return stacked.mean(axis=0), stacked.std(axis=0)
 
 
 class MemberEnsemble(EncodedPredictor):
@@ -28,14 +40,13 @@ class MemberEnsemble(EncodedPredictor):
 
     def member_seeds(self) -> list[int]:
         """The seed of each member, in member order."""
-        return [self.seed * 1000 + member for member in range(self.members)]
+        return member_seeds(self.seed, self.members)
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
         self._fitted_members = [self._fit_member(x, y, seed) for seed in self.member_seeds()]
 
     def _predict_dist(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        predictions = np.stack([self._predict_member(member, x) for member in self._fitted_members])
-        return predictions.mean(axis=0), predictions.std(axis=0)
+        return spread([self._predict_member(member, x) for member in self._fitted_members])
 
     # -- hooks -------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -46,6 +46,7 @@ from torch.nn import functional as F
 from nas.core import PREDICTORS, Architecture, ConfigError, Predictor, SearchSpace, positive_int
 from nas.core.seeds import check_seed
 from predictors.base import check_targets, fraction_option
+from predictors.ensemble import member_seeds
 from predictors.graph import OTHER, GraphFeaturizer, OpGraph, graph_features, op_graph, vocabulary
 from predictors.targets import TargetTransform
 
@@ -186,7 +187,7 @@ class GCNPredictor(Predictor):
 
     def member_seeds(self) -> list[int]:
         """Member ``k`` of a predictor seeded ``s`` uses ``s * 1000 + k`` (as the other ensembles)."""
-        return [self.seed * 1000 + member for member in range(self.members)]
+        return member_seeds(self.seed, self.members)
 
     def _graph_rows(self, graphs: Sequence[OpGraph]) -> np.ndarray:
         featurizer = self._graph_featurizer

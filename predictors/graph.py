@@ -27,6 +27,7 @@ import networkx as nx
 import numpy as np
 
 from nas.core import Architecture, SearchSpace
+from nas.core.graph_stats import STATISTICS, graph_statistics
 
 #: The label of a node whose label the vocabulary does not know.
 OTHER = "other"
@@ -119,72 +120,21 @@ def _live(graph: nx.DiGraph, source: nx.DiGraph) -> nx.DiGraph:
 
 def graph_feature_names(labels: Sequence[str]) -> list[str]:
     """Names of :func:`graph_features`' columns, for the vocabulary ``labels``."""
-    counts = [f"count[{label}]" for label in labels]
-    paths = ["paths_log1p", "path_ops_min", "path_ops_mean", "path_ops_max"]
-    return [*counts, "nodes", "edges", *paths, "in_degree_mean", "in_degree_max", "out_degree_max"]
+    return [*(f"count[{label}]" for label in labels), *STATISTICS]
 
 
 def graph_features(graph: OpGraph, labels: Sequence[str], op_set: Sequence[str]) -> np.ndarray:
     """A fixed-length description of a computational graph, as GENNAPE's hand-made features.
 
-    Per-label node counts; node and edge counts; over all source-to-sink
-    paths their number (log1p) and the min, mean and max number of
-    *operation* nodes on them (depth: structural nodes do not compute); mean
-    and max in-degree (how much is summed or concatenated) and max out-degree
-    (fan-out). Paths are counted by dynamic programming, never enumerated.
+    Per-label node counts, then the kernel's :func:`~nas.core.graph_stats.graph_statistics`
+    (size, path count and depth in operations of ``op_set``, degrees).
     """
     index = {label: k for k, label in enumerate(labels)}
     counts = np.zeros(len(labels))
     for op in graph.ops:
         counts[index.get(op, index.get(OTHER, len(labels) - 1))] += 1
-    a = graph.adjacency
-    n = len(graph.ops)
-    in_degree, out_degree = a.sum(axis=0), a.sum(axis=1)
     compute = np.array([op in set(op_set) for op in graph.ops], dtype=np.float64)
-    # Per node: number of paths from any source ending here, their summed, min and max op counts.
-    count = np.zeros(n)
-    total = np.zeros(n)
-    low = np.full(n, np.inf)
-    high = np.full(n, -np.inf)
-    for j in _topological(a):  # any node numbering: the features may not depend on it
-        parents = np.flatnonzero(a[:, j])
-        if in_degree[j] == 0:
-            count[j], total[j], low[j], high[j] = 1.0, compute[j], compute[j], compute[j]
-            continue
-        count[j] = count[parents].sum()
-        total[j] = total[parents].sum() + compute[j] * count[j]
-        low[j] = low[parents].min() + compute[j]
-        high[j] = high[parents].max() + compute[j]
-    sinks = np.flatnonzero((out_degree == 0) & (in_degree > 0))
-    paths = count[sinks].sum()
-    if paths > 0:
-        path_stats = [np.log1p(paths), low[sinks].min(), total[sinks].sum() / paths, high[sinks].max()]
-    else:  # the output is cut off from the input: no path at all
-        path_stats = [0.0, 0.0, 0.0, 0.0]
-    has_inputs = in_degree > 0
-    degree_stats = [
-        float(in_degree[has_inputs].mean()) if has_inputs.any() else 0.0,
-        float(in_degree.max(initial=0.0)),
-        float(out_degree.max(initial=0.0)),
-    ]
-    return np.concatenate([counts, [n, a.sum()], path_stats, degree_stats])
-
-
-def _topological(adjacency: np.ndarray) -> list[int]:
-    """Node indices in a topological order of the DAG ``adjacency`` (Kahn's algorithm)."""
-    remaining = adjacency.sum(axis=0)
-    ready = [j for j in range(len(remaining)) if remaining[j] == 0]
-    order: list[int] = []
-    while ready:
-        node = ready.pop()
-        order.append(node)
-        for child in np.flatnonzero(adjacency[node]):
-            remaining[child] -= 1
-            if remaining[child] == 0:
-                ready.append(int(child))
-    if len(order) != len(remaining):
-        raise ValueError("an op graph must be acyclic")
-    return order
+    return np.concatenate([counts, graph_statistics(graph.adjacency, compute)])
 
 
 class GraphFeaturizer:

@@ -45,8 +45,9 @@ from nas.core import PREDICTORS, Architecture, ConfigError, Predictor, SearchSpa
 from nas.core.predictor import check_targets
 from nas.core.seeds import check_seed
 from nas.training import torch_threads
+from predictors.ensemble import member_seeds, spread
 from predictors.features import Featurizer
-from predictors.mlp import init_from, regress
+from predictors.mlp import init_from, regress, relu_layers
 from predictors.targets import TargetTransform
 from predictors.zero_cost import PROXIES, score_arch, synthetic_batch
 
@@ -78,12 +79,7 @@ class _Member(nn.Module):
 
     def __init__(self, width_in: int, hidden: int, layers: int, proxies: int) -> None:
         super().__init__()
-        blocks: list[nn.Module] = []
-        width = width_in
-        for _ in range(layers):
-            blocks += [nn.Linear(width, hidden), nn.ReLU()]
-            width = hidden
-        self.encoder = nn.Sequential(*blocks)
+        self.encoder = nn.Sequential(*relu_layers(width_in, hidden, layers))
         self.proxy_head = nn.Linear(hidden, proxies)
         self.head: nn.Module | None = None
 
@@ -215,7 +211,7 @@ class RecipeMLP(Predictor):
         ]
         targets = np.stack(columns, axis=1)
         self._pretrained = []
-        for seed in self._member_seeds():
+        for seed in member_seeds(self.seed, self.members):
             generator = torch.Generator().manual_seed(_phase_seed(seed, _PRETRAIN))
             member = self._new_member(x.shape[1], generator)
             regress(
@@ -250,7 +246,7 @@ class RecipeMLP(Predictor):
                 f"the pre-trained encoder takes {self._pretrained[0]['0.weight'].shape[1]} features, got {width}"
             )
         members = []
-        for index, seed in enumerate(self._member_seeds()):
+        for index, seed in enumerate(member_seeds(self.seed, self.members)):
             generator = torch.Generator().manual_seed(_phase_seed(seed, _FIT))
             member = self._new_member(width, generator)
             if self._pretrained is not None:
@@ -274,17 +270,13 @@ class RecipeMLP(Predictor):
             )
         x = torch.from_numpy(np.concatenate([self.featurizer(archs), r], axis=1))
         with torch.no_grad():
-            predictions = np.stack([m(x).squeeze(1).numpy() for m in self._members])
-        mean, std = predictions.mean(axis=0), predictions.std(axis=0)
+            mean, std = spread([m(x).squeeze(1).numpy() for m in self._members])
         return self.target.inverse(mean), self.target.inverse_std(mean, std)
 
     def predict(self, archs: Sequence[Architecture], recipes: np.ndarray | None = None) -> np.ndarray:
         return self.predict_dist(archs, recipes)[0]
 
     # -- internals ---------------------------------------------------------------------------------
-    def _member_seeds(self) -> list[int]:
-        return [self.seed * 1000 + k for k in range(self.members)]
-
     def _new_member(self, width: int, generator: torch.Generator) -> _Member:
         with torch.random.fork_rng(devices=[]):  # nn.Linear draws from the global RNG on construction
             member = _Member(width, self.hidden, self.layers, len(self.proxies))

@@ -21,16 +21,26 @@ from nas.core import PREDICTORS, ConfigError, SearchSpace, positive_int
 from predictors.ensemble import MemberEnsemble
 
 
-def _mlp(width_in: int, hidden: int, layers: int, generator: torch.Generator) -> nn.Sequential:
+def relu_layers(width_in: int, hidden: int, layers: int) -> list[nn.Module]:
+    """``layers`` x (Linear to ``hidden``, ReLU): the body of this ensemble's and ``recipe_mlp``'s MLPs.
+
+    nn.Linear initialises itself from the global RNG: build under ``torch.random.fork_rng``
+    and draw the real weights with :func:`init_from`.
+    """
     modules: list[nn.Module] = []
     width = width_in
+    for _ in range(layers):
+        modules += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    return modules
+
+
+def _mlp(width_in: int, hidden: int, layers: int, generator: torch.Generator) -> nn.Sequential:
     # nn.Linear initialises itself from the global RNG on construction; fork it so
     # that state is restored, then draw the real initial weights from the generator.
     with torch.random.fork_rng(devices=[]):
-        for _ in range(layers):
-            modules += [nn.Linear(width, hidden), nn.ReLU()]
-            width = hidden
-        modules.append(nn.Linear(width, 1))
+        modules = relu_layers(width_in, hidden, layers)
+        modules.append(nn.Linear(hidden if layers else width_in, 1))
     net = nn.Sequential(*modules).double()
     init_from(net, generator)
     return net

@@ -154,6 +154,7 @@ def test_unknown_predictor_names_close_matches() -> None:
         ("gbt", {"seed": -1}, "seed=-1"),
         ("wl_gp", {"max_iterations": -1}, "iterations=-1"),
         ("wl_gp", {"target_transform": "log"}, "target_transform='log'"),
+        ("wl_gp", {"graph_features": 1}, "graph_features=1"),
     ],
 )
 def test_bad_options_name_the_value(name, options, message) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from nas.core import ArchitectureError, ConfigError
+from nas.core.graph_stats import STATISTICS
 from nas.core.wl import WLFeaturizer, count_matrix, feature_name, op_graph, vocabulary, wl_features
 from nas.core.wl_gp import WLGaussianProcess
 from nas.strategies import create_strategy, run_loop
@@ -65,6 +66,25 @@ def test_cell_edges_become_operation_nodes_and_dead_operations_are_dropped() -> 
     )
 
 
+def test_graph_statistics_of_the_contracted_cell_count_operations_on_each_path() -> None:
+    # input -> conv3 -> skip -> conv1 -> output and input -> pool -> conv1 -> output
+    arch = NB201.parse("|nor_conv_3x3~0|+|avg_pool_3x3~0|skip_connect~1|+|none~0|none~1|nor_conv_1x1~2|")
+    stats = dict(zip(STATISTICS, WLFeaturizer(NB201).statistics([arch])[0], strict=True))
+    assert stats == pytest.approx(
+        {
+            "nodes": 6,  # input, four live operations, output
+            "edges": 6,
+            "paths_log1p": np.log1p(2),
+            "path_ops_min": 2,  # pool, conv1: the cell's input and output nodes do not compute
+            "path_ops_mean": 2.5,
+            "path_ops_max": 3,
+            "in_degree_mean": 6 / 5,
+            "in_degree_max": 2,
+            "out_degree_max": 2,
+        }
+    )
+
+
 def test_a_space_without_a_graph_and_bad_iterations_are_clear_errors() -> None:
     with pytest.raises(ArchitectureError, match="empty graph"):
         op_graph(nx.DiGraph())
@@ -100,6 +120,36 @@ def test_wl_gp_learns_and_names_the_sub_graph_that_matters() -> None:
     assert all(row["effect"] < 0 for row in explanation["negative"])
     with pytest.raises(ConfigError, match="noise=0"):
         WLGaussianProcess(NB201, noise=0)
+    with pytest.raises(ConfigError, match="graph_features='yes'"):
+        WLGaussianProcess(NB201, graph_features="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("graph_features", [True, False])
+def test_wl_gp_effects_are_the_gradient_of_its_posterior_mean(graph_features: bool) -> None:
+    # The explanation must stay NAS-BOWL's: d(mean)/d(count of the sub-graph), averaged over the
+    # training cells that contain it, with the graph-statistics factor of the kernel held fixed.
+    rng = np.random.default_rng(1)
+    archs = [NB201.sample(rng) for _ in range(40)]
+    y = np.array([_conv_into_output(a) for a in archs]) + rng.normal(0, 0.3, len(archs))
+    model = WLGaussianProcess(NB201, graph_features=graph_features).fit(archs, y)
+    counts, _ = model._counts
+    weights = model._r * model._alpha[None, :]  # row j: what training cell j's mean sums
+
+    def mean(row: int, counts_row: np.ndarray) -> float:
+        unit = counts_row / np.linalg.norm(counts_row)
+        return float(model._y_std * model.amplitude * (unit @ model._x.T) @ weights[row])
+
+    step = 1e-6
+    names = {feature_name(f): j for f, j in model._columns.items()}
+    for name, effect, support in model.feature_effects()[:5]:
+        j = names[name]
+        rows = np.flatnonzero(counts[:, j] > 0)
+        shifted = [counts[r] + step * (np.arange(counts.shape[1]) == j) for r in rows]
+        numeric = np.mean(
+            [(mean(r, s) - mean(r, counts[r])) / step for r, s in zip(rows, shifted, strict=True)]
+        )
+        assert support == len(rows) and effect == pytest.approx(numeric, rel=1e-4, abs=1e-6)
+    assert (model.length_scale < np.inf) is graph_features
 
 
 def test_bowl_explains_itself_once_its_model_is_fitted(data_dir) -> None:  # noqa: ANN001

@@ -34,6 +34,7 @@ import numpy as np
 
 from nas.core.architecture import Architecture
 from nas.core.errors import ArchitectureError, ConfigError
+from nas.core.graph_stats import graph_statistics
 from nas.core.space import SearchSpace
 
 #: NAS-BOWL's default number of WL iterations.
@@ -65,6 +66,8 @@ def op_graph(graph: nx.DiGraph) -> nx.DiGraph:
     sinks of the cell keep their own node (labelled by ``op`` or ``kind``),
     other nodes are contracted so that an operation on ``u -> v`` feeds every
     operation on ``v -> w``. Otherwise nodes keep their ``op`` (or ``kind``).
+    ``operation`` marks the nodes that compute (an ``op``, not a ``kind``):
+    the depth in :func:`op_graph_statistics` counts only those.
     """
     if not isinstance(graph, nx.DiGraph) or graph.number_of_nodes() == 0:
         raise ArchitectureError(
@@ -74,16 +77,20 @@ def op_graph(graph: nx.DiGraph) -> nx.DiGraph:
         )
     if not any("op" in data for _, _, data in graph.edges(data=True)):
         result = nx.DiGraph()
-        result.add_nodes_from((n, {"label": _node_label(graph, n)}) for n in graph.nodes)
+        result.add_nodes_from(
+            (n, {"label": _node_label(graph, n), "operation": "op" in graph.nodes[n]}) for n in graph.nodes
+        )
         result.add_edges_from(graph.edges)
         return result
     fed, feeding = {v for _, v in graph.edges}, {u for u, _ in graph.edges}
     kept = {n for n in graph.nodes if n not in fed or n not in feeding}
     result = nx.DiGraph()
-    result.add_nodes_from((("node", n), {"label": _node_label(graph, n)}) for n in kept)
+    result.add_nodes_from(
+        (("node", n), {"label": _node_label(graph, n), "operation": "op" in graph.nodes[n]}) for n in kept
+    )
     live = [(u, v, str(d.get("op", "edge"))) for u, v, d in graph.edges(data=True) if d.get("op") != NO_EDGE]
     for u, v, op in live:
-        result.add_node(("edge", u, v), label=op)
+        result.add_node(("edge", u, v), label=op, operation=True)
         if u in kept:
             result.add_edge(("node", u), ("edge", u, v))
         if v in kept:
@@ -115,8 +122,21 @@ def _live(graph: nx.DiGraph, ends: list[object]) -> nx.DiGraph:
 
 def wl_features(graph: nx.DiGraph, iterations: int = DEFAULT_ITERATIONS) -> Counter[Feature]:
     """Counts of every (iteration, sub-tree label) of ``graph`` after :func:`op_graph`."""
-    iterations = check_iterations(iterations)
-    labelled = op_graph(graph)
+    return _subtree_counts(op_graph(graph), check_iterations(iterations))
+
+
+def op_graph_statistics(labelled: nx.DiGraph) -> np.ndarray:
+    """:func:`~nas.core.graph_stats.graph_statistics` of an :func:`op_graph` (depth in operations)."""
+    nodes = list(labelled.nodes)
+    position = {node: k for k, node in enumerate(nodes)}
+    adjacency = np.zeros((len(nodes), len(nodes)))
+    for u, v in labelled.edges:
+        adjacency[position[u], position[v]] = 1.0
+    compute = np.array([bool(labelled.nodes[n].get("operation")) for n in nodes], dtype=np.float64)
+    return graph_statistics(adjacency, compute)
+
+
+def _subtree_counts(labelled: nx.DiGraph, iterations: int) -> Counter[Feature]:
     own = {n: labelled.nodes[n]["label"] for n in labelled.nodes}
     predecessors = {n: list(labelled.predecessors(n)) for n in labelled.nodes}
     labels = dict(own)
@@ -140,23 +160,38 @@ def feature_name(feature: Feature) -> str:
 
 
 class WLFeaturizer:
-    """WL features of a space's architectures, memoised (searches score the same cells again and again)."""
+    """WL features and graph statistics of a space's architectures, memoised.
+
+    Searches score the same cells again and again; both descriptions come
+    from one :func:`op_graph` per architecture.
+    """
 
     def __init__(self, space: SearchSpace, iterations: int = DEFAULT_ITERATIONS) -> None:
         self.space = space
         self.iterations = check_iterations(iterations)
-        self._cache: dict[Architecture, Counter[Feature]] = {}
+        self._cache: dict[Architecture, tuple[Counter[Feature], np.ndarray]] = {}
 
-    def __call__(self, arch: Architecture) -> Counter[Feature]:
+    def _describe(self, arch: Architecture) -> tuple[Counter[Feature], np.ndarray]:
         found = self._cache.get(arch)
         if found is None:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
-            found = self._cache[arch] = wl_features(self.space.to_graph(arch), self.iterations)
+            labelled = op_graph(self.space.to_graph(arch))
+            found = self._cache[arch] = (
+                _subtree_counts(labelled, self.iterations),
+                op_graph_statistics(labelled),
+            )
         return found
+
+    def __call__(self, arch: Architecture) -> Counter[Feature]:
+        return self._describe(arch)[0]
 
     def many(self, archs: Iterable[Architecture]) -> list[Counter[Feature]]:
         return [self(arch) for arch in archs]
+
+    def statistics(self, archs: Iterable[Architecture]) -> np.ndarray:
+        """One row of :func:`op_graph_statistics` per architecture."""
+        return np.array([self._describe(arch)[1] for arch in archs])
 
 
 def vocabulary(

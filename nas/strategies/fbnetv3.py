@@ -52,10 +52,11 @@ from typing import Any
 import numpy as np
 
 from nas.core.architecture import Architecture
-from nas.core.errors import ConfigError, NASError
+from nas.core.errors import ConfigError
 from nas.core.space import SearchSpace
 from nas.core.strategy import STRATEGIES, Strategy
 from nas.core.trial import Trial
+from nas.strategies.acquisition import acquisition_scores, checked_predictions
 from nas.strategies.options import choice_option, float_option, int_option
 from nas.strategies.predictor import PredictorFactory, _factory
 
@@ -261,17 +262,9 @@ class FBNetV3Search(Strategy):
         if not pairs:
             return None
         encoded = self.recipe_space.encode([recipe for _, recipe in pairs])
-        mean, std = (np.asarray(a, dtype=float) for a in model.predict_dist([a for a, _ in pairs], encoded))
-        if mean.shape != (len(pairs),) or not np.isfinite(mean).all() or not np.isfinite(std).all():
-            raise NASError(
-                f"predictor returned unusable predictions (shape {mean.shape}, NaN or infinite values)"
-            )
-        if self.acquisition == "its":
-            scores = rng.normal(mean, np.maximum(std, 0.0))
-        elif self.acquisition == "ucb":
-            scores = mean + self.ucb_beta * np.maximum(std, 0.0)
-        else:
-            scores = mean
+        prediction = model.predict_dist([a for a, _ in pairs], encoded)
+        mean, std = checked_predictions(model, prediction, len(pairs))
+        scores = acquisition_scores(self.acquisition, mean, std, rng, ucb_beta=self.ucb_beta)
         arch, recipe = pairs[int(np.argmax(scores))]
         self._attach(recipe)
         return arch

@@ -39,11 +39,12 @@ from typing import Any
 import numpy as np
 
 from nas.core.architecture import Architecture
-from nas.core.errors import ConfigError, NASError
+from nas.core.errors import ConfigError
 from nas.core.predictor import PREDICTORS, Predictor
 from nas.core.space import SearchSpace
 from nas.core.strategy import FALLBACK_PHASE, STRATEGIES, Strategy
 from nas.core.trial import Direction
+from nas.strategies.acquisition import acquisition_scores, checked_predictions
 from nas.strategies.options import choice_option, float_option, int_option
 
 logger = logging.getLogger(__name__)
@@ -132,14 +133,9 @@ class PredictorGuidedSearch(Strategy):
             self.last_phase = FALLBACK_PHASE
             return self.space.sample(rng)
         mean, std = self._predict(candidates)
-        if self.acquisition == "its":
-            scores = rng.normal(mean, std)
-        elif self.acquisition == "ucb":
-            scores = mean + self.ucb_beta * std
-        elif self.acquisition == "ei":
-            scores = expected_improvement(mean, std, float(np.max(fit_targets)))
-        else:
-            scores = mean
+        scores = acquisition_scores(
+            self.acquisition, mean, std, rng, ucb_beta=self.ucb_beta, best=float(np.max(fit_targets))
+        )
         return candidates[int(np.argmax(scores))]
 
     def explain(self) -> dict[str, Any] | None:
@@ -193,19 +189,7 @@ class PredictorGuidedSearch(Strategy):
 
     def _predict(self, candidates: list[Architecture]) -> tuple[np.ndarray, np.ndarray]:
         model = self._fitted(self._fit_size())
-        mean, std = (np.asarray(a, dtype=float) for a in model.predict_dist(candidates))
-        if mean.shape != (len(candidates),) or std.shape != (len(candidates),):
-            raise NASError(
-                f"predictor {type(model).__name__} returned shapes {mean.shape}/{std.shape} "
-                f"for {len(candidates)} candidates; expected ({len(candidates)},) each"
-            )
-        bad = ~(np.isfinite(mean) & np.isfinite(std))
-        if bad.any():
-            raise NASError(
-                f"predictor {type(model).__name__} returned NaN or infinite predictions for "
-                f"{int(bad.sum())} of {len(candidates)} candidates"
-            )
-        return mean, np.maximum(std, 0.0)
+        return checked_predictions(model, model.predict_dist(candidates), len(candidates))
 
     def _candidates(
         self, rng: np.random.Generator, archs: Sequence[Architecture], targets: np.ndarray
@@ -295,16 +279,6 @@ def _factory(predictor: PredictorFactory | str, options: Mapping[str, Any] | Non
     if options:
         factory = functools.partial(factory, **options)
     return factory
-
-
-def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float) -> np.ndarray:
-    """E[max(f - best, 0)] for f ~ N(mean, std) (larger is better); ``mean - best`` where std is 0."""
-    gain = mean - best
-    safe = np.where(std > 0, std, 1.0)
-    z = gain / safe
-    cdf = 0.5 * (1.0 + np.vectorize(math.erf)(z / math.sqrt(2.0)))
-    pdf = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
-    return np.where(std > 0, gain * cdf + safe * pdf, np.maximum(gain, 0.0))
 
 
 def normal_scores(values: np.ndarray) -> np.ndarray:
