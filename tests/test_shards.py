@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -189,15 +191,28 @@ def test_reader_is_checked_in_the_config() -> None:
 
 
 def test_reader_ray_falls_back_to_dataloader_workers_without_ray(shards: Path) -> None:
-    ray = pytest.importorskip("ray")
+    """Where Ray is not running, reader: ray reads the torch reader's batches (checked in a fresh
+    process: this one may hold the local Ray of other tests)."""
     from nas.runner.ray_data import with_ray_reader
 
-    if ray.is_initialized():
-        pytest.skip("Ray is running in this process")
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import ray
+from test_shards import same_batches
+from test_streaming import epoch
+from nas.data import load_dataset
+from nas.runner.ray_data import with_ray_reader
+assert not ray.is_initialized()
+config = {{"name": "parquet", "path": {str(shards)!r}, "loader_workers": 0}}
+plain = load_dataset({{**config, "streaming": True}}, seed=0)
+wrapped = with_ray_reader(load_dataset({{**config, "reader": "ray"}}, seed=0))
+print("same" if same_batches(epoch(plain, "train", 1, True), epoch(wrapped, "train", 1, True)) else "differ")
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "same"
     config = {"name": "parquet", "path": str(shards), "loader_workers": 0}
-    plain = load_dataset({**config, "streaming": True}, seed=0)
-    wrapped = with_ray_reader(load_dataset({**config, "reader": "ray"}, seed=0))
-    assert same_batches(epoch(plain, "train", 1, True), epoch(wrapped, "train", 1, True))
     with pytest.raises(ConfigError, match="held in memory"):
         with_ray_reader(load_dataset({**config, "streaming": False}, seed=0))
 
