@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import test_shards
+import torch
 from click.testing import CliRunner
 
 from nas.cli import main
@@ -169,3 +170,21 @@ def test_webdataset_config_errors() -> None:
         ConfigError, match="'reader' is not used by dataset 'webdataset'; it applies to: parquet"
     ):
         load_dataset({"name": "webdataset", "path": "x", "reader": "ray"})
+
+
+def test_forked_workers_read_their_own_members_of_a_shard_the_parent_opened(tars: Path) -> None:
+    """DataLoader workers forked after the parent opened a shard share its file offset; each worker
+    must still get exactly its member's bytes (positional reads), on every one of many reads."""
+    rows = load_dataset({"name": "webdataset", "path": str(tars), "streaming": True}, seed=0).source
+    expected = [rows.encoded(p) for p in range(len(rows))]  # the parent's handles are open now
+
+    class Members(torch.utils.data.Dataset):  # type: ignore[type-arg]
+        def __len__(self) -> int:
+            return 20 * len(rows)
+
+        def __getitem__(self, k: int) -> tuple[int, bytes]:
+            return k % len(rows), rows.encoded(k % len(rows))
+
+    loader = torch.utils.data.DataLoader(Members(), batch_size=None, num_workers=2)
+    wrong = [p for p, data in loader if data != expected[p]]
+    assert wrong == []

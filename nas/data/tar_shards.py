@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,13 +165,23 @@ class TarRows:
         return len(self.offsets)
 
     def encoded(self, position: int) -> bytes:
-        """The stored file bytes of the image at ``position`` (one seek and read, the shard kept open)."""
+        """The stored file bytes of the image at ``position`` (one positional read, the shard kept open).
+
+        ``os.pread``, not seek + read: DataLoader workers forked after this
+        process opened a shard share its file offset, and a seek in one worker
+        would move another's read to the wrong member.
+        """
         f = int(self.shard[position])
         if f not in self._handles:
             self._handles[f] = open(self.files[f], "rb")  # noqa: SIM115 - kept open for the process
-        handle = self._handles[f]
-        handle.seek(int(self.offsets[position]))
-        return handle.read(int(self.sizes[position]))
+        size = int(self.sizes[position])
+        data = os.pread(self._handles[f].fileno(), size, int(self.offsets[position]))
+        if len(data) != size:
+            raise ConfigError(
+                f"webdataset shard {self.files[f]} ends inside the image at row {position} "
+                f"({len(data)} of {size} bytes); rewrite the shards"
+            )
+        return data
 
     def read(self, position: int) -> np.ndarray:
         try:
