@@ -37,6 +37,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nas.data import load_dataset  # noqa: E402
@@ -59,11 +61,19 @@ def search(
         n_initial=args.initial,
         pretrain_archs=args.pretrain,
         predictor_options={"input_shape": list(shape), "num_classes": 10},
+        **args.option,
     )
     trials = run_loop(strategy, evaluator, args.trials)
     done = [t for t in trials if t.values and t.values.get("val_accuracy") == t.values.get("val_accuracy")]
     best = max(done, key=lambda t: t.values["val_accuracy"])
     return float(best.values["val_accuracy"]), dict(best.system_attrs.get("recipe", {}))
+
+
+def _option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"--option {text!r}: expected KEY=VALUE")
+    return key, yaml.safe_load(value)
 
 
 def main() -> None:
@@ -74,12 +84,21 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="training images (default: all)")
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed+seeds-1")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a strategy option for both arms (YAML value), e.g. recipe_sampling=uniform; repeatable",
+    )
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--initial", type=int, default=10, help="random (arch, recipe) trials first")
     parser.add_argument("--pretrain", type=int, default=100, help="networks whose proxies pre-train")
     parser.add_argument("--width", type=float, default=0.25, help="fbnet width_mult")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    args.option = dict(_option(text) for text in args.option)
     logging.basicConfig(level=logging.WARNING)
 
     space = get_space("fbnet", width_mult=args.width)
@@ -99,13 +118,13 @@ def main() -> None:
         latency_warmup=0,
     )
     print(
-        f"# fbnet width {args.width}, {args.dataset}: {len(dataset.y_train)} training images, "
+        f"# options {args.option or 'default'}; fbnet width {args.width}, {args.dataset}: {len(dataset.y_train)} training images, "
         f"{args.trials} trials x {args.epochs} epochs, {args.initial} initial, {args.pretrain} pre-training networks"
     )
     print("| seed | arm | best val_accuracy | best trial's recipe |")
     print("|---|---|---|---|")
     results: dict[str, list[float]] = {arm: [] for arm in ARMS}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for arm, joint in ARMS.items():
             accuracy, recipe = search(space, evaluator, seed, joint, args, dataset.input_shape)
             results[arm].append(accuracy)

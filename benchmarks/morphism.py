@@ -74,6 +74,13 @@ def main() -> None:
     parser.add_argument("--space", choices=sorted(SPACE_OPTIONS), default="hybrid")
     parser.add_argument("--width", type=float, default=None, help="fbnet width_mult (default 0.25)")
     parser.add_argument("--pairs", type=int, default=10)
+    parser.add_argument(
+        "--first-pair",
+        type=int,
+        default=0,
+        help="train pairs from this index on (earlier pairs are drawn, not trained: the rows are "
+        "deterministic by seed, so a stopped run continues with the same pairs)",
+    )
     parser.add_argument("--epochs", type=int, default=10, help="E: parent and from-scratch child epochs")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.05)
@@ -112,21 +119,26 @@ def main() -> None:
     print("-" * len(header))
     rng = np.random.default_rng(args.seed)
     rows: list[dict[str, Any]] = []
-    while len(rows) < args.pairs:
+    index = 0
+    while index < args.pairs:
         parent_arch = space.sample(rng)
         options_ = morphisms(space, parent_arch)
         if not options_:
             continue
         morphism = options_[int(rng.integers(len(options_)))]
-        seed = args.seed + len(rows)
+        index += 1
+        if index <= args.first_pair:
+            continue  # drawn as in the full run, trained by an earlier one
+        pair = index - 1
+        seed = args.seed + pair
         parent = evaluator.evaluate(parent_arch, seed=seed, budget=args.epochs)
         scratch = evaluator.evaluate(morphism.child, seed=seed, budget=args.epochs)
         weights = Path(parent.artifacts["weights"]).read_bytes()
-        inheritance = Inheritance(parent_arch, len(rows), morphism.to_dict(), weights)
+        inheritance = Inheritance(parent_arch, pair, morphism.to_dict(), weights)
         inherited = evaluator.evaluate(morphism.child, seed=seed, budget=half, parent=inheritance)
         target = scratch.values["val_accuracy"]
         row = {
-            "pair": len(rows),
+            "pair": pair,
             "parent": space.format(parent_arch),
             "child": space.format(morphism.child),
             "morphism": morphism.to_dict(),

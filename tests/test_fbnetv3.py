@@ -233,11 +233,46 @@ def test_each_trial_carries_a_recipe_and_the_predictor_is_pretrained(table) -> N
     trials = run_loop(search, table, 7)
     recipes = [t.system_attrs["recipe"] for t in trials]
     assert all(set(r) == set(DEFAULT_RECIPE) for r in recipes)
-    # Searched, not fixed: random in the initial phase, then the predictor's pick among random
-    # recipes and the best trial's (which it may well prefer).
-    assert len({r["lr"] for r in recipes[:4]}) == 4 and len({r["lr"] for r in recipes}) >= 4
+    # Searched, not fixed: moves from the default in the initial phase, then the predictor's pick
+    # among moves from the best trials' recipes and the best trial's own (which it may well prefer).
+    default = RecipeSpace(DEFAULT_RECIPE).default()
+    initial = [tuple(sorted(r.items())) for r in recipes[:4]]
+    assert len(set(initial)) == 4 and all(r != default for r in recipes[:4])
     assert search._model.pretrained  # pre-trained once, before its first proposal
     assert [t.system_attrs.get("recipe") for t in trials] == [search._recipes[t.number] for t in trials]
+
+
+def test_local_recipe_moves_stay_in_range_and_near_where_they_start() -> None:
+    space = RecipeSpace(DEFAULT_RECIPE)
+    start = space.default()
+    rng = np.random.default_rng(0)
+    moves = [space.near(start, rng, 0.15) for _ in range(400)]
+    assert all(space.check(m) == m for m in moves)  # in range, every setting present
+    assert all(m != start for m in moves)  # at least one setting moved
+    for name in ("label_smoothing", "mixup"):  # numeric choices move to a neighbour only
+        ordered = DEFAULT_RECIPE[name]["choices"]
+        assert {m[name] for m in moves} == set(ordered[:2])  # from the first: to the second, never further
+    # lr moves on its log range by ~0.15 of it: rarely beyond 3 sigma, and both ways.
+    span = np.log(DEFAULT_RECIPE["lr"]["high"] / DEFAULT_RECIPE["lr"]["low"])
+    steps = np.array([np.log(m["lr"] / start["lr"]) / span for m in moves if m["lr"] != start["lr"]])
+    assert len(steps) > 100 and np.mean(np.abs(steps) < 0.45) > 0.99
+    assert (steps > 0).sum() > 30 and (steps < 0).sum() > 30
+    # Reflected, not clipped, at a range's end: values at the bound stay inside and move away.
+    edge = {**start, "lr": DEFAULT_RECIPE["lr"]["high"]}
+    lrs = [space.near(edge, rng, 0.15)["lr"] for _ in range(200)]
+    assert (
+        max(lrs) <= DEFAULT_RECIPE["lr"]["high"] and sum(lr < DEFAULT_RECIPE["lr"]["high"] for lr in lrs) > 50
+    )
+
+
+def test_uniform_recipe_sampling_draws_recipes_anywhere(table) -> None:  # noqa: ANN001
+    trials = run_loop(strategy(recipe_sampling="uniform"), table, 4)
+    lrs = [t.system_attrs["recipe"]["lr"] for t in trials]
+    assert len(set(lrs)) == 4 and 0.05 not in lrs  # each initial trial draws every setting
+    with pytest.raises(ConfigError, match="recipe_sampling='near'"):
+        strategy(recipe_sampling="near")
+    with pytest.raises(ConfigError, match="recipe_step"):
+        strategy(recipe_step=2.0)
 
 
 def test_without_recipe_search_trials_train_with_the_evaluators_settings(table) -> None:  # noqa: ANN001
