@@ -126,6 +126,19 @@ class EncodedPredictor(Predictor):
         """Mean and std in transformed target units."""
 
 
+def optimiser_options(owner: str, lr: Any, weight_decay: Any) -> tuple[float, float]:
+    """Validate the AdamW options of the torch predictors (MLP ensemble, GCN, recipe MLP): lr > 0, weight_decay >= 0.
+
+    One rule for all three, so a bool or a string is refused by name here
+    instead of reaching the optimiser (``True`` would train at lr 1).
+    """
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
+        raise ConfigError(f"{owner} option lr={lr!r} is not allowed; expected > 0")
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, int | float) or not weight_decay >= 0:
+        raise ConfigError(f"{owner} option weight_decay={weight_decay!r} is not allowed; expected >= 0")
+    return float(lr), float(weight_decay)
+
+
 def fraction_option(owner: str, name: str, value: Any) -> float:
     """Validate a predictor option that is a share of something (rows, features, a step): (0, 1]."""
     if not 0.0 < value <= 1.0:

@@ -45,7 +45,7 @@ from torch.nn import functional as F
 
 from nas.core import PREDICTORS, Architecture, ConfigError, Predictor, SearchSpace, positive_int
 from nas.core.seeds import check_seed
-from predictors.base import check_targets, fraction_option
+from predictors.base import check_targets, fraction_option, optimiser_options
 from predictors.ensemble import member_seeds
 from predictors.graph import OTHER, GraphFeaturizer, OpGraph, graph_features, op_graph, vocabulary
 from predictors.targets import TargetTransform
@@ -157,10 +157,7 @@ class GCNPredictor(Predictor):
         self.batch_size = positive_int(name, "batch_size", batch_size)
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"{name} option dropout={dropout!r} is not allowed; expected [0, 1)")
-        if not lr > 0:
-            raise ConfigError(f"{name} option lr={lr!r} is not allowed; expected > 0")
-        if not weight_decay >= 0:
-            raise ConfigError(f"{name} option weight_decay={weight_decay!r} is not allowed; expected >= 0")
+        self.lr, self.weight_decay = optimiser_options(name, lr, weight_decay)
         if not isinstance(two_stage, bool):
             raise ConfigError(f"{name} option two_stage={two_stage!r} is not allowed; expected true or false")
         fraction_option(name, "filter_quantile", filter_quantile)
@@ -168,7 +165,7 @@ class GCNPredictor(Predictor):
             raise ConfigError(
                 f"{name} option filter_quantile={filter_quantile!r} is not allowed; expected (0, 1)"
             )
-        self.dropout, self.lr, self.weight_decay = dropout, lr, weight_decay
+        self.dropout = dropout
         if not isinstance(graph_features, bool):
             raise ConfigError(
                 f"{name} option graph_features={graph_features!r} is not allowed; expected true or false"

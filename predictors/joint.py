@@ -45,6 +45,7 @@ from nas.core import PREDICTORS, Architecture, ConfigError, Predictor, SearchSpa
 from nas.core.predictor import check_targets
 from nas.core.seeds import check_seed
 from nas.training import torch_threads
+from predictors.base import optimiser_options
 from predictors.ensemble import member_seeds, spread
 from predictors.features import Featurizer
 from predictors.mlp import init_from, regress, relu_layers
@@ -131,17 +132,7 @@ class RecipeMLP(Predictor):
         self.epochs = positive_int(self.label, "epochs", epochs)
         self.pretrain_epochs = positive_int(self.label, "pretrain_epochs", pretrain_epochs)
         self.batch_size = positive_int(self.label, "batch_size", batch_size)
-        if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
-            raise ConfigError(f"{self.label} option lr={lr!r} is not allowed; expected > 0")
-        if (
-            isinstance(weight_decay, bool)
-            or not isinstance(weight_decay, int | float)
-            or not weight_decay >= 0
-        ):
-            raise ConfigError(
-                f"{self.label} option weight_decay={weight_decay!r} is not allowed; expected >= 0"
-            )
-        self.lr, self.weight_decay = float(lr), float(weight_decay)
+        self.lr, self.weight_decay = optimiser_options(self.label, lr, weight_decay)
         if isinstance(proxies, str) or not proxies:
             raise ConfigError(
                 f"{self.label} option proxies={proxies!r} is not allowed; expected a list of proxy names"

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.core import PREDICTORS, ConfigError, SearchSpace, positive_int
+from nas.core import PREDICTORS, SearchSpace, positive_int
+from predictors.base import optimiser_options
 from predictors.ensemble import MemberEnsemble
 
 
@@ -112,14 +113,7 @@ class MLPEnsemble(MemberEnsemble):
         self.layers = positive_int(self.label, "layers", layers)
         self.epochs = positive_int(self.label, "epochs", epochs)
         self.batch_size = positive_int(self.label, "batch_size", batch_size)
-        if not lr > 0:
-            raise ConfigError(f"{self.label} option lr={lr!r} is not allowed; expected > 0")
-        if not weight_decay >= 0:
-            raise ConfigError(
-                f"{self.label} option weight_decay={weight_decay!r} is not allowed; expected >= 0"
-            )
-        self.lr = lr
-        self.weight_decay = weight_decay
+        self.lr, self.weight_decay = optimiser_options(self.label, lr, weight_decay)
 
     def _fit_member(self, x: np.ndarray, y: np.ndarray, seed: int) -> nn.Sequential:
         generator = torch.Generator().manual_seed(seed)

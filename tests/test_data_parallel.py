@@ -196,7 +196,7 @@ def test_workers_need_a_data_parallel_evaluator_and_one_gpu_field() -> None:
         )
     with pytest.raises(ConfigError, match="early stopping of multi-worker trials is not supported yet"):
         load_config({**base, "scheduler": {"name": "asha"}, "resources": {"workers": 2}})
-    assert load_config({**base, "resources": {"workers": 2}}).resources.per_trial == {"CPU": 1.0, "GPU": 0.0}
+    assert load_config({**base, "resources": {"workers": 2}}).resources.bundle == {"CPU": 1.0, "GPU": 0.0}
 
 
 def test_placement_counts_whole_workers_per_node() -> None:

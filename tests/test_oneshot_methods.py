@@ -8,6 +8,7 @@ each method shows what its paper says it does.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import re
 
@@ -246,6 +247,25 @@ def test_robust_darts_trains_exactly_as_darts_until_it_stops(data: Dataset) -> N
     assert robust.alpha_history == plain.alpha_history
     assert [h["skip_share"] for h in robust.history] == [h["skip_share"] for h in plain.history]
     assert all(torch.equal(robust.alpha[k], plain.alpha[k]) for k in plain.alpha)
+
+
+def test_robust_darts_warns_once_when_its_stop_cannot_fire(
+    data: Dataset, caplog: pytest.LogCaptureFixture
+) -> None:
+    """epochs=3 with hessian_window=2 ends before epoch 4, the stop's first chance: one warning, at the start."""
+    with caplog.at_level(logging.WARNING, logger="nas.oneshot.robust_darts"):
+        searcher = make("robust_darts", data, epochs=3, hessian_window=2, hessian_iterations=2)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "nas.oneshot.robust_darts"]
+    assert len(warnings) == 1
+    assert "epochs=3" in warnings[0] and "epoch 4" in warnings[0] and "hessian_window=2" in warnings[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="nas.oneshot.robust_darts"):
+        searcher.fit()
+        make(
+            "robust_darts", data, epochs=4, hessian_window=2, hessian_iterations=2
+        )  # can fire at its last epoch
+    assert [r for r in caplog.records if r.name == "nas.oneshot.robust_darts"] == []
+    assert searcher.epoch == 3
 
 
 def test_robust_darts_memory_estimate_counts_the_double_backward(data: Dataset) -> None:

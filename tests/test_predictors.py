@@ -150,6 +150,12 @@ def test_unknown_predictor_names_close_matches() -> None:
         ("rf", {"max_features": 2.0}, "max_features"),
         ("gp", {"nu": 3.0}, "nu=3.0"),
         ("mlp_ensemble", {"lr": -1.0}, "lr=-1.0"),
+        ("mlp_ensemble", {"lr": True}, "lr=True"),  # a bool is not a learning rate (it trained at 1)
+        ("mlp_ensemble", {"weight_decay": "0.1"}, "weight_decay='0.1'"),
+        ("gcn", {"lr": True}, "lr=True"),
+        ("gcn", {"weight_decay": -1.0}, "weight_decay=-1.0"),
+        ("recipe_mlp", {"lr": 0}, "lr=0"),
+        ("recipe_mlp", {"weight_decay": False}, "weight_decay=False"),
         ("mlp_ensemble", {"encoding": "graph"}, "encoding='graph'"),
         ("gbt", {"seed": -1}, "seed=-1"),
         ("wl_gp", {"max_iterations": -1}, "iterations=-1"),

@@ -26,7 +26,7 @@ import nas
 from nas.cli import main
 from nas.core import ConfigError, TrialState
 from nas.data import Dataset, load_dataset
-from nas.data.shards import ParquetRows, write_parquet_shards
+from nas.data.shards import COLUMNS, ParquetRows, write_parquet_shards
 from nas.data.streaming import StreamingDataset
 from nas.data.tar_shards import TarRows, write_tar_shards
 from nas.runner import run_search
@@ -215,6 +215,28 @@ print("same" if same_batches(epoch(plain, "train", 1, True), epoch(wrapped, "tra
     config = {"name": "parquet", "path": str(shards), "loader_workers": 0}
     with pytest.raises(ConfigError, match="held in memory"):
         with_ray_reader(load_dataset({**config, "streaming": False}, seed=0))
+
+
+def test_a_block_without_rows_of_the_split_prepares_to_an_empty_batch_of_its_layout(shards: Path) -> None:
+    """Ray Data hands the task whole row groups; one holding none of the split's rows gives 0 rows, same layout."""
+    from nas.runner.ray_data import _prepare
+
+    data = load_dataset({"name": "parquet", "path": str(shards), "streaming": True}, seed=3)
+    table = pq.read_table(data.source.files[0], columns=list(COLUMNS))
+    block = {name: table.column(name).to_numpy(zero_copy_only=False) for name in COLUMNS}
+    options = {
+        "size": data.source.size,
+        "mode": data.source.mode,
+        "scale": data.scale,
+        "mean": data.mean,
+        "std": data.std,
+        "augment_seed": None,
+    }
+    some = _prepare(block, data.val, **options)
+    none = _prepare(block, np.setdiff1d(data.val, block["index"]), **options)
+    assert len(some["y"]) == np.isin(block["index"], data.val).sum() > 0
+    assert none["x"].shape == (0, *some["x"].shape[1:]) and none["y"].shape == (0,)
+    assert (none["x"].dtype, none["y"].dtype) == (some["x"].dtype, some["y"].dtype) == (np.float32, np.int64)
 
 
 @pytest.mark.ray

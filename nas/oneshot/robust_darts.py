@@ -22,6 +22,7 @@ weights (``weight_decay``); ScheduledDropPath is not implemented.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -31,6 +32,8 @@ import torch
 from nas.core.oneshot import ONESHOT
 from nas.oneshot.differentiable import DifferentiableMethod
 from nas.oneshot.method import batch_statistics
+
+logger = logging.getLogger(__name__)
 
 
 def dominant_eigenvalue(
@@ -72,6 +75,25 @@ class RobustDartsMethod(DifferentiableMethod):
         self.eigenvalues: list[float] = []
         #: Alpha (and beta) after each of the last ``window + 1`` epochs, by epoch: the fall-back.
         self.snapshots: dict[int, dict[str, torch.Tensor]] = {}
+        self._warn_if_the_stop_cannot_fire()
+
+    def _warn_if_the_stop_cannot_fire(self) -> None:
+        """Say so when ``epochs`` ends before the stop's first chance (epoch ``2 * hessian_window``).
+
+        A warning, not an error: the run is then plain DARTS with the
+        eigenvalue measured, which still trains; without it the method would
+        silently never stop.
+        """
+        window = int(self.settings.option("hessian_window"))
+        earliest = 2 * window
+        if self.settings.epochs < earliest:
+            logger.warning(
+                "robust_darts: epochs=%d ends before epoch %d, the earliest its eigenvalue stop can fire at "
+                "(2 x hessian_window=%d): it trains as plain DARTS and never stops early",
+                self.settings.epochs,
+                earliest,
+                window,
+            )
 
     def extra_activation_copies(self) -> int:
         """The eigenvalue's double backward keeps the first gradient's graph: about one forward more.

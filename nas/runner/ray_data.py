@@ -191,11 +191,11 @@ def _prepare(
 ) -> dict[str, np.ndarray]:
     """The split's rows of a block, decoded, standardised and augmented: the rule of every reader."""
     mask = np.isin(batch["index"], keep, assume_unique=True)
-    encoded, labels, index = batch["image"][mask], batch["label"][mask], batch["index"][mask]
-    channels = 1 if mode == "L" else 3
-    images = np.stack([decode_image(bytes(b), size, mode) for b in encoded]) if len(encoded) else None
-    if images is None:
+    if not mask.any():
+        channels = 1 if mode == "L" else 3
         return {"x": np.zeros((0, channels, *size), np.float32), "y": np.zeros(0, np.int64)}
+    encoded, labels, index = batch["image"][mask], batch["label"][mask], batch["index"][mask]
+    images = np.stack([decode_image(bytes(b), size, mode) for b in encoded])
     x = torch.from_numpy(standardised(images.transpose(0, 3, 1, 2), scale, mean, std))
     if augment_seed is not None:
         pad = crop_padding(*x.shape[2:])

@@ -233,10 +233,12 @@ class ResourcesConfig(Section):
         return self.gpu if self.gpu_per_worker is None else self.gpu_per_worker
 
     @property
-    def per_trial(self) -> dict[str, float]:
-        """What one worker asks for in Ray's resource names (the whole trial when ``workers`` is 1).
+    def bundle(self) -> dict[str, float]:
+        """What one Ray Train worker, or the single-worker trial's first bundle, asks for.
 
-        Checked against the cluster once Ray is up, ``workers`` times over.
+        In Ray's resource names. Not :attr:`SearchConfig.per_trial`, which sums
+        all of a trial's bundles (this one plus any Ray Data CPUs). Checked
+        against the cluster once Ray is up, ``workers`` times over.
         """
         return {"CPU": self.cpu, "GPU": self.gpu_each}
 
@@ -374,7 +376,7 @@ class SearchConfig(Section):
         ever (:mod:`nas.runner.ray_data`).
         """
         data = self.dataset.ray_data_cpus if self.dataset is not None else 0.0
-        return [self.resources.per_trial, *([{"CPU": data}] if data else [])]
+        return [self.resources.bundle, *([{"CPU": data}] if data else [])]
 
     @property
     def per_trial(self) -> dict[str, float]:
