@@ -18,11 +18,13 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from nas.core import ConfigError
+import nas
+from nas.core import ConfigError, TrialState
 from nas.data import load_dataset
 from nas.oneshot import create_method
 from nas.oneshot.method import OneShotMethod
 from nas.oneshot.parallel import data_parallel
+from nas.runner import run_search
 from nas.settings.loading import load_config
 from search_spaces import get_space
 
@@ -174,15 +176,51 @@ def test_a_batch_the_ranks_cannot_split_evenly_is_refused() -> None:
 # -- inside `nas search`: Ray Train in the supernet's Tune trial -------------------------------------------
 
 
-def oneshot_config(name: str, strategy: dict[str, Any], **resources: object) -> dict[str, Any]:
-    return {
-        "name": name,
+#: The derived architecture's training: data-parallel too (``workers`` applies to every trial).
+TRAIN = {"epochs": 1, "batch_size": 64, "lr": 0.05, "latency_repeats": 1, "latency_warmup": 0}
+SEARCH_EPOCHS = 2
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_two_worker_supernet_in_nas_search_stores_its_curves_checkpoint_and_derived_trial(
+    local_ray, tmp_path: Path
+) -> None:
+    """GDAS (sampled paths) on 2 Ray Train workers of 1 CPU: one supernet curve per epoch, its
+    checkpoint, and the derived architecture trained as a COMPLETE trial."""
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    config = {
+        "name": "ddp-gdas",
         "space": {"name": "nb201", "channels": 4, "cells": 1},
         "dataset": {"name": "digits", "limit": 512},
-        "strategy": strategy,
-        "evaluator": {"name": "nb201_table", "metric": "cifar10-val"},
-        "resources": resources,
+        "strategy": {
+            "name": "gdas",
+            "epochs": SEARCH_EPOCHS,
+            "batch_size": 32,
+            "rank_correlation": 0,
+            "early_stop_on_collapse": False,
+        },
+        "evaluator": {"name": "train", **TRAIN},
+        "resources": {"workers": 2, "cpu": 1},
     }
+    run_search(config, storage=url, show_progress=False)
+    study = nas.load_study("ddp-gdas", storage=url)
+    (supernet,) = [t for t in study.trials() if t.system_attrs.get("kind") == "supernet"]
+    (derived,) = [t for t in study.trials() if t.system_attrs.get("kind") == "derived"]
+    assert supernet.state is TrialState.PRUNED, supernet.error
+    assert supernet.user_attrs["epochs_completed"] == SEARCH_EPOCHS
+    curves = study.metrics(supernet)
+    epochs = list(range(1, SEARCH_EPOCHS + 1))
+    assert [step for step, _ in curves["supernet/val_accuracy"]] == epochs  # rank 0's, once per epoch
+    assert [step for step, _ in curves["supernet/tau"]] == epochs
+    alphas = [name for name in curves if name.startswith("alpha/")]
+    assert len(alphas) == 6 * 5 and all([s for s, _ in curves[n]] == epochs for n in alphas)
+    state = torch.load(supernet.system_attrs["checkpoint"], weights_only=True)  # rank 0's last epoch
+    assert state["epoch"] == SEARCH_EPOCHS and state["history"][-1]["val_accuracy"] == pytest.approx(
+        curves["supernet/val_accuracy"][-1][1]
+    )
+    assert derived.state is TrialState.COMPLETE and derived.arch == supernet.arch, derived.error
+    assert derived.system_attrs["derived_from"] == supernet.number and derived.user_attrs["workers"] == 2
 
 
 def test_methods_that_cannot_average_their_step_are_refused_with_several_workers() -> None:

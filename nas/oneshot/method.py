@@ -340,13 +340,16 @@ class OneShotMethod(abc.ABC):
             seen += len(y)
         self.w_scheduler.step()
         self.epoch += 1
-        loss_sum, correct, seen = self.shard.sum(torch.tensor([loss_sum, correct, seen], dtype=torch.float64))
+        totals = torch.tensor([loss_sum, correct, seen], dtype=torch.float64, device=self.device)
+        loss_sum, correct, seen = self.shard.sum(totals).tolist()  # the global batch's figures
         self.shard.align_buffers(self.supernet)  # rank 0's BatchNorm statistics everywhere
+        if self.gradients is not None:
+            self.gradients.check_in_step()
         val_loss, val_accuracy = self.validate()
         metrics = {
             "epoch": float(self.epoch),
-            "train_loss": float(loss_sum / seen),
-            "train_accuracy": float(100.0 * correct / seen),
+            "train_loss": loss_sum / seen,
+            "train_accuracy": 100.0 * correct / seen,
             "val_loss": val_loss,
             "val_accuracy": val_accuracy,
             "lr": lr,

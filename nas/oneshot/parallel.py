@@ -19,7 +19,8 @@ step their optimisers after ``torch.autograd.grad`` as well as ``backward``,
 a single path leaves most weights without a gradient, and alpha lives outside
 the module. Averaging at the optimiser step covers all of that in one place,
 with no per-method code; the ranks hold the same parameters after every step,
-bit for bit, because each applies the same averaged gradient.
+bit for bit, because each applies the same averaged gradient (checked after
+every epoch: a method whose ranks went apart fails rather than trains on).
 
 What does not carry over: BatchNorm normalises each rank's slice, not the
 global batch (as DDP without SyncBatchNorm), and a step whose result is not
@@ -44,9 +45,31 @@ from nas.training import Shard
 class GradientAverage:
     """Averages the gradients of an optimiser's parameters over the ranks, once per step."""
 
-    def __init__(self, shard: Shard) -> None:
+    def __init__(self, shard: Shard, optimizers: list[torch.optim.Optimizer], device: torch.device) -> None:
         self.shard = shard
+        self.optimizers = optimizers
+        self.device = device  # of the collectives' tensors (NCCL reduces GPU tensors only)
         self._averaged: set[int] = set()  # optimisers whose gradients were averaged before clipping
+
+    def check_in_step(self) -> None:
+        """Refuse to go on when the ranks' parameters differ (a method whose steps diverge per rank).
+
+        After every epoch: a checksum of every parameter the optimisers train,
+        compared over the ranks (identical tensors sum identically).
+        """
+        total = sum(
+            float(p.detach().double().sum())
+            for optimizer in self.optimizers
+            for group in optimizer.param_groups
+            for p in group["params"]
+        )
+        spread = torch.tensor([total, -total], dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(spread, op=torch.distributed.ReduceOp.MAX)
+        if float(spread[0]) != -float(spread[1]):
+            raise RuntimeError(
+                f"data-parallel supernet ranks diverged: their parameters differ (checksum {total!r} here, "
+                f"from {-float(spread[1])!r} to {float(spread[0])!r} over the ranks)"
+            )
 
     def before_clip(self, optimizer: torch.optim.Optimizer) -> None:
         """Average now (the clip must see the global gradient); the coming step then does not again."""
@@ -73,11 +96,12 @@ class GradientAverage:
             grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
             offset += grad.numel()
 
-    @staticmethod
-    def _check_same(grads: list[torch.Tensor]) -> None:
+    def _check_same(self, grads: list[torch.Tensor]) -> None:
         """Every rank must average the same tensors (the same path): else the ranks went apart."""
         numel = sum(g.numel() for g in grads)
-        signature = torch.tensor([len(grads), numel, -len(grads), -numel], dtype=torch.float64)
+        signature = torch.tensor(
+            [len(grads), numel, -len(grads), -numel], dtype=torch.float64, device=self.device
+        )
         torch.distributed.all_reduce(signature, op=torch.distributed.ReduceOp.MAX)
         if signature[0] != -signature[2] or signature[1] != -signature[3]:
             raise RuntimeError(
@@ -104,8 +128,8 @@ def data_parallel(method: Any, shard: Shard | None = None) -> Iterator[GradientA
         yield None
         return
     check_batch(method.name, method.settings.batch_size, shard.world)
-    average = GradientAverage(shard)
-    handles = [optimizer.register_step_pre_hook(average.before_step) for optimizer in optimizers(method)]
+    average = GradientAverage(shard, optimizers(method), method.device)
+    handles = [optimizer.register_step_pre_hook(average.before_step) for optimizer in average.optimizers]
     method.shard, method.gradients = shard, average
     try:
         yield average
