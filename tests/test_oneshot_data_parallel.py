@@ -21,7 +21,7 @@ from torch import nn
 import nas
 from nas.core import ConfigError, TrialState
 from nas.data import load_dataset
-from nas.oneshot import create_method
+from nas.oneshot import create_method, load_checkpoint, save_checkpoint
 from nas.oneshot.method import OneShotMethod
 from nas.oneshot.parallel import data_parallel
 from nas.runner import run_search
@@ -68,9 +68,22 @@ def _drop_batchnorm(module: nn.Module) -> None:
             _drop_batchnorm(child)
 
 
-def _train(name: str, batchnorm: bool, parallel: bool) -> dict[str, Any]:
-    """One epoch of ``name``: its alpha, weights, curve, and every architecture SPOS sampled."""
+def _train(
+    name: str, batchnorm: bool, parallel: bool, save: Path | None = None, resume: Path | None = None
+) -> dict[str, Any]:
+    """``name``'s epochs: its alpha, weights, curve, and every architecture SPOS sampled.
+
+    ``save``: rank 0 writes the checkpoint of epoch 1 there (as the runner does);
+    ``resume``: every rank starts from that checkpoint.
+    """
     method = _method(name, batchnorm)
+    if resume is not None:
+        assert load_checkpoint(method, resume) and method.epoch == 1
+
+    def checkpoint(trained: OneShotMethod, metrics: Any) -> None:
+        if save is not None and trained.epoch == 1 and dist.get_rank() == 0:
+            save_checkpoint(trained, save)
+
     sampled: list[str] = []
     sample = method.space.sample
 
@@ -82,7 +95,7 @@ def _train(name: str, batchnorm: bool, parallel: bool) -> dict[str, Any]:
     method.space.sample = recording  # type: ignore[method-assign]  # records what the loop draws
     if parallel:
         with data_parallel(method):
-            method.fit()
+            method.fit(checkpoint)
     else:
         method.fit()
     del method.space.sample
@@ -99,7 +112,10 @@ def _rank(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
-        result = {"darts": _train("darts", False, True), "spos": _train("spos", True, True)}
+        saved = Path(out) / "epoch1"
+        result = {"darts": _train("darts", False, True), "spos": _train("spos", True, True, save=saved)}
+        dist.barrier()  # rank 0's checkpoint is written
+        result["resumed"] = _train("spos", True, True, resume=saved)
         torch.save(result, Path(out) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -162,6 +178,17 @@ def test_two_ranks_of_spos_sample_the_same_paths_and_stay_identical(two_ranks) -
     for name, tensor in first["weights"].items():
         assert torch.equal(tensor, second["weights"][name]), name
     assert first["history"] == second["history"]
+
+
+def test_two_ranks_resumed_from_rank_0s_checkpoint_continue_as_the_uninterrupted_run(two_ranks) -> None:
+    """Both ranks load rank 0's epoch-1 checkpoint (what the runner hands every worker on resume) and
+    end where the uninterrupted 2-epoch run ended, bit for bit: weights, BatchNorm statistics, curve."""
+    for rank in two_ranks:
+        resumed, uninterrupted = rank["resumed"], rank["spos"]
+        for name, tensor in uninterrupted["weights"].items():
+            assert torch.equal(resumed["weights"][name], tensor), name
+        assert resumed["history"] == uninterrupted["history"]
+        assert resumed["sampled"] == uninterrupted["sampled"][-len(resumed["sampled"]) :]
 
 
 def test_a_batch_the_ranks_cannot_split_evenly_is_refused() -> None:
