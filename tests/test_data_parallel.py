@@ -189,7 +189,7 @@ def test_workers_need_a_data_parallel_evaluator_and_one_gpu_field() -> None:
         load_config(
             {
                 **base,
-                "strategy": {"name": "darts"},
+                "strategy": {"name": "darts", "order": 2},
                 "dataset": {"name": "digits"},
                 "resources": {"workers": 2},
             }

@@ -29,6 +29,44 @@ from nas.core.space import SearchSpace
 #: Registered one-shot methods (``darts``, ``pc_darts``, ``gdas``, ``spos``).
 ONESHOT: Registry[Any] = Registry("one-shot method", builtins="nas.oneshot.catalog")
 
+
+@dataclass(frozen=True)
+class SingleWorker:
+    """Why a one-shot method (with ``option: value``, if given) trains its supernet on one worker only.
+
+    Data-parallel supernet training (:mod:`nas.oneshot.parallel`) averages
+    each step's gradients over the ranks' slices of the batch, which equals
+    the batch's gradient only when the step is linear in the batch.
+    """
+
+    reason: str
+    option: str | None = None
+    value: Any = None
+
+
+#: Method name -> why it cannot train its supernet data-parallel (filled by the method catalogs).
+SINGLE_WORKER: dict[str, SingleWorker] = {}
+
+
+def data_parallel_refusal(method: str, options: Mapping[str, Any]) -> str | None:
+    """Why ``method`` with ``options`` cannot train on several workers, or None when it can."""
+    if method not in ONESHOT:  # also loads the built-in catalog, which fills SINGLE_WORKER
+        return None
+    entry = SINGLE_WORKER.get(method)
+    if entry is None or (entry.option is not None and options.get(entry.option) != entry.value):
+        return None
+    return entry.reason
+
+
+def data_parallel_methods() -> list[str]:
+    """The one-shot methods that can train on several workers (some only with some options)."""
+    return [
+        name
+        for name in ONESHOT.names()
+        if name not in SINGLE_WORKER or SINGLE_WORKER[name].option is not None
+    ]
+
+
 #: A supernet with an alpha matrix per cell type: differentiable methods can steer it.
 CELL = "cell"
 #: A supernet holding every candidate block per layer: an architecture runs one path (SPOS).
@@ -179,10 +217,14 @@ __all__ = [
     "LAYER_ALPHA",
     "ONESHOT",
     "SINGLE_PATH",
+    "SINGLE_WORKER",
     "LatencyCheapest",
     "LatencyKeys",
     "LatencyParts",
     "OneShotView",
+    "SingleWorker",
+    "data_parallel_methods",
+    "data_parallel_refusal",
     "oneshot_view",
     "spaces_with",
 ]

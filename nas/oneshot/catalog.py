@@ -9,7 +9,7 @@ through the config's ``plugins``), or a lazy ``ONESHOT.register_lazy``.
 
 from __future__ import annotations
 
-from nas.core.oneshot import ONESHOT
+from nas.core.oneshot import ONESHOT, SINGLE_WORKER, SingleWorker
 
 #: Method name -> ``"module:class"`` of its implementation.
 BUILTINS: dict[str, str] = {
@@ -33,6 +33,25 @@ BUILTINS: dict[str, str] = {
     "dnas": "nas.oneshot.dnas:DnasMethod",
     "rc_darts": "nas.oneshot.rc_darts:RcDartsMethod",
 }
+
+#: The built-ins whose step is not linear in the batch, so data-parallel ranks cannot average it
+#: (:mod:`nas.oneshot.parallel`): refused with ``resources.workers`` > 1.
+SINGLE_WORKER.update(
+    {
+        "darts": SingleWorker(
+            "with order: 2 takes a virtual weight step on the whole batch's gradient inside every "
+            "architecture step (order: 1 trains data-parallel)",
+            option="order",
+            value=2,
+        ),
+        "amended_darts": SingleWorker(
+            "computes its amended second-order term from Hessian products of the whole batch"
+        ),
+        "attentivenas": SingleWorker(
+            "picks each step's sub-networks by their loss on the whole batch, which no rank sees"
+        ),
+    }
+)
 
 for _name, _reference in BUILTINS.items():
     ONESHOT.register_lazy(_name, _reference)

@@ -30,7 +30,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -47,7 +47,7 @@ from nas.oneshot.data import SearchData, epoch_batches, split_dataset
 from nas.oneshot.settings import OneShotSettings, parse_settings
 from nas.supernet.base import Supernet
 from nas.supernet.recompute import set_checkpointing, supports_checkpointing
-from nas.training import augment_batch, resolve_device, seeded
+from nas.training import Shard, augment_batch, resolve_device, seeded
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +160,10 @@ class OneShotMethod(abc.ABC):
         self.stop_reason: str | None = None
         #: The memory estimate made before launch (a :class:`~nas.oneshot.memory.MemoryEstimate`), if any.
         self.memory_estimate: Any = None
+        #: This rank's part of every batch, and the gradient average over the ranks (None: one process);
+        #: set while :func:`nas.oneshot.parallel.data_parallel` trains the method on several ranks.
+        self.shard = Shard()
+        self.gradients: Any = None
 
     # -- what subclasses write ---------------------------------------------------------------
     @classmethod
@@ -322,9 +326,9 @@ class OneShotMethod(abc.ABC):
             x, y = data.x_weights[index], data.y_weights[index].to(self.device)
             if self.settings.augment:
                 x = augment_batch(x, self.data_generator)
-            x = self.images(x)
-            xa, ya = self.images(data.x_arch[arch_index]), data.y_arch[arch_index].to(self.device)
-            logits = self.train_step(x, y, xa, ya)
+            x, y = self.images(self.shard.take(x)), self.shard.take(y)  # the whole batch in one process
+            xa, ya = data.x_arch[self.shard.take(arch_index)], data.y_arch[self.shard.take(arch_index)]
+            logits = self.train_step(x, y, self.images(xa), ya.to(self.device))
             loss = float(nn.functional.cross_entropy(logits.detach(), y))
             if not math.isfinite(loss):
                 raise FloatingPointError(
@@ -336,6 +340,11 @@ class OneShotMethod(abc.ABC):
             seen += len(y)
         self.w_scheduler.step()
         self.epoch += 1
+        totals = torch.tensor([loss_sum, correct, seen], dtype=torch.float64, device=self.device)
+        loss_sum, correct, seen = self.shard.sum(totals).tolist()  # the global batch's figures
+        self.shard.align_buffers(self.supernet)  # rank 0's BatchNorm statistics everywhere
+        if self.gradients is not None:
+            self.gradients.check_in_step()
         val_loss, val_accuracy = self.validate()
         metrics = {
             "epoch": float(self.epoch),
@@ -375,11 +384,21 @@ class OneShotMethod(abc.ABC):
                 correct += int((logits.argmax(1) == y).sum())
         return total / len(data.y_val), 100.0 * correct / len(data.y_val)
 
-    def clip_and_step(self) -> None:
-        """Clip the weight gradients (DARTS clips at 5) and step the weight optimiser."""
+    def clip_and_step(
+        self, optimizer: torch.optim.Optimizer | None = None, parameters: Iterable[torch.Tensor] | None = None
+    ) -> None:
+        """Clip the weight gradients (DARTS clips at 5) and step the weight optimiser (or ``optimizer``).
+
+        On several ranks the gradients are averaged first, so the clip sees the global batch's.
+        """
+        optimizer = self.w_optimizer if optimizer is None else optimizer
+        if self.gradients is not None:
+            self.gradients.before_clip(optimizer)
         if self.settings.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.supernet.parameters(), self.settings.grad_clip)
-        self.w_optimizer.step()
+            nn.utils.clip_grad_norm_(
+                self.supernet.parameters() if parameters is None else parameters, self.settings.grad_clip
+            )
+        optimizer.step()
 
     # -- scoring sub-networks with inherited weights ------------------------------------------------
     def forward_arch(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:

@@ -107,9 +107,7 @@ class RartsMethod(DifferentiableMethod):
         self.y_optimizer.zero_grad(set_to_none=True)
         val_loss = nn.functional.cross_entropy(self.twin(x_arch, path), y_arch)
         (val_loss + proximity(copy_y, w, beta)).backward()
-        if s.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.twin.parameters(), s.grad_clip)
-        self.y_optimizer.step()
+        self.clip_and_step(self.y_optimizer, self.twin.parameters())
         if self.epoch >= s.option("warmup_epochs"):
             self.arch_step(x, y, x_arch, y_arch)
         return logits

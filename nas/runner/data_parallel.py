@@ -42,6 +42,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,25 +71,52 @@ class Scaling:
         return {"CPU": self.cpu, **({"GPU": self.gpu} if self.gpu > 0 else {})}
 
 
-def parallel_trainable(tune: Any, config: SearchConfig, **parameters: Any) -> Any:
-    """:func:`run_parallel_trial` as a Tune trainable that reserves no CPU of its own."""
-    function = tune.with_parameters(run_parallel_trial, scaling=Scaling.of(config), **parameters)
+def parallel_trainable(tune: Any, config: SearchConfig, function: Any = None, **parameters: Any) -> Any:
+    """``function`` (:func:`run_parallel_trial` by default) as a Tune trainable that reserves no CPU of its own.
+
+    ``function(config, scaling=, **parameters)`` is the Tune function of a
+    multi-worker trial (a supernet's is :func:`nas.runner.oneshot.run_parallel_supernet`).
+    """
+    function = run_parallel_trial if function is None else function
+    function = tune.with_parameters(function, scaling=Scaling.of(config), **parameters)
     return tune.with_resources(function, {"cpu": 0, "gpu": 0, "memory": TRIAL_DRIVER_MEMORY})
 
 
 def run_parallel_trial(
     config: dict[str, Any], job: T.TrialJob, scaling: Scaling, dataset: Any = None
 ) -> None:
-    """The Tune function of a multi-worker trial: run its TorchTrainer, hand rank 0's reports to Tune.
+    """The Tune function of a multi-worker trial: run its TorchTrainer, hand rank 0's reports to Tune."""
+    from ray import tune
 
-    ``trainer.fit()`` runs in a thread of this process; this function thread
-    takes rank 0's reports from a queue and calls ``tune.report`` with each,
-    exactly as a single-worker trial does. Ray's own ``TuneReportCallback``
-    was tried first: it feeds Tune from the actor's main thread, which a
-    trial Tune stops (ASHA) left blocked with its workers held. With this
-    path a stopped trial still did not release its Train workers in our
-    test, so a scheduler with ``workers`` > 1 is refused by the config
-    (:class:`~nas.settings.search.SearchConfig`) until that is solved.
+    loop = {"config": config, "job": job, "dataset": dataset}
+    failure = run_workers(train_worker, loop, scaling, lambda metrics, _: tune.report(metrics))
+    if failure is None:
+        return
+    if not evaluator_failed(failure):
+        raise failure  # a lost worker or broken collective: Tune retries the trial
+    tune.report(T.failure_report(str(failure), T.trial_node(), 0))
+
+
+def run_workers(
+    worker: Callable[[dict[str, Any]], None],
+    loop: dict[str, Any],
+    scaling: Scaling,
+    forward: Callable[[dict[str, Any], str | None], None],
+) -> BaseException | None:
+    """Run ``worker(loop)`` on the trial's TorchTrainer; ``forward`` each of rank 0's reports in this thread.
+
+    ``forward(metrics, checkpoint)`` gets the path of the checkpoint rank 0
+    reported with them (Ray Train keeps it under the Tune trial's directory,
+    its two latest), or None. Returns how the run failed, or None.
+
+    ``trainer.fit()`` runs in a thread of this process; this (the Tune
+    function's) thread takes rank 0's reports from a queue and forwards each,
+    so it can call ``tune.report`` exactly as a single-worker trial does. Ray's
+    own ``TuneReportCallback`` was tried first: it feeds Tune from the actor's
+    main thread, which a trial Tune stops (ASHA) left blocked with its
+    workers held. With this path a stopped trial still did not release its
+    Train workers in our test, so a scheduler with ``workers`` > 1 is refused
+    by the config (:class:`~nas.settings.search.SearchConfig`) until that is solved.
     """
     from ray import train, tune
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -97,8 +125,8 @@ def run_parallel_trial(
     results = Queue(actor_options={"num_cpus": 0})
     trial_dir = Path(tune.get_context().get_trial_dir() or tempfile.mkdtemp(prefix="nas-trial-"))
     trainer = TorchTrainer(
-        train_worker,
-        train_loop_config={"config": config, "job": job, "dataset": dataset},
+        worker,
+        train_loop_config=loop,
         torch_config=TorchConfig(backend="nccl" if scaling.gpu > 0 else "gloo"),
         scaling_config=train.ScalingConfig(
             num_workers=scaling.workers, use_gpu=scaling.gpu > 0, resources_per_worker=scaling.per_worker()
@@ -109,6 +137,7 @@ def run_parallel_trial(
             callbacks=[_forward_reports(results)],
             # Retrying is the search's business (one retry = one new trial in the store), not Train's.
             failure_config=train.FailureConfig(max_failures=0),
+            checkpoint_config=train.CheckpointConfig(num_to_keep=2),
         ),
     )
     failure: list[BaseException] = []
@@ -123,14 +152,11 @@ def run_parallel_trial(
     running.start()
     while running.is_alive() or not results.empty():
         try:
-            tune.report(results.get(timeout=1.0))
+            metrics, checkpoint = results.get(timeout=1.0)
         except Empty:
             continue
-    if not failure:
-        return
-    if not evaluator_failed(failure[0]):
-        raise failure[0]  # a lost worker or broken collective: Tune retries the trial
-    tune.report(T.failure_report(str(failure[0]), T.trial_node(), 0))
+        forward(metrics, checkpoint)
+    return failure[0] if failure else None
 
 
 def _forward_reports(results: Any) -> Any:
@@ -140,7 +166,7 @@ def _forward_reports(results: Any) -> Any:
     class ForwardReports(UserCallback):  # type: ignore[misc]
         def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
             if metrics and metrics[0]:
-                results.put(metrics[0])
+                results.put((metrics[0], None if checkpoint is None else checkpoint.path))
 
     return ForwardReports()
 
@@ -184,4 +210,4 @@ def evaluator_failed(error: Exception) -> bool:
     return True
 
 
-__all__ = ["TRIAL_DRIVER_MEMORY", "Scaling", "parallel_trainable", "run_parallel_trial"]
+__all__ = ["TRIAL_DRIVER_MEMORY", "Scaling", "parallel_trainable", "run_parallel_trial", "run_workers"]

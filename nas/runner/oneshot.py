@@ -51,17 +51,19 @@ import socket
 import tempfile
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nas.core import Architecture, Trial, TrialState
 from nas.core.errors import ConfigError
+from nas.core.files import atomic_write
 from nas.core.space import SearchSpace
 from nas.runner import trainable as T
 from nas.runner.cluster import connect, quiet_ray
 from nas.runner.context import SearchRun
+from nas.runner.data_parallel import Scaling, evaluator_failed, parallel_trainable, run_workers
 from nas.runner.lifecycle import StopRequest, tune_stopper
 from nas.runner.plan import SearchPlan
 from nas.runner.recovery import MAX_RETRIES, effective_finished
@@ -99,7 +101,7 @@ def run_supernet(config: dict[str, Any], job: SupernetJob, dataset: Any) -> None
     """The Tune function trainable of one supernet seed: train with checkpoints, derive, report."""
     from ray import tune
 
-    from nas.oneshot import create_method, finish, load_checkpoint, save_checkpoint
+    from nas.oneshot import load_checkpoint
     from nas.training import torch_threads
 
     seed = int(config["seed"])
@@ -108,14 +110,7 @@ def run_supernet(config: dict[str, Any], job: SupernetJob, dataset: Any) -> None
     started = time.perf_counter()
     try:
         with torch_threads(job.setup.num_threads):
-            method = create_method(
-                job.method,
-                job.setup.space(),
-                dataset,
-                dict(job.options),
-                seed=seed,
-                data_seed=job.setup.data_seed,
-            )
+            method = _create_method(job, seed, dataset)
             local = job.seed_dir(seed)
             checkpoint = tune.get_checkpoint()
             if checkpoint is not None:
@@ -125,18 +120,11 @@ def run_supernet(config: dict[str, Any], job: SupernetJob, dataset: Any) -> None
                 load_checkpoint(method, local)
             resumed = method.epoch or None
 
-            def on_epoch(trained: Any, metrics: Mapping[str, float]) -> None:
-                if local is not None:
-                    save_checkpoint(trained, local)
-                with tempfile.TemporaryDirectory(prefix="nas-oneshot-") as directory:
-                    save_checkpoint(trained, directory)
-                    tune.report(
-                        {**T.clean_metrics(metrics), EPOCH: trained.epoch, SEED: seed, T.NODE: node},
-                        checkpoint=tune.Checkpoint.from_directory(directory),
-                    )
+            def send(metrics: dict[str, Any], directory: str | None) -> None:
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
-            method.fit(on_epoch)
-            result = finish(method, time.perf_counter() - started, resumed_from=resumed)
+            method.fit(_epoch_reports(seed, node, send, local))
+            final = _final_report(method, seed, node, started, resumed)
     except Exception as exc:  # becomes a FAIL supernet trial (if an architecture exists) with its traceback
         arch = None
         if method is not None:
@@ -155,7 +143,138 @@ def run_supernet(config: dict[str, Any], job: SupernetJob, dataset: Any) -> None
             }
         )
         return
-    tune.report({T.FINAL: True, RESULT: result.to_json(), SEED: seed, T.NODE: node, EPOCH: method.epoch})
+    tune.report(final)
+
+
+def run_parallel_supernet(config: dict[str, Any], job: SupernetJob, scaling: Scaling, dataset: Any) -> None:
+    """The Tune function of one supernet seed on ``resources.workers`` Ray Train workers.
+
+    The workers (:func:`supernet_worker`) train data-parallel
+    (:mod:`nas.oneshot.parallel`); rank 0's per-epoch reports and checkpoints
+    reach Tune here exactly as a single worker's do (the checkpoint also
+    copied to the seed's directory under the artifacts), so the store, resume
+    and the derived trials see no difference. A run resumes from the Tune
+    checkpoint (or that copy): its bytes go to every worker with the loop.
+    """
+    from ray import tune
+
+    seed = int(config["seed"])
+    local = job.seed_dir(seed)
+    state = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            state = _checkpoint_bytes(Path(directory))
+    elif local is not None:
+        state = _checkpoint_bytes(local)
+
+    def forward(metrics: dict[str, Any], directory: str | None) -> None:
+        if directory is None:
+            tune.report(metrics)
+            return
+        if local is not None:
+            data = _checkpoint_file(directory).read_bytes()
+            atomic_write(_checkpoint_file(local), lambda stream: stream.write(data))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+    loop = {"seed": seed, "job": job, "dataset": dataset, "state": state}
+    failure = run_workers(supernet_worker, loop, scaling, forward)
+    if failure is None:
+        return
+    if not evaluator_failed(failure):
+        raise failure  # a lost worker or broken collective: Tune retries the seed from its checkpoint
+    tune.report(
+        {T.FINAL: True, T.ERROR: str(failure), ARCH: "", SEED: seed, T.NODE: T.trial_node(), EPOCH: 0}
+    )
+
+
+def supernet_worker(loop: dict[str, Any]) -> None:
+    """One Ray Train worker of a supernet: the same method on every rank, gradients averaged, rank 0 reports.
+
+    Every rank calls ``ray.train.report`` as often as rank 0 (it is a
+    barrier); the others report nothing. An exception propagates, so Ray
+    Train tears down peers waiting in a collective (see :mod:`nas.runner.data_parallel`).
+    """
+    from ray import train
+
+    from nas.oneshot import load_checkpoint
+    from nas.oneshot.parallel import data_parallel
+    from nas.training import torch_threads
+
+    rank = train.get_context().get_world_rank()
+    job, seed = loop["job"], int(loop["seed"])
+    node = T.trial_node()
+    started = time.perf_counter()
+
+    def send(metrics: dict[str, Any], directory: str | None) -> None:
+        if rank == 0 and directory is not None:
+            train.report(metrics, checkpoint=train.Checkpoint.from_directory(directory))
+        else:
+            train.report(metrics if rank == 0 else {})
+
+    with torch_threads(job.setup.num_threads):
+        method = _create_method(job, seed, loop["dataset"])
+        if loop["state"] is not None:
+            with tempfile.TemporaryDirectory(prefix="nas-oneshot-resume-") as directory:
+                _checkpoint_file(directory).write_bytes(loop["state"])
+                load_checkpoint(method, directory)
+        resumed = method.epoch or None
+        with data_parallel(method):
+            method.fit(_epoch_reports(seed, node, send, None, save=rank == 0))
+        final = _final_report(method, seed, node, started, resumed) if rank == 0 else {}
+    send(final, None)
+
+
+def _create_method(job: SupernetJob, seed: int, dataset: Any) -> Any:
+    from nas.oneshot import create_method
+
+    return create_method(
+        job.method, job.setup.space(), dataset, dict(job.options), seed=seed, data_seed=job.setup.data_seed
+    )
+
+
+def _epoch_reports(
+    seed: int,
+    node: str,
+    send: Callable[[dict[str, Any], str | None], None],
+    local: Path | None,
+    *,
+    save: bool = True,
+) -> Callable[[Any, Mapping[str, float]], None]:
+    """The epoch callback: the seed's checkpoint (also kept in ``local``), ``send`` the metrics with it."""
+    from nas.oneshot import save_checkpoint
+
+    def on_epoch(trained: Any, metrics: Mapping[str, float]) -> None:
+        report = {**T.clean_metrics(metrics), EPOCH: trained.epoch, SEED: seed, T.NODE: node}
+        if not save:
+            send(report, None)
+            return
+        if local is not None:
+            save_checkpoint(trained, local)
+        with tempfile.TemporaryDirectory(prefix="nas-oneshot-") as directory:
+            save_checkpoint(trained, directory)
+            send(report, directory)
+
+    return on_epoch
+
+
+def _final_report(method: Any, seed: int, node: str, started: float, resumed: int | None) -> dict[str, Any]:
+    """Derive the architecture, run the guard-rail reports: the seed's last report."""
+    from nas.oneshot import finish
+
+    result = finish(method, time.perf_counter() - started, resumed_from=resumed)
+    return {T.FINAL: True, RESULT: result.to_json(), SEED: seed, T.NODE: node, EPOCH: method.epoch}
+
+
+def _checkpoint_file(directory: str | Path) -> Path:
+    from nas.oneshot.checkpoint import checkpoint_file
+
+    return checkpoint_file(directory)
+
+
+def _checkpoint_bytes(directory: Path) -> bytes | None:
+    path = _checkpoint_file(directory)
+    return path.read_bytes() if path.is_file() else None
 
 
 def _experiment_name(config: SearchConfig, seeds: list[int]) -> str:
@@ -231,7 +350,10 @@ def _train_supernets(
         options=config.strategy.options,
         checkpoint_dir=str(root / f"{name}-checkpoints"),
     )
-    trainable = T.ray_trainable(tune, run_supernet, config, job=job, dataset=dataset)
+    if config.resources.workers > 1:
+        trainable = parallel_trainable(tune, config, run_parallel_supernet, job=job, dataset=dataset)
+    else:
+        trainable = T.ray_trainable(tune, run_supernet, config, job=job, dataset=dataset)
     path = root / name
     root.mkdir(parents=True, exist_ok=True)
     if tune.Tuner.can_restore(str(path)):
@@ -275,9 +397,7 @@ def _train_supernets(
             }
         local = job.seed_dir(int(seed)) if seed is not None else None
         if local is not None:
-            from nas.oneshot.checkpoint import checkpoint_file
-
-            metrics[CHECKPOINT] = str(checkpoint_file(local))
+            metrics[CHECKPOINT] = str(_checkpoint_file(local))
         reports.append(metrics)
     return reports
 
@@ -346,6 +466,10 @@ class OneShotPhase:
             seed=plan.seeds[0],
             data_seed=config.data_seed,
         )
+        if config.resources.workers > 1:
+            from nas.oneshot.parallel import check_batch
+
+            check_batch(config.strategy.name, plan.oneshot.batch_size, config.resources.workers)
 
     def run(self, run: SearchRun) -> float:
         plan, config, study = run.plan, run.config, run.study
@@ -358,7 +482,7 @@ class OneShotPhase:
         todo = [seed for seed in plan.seeds if seed not in stored]
         quiet_ray()
         if todo and not run.stop.is_set():
-            connect(run.address, trial=run.config.per_trial)
+            connect(run.address, trial=run.config.per_trial, workers=config.resources.workers)
             root = artifact_dir(run.artifacts, config.name, "oneshot")
             epochs = plan.oneshot.epochs
             reports = _train_supernets(config, todo, run.dataset, root, epochs, run.show_progress, run.stop)
@@ -399,4 +523,11 @@ class OneShotPhase:
                 )
 
 
-__all__ = ["CHECKPOINT", "OneShotPhase", "SupernetJob", "run_supernet"]
+__all__ = [
+    "CHECKPOINT",
+    "OneShotPhase",
+    "SupernetJob",
+    "run_parallel_supernet",
+    "run_supernet",
+    "supernet_worker",
+]

@@ -31,7 +31,7 @@ from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from nas.core.errors import ConfigError, UnknownNameError
 from nas.core.evaluator import EVALUATORS
-from nas.core.oneshot import ONESHOT
+from nas.core.oneshot import ONESHOT, data_parallel_methods, data_parallel_refusal
 from nas.core.registry import import_plugins
 from nas.core.scheduler import NO_SCHEDULER, SCHEDULERS
 from nas.core.space import SPACES
@@ -349,10 +349,16 @@ class SearchConfig(Section):
                 f"scheduler {self.scheduler.name!r} with resources.workers={self.resources.workers}: early "
                 "stopping of multi-worker trials is not supported yet; allowed: workers: 1, or no scheduler"
             )
-        if is_oneshot(self.strategy.name) and self.resources.workers > 1:
+        refusal = (
+            data_parallel_refusal(self.strategy.name, self.strategy.options)
+            if self.resources.workers > 1
+            else None
+        )
+        if refusal is not None:
             raise ConfigError(
-                f"resources.workers={self.resources.workers}: one-shot method {self.strategy.name!r} trains its "
-                "supernet on one worker per seed; allowed: workers: 1"
+                f"resources.workers={self.resources.workers}: one-shot method {self.strategy.name!r} {refusal}, "
+                f"so it trains its supernet on one worker; allowed: workers: 1, or one of "
+                f"{', '.join(data_parallel_methods())}"
             )
         return self
 
