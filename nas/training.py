@@ -208,10 +208,12 @@ class Shard:
             return model
         from torch.nn.parallel import DistributedDataParallel
 
+        # find_unused_parameters: a cell may leave parameters out of the loss (a node whose only way
+        # to the output is a `none` edge); without it DDP fails such a network at its second step.
         if device.type != "cuda":
-            return DistributedDataParallel(model)
+            return DistributedDataParallel(model, find_unused_parameters=True)
         index = device.index if device.index is not None else torch.cuda.current_device()
-        return DistributedDataParallel(model, device_ids=[index])
+        return DistributedDataParallel(model, device_ids=[index], find_unused_parameters=True)
 
     def sum(self, values: torch.Tensor) -> torch.Tensor:
         """``values`` summed over all ranks (one all-reduce), itself when alone."""

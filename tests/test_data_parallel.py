@@ -115,6 +115,36 @@ def test_two_ranks_give_the_curve_of_one_process_within_noise(two_ranks, tmp_pat
     assert values0["val_accuracy"] > 80.0  # it learned (10 classes: chance is 10%)
 
 
+#: A cell whose last node takes only `none` edges: no parameter reaches the loss but the classifier's.
+DEAD_CELL = "|avg_pool_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|none~2|"
+
+
+def _dead_cell_rank(rank: int, world: int, port: int, out: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        space = get_space("nb201", channels=4, cells=1)
+        evaluator = TrainEvaluator(
+            space, load_dataset("digits", seed=0), workdir=Path(out) / f"rank{rank}", num_threads=1, **TRAIN
+        )
+        result = evaluator.evaluate(space.parse(DEAD_CELL), seed=0)
+        torch.save(dict(result.values), Path(out) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ranks_train_a_cell_whose_parameters_do_not_all_reach_the_loss(tmp_path: Path) -> None:
+    """DDP of a network with parameters outside the loss (random nb201 cells have them) trains to the end.
+
+    Without ``find_unused_parameters`` DDP raised at the second step ("Expected
+    to have finished reduction ... parameters that did not receive grad"), which
+    failed such a trial of a multi-worker search (seen in an ASHA search).
+    """
+    mp.spawn(_dead_cell_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    values = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=False) for rank in range(2)]
+    assert values[0]["val_accuracy"] == values[1]["val_accuracy"]  # the same global figure on both ranks
+
+
 def test_shards_cover_each_global_batch_once() -> None:
     """N contiguous slices make up the global batch (sizes differ by at most one); alone, the whole batch."""
     index = torch.arange(10)
@@ -245,3 +275,99 @@ def test_a_killed_worker_of_a_two_worker_trial_fails_it_and_tune_reruns_it(tmp_p
     for trial in complete:
         assert [step for step, _ in study.metrics(trial)["val_accuracy"]] == [1, 2, 3, 4]
         assert len(study.artifacts(trial)) == 1 and trial.user_attrs["workers"] == 2
+
+
+# -- final retraining in `nas export` on several workers ----------------------------------------------------
+
+
+def _untrained_study(url: str, name: str, **resources: object) -> tuple[nas.Study, int]:
+    """A study stored as ``nas search`` stores it, with one COMPLETE trial of ``CELL`` and no weights."""
+    config = load_config(digits_config(name, **resources))
+    study = nas.create_study(
+        name,
+        url,
+        space="nb201",
+        space_options={"channels": 4, "cells": 1},
+        objectives=dict(config.objectives),
+        config=config.model_dump(mode="json"),
+    )
+    trial = study.ask(study.space.parse(CELL), seed=3)
+    study.tell(trial, {"val_accuracy": 90.0})  # a tabular-like result: export must retrain it
+    return study, trial.number
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_nas_export_retrains_on_the_studys_two_workers(local_ray, tmp_path: Path) -> None:
+    """``nas export --retrain 2`` of a ``workers: 2`` study: a real 2-worker Ray Train run, rank 0's weights.
+
+    The card records the two workers; the bundle's model loads and classifies
+    the digits test split as the card says (the ranks' shared weights learned).
+    """
+    from click.testing import CliRunner
+
+    from nas.cli import main
+    from nas.export import load_exported
+    from nas.training import Precision, evaluate
+
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    study, number = _untrained_study(url, "ddpexport", workers=2, cpu=1)
+    out = tmp_path / "bundle"
+    args = ["export", study.name, "--trial", str(number), "--storage", url, "--format", "pytorch", "--quiet"]
+    result = CliRunner().invoke(main, [*args, "--retrain", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "retrained 2 epochs on 2 workers" in result.output
+    bundle = load_exported(out)
+    weights = bundle.card["weights"]
+    assert weights["kind"] == "retrained" and weights["workers"] == 2 and weights["epochs"] == 2
+    assert weights["seed"] == 3 and weights["values"]["val_accuracy"] > 80.0  # rank 0's (all-reduced) result
+    data = load_dataset("digits", seed=0)
+    _, accuracy = evaluate(bundle.model, data.x_test, data.y_test, torch.device("cpu"), Precision(False))
+    assert accuracy == pytest.approx(bundle.card["test"]["accuracy"]) and accuracy > 70.0
+    assert [a.kind for a in study.artifacts(number)] == ["export"]
+
+
+@pytest.mark.ray
+def test_export_workers_the_cluster_cannot_place_are_refused_before_training(
+    local_ray, tmp_path: Path
+) -> None:
+    """``--workers 3`` on the 2-CPU cluster: ConfigError naming what fits, no bundle, nothing recorded."""
+    from nas.export import export_model
+    from nas.runner.retraining import RayRetraining
+
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    study, number = _untrained_study(url, "ddpwide", workers=2, cpu=1)
+    out = tmp_path / "bundle"
+    with pytest.raises(ConfigError, match=r"workers=3 .* at most 2 such workers .* allowed: workers <= 2"):
+        export_model(
+            study,
+            trial=number,
+            out=out,
+            retrain_epochs=1,
+            workers=3,
+            on_workers=RayRetraining(),
+            progress=False,
+        )
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("nas.db")) == []  # no bundle
+    assert study.artifacts(number) == []
+
+
+def test_export_workers_apply_to_retraining_and_need_ray(tmp_path: Path) -> None:
+    """More than one worker needs the runner's Ray; stored weights are shipped as they are, whatever ``workers``."""
+    import hashlib
+
+    from nas.export import export_model
+
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    study, number = _untrained_study(url, "ddpnoray", workers=2, cpu=1)
+    out = tmp_path / "bundle"
+    with pytest.raises(ConfigError, match=r"workers=0 is not allowed; expected an integer >= 1"):
+        export_model(study, trial=number, out=out, workers=0, progress=False)
+    with pytest.raises(ConfigError, match=r"workers=2 needs Ray; pass on_workers="):
+        export_model(study, trial=number, out=out, progress=False)  # the study's workers: 2
+    model = study.space.build(study.trial(number).arch, num_classes=10, input_shape=(1, 8, 8))
+    path = tmp_path / "weights.pt"
+    torch.save(model.state_dict(), path)
+    study.add_artifact(number, "weights", path.as_uri(), hashlib.sha256(path.read_bytes()).hexdigest())
+    stored = export_model(study, trial=number, out=out, workers=2, progress=False, latency_repeats=1)
+    assert stored.card["weights"]["kind"] == "stored"  # shipped as they are: nothing to train on 2 workers

@@ -60,6 +60,18 @@ def _input_shape(
     help="Retrain the architecture for EPOCHS epochs with the study's settings, even if weights are stored.",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Retrain data-parallel on N Ray Train workers (default: the study's resources.workers).",
+)
+@click.option(
+    "--address",
+    default=None,
+    help="Ray cluster address for retraining on several workers ('auto' or host:port; "
+    "default: $RAY_ADDRESS or a local Ray).",
+)
+@click.option(
     "--input-shape",
     callback=_input_shape,
     default=None,
@@ -88,6 +100,8 @@ def export_command(
     out: str,
     storage: str | None,
     retrain_epochs: int | None,
+    workers: int | None,
+    address: str | None,
     input_shape: tuple[int, int, int] | None,
     parity_tolerance: float,
     force: bool,
@@ -99,6 +113,7 @@ def export_command(
     bundle appears; a failure leaves nothing behind.
     """
     from nas.export import export_model
+    from nas.runner.retraining import RayRetraining
 
     result = export_model(
         study,
@@ -113,12 +128,15 @@ def export_command(
         force=force,
         progress=not quiet,
         parity_tolerance=parity_tolerance,
+        workers=workers,
+        on_workers=RayRetraining(address),
     )
     console = Console()
     card = result.card
     weights = card["weights"]
+    ranks = weights.get("workers", 1)
     source = (
-        f"retrained {weights['epochs']} epochs"
+        f"retrained {weights['epochs']} epochs" + (f" on {ranks} workers" if ranks > 1 else "")
         if weights["kind"] == "retrained"
         else "stored, sha256 verified"
     )

@@ -71,6 +71,7 @@ def _zip_export(
             retrain_epochs=retrain_epochs,
             progress=False,
             record=False,  # a temporary folder, from a store the dashboard only reads
+            workers=1,  # the dashboard starts no Ray: a retraining runs in its own process
         )
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:

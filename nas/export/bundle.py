@@ -3,7 +3,8 @@
 The steps, in order, each failing loudly:
 
 1. pick the trial (``--trial N`` or ``--best``) and check it is COMPLETE;
-2. get its weights (stored and checksum-verified, or retrained);
+2. get its weights (stored and checksum-verified, or retrained: on the
+   study's ``resources.workers`` Ray Train workers, or ``workers``);
 3. rebuild the model, measure test accuracy, parameters and FLOPs;
 4. in a temporary sibling of the output directory, write ``genotype.json``
    and each format, read every format back and check parity with the
@@ -60,7 +61,15 @@ from nas.export.latency import DEFAULT_REPEATS, DEFAULT_WARMUP, LATENCY_THREADS,
 from nas.export.parity import BATCH_SIZES, TOLERANCE, check_parity, parity_inputs
 from nas.export.selection import select_trial
 from nas.export.stored import read_stored_config
-from nas.export.weights import Weights, build_model, read_state_dict, retrain, stored_weights
+from nas.export.weights import (
+    Weights,
+    Workers,
+    WorkerTraining,
+    build_model,
+    read_state_dict,
+    retrain,
+    stored_weights,
+)
 from nas.store.records import EXPORT_ARTIFACT
 from nas.store.study import Study, load_study
 
@@ -104,6 +113,8 @@ def export_model(
     latency_repeats: int = DEFAULT_REPEATS,
     parity_tolerance: float = TOLERANCE,
     record: bool = True,
+    workers: int | None = None,
+    on_workers: WorkerTraining | None = None,
 ) -> ExportResult:
     """Export one trial of ``study`` (a name or a :class:`~nas.store.study.Study`) as a bundle in ``out``.
 
@@ -121,6 +132,10 @@ def export_model(
     ``record`` adds an ``export`` artifact to the trial once the bundle is in
     place (:func:`record_export`); the dashboard's download passes False (its
     bundle is a temporary folder, and it only reads the store).
+    ``workers`` is how many data-parallel workers retrain (default: the
+    study's ``resources.workers``, each with its ``cpu`` and
+    ``gpu_per_worker``); more than one runs through ``on_workers``
+    (:class:`nas.runner.retraining.RayRetraining`, which ``nas export`` passes).
     """
     chosen_formats = parse_formats(formats)
     target = Path(out).expanduser().absolute()
@@ -137,6 +152,8 @@ def export_model(
         raise ConfigError(
             f"parity tolerance {parity_tolerance!r} is not allowed; expected a number in (0, 1)"
         )
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ConfigError(f"workers={workers!r} is not allowed; expected an integer >= 1")
     if isinstance(latency_repeats, bool) or not isinstance(latency_repeats, int) or latency_repeats < 1:
         raise ConfigError(f"latency_repeats={latency_repeats!r} is not allowed; expected an integer >= 1")
     opened = _open(study, storage)
@@ -147,8 +164,12 @@ def export_model(
     label = f"trial {chosen.number} of study {opened.name!r}"
 
     weights = None if retrain_epochs is not None else stored_weights(opened, chosen)
+    if weights is not None and workers is not None and workers > 1:
+        logger.info("%s has stored weights: nothing to retrain on workers=%d", label, workers)
     data = resolve_data(opened, chosen, config, input_shape, need_training=weights is None)
     if weights is None:
+        stored = config.resources
+        team = Workers(stored.workers if workers is None else workers, stored.cpu, stored.gpu_each)
         logger.info("%s: retraining (%s)", label, "asked" if retrain_epochs else "no stored weights")
         weights = retrain(
             space,
@@ -159,6 +180,8 @@ def export_model(
             data_seed=config.data_seed,
             label=label,
             progress=progress,
+            workers=team,
+            on_workers=on_workers,
         )
     model = build_model(space, chosen.arch, data.num_classes, data.input_shape, weights.state)
     test = _test_accuracy(model, data)

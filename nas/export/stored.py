@@ -12,6 +12,9 @@ It reads the raw dict instead and takes only:
   function is not called, so its test accuracy is unavailable and its
   trials cannot be retrained here;
 * the train evaluator's settings, parsed with :class:`~nas.settings.train.TrainSettings`;
+* the ``resources`` section, parsed with :class:`~nas.settings.search.ResourcesConfig`:
+  retraining runs on the study's ``workers`` (each with its ``cpu`` and
+  ``gpu_per_worker``) unless ``--workers`` says otherwise;
 * the evaluator's name and the data seed; the name is looked up only among
   the evaluators already registered (the built-ins), for its metadata
   (``settings_model``, ``needs_data``).
@@ -32,7 +35,7 @@ from pydantic import ValidationError
 from nas.core.errors import ConfigError
 from nas.core.seeds import check_seed
 from nas.settings.dataset import BUILTIN_DATASETS, DatasetConfig
-from nas.settings.search import DEFAULT_EVALUATOR, evaluator_class
+from nas.settings.search import DEFAULT_EVALUATOR, ResourcesConfig, evaluator_class
 from nas.settings.train import TrainSettings
 from nas.store.study import Study
 
@@ -54,6 +57,8 @@ class StoredConfig:
     data_seed: int = 0
     #: The train evaluator's settings (defaults for other evaluators).
     train: TrainSettings = field(default_factory=TrainSettings)
+    #: The search's per-trial resources: its ``workers`` are retraining's default.
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
 
     def train_settings(self, epochs: int | None, recipe: Mapping[str, Any] | None = None) -> TrainSettings:
         """The train settings with the trial's training ``recipe`` applied (``system_attrs["recipe"]``,
@@ -89,20 +94,26 @@ def read_stored_config(study: Study) -> StoredConfig:
     except ConfigError as exc:
         raise ConfigError(f"{where} {exc}") from exc
 
+    resources = raw.get("resources") or {}
+    if not isinstance(resources, Mapping):
+        raise ConfigError(f"{where} resources section is not a mapping: {resources!r}")
+    stored = _parse(ResourcesConfig, resources, f"{where} resources section")
     section = raw.get("dataset")
     if section is None and getattr(metadata, "needs_data", False):
         section = {"name": "digits"}  # what the config schema defaults to for an evaluator that trains
     if section is None:
-        return StoredConfig(evaluator=name, data_seed=seed, train=train)
+        return StoredConfig(evaluator=name, data_seed=seed, train=train, resources=stored)
     if not isinstance(section, Mapping):
         raise ConfigError(f"{where} dataset section is not a mapping: {section!r}")
     dataset_name = section.get("name", "digits")
     if dataset_name not in BUILTIN_DATASETS:
         note = f"the study's dataset {dataset_name!r} is not built in, and {NO_STORED_CODE}"
-        return StoredConfig(evaluator=name, dataset_note=note, data_seed=seed, train=train)
+        return StoredConfig(evaluator=name, dataset_note=note, data_seed=seed, train=train, resources=stored)
     dataset = _parse(DatasetConfig, dict(section), f"{where} dataset section")
     data_seed = seed if dataset.seed is None else dataset.seed
-    return StoredConfig(evaluator=name, dataset=dataset, dataset_note=None, data_seed=data_seed, train=train)
+    return StoredConfig(
+        evaluator=name, dataset=dataset, dataset_note=None, data_seed=data_seed, train=train, resources=stored
+    )
 
 
 def _parse(model: type[Any], data: Mapping[str, Any], what: str) -> Any:

@@ -6,7 +6,9 @@ matches: a weight file edited or corrupted since the search is refused
 rather than shipped. A trial without stored weights (a tabular or reused
 result, or ``--retrain``) is trained again with the study's own train
 evaluator settings and seed, on its dataset's training split, with a
-progress bar of one tick per epoch.
+progress bar of one tick per epoch, in this process or data-parallel on
+several Ray Train workers (:class:`WorkerTraining`, which the runner
+provides: export itself imports no Ray).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -25,6 +28,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from nas.core.architecture import Architecture
+from nas.core.errors import ConfigError
+from nas.core.evaluator import EvalResult
 from nas.core.space import SearchSpace
 from nas.core.trial import Trial
 from nas.export.context import ExportData
@@ -87,6 +92,24 @@ def read_state_dict(path: Any, *, what: str) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
+@dataclass(frozen=True)
+class Workers:
+    """How many data-parallel workers retrain, and each one's CPUs and GPUs (``resources`` of the study)."""
+
+    count: int = 1
+    cpu: float = 1.0
+    gpu: float = 0.0
+
+
+#: The train evaluator's training on several Ray Train workers, called as
+#: ``on_workers(space, arch, dataset, settings, seed=, data_seed=, workers=Workers, workdir=Path,
+#: report=(epoch, metrics) -> None)``. :class:`nas.runner.retraining.RayRetraining` is the one
+#: (export may not import Ray, so its caller hands it in): it refuses a worker count the cluster
+#: cannot place with a ConfigError before training, reports rank 0's epochs to ``report`` and
+#: returns rank 0's result, its weights written under ``workdir``.
+WorkerTraining = Callable[..., EvalResult]
+
+
 def retrain(
     space: SearchSpace,
     arch: Architecture,
@@ -97,18 +120,42 @@ def retrain(
     data_seed: int,
     label: str,
     progress: bool = True,
+    workers: Workers = Workers(),
+    on_workers: WorkerTraining | None = None,
 ) -> Weights:
-    """Train ``arch`` from scratch with ``settings`` on the study's dataset and return its weights."""
+    """Train ``arch`` from scratch with ``settings`` on the study's dataset and return its weights.
+
+    With ``workers.count`` > 1 the same training runs data-parallel through
+    ``on_workers``; the weights are rank 0's (every rank ends with the same).
+    """
     from nas.evaluators.train import TrainEvaluator
 
     if data.dataset is None:  # resolve_data refuses this when training is needed
         raise ExportError(f"{label}: no dataset to retrain on")
-    with tempfile.TemporaryDirectory(prefix="nas-export-train-") as workdir:
-        evaluator = TrainEvaluator(
-            space, data.dataset, settings=settings, data_seed=data_seed, workdir=workdir
+    if workers.count > 1 and on_workers is None:
+        raise ConfigError(
+            f"{label}: retraining on workers={workers.count} needs Ray; pass "
+            "on_workers=nas.runner.retraining.RayRetraining() (what `nas export` does), or workers=1"
         )
+    with tempfile.TemporaryDirectory(prefix="nas-export-train-") as workdir:
         with EpochProgress(label, settings.epochs, enabled=progress) as bar:
-            result = evaluator.evaluate(arch, seed=seed, report=bar.report)
+            if on_workers is not None and workers.count > 1:
+                result = on_workers(
+                    space,
+                    arch,
+                    data.dataset,
+                    settings,
+                    seed=seed,
+                    data_seed=data_seed,
+                    workers=workers,
+                    workdir=Path(workdir),
+                    report=bar.report,
+                )
+            else:
+                evaluator = TrainEvaluator(
+                    space, data.dataset, settings=settings, data_seed=data_seed, workdir=workdir
+                )
+                result = evaluator.evaluate(arch, seed=seed, report=bar.report)
         state = read_state_dict(result.artifacts["weights"], what="the retrained weights")
     values = {k: float(v) for k, v in result.values.items()}
     if not math.isfinite(values.get("val_accuracy", math.nan)):
@@ -123,6 +170,8 @@ def retrain(
             "kind": "retrained",
             "epochs": settings.epochs,
             "seed": seed,
+            # Data-parallel ranks that trained it (rank 0's weights are these).
+            "workers": workers.count,
             "settings": settings.model_dump(mode="json"),
             "values": values,
             "train_time_s": result.user_attrs.get("train_time_s"),
@@ -184,6 +233,8 @@ __all__ = [
     "WEIGHTS_KIND",
     "EpochProgress",
     "Weights",
+    "WorkerTraining",
+    "Workers",
     "build_model",
     "read_state_dict",
     "retrain",
