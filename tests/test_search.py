@@ -136,6 +136,19 @@ def test_asha_stops_weak_trials_and_stores_them_pruned(local_ray, tmp_path) -> N
             assert trial.state is TrialState.COMPLETE
 
 
+def test_a_failing_trial_under_a_scheduler_is_stored_fail_and_the_search_goes_on(local_ray, tmp_path) -> None:
+    """A trial whose evaluator raises reports no metric; the scheduler must not stop the search over it."""
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    config = curve_config("flaky-asha", trials=8, steps=3, fail_on="nor_conv_3x3")
+    config["scheduler"] = {"name": "asha", "grace_epochs": 1, "reduction_factor": 3}
+    run_search(config, storage=url, show_progress=False)
+    trials = nas.load_study("flaky-asha", storage=url).trials()
+    assert len(effective_finished(trials)) == 8
+    failed = [t for t in trials if t.state is TrialState.FAIL]
+    assert failed and all(t.arch["1<-0"] == "nor_conv_3x3" for t in failed)
+    assert all("RuntimeError: this model cannot be trained" in t.error for t in failed)
+
+
 def test_search_stores_children_that_inherit_their_parents_weights(local_ray, tmp_path: Path) -> None:  # noqa: ANN001
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     config = {

@@ -8,7 +8,10 @@ worker; the :mod:`nas.runner.searcher` stores what they report.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from nas.core import Strategy, Trial
@@ -20,6 +23,9 @@ from nas.runner.lifecycle import tune_stopper
 from nas.runner.progress import SearchProgress
 from nas.runner.recovery import MAX_RETRIES
 from nas.runner.searcher import make_restart_callback, make_searcher
+
+#: Ray Tune's switch for its check that every result names the scheduler's metric.
+STRICT_METRIC_ENV = "TUNE_DISABLE_STRICT_METRIC_CHECKING"
 
 
 def run_trials(
@@ -46,13 +52,35 @@ def run_trials(
         started = time.monotonic()
         if not run.stop.is_set():
             try:
-                _tuner(tune, run, searcher, remaining, time_s).fit()
+                with lenient_metric_check():
+                    _tuner(tune, run, searcher, remaining, time_s).fit()
             except Exception:
                 if searcher.failure is None:
                     raise
             if searcher.failure is not None:  # the store failed under Tune: that error, not Tune's wrapper
                 raise searcher.failure
         return time.monotonic() - started
+
+
+@contextlib.contextmanager
+def lenient_metric_check() -> Iterator[None]:
+    """Let results without the scheduler's metric through Tune (for the Tune run only).
+
+    A failed trial's report (:func:`nas.runner.trainable.failure_report`) carries its
+    traceback, not a metric, and Tune's controller refuses any result without the
+    metric its scheduler names, which ended the whole search at the first failure
+    under ASHA. Every scheduler of ours skips such results itself (Ray's ASHA and
+    median stopping too), so Tune's strict check only stands in the way.
+    """
+    previous = os.environ.get(STRICT_METRIC_ENV)
+    os.environ[STRICT_METRIC_ENV] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(STRICT_METRIC_ENV, None)
+        else:
+            os.environ[STRICT_METRIC_ENV] = previous
 
 
 def _trial_name(trial: Any) -> str:
@@ -70,7 +98,8 @@ def _tuner(tune: Any, run: SearchRun, searcher: Any, remaining: int, time_s: flo
     return tune.Tuner(
         trainable,
         # No metric here: Tune would then demand it in every result, and a failed
-        # trial's report has none. ASHA gets the metric itself and skips such results.
+        # trial's report has none. Schedulers get the metric themselves and skip such
+        # results (Tune's check of the scheduler's metric is off: lenient_metric_check).
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
