@@ -7,13 +7,11 @@ Train trial inside ``nas search``; the bad inputs are refused before any trial.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
+from gloo_ranks import gloo_group, spawn_ranks
 from torch import nn
 
 import nas
@@ -52,26 +50,16 @@ def _fit_plain() -> dict[str, torch.Tensor]:
 
 
 def _rank(rank: int, world: int, port: int, out: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    try:
+    with gloo_group(rank, world, port):
         assert Shard.current() == Shard(rank, world)
         torch.save((_evaluate(Path(out) / f"rank{rank}"), _fit_plain()), Path(out) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> tuple[tuple, tuple]:
     """What rank 0 and rank 1 of a real 2-process gloo group trained."""
     out = tmp_path_factory.mktemp("ranks")
-    mp.spawn(_rank, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    spawn_ranks(_rank, out)
     return torch.load(out / "rank0.pt", weights_only=False), torch.load(out / "rank1.pt", weights_only=False)
 
 
@@ -120,17 +108,13 @@ DEAD_CELL = "|avg_pool_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|none~2|"
 
 
 def _dead_cell_rank(rank: int, world: int, port: int, out: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    try:
+    with gloo_group(rank, world, port):
         space = get_space("nb201", channels=4, cells=1)
         evaluator = TrainEvaluator(
             space, load_dataset("digits", seed=0), workdir=Path(out) / f"rank{rank}", num_threads=1, **TRAIN
         )
         result = evaluator.evaluate(space.parse(DEAD_CELL), seed=0)
         torch.save(dict(result.values), Path(out) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
 
 
 def test_two_ranks_train_a_cell_whose_parameters_do_not_all_reach_the_loss(tmp_path: Path) -> None:
@@ -140,7 +124,7 @@ def test_two_ranks_train_a_cell_whose_parameters_do_not_all_reach_the_loss(tmp_p
     to have finished reduction ... parameters that did not receive grad"), which
     failed such a trial of a multi-worker search (seen in an ASHA search).
     """
-    mp.spawn(_dead_cell_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    spawn_ranks(_dead_cell_rank, tmp_path)
     values = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=False) for rank in range(2)]
     assert values[0]["val_accuracy"] == values[1]["val_accuracy"]  # the same global figure on both ranks
 

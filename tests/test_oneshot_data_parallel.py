@@ -8,14 +8,13 @@ with ``resources: {workers: 2}`` on the local Ray; then the refusals.
 from __future__ import annotations
 
 import dataclasses
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from gloo_ranks import gloo_group, spawn_ranks
 from torch import nn
 
 import nas
@@ -109,29 +108,19 @@ def _train(
 
 
 def _rank(rank: int, world: int, port: int, out: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    try:
+    with gloo_group(rank, world, port):
         saved = Path(out) / "epoch1"
         result = {"darts": _train("darts", False, True), "spos": _train("spos", True, True, save=saved)}
         dist.barrier()  # rank 0's checkpoint is written
         result["resumed"] = _train("spos", True, True, resume=saved)
         torch.save(result, Path(out) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     """What rank 0 and rank 1 of a real 2-process gloo group trained."""
     out = tmp_path_factory.mktemp("ranks")
-    mp.spawn(_rank, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    spawn_ranks(_rank, out)
     return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(2)]
 
 
