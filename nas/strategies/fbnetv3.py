@@ -139,7 +139,10 @@ class Decision:
     def sample(self, rng: np.random.Generator) -> Any:
         if self.choices is not None:
             return self.choices[int(rng.integers(len(self.choices)))]
-        u = rng.random()
+        return self._at(rng.random())
+
+    def _at(self, u: float) -> Any:
+        """The range's value at position ``u`` in [0, 1] (on the log scale if ``log``): :meth:`encode`'s inverse."""
         if self.log:
             value = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
         else:
@@ -153,12 +156,7 @@ class Decision:
             (u,) = self.encode(value)
             u = abs(u + step * float(rng.standard_normal()))
             u = 2.0 - u if u > 1.0 else u
-            u = min(1.0, max(0.0, u))
-            if self.log:
-                raw = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
-            else:
-                raw = self.low + u * (self.high - self.low)
-            return int(round(raw)) if self.integer else float(raw)
+            return self._at(min(1.0, max(0.0, u)))
         if len(self.choices) == 1:
             return value
         if self.numeric:
