@@ -80,8 +80,6 @@ class StopRequest:
             yield self
             return
         previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
-        tune_env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
-        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
 
         def handler(signum: int, frame: Any) -> None:
             if self.is_set():  # the second one: no more waiting
@@ -94,17 +92,29 @@ class StopRequest:
             if callable(tune_stop):  # inside a Tune run: stop it as Tune's own Ctrl+C would
                 tune_stop(signum, frame)
 
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, handler)
-        try:
-            yield self
-        finally:
-            for signum, old in previous.items():
-                signal.signal(signum, old)
-            if tune_env is None:
-                os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
-            else:
-                os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = tune_env
+        with scoped_env("TUNE_DISABLE_SIGINT_HANDLER", "1"):
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, handler)
+            try:
+                yield self
+            finally:
+                for signum, old in previous.items():
+                    signal.signal(signum, old)
+
+
+@contextlib.contextmanager
+def scoped_env(name: str, value: str) -> Iterator[None]:
+    """``$name`` set to ``value`` inside the block, as it was (or unset) after: Ray Tune reads
+    its switches from the environment, and a search must not leave them set for the caller."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 def tune_stopper(stop: StopRequest) -> Any:

@@ -8,10 +8,7 @@ worker; the :mod:`nas.runner.searcher` stores what they report.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from nas.core import Strategy, Trial
@@ -19,7 +16,7 @@ from nas.runner import trainable as T
 from nas.runner.cluster import connect, quiet_ray
 from nas.runner.context import SearchRun
 from nas.runner.data_parallel import parallel_trainable
-from nas.runner.lifecycle import tune_stopper
+from nas.runner.lifecycle import scoped_env, tune_stopper
 from nas.runner.progress import SearchProgress
 from nas.runner.recovery import MAX_RETRIES
 from nas.runner.searcher import make_restart_callback, make_searcher
@@ -52,7 +49,11 @@ def run_trials(
         started = time.monotonic()
         if not run.stop.is_set():
             try:
-                with lenient_metric_check():
+                # A failed trial's report (trainable.failure_report) carries its traceback,
+                # not the metric, and Tune refuses any result without the metric its
+                # scheduler names: that ended the whole search at the first failure. Every
+                # scheduler of ours (and Ray's ASHA and median stopping) skips such results.
+                with scoped_env(STRICT_METRIC_ENV, "1"):
                     _tuner(tune, run, searcher, remaining, time_s).fit()
             except Exception:
                 if searcher.failure is None:
@@ -60,27 +61,6 @@ def run_trials(
             if searcher.failure is not None:  # the store failed under Tune: that error, not Tune's wrapper
                 raise searcher.failure
         return time.monotonic() - started
-
-
-@contextlib.contextmanager
-def lenient_metric_check() -> Iterator[None]:
-    """Let results without the scheduler's metric through Tune (for the Tune run only).
-
-    A failed trial's report (:func:`nas.runner.trainable.failure_report`) carries its
-    traceback, not a metric, and Tune's controller refuses any result without the
-    metric its scheduler names, which ended the whole search at the first failure
-    under ASHA. Every scheduler of ours skips such results itself (Ray's ASHA and
-    median stopping too), so Tune's strict check only stands in the way.
-    """
-    previous = os.environ.get(STRICT_METRIC_ENV)
-    os.environ[STRICT_METRIC_ENV] = "1"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(STRICT_METRIC_ENV, None)
-        else:
-            os.environ[STRICT_METRIC_ENV] = previous
 
 
 def _trial_name(trial: Any) -> str:
@@ -99,7 +79,7 @@ def _tuner(tune: Any, run: SearchRun, searcher: Any, remaining: int, time_s: flo
         trainable,
         # No metric here: Tune would then demand it in every result, and a failed
         # trial's report has none. Schedulers get the metric themselves and skip such
-        # results (Tune's check of the scheduler's metric is off: lenient_metric_check).
+        # results (Tune's check of the scheduler's metric is off during fit()).
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
